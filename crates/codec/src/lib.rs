@@ -1,0 +1,2 @@
+//! G.711, G.722, Opus, resampling, RFC 4733 telephone-event.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! RTP/RTCP views and writers, SRTP/SRTCP (six suites), SDES keys, jitter buffer (sans-IO).
+#![forbid(unsafe_code)]

@@ -1,0 +1,218 @@
+//! Configuration: command-line flags, `VC_*` environment variables and an optional TOML file
+//! (`--config`), with the same names everywhere. Precedence: flag, then environment, then file,
+//! then the built-in default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+#[derive(Debug, Parser)]
+#[command(name = "voice-connector", version, about = "Self-hostable SIP voice connector and meeting audio service")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API, SIP edge and media engine with embedded defaults.
+    Serve(ServeArgs),
+    /// Administrative tasks on the data store (phone-number inventory, call records).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Add E.164 numbers to the phone-number inventory, e.g. `admin add-numbers +12065550100`.
+    AddNumbers {
+        #[command(flatten)]
+        settings: Settings,
+        /// E.164 numbers (`+` followed by 2 to 15 digits).
+        #[arg(required = true)]
+        numbers: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// Every setting, as given on the command line or in the environment. `None` means "not
+/// given here": the TOML file or the default decides.
+#[derive(Debug, Args, Default, Clone)]
+pub struct Settings {
+    /// TOML file with any of the settings below (same names, with `_` for `-`).
+    #[arg(long, env = "VC_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database, API credentials and the development CA [default: ./data]
+    #[arg(long, env = "VC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the AWS-compatible HTTP API [default: 127.0.0.1:8080]
+    #[arg(long, env = "VC_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// SIP over UDP and TCP [default: 0.0.0.0:5060]
+    #[arg(long, env = "VC_SIP")]
+    pub sip: Option<SocketAddr>,
+    /// SIP over TLS [default: 0.0.0.0:5061]
+    #[arg(long, env = "VC_SIP_TLS")]
+    pub sip_tls: Option<SocketAddr>,
+    /// UDP port range for RTP and RTCP, `LOW-HIGH` [default: 20000-29999]
+    #[arg(long, env = "VC_RTP_PORTS")]
+    pub rtp_ports: Option<String>,
+    /// Address written into SDP [default: the local address the SIP request arrived on]
+    #[arg(long, env = "VC_MEDIA_IP")]
+    pub media_ip: Option<std::net::IpAddr>,
+    /// Domain under which each voice connector gets `<id>.<sip-domain>` [default: voiceconnector.localhost]
+    #[arg(long, env = "VC_SIP_DOMAIN")]
+    pub sip_domain: Option<String>,
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` [default: sqlite file in the data dir]
+    #[arg(long, env = "VC_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// TLS certificate chain (PEM) for SIP over TLS [default: issued by the development CA]
+    #[arg(long, env = "VC_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) matching --tls-cert
+    #[arg(long, env = "VC_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The TOML file: the same names as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSettings {
+    data_dir: Option<PathBuf>,
+    http: Option<SocketAddr>,
+    sip: Option<SocketAddr>,
+    sip_tls: Option<SocketAddr>,
+    rtp_ports: Option<String>,
+    media_ip: Option<std::net::IpAddr>,
+    sip_domain: Option<String>,
+    database_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+/// The resolved configuration every part of the server reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http: SocketAddr,
+    pub sip: SocketAddr,
+    pub sip_tls: SocketAddr,
+    pub rtp_ports: (u16, u16),
+    pub media_ip: Option<std::net::IpAddr>,
+    pub sip_domain: String,
+    pub database_url: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+fn parse_port_range(s: &str) -> anyhow::Result<(u16, u16)> {
+    let (lo, hi) = s
+        .split_once('-')
+        .with_context(|| format!("--rtp-ports must be LOW-HIGH, got {s:?}"))?;
+    let lo: u16 = lo.trim().parse().with_context(|| format!("bad low port in {s:?}"))?;
+    let hi: u16 = hi.trim().parse().with_context(|| format!("bad high port in {s:?}"))?;
+    if lo == 0 || hi < lo || (hi - lo) < 1 {
+        bail!("--rtp-ports {s:?}: need 1 <= LOW < HIGH");
+    }
+    Ok((lo, hi))
+}
+
+impl Settings {
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = self.database_url.clone().or(file.database_url).unwrap_or_else(|| {
+            format!("sqlite://{}", data_dir.join("voice-connector.db").display())
+        });
+        let sip_domain = self
+            .sip_domain
+            .clone()
+            .or(file.sip_domain)
+            .unwrap_or_else(|| "voiceconnector.localhost".to_string())
+            .to_ascii_lowercase();
+        if sip_domain.is_empty() || sip_domain.starts_with('.') || sip_domain.contains(char::is_whitespace) {
+            bail!("--sip-domain {sip_domain:?} is not a host name");
+        }
+        let tls_cert = self.tls_cert.clone().or(file.tls_cert);
+        let tls_key = self.tls_key.clone().or(file.tls_key);
+        if tls_cert.is_some() != tls_key.is_some() {
+            bail!("--tls-cert and --tls-key go together");
+        }
+        Ok(Config {
+            http: self.http.or(file.http).unwrap_or(([127, 0, 0, 1], 8080).into()),
+            sip: self.sip.or(file.sip).unwrap_or(([0, 0, 0, 0], 5060).into()),
+            sip_tls: self.sip_tls.or(file.sip_tls).unwrap_or(([0, 0, 0, 0], 5061).into()),
+            rtp_ports: parse_port_range(
+                self.rtp_ports.as_deref().or(file.rtp_ports.as_deref()).unwrap_or("20000-29999"),
+            )?,
+            media_ip: self.media_ip.or(file.media_ip),
+            sip_domain,
+            database_url,
+            data_dir,
+            tls_cert,
+            tls_key,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Settings::default().resolve().expect("defaults resolve");
+        assert_eq!(c.http.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.sip.to_string(), "0.0.0.0:5060");
+        assert_eq!(c.sip_tls.to_string(), "0.0.0.0:5061");
+        assert_eq!(c.rtp_ports, (20000, 29999));
+        assert_eq!(c.sip_domain, "voiceconnector.localhost");
+        assert!(c.database_url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn file_then_flag_precedence() {
+        let dir = std::env::temp_dir().join(format!("vc-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "http = \"127.0.0.1:9000\"\nsip-domain = \"Example.COM\"\nrtp-ports = \"30000-30100\"\n")
+            .expect("write");
+        let mut s = Settings { config: Some(path.clone()), ..Default::default() };
+        let c = s.resolve().expect("resolve");
+        assert_eq!(c.http.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.sip_domain, "example.com");
+        assert_eq!(c.rtp_ports, (30000, 30100));
+        s.http = Some("127.0.0.1:9001".parse().expect("addr"));
+        assert_eq!(s.resolve().expect("resolve").http.to_string(), "127.0.0.1:9001");
+        std::fs::write(&path, "htp = 1\n").expect("write");
+        assert!(s.resolve().is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn bad_port_range() {
+        assert!(parse_port_range("30000").is_err());
+        assert!(parse_port_range("300-200").is_err());
+        assert!(parse_port_range("0-10").is_err());
+    }
+}

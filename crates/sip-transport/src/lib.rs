@@ -1,0 +1,1 @@
+//! SIP over UDP, TCP and TLS on tokio; development CA and certificates.

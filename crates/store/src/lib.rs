@@ -1,0 +1,1 @@
+//! Repository trait with SQLite and PostgreSQL implementations.
