@@ -1,2 +1,3 @@
 //! RTP/RTCP views and writers, SRTP/SRTCP (six suites), SDES keys, jitter buffer (sans-IO).
 #![forbid(unsafe_code)]
+pub mod jitter;

@@ -1,0 +1,1 @@
+//! Adaptive per-stream jitter buffer (sans-IO).
