@@ -1,0 +1,79 @@
+//! Encode → decode round trips through the common [`Codec`] interface, with SNR thresholds
+//! measured after aligning for codec delay.
+
+mod common;
+
+use codec::Codec;
+use common::*;
+
+/// Runs `pcm` through an encoder/decoder pair frame by frame.
+fn round_trip(codec: Codec, pcm: &[i16]) -> Vec<i16> {
+    let mut enc = codec.encoder().unwrap();
+    let mut dec = codec.decoder().unwrap();
+    let frame = codec.samples_per_frame() * codec.channels().count();
+    let mut out = Vec::with_capacity(pcm.len());
+    let mut payload = Vec::new();
+    for chunk in pcm.chunks_exact(frame) {
+        payload.clear();
+        enc.encode(chunk, &mut payload).unwrap();
+        let n = dec.decode(Some(&payload), &mut out).unwrap();
+        assert_eq!(n, codec.samples_per_frame());
+    }
+    out
+}
+
+#[test]
+fn g711_round_trip_snr() {
+    for codec in [Codec::Pcmu, Codec::Pcma] {
+        assert_eq!(codec.sample_rate(), 8000);
+        assert_eq!(codec.samples_per_frame(), 160);
+        // Loud and quiet tones, and a sweep: G.711 is a log law, so its SNR is roughly level
+        // independent (≈ 38 dB for a full-scale sine, Table in G.711 Appendix).
+        for (name, sig) in [
+            ("1 kHz loud", tone(8000, 1000.0, 20000.0, 8000)),
+            ("440 Hz quiet", tone(8000, 440.0, 500.0, 8000)),
+            ("sweep", sweep(8000, 100.0, 3800.0, 12000.0, 16000)),
+        ] {
+            let out = round_trip(codec, &sig);
+            let (delay, snr) = aligned_snr(&sig, &out, 10, 0);
+            assert_eq!(delay, 0, "{codec:?} {name}: G.711 has no delay");
+            assert!(snr > 33.0, "{codec:?} {name}: SNR {snr:.1} dB");
+        }
+    }
+}
+
+#[test]
+fn g711_concealment_keeps_frame_size_and_level() {
+    let codec = Codec::Pcmu;
+    let sig = tone(8000, 300.0, 8000.0, 1600);
+    let mut enc = codec.encoder().unwrap();
+    let mut dec = codec.decoder().unwrap();
+    let mut out = Vec::new();
+    let mut payload = Vec::new();
+    for (i, chunk) in sig.chunks_exact(160).enumerate() {
+        payload.clear();
+        enc.encode(chunk, &mut payload).unwrap();
+        let p = if i == 5 {
+            None
+        } else {
+            Some(payload.as_slice())
+        };
+        assert_eq!(dec.decode(p, &mut out).unwrap(), 160);
+    }
+    assert_eq!(out.len(), sig.len());
+    // The concealed frame carries the tone at a similar level and close in waveform.
+    let lost = &out[800..960];
+    let level = rms(lost) / rms(&sig[800..960]);
+    assert!((0.7..1.3).contains(&level), "level ratio {level}");
+    assert!(snr(&sig[800..880], &out[800..880]) > 10.0);
+}
+
+#[test]
+fn rtpmap_lookup() {
+    assert_eq!(Codec::from_rtpmap("pcmu", 8000, None), Some(Codec::Pcmu));
+    assert_eq!(Codec::from_rtpmap("PCMA", 8000, Some(1)), Some(Codec::Pcma));
+    assert_eq!(Codec::from_rtpmap("PCMA", 16000, None), None);
+    assert_eq!(Codec::from_rtpmap("GSM", 8000, None), None);
+    assert_eq!(Codec::Pcmu.static_payload_type(), Some(0));
+    assert_eq!(Codec::Pcma.static_payload_type(), Some(8));
+}
