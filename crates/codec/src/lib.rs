@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod g711;
+pub mod g722;
 pub mod plc;
 
 use thiserror::Error;
@@ -50,6 +51,9 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law, static payload type 8 (RFC 3551 §4.5.14).
     Pcma,
+    /// G.722 at 64 kbit/s, static payload type 9; 16 kHz audio on an 8 kHz RTP clock
+    /// (RFC 3551 §4.5.2).
+    G722,
 }
 
 impl Codec {
@@ -58,13 +62,15 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
         }
     }
 
     /// RTP timestamp clock rate in Hz (RFC 3551 Table 4).
     pub fn rtp_clock_rate(self) -> u32 {
         match self {
-            Codec::Pcmu | Codec::Pcma => 8000,
+            // G.722's RTP clock is 8000 Hz for historical reasons (RFC 3551 §4.5.2).
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => 8000,
         }
     }
 
@@ -72,13 +78,14 @@ impl Codec {
     pub fn sample_rate(self) -> u32 {
         match self {
             Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::G722 => 16000,
         }
     }
 
     /// Number of interleaved channels of the PCM frames.
     pub fn channels(self) -> Channels {
         match self {
-            Codec::Pcmu | Codec::Pcma => Channels::Mono,
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => Channels::Mono,
         }
     }
 
@@ -97,6 +104,7 @@ impl Codec {
         match self {
             Codec::Pcmu => Some(0),
             Codec::Pcma => Some(8),
+            Codec::G722 => Some(9),
         }
     }
 
@@ -108,6 +116,8 @@ impl Codec {
             Codec::Pcmu
         } else if name.eq_ignore_ascii_case("PCMA") && mono {
             Codec::Pcma
+        } else if name.eq_ignore_ascii_case("G722") && mono {
+            Codec::G722
         } else {
             return None;
         };
@@ -118,6 +128,7 @@ impl Codec {
     pub fn encoder(self) -> Result<Box<dyn Encoder>, CodecError> {
         Ok(match self {
             Codec::Pcmu | Codec::Pcma => Box::new(G711Encoder { codec: self }),
+            Codec::G722 => Box::new(G722Encoder(g722::G722Encoder::new())),
         })
     }
 
@@ -125,6 +136,7 @@ impl Codec {
     pub fn decoder(self) -> Result<Box<dyn Decoder>, CodecError> {
         Ok(match self {
             Codec::Pcmu | Codec::Pcma => Box::new(G711Decoder::new(self)),
+            Codec::G722 => Box::new(G722Decoder::new()),
         })
     }
 }
@@ -252,6 +264,71 @@ impl Decoder for G711Decoder {
                 }
                 if !p.is_empty() {
                     self.frame_len = p.len();
+                }
+                self.plc.good_frame(&mut out[start..]);
+            }
+            None => {
+                out.resize(start + self.frame_len, 0);
+                self.plc.lost_frame(&mut out[start..]);
+            }
+        }
+        Ok(out.len() - start)
+    }
+}
+
+/// G.722 encoder behind the common interface.
+#[derive(Debug)]
+struct G722Encoder(g722::G722Encoder);
+
+impl Encoder for G722Encoder {
+    fn codec(&self) -> Codec {
+        Codec::G722
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        // A frame must cover whole code words so that RTP timestamps stay aligned.
+        if !pcm.len().is_multiple_of(2) {
+            return Err(EncodeError::FrameSize {
+                codec: "G722",
+                got: pcm.len(),
+            });
+        }
+        self.0.encode(pcm, out);
+        Ok(())
+    }
+}
+
+/// G.722 decoder with pitch-repetition concealment. During a loss the ADPCM state is left
+/// as it was; the first good packet re-converges within a few milliseconds.
+#[derive(Debug)]
+struct G722Decoder {
+    dec: g722::G722Decoder,
+    plc: plc::Plc,
+    frame_len: usize,
+}
+
+impl G722Decoder {
+    fn new() -> Self {
+        G722Decoder {
+            dec: g722::G722Decoder::new(),
+            plc: plc::Plc::new(16000),
+            frame_len: Codec::G722.samples_per_frame(),
+        }
+    }
+}
+
+impl Decoder for G722Decoder {
+    fn codec(&self) -> Codec {
+        Codec::G722
+    }
+
+    fn decode(&mut self, payload: Option<&[u8]>, out: &mut Vec<i16>) -> Result<usize, DecodeError> {
+        let start = out.len();
+        match payload {
+            Some(p) => {
+                self.dec.decode(p, out);
+                if !p.is_empty() {
+                    self.frame_len = p.len() * 2;
                 }
                 self.plc.good_frame(&mut out[start..]);
             }

@@ -43,6 +43,53 @@ fn g711_round_trip_snr() {
 }
 
 #[test]
+fn g722_round_trip_snr() {
+    let codec = Codec::G722;
+    assert_eq!(codec.sample_rate(), 16000);
+    assert_eq!(codec.rtp_clock_rate(), 8000);
+    assert_eq!(codec.samples_per_frame(), 320);
+    assert_eq!(codec.rtp_timestamp_per_frame(), 160);
+    for (name, sig, min_snr) in [
+        ("1 kHz", tone(16000, 1000.0, 12000.0, 16000), 40.0),
+        ("300 Hz quiet", tone(16000, 300.0, 1000.0, 16000), 35.0),
+        (
+            "sweep 50-3500 Hz",
+            sweep(16000, 50.0, 3500.0, 10000.0, 32000),
+            35.0,
+        ),
+        ("speech-like", speech_like(16000, 32000, 9), 22.0),
+    ] {
+        let out = round_trip(codec, &sig);
+        // The transmit and receive QMFs together delay the signal by 22 samples (1.375 ms;
+        // the tone's best alignment is only defined modulo its period).
+        let (delay, snr) = aligned_snr(&sig, &out, 40, 800);
+        if !name.contains("Hz") || name.starts_with("sweep") {
+            assert_eq!(delay % 16, 22 % 16, "{name}: delay {delay}");
+        }
+        if name.starts_with("sweep") || name.starts_with("speech") {
+            assert_eq!(delay, 22, "{name}: delay");
+        }
+        assert!(snr > min_snr, "{name}: SNR {snr:.1} dB");
+    }
+    // A 6 kHz tone travels through the higher band: coarser (2-bit) but present.
+    let sig = tone(16000, 6000.0, 8000.0, 16000);
+    let out = round_trip(codec, &sig);
+    let (_, snr) = aligned_snr(&sig, &out, 40, 800);
+    assert!(snr > 5.0, "6 kHz: SNR {snr:.1} dB");
+}
+
+#[test]
+fn g722_concealment_and_odd_frames() {
+    let mut enc = Codec::G722.encoder().unwrap();
+    let mut payload = Vec::new();
+    assert!(enc.encode(&[0; 321], &mut payload).is_err());
+    let mut dec = Codec::G722.decoder().unwrap();
+    let mut out = Vec::new();
+    assert_eq!(dec.decode(None, &mut out).unwrap(), 320);
+    assert!(out.iter().all(|&s| s == 0));
+}
+
+#[test]
 fn g711_concealment_keeps_frame_size_and_level() {
     let codec = Codec::Pcmu;
     let sig = tone(8000, 300.0, 8000.0, 1600);

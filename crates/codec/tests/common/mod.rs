@@ -85,7 +85,7 @@ pub fn speech_like(rate: u32, n: usize, seed: u64) -> Vec<i16> {
         z2 = z1;
         z1 = z;
         let env = 0.5 + 0.5 * (2.0 * PI * 4.0 * t).sin().abs();
-        out.push((z * 400.0 * env).clamp(-32000.0, 32000.0) as i16);
+        out.push((z * 250.0 * env).clamp(-32000.0, 32000.0) as i16);
     }
     out
 }
