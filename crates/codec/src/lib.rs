@@ -19,6 +19,7 @@
 
 pub mod g711;
 pub mod g722;
+pub mod opus;
 pub mod plc;
 
 use thiserror::Error;
@@ -54,6 +55,10 @@ pub enum Codec {
     /// G.722 at 64 kbit/s, static payload type 9; 16 kHz audio on an 8 kHz RTP clock
     /// (RFC 3551 §4.5.2).
     G722,
+    /// Opus at 48 kHz, dynamic payload type, `opus/48000/2` in SDP (RFC 7587 §7). The
+    /// channel count is that of our PCM frames; the SDP always says 2 (stereo is signalled
+    /// with the `stereo` format parameter, RFC 7587 §6.1).
+    Opus(Channels),
 }
 
 impl Codec {
@@ -63,6 +68,7 @@ impl Codec {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
             Codec::G722 => "G722",
+            Codec::Opus(_) => "opus",
         }
     }
 
@@ -71,6 +77,7 @@ impl Codec {
         match self {
             // G.722's RTP clock is 8000 Hz for historical reasons (RFC 3551 §4.5.2).
             Codec::Pcmu | Codec::Pcma | Codec::G722 => 8000,
+            Codec::Opus(_) => 48000,
         }
     }
 
@@ -79,6 +86,7 @@ impl Codec {
         match self {
             Codec::Pcmu | Codec::Pcma => 8000,
             Codec::G722 => 16000,
+            Codec::Opus(_) => 48000,
         }
     }
 
@@ -86,6 +94,7 @@ impl Codec {
     pub fn channels(self) -> Channels {
         match self {
             Codec::Pcmu | Codec::Pcma | Codec::G722 => Channels::Mono,
+            Codec::Opus(c) => c,
         }
     }
 
@@ -105,11 +114,13 @@ impl Codec {
             Codec::Pcmu => Some(0),
             Codec::Pcma => Some(8),
             Codec::G722 => Some(9),
+            Codec::Opus(_) => None,
         }
     }
 
     /// The codec an `a=rtpmap:<pt> <name>/<clock>[/<channels>]` line describes, if supported.
-    /// Names compare case-insensitively (RFC 4855 §3).
+    /// Names compare case-insensitively (RFC 4855 §3). Opus must be `opus/48000/2`
+    /// (RFC 7587 §7) and maps to mono PCM; pick [`Channels::Stereo`] from `stereo=1`.
     pub fn from_rtpmap(name: &str, clock_rate: u32, channels: Option<u8>) -> Option<Codec> {
         let mono = matches!(channels, None | Some(1));
         let codec = if name.eq_ignore_ascii_case("PCMU") && mono {
@@ -118,6 +129,8 @@ impl Codec {
             Codec::Pcma
         } else if name.eq_ignore_ascii_case("G722") && mono {
             Codec::G722
+        } else if name.eq_ignore_ascii_case("opus") && channels == Some(2) {
+            Codec::Opus(Channels::Mono)
         } else {
             return None;
         };
@@ -129,6 +142,9 @@ impl Codec {
         Ok(match self {
             Codec::Pcmu | Codec::Pcma => Box::new(G711Encoder { codec: self }),
             Codec::G722 => Box::new(G722Encoder(g722::G722Encoder::new())),
+            Codec::Opus(c) => Box::new(OpusEncoder(opus::OpusEncoder::new(
+                &opus::OpusConfig::voip(c),
+            )?)),
         })
     }
 
@@ -137,6 +153,7 @@ impl Codec {
         Ok(match self {
             Codec::Pcmu | Codec::Pcma => Box::new(G711Decoder::new(self)),
             Codec::G722 => Box::new(G722Decoder::new()),
+            Codec::Opus(c) => Box::new(OpusDecoder(opus::OpusDecoder::new(c)?)),
         })
     }
 }
@@ -338,5 +355,37 @@ impl Decoder for G722Decoder {
             }
         }
         Ok(out.len() - start)
+    }
+}
+
+/// Opus encoder behind the common interface (VoIP defaults, see [`opus::OpusConfig::voip`]).
+#[derive(Debug)]
+struct OpusEncoder(opus::OpusEncoder);
+
+impl Encoder for OpusEncoder {
+    fn codec(&self) -> Codec {
+        Codec::Opus(self.0.channels())
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.0.encode(pcm, out)
+    }
+}
+
+/// Opus decoder behind the common interface, with libopus PLC and in-band FEC.
+#[derive(Debug)]
+struct OpusDecoder(opus::OpusDecoder);
+
+impl Decoder for OpusDecoder {
+    fn codec(&self) -> Codec {
+        Codec::Opus(self.0.channels())
+    }
+
+    fn decode(&mut self, payload: Option<&[u8]>, out: &mut Vec<i16>) -> Result<usize, DecodeError> {
+        self.0.decode(payload, out)
+    }
+
+    fn decode_fec(&mut self, next: &[u8], out: &mut Vec<i16>) -> Result<usize, DecodeError> {
+        self.0.decode_fec(next, out)
     }
 }
