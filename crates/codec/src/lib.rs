@@ -21,6 +21,7 @@ pub mod g711;
 pub mod g722;
 pub mod opus;
 pub mod plc;
+pub mod resample;
 
 use thiserror::Error;
 
