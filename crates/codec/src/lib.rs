@@ -22,6 +22,7 @@ pub mod g722;
 pub mod opus;
 pub mod plc;
 pub mod resample;
+pub mod telephone_event;
 
 use thiserror::Error;
 
