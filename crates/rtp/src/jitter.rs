@@ -17,8 +17,9 @@
 //! * **Adaptation and drift.** At each pop the current delay (how long the fastest packets
 //!   wait) is compared with the target. When it runs more than a frame and a half long (the
 //!   jitter went down, or the sender's clock is faster than ours) one frame is dropped; when
-//!   it runs a frame short (jitter went up, or the sender's clock is slower) one concealment
-//!   frame is inserted. At most one such change happens per 100 ms.
+//!   it falls below the target (jitter went up, or the sender's clock is slower) one
+//!   concealment frame is inserted. The 30 ms band between the two is wider than the 20 ms
+//!   step, so the delay does not oscillate. At most one change happens per 100 ms.
 //! * **Loss, reordering, duplicates, lateness.** Packets are kept ordered by timestamp; a
 //!   slot with no packet yields [`Pop::Lost`] (the decoder conceals it, using
 //!   [`JitterBuffer::peek_next`] for in-band FEC); a packet whose slot has already been
@@ -155,8 +156,9 @@ pub struct JitterBuffer<P> {
     scratch: Vec<i64>,
 }
 
-/// Transits kept for the delay estimate: 5 s of 20 ms packets.
-const WINDOW: usize = 250;
+/// Transits kept for the delay estimate: 3 s of 20 ms packets (short enough that clock
+/// drift does not inflate the spread noticeably).
+const WINDOW: usize = 150;
 /// Fewest transits before the measured target replaces the initial delay.
 const MIN_SAMPLES: usize = 20;
 /// Quantile of the transit spread the target covers.
@@ -460,13 +462,11 @@ impl<P> JitterBuffer<P> {
                 self.stats.dropped += 1;
                 playout += self.frame_ticks;
                 self.cooldown = COOLDOWN;
-            } else if delay < self.target_us - frame_us {
+            } else if delay < self.target_us {
                 // Running short: play a concealment frame and hold the schedule.
+                // The slot is not advanced, which moves all later playout one frame later.
                 self.stats.inserted += 1;
                 self.cooldown = COOLDOWN;
-                self.playout_ts = Some(playout - self.frame_ticks);
-                self.playout_ts = Some(playout);
-                self.shift_schedule(now);
                 return Pop::Lost;
             }
         }
@@ -489,10 +489,6 @@ impl<P> JitterBuffer<P> {
             Pop::Lost
         }
     }
-
-    /// After an inserted frame the slot stays the same, which moves every future playout one
-    /// frame later: nothing else to do, since the offset is measured at each pop.
-    fn shift_schedule(&mut self, _now: Instant) {}
 
     /// Before playout starts: wait until the first packet has waited the target delay.
     fn try_start(&mut self, now: Instant) -> Pop<P> {

@@ -224,3 +224,31 @@ fn rfc7714_17_srtcp_aead_aes_256_gcm() {
         Err(SrtpError::AuthFailed)
     );
 }
+
+#[test]
+fn srtcp_index_exhaustion_is_refused() {
+    let mut tx = rfc7714_context(SrtpSuite::AeadAes256Gcm);
+    tx.tx_rtcp.insert(7, 0, replay::MAX_SRTCP_INDEX);
+    let pkt = [0x80, 201, 0, 1, 0, 0, 0, 7];
+    let mut out = Vec::new();
+    tx.protect_rtcp(&pkt, &mut out).unwrap();
+    assert_eq!(out[out.len() - 4..], [0xFF, 0xFF, 0xFF, 0xFF]);
+    assert_eq!(
+        tx.protect_rtcp(&pkt, &mut out),
+        Err(SrtpError::KeyExhausted)
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn srtp_index_exhaustion_is_refused() {
+    let mut tx = rfc7714_context(SrtpSuite::AeadAes256Gcm);
+    tx.tx_rtp.insert(0x5501_a0b2, 0, replay::MAX_SRTP_INDEX);
+    let mut pkt = hex(RFC7714_RTP);
+    let mut out = Vec::new();
+    pkt[2..4].copy_from_slice(&[0xFF, 0xFF]);
+    tx.protect_rtp(&pkt, &mut out).unwrap();
+    // Sequence 0 after 0xFFFF would need ROC 2^32.
+    pkt[2..4].copy_from_slice(&[0, 0]);
+    assert_eq!(tx.protect_rtp(&pkt, &mut out), Err(SrtpError::KeyExhausted));
+}
