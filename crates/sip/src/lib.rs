@@ -16,6 +16,17 @@
 //! * Errors: [`ParseError::status_and_reason`] is the one mapping from a parse failure to a
 //!   wire answer ([`Disposition::Reply`] with 400/505/513, or [`Disposition::Drop`]);
 //!   [`bad_request_response`] builds that answer from the raw bytes.
+//!
+//! # Transactions (RFC 3261 §17, RFC 6026)
+//!
+//! [`TransactionLayer`] holds every client and server transaction. The transport calls
+//! `handle_datagram(now, bytes, peer)` (or `handle_message` after `parse_stream`); the TU
+//! calls `send_request(now, req, peer) -> TransactionKey`, `send_response(now, key, resp)`,
+//! `cancel(now, invite_key)` and `send_stateless(peer, msg)` (ACK for 2xx). Output is
+//! pulled: `poll_transmit() -> Option<Transmit>` (bytes + [`Peer`]), `poll_event() ->
+//! Option<Event>` (new request, CANCEL, ACK for 2xx, response, timeout, terminated), and
+//! `poll_timeout() -> Option<Instant>`; call `handle_timeout(now)` then (early is fine).
+//! [`TransactionConfig`] sets T1/T2/T4, the 100 Trying delay and the per-source limit (503).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -26,6 +37,7 @@ mod message;
 mod params;
 mod parse;
 mod text;
+pub mod transaction;
 pub mod typed;
 mod uri;
 mod util;
@@ -36,5 +48,9 @@ pub use message::{Message, Method, Request, Response, reason_phrase};
 pub use params::{ParamIter, Params};
 pub use parse::{ParseLimits, StreamParse, parse_datagram, parse_stream};
 pub use text::{CommaList, percent_decode, unquote};
+pub use transaction::{
+    Event, Peer, State, Timer, TransactionConfig, TransactionError, TransactionKey,
+    TransactionKind, TransactionLayer, Transmit, TransportKind,
+};
 pub use typed::{CSeq, Contact, MediaType, NameAddr, RAck, Refresher, SessionExpires, Via};
 pub use uri::{Scheme, Uri, UriError, UriRef};

@@ -1,0 +1,1035 @@
+//! The transaction layer, sans-IO: RFC 3261 §17 with the RFC 6026 corrections.
+//!
+//! Feed it parsed messages with [`TransactionLayer::handle_message`] (or raw datagrams with
+//! [`TransactionLayer::handle_datagram`]), requests and responses from the transaction user
+//! (TU) with [`TransactionLayer::send_request`] / [`TransactionLayer::send_response`], and
+//! the clock with [`TransactionLayer::handle_timeout`]. After each call drain
+//! [`TransactionLayer::poll_transmit`] and [`TransactionLayer::poll_event`], then sleep until
+//! [`TransactionLayer::poll_timeout`].
+//!
+//! Timers (RFC 3261 §17.1.1.2, §17.1.2.2, §17.2.1, §17.2.2, Table 4; RFC 6026 §8.4, §8.11):
+//! see [`Timer`]. Reliable transports (TCP, TLS, SCTP, WS) skip the retransmission timers
+//! and the wait timers are zero (§17.1.1.2, §17.1.2.2, §17.2.1, §17.2.2).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::error::{ParseError, bad_request_response};
+use crate::headers::HeaderName;
+use crate::message::{Message, Method, Request, Response};
+use crate::parse::{ParseLimits, parse_datagram};
+use crate::typed::MAGIC_COOKIE;
+
+/// A transport protocol (RFC 3261 §18; RFC 7118 for WebSocket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// UDP: unreliable, retransmission timers run.
+    Udp,
+    /// TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+    /// SCTP.
+    Sctp,
+    /// WebSocket (RFC 7118).
+    Ws,
+    /// Secure WebSocket.
+    Wss,
+}
+
+impl TransportKind {
+    /// Whether the transport delivers reliably (no retransmissions, RFC 3261 §17).
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, TransportKind::Udp)
+    }
+
+    /// The Via transport token (RFC 3261 §20.42).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
+            TransportKind::Sctp => "SCTP",
+            TransportKind::Ws => "WS",
+            TransportKind::Wss => "WSS",
+        }
+    }
+}
+
+/// Where a message came from or goes to: the transport and both addresses. For connection
+/// transports the pair of addresses names the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// Transport.
+    pub transport: TransportKind,
+    /// Our address.
+    pub local: SocketAddr,
+    /// The other side.
+    pub remote: SocketAddr,
+}
+
+/// Bytes to send.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send them.
+    pub peer: Peer,
+    /// The printed message.
+    pub payload: Vec<u8>,
+}
+
+impl fmt::Debug for Transmit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = self.payload.split(|&b| b == b'\r').next().unwrap_or(&[]);
+        f.debug_struct("Transmit")
+            .field("peer", &self.peer)
+            .field("start_line", &String::from_utf8_lossy(first))
+            .field("len", &self.payload.len())
+            .finish()
+    }
+}
+
+/// Timer values and limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransactionConfig {
+    /// T1, the RTT estimate (RFC 3261 §17.1.1.1; default 500 ms).
+    pub t1: Duration,
+    /// T2, the cap on non-INVITE and response retransmit intervals (default 4 s).
+    pub t2: Duration,
+    /// T4, how long the network may hold a message (default 5 s).
+    pub t4: Duration,
+    /// Delay before an INVITE server transaction sends 100 Trying itself (RFC 3261
+    /// §17.2.1: 200 ms).
+    pub trying_delay: Duration,
+    /// Most live server transactions per source IP; beyond that, new requests get 503
+    /// (RFC 3261 §21.5.4) without a transaction.
+    pub max_transactions_per_source: usize,
+    /// Most live transactions overall (503 beyond).
+    pub max_transactions: usize,
+    /// Limits for [`TransactionLayer::handle_datagram`].
+    pub parse_limits: ParseLimits,
+    /// Host written in Warning headers of automatic error answers.
+    pub warning_agent: &'static str,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        TransactionConfig {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            trying_delay: Duration::from_millis(200),
+            max_transactions_per_source: 256,
+            max_transactions: 100_000,
+            parse_limits: ParseLimits::default(),
+            warning_agent: "voice-connector",
+        }
+    }
+}
+
+/// Names a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransactionKey(u64);
+
+/// The timers of RFC 3261 §17 and RFC 6026.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// INVITE client retransmit, starts at T1 and doubles (§17.1.1.2).
+    A,
+    /// INVITE client timeout, 64*T1 (§17.1.1.2).
+    B,
+    /// INVITE client wait for response retransmits in Completed: 32 s, 0 reliable (§17.1.1.2).
+    D,
+    /// Non-INVITE client retransmit: T1 doubling up to T2 (§17.1.2.2).
+    E,
+    /// Non-INVITE client timeout, 64*T1 (§17.1.2.2).
+    F,
+    /// INVITE server final-response retransmit: T1 doubling up to T2 (§17.2.1).
+    G,
+    /// INVITE server wait for ACK, 64*T1 (§17.2.1).
+    H,
+    /// INVITE server wait for ACK retransmits in Confirmed: T4, 0 reliable (§17.2.1).
+    I,
+    /// Non-INVITE server wait for request retransmits: 64*T1, 0 reliable (§17.2.2).
+    J,
+    /// Non-INVITE client wait for response retransmits: T4, 0 reliable (§17.1.2.2).
+    K,
+    /// INVITE server in Accepted: absorb INVITE retransmits, 64*T1 (RFC 6026 §8.7).
+    L,
+    /// INVITE client in Accepted: pass 2xx retransmits to the TU, 64*T1 (RFC 6026 §8.4).
+    M,
+    /// INVITE server sends 100 Trying if the TU has not answered (§17.2.1, 200 ms).
+    Trying,
+}
+
+impl Timer {
+    fn slot(self) -> usize {
+        match self {
+            Timer::A | Timer::E | Timer::G => 0,
+            Timer::B | Timer::F | Timer::H => 1,
+            Timer::D | Timer::I | Timer::J | Timer::K | Timer::L | Timer::M => 2,
+            Timer::Trying => 3,
+        }
+    }
+}
+
+/// Transaction states (RFC 3261 Figures 5-8, RFC 6026 Figures 3-4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// INVITE client sent the request (§17.1.1.2).
+    Calling,
+    /// Non-INVITE client/server before any response (§17.1.2.2, §17.2.2).
+    Trying,
+    /// A provisional response was received or sent.
+    Proceeding,
+    /// A non-2xx final response (INVITE) or any final (non-INVITE) was received or sent.
+    Completed,
+    /// INVITE server got the ACK for its non-2xx final (§17.2.1).
+    Confirmed,
+    /// INVITE transaction after a 2xx (RFC 6026 §7.1, §7.2).
+    Accepted,
+    /// Gone.
+    Terminated,
+}
+
+/// Which of the four state machines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionKind {
+    /// INVITE client (§17.1.1).
+    ClientInvite,
+    /// Non-INVITE client (§17.1.2).
+    ClientNonInvite,
+    /// INVITE server (§17.2.1).
+    ServerInvite,
+    /// Non-INVITE server (§17.2.2).
+    ServerNonInvite,
+}
+
+/// What the layer tells the transaction user.
+#[derive(Debug)]
+pub enum Event {
+    /// A new request with its server transaction (answer with `send_response`).
+    Request {
+        /// The server transaction.
+        key: TransactionKey,
+        /// The request.
+        request: Request,
+        /// Where it came from.
+        peer: Peer,
+    },
+    /// A CANCEL (RFC 3261 §9.2) with its own server transaction, and the INVITE server
+    /// transaction it matches, if any. The TU answers the CANCEL (200, or 481 without a
+    /// match) and, if the INVITE has no final response yet, the INVITE with 487.
+    Cancel {
+        /// The CANCEL's server transaction.
+        key: TransactionKey,
+        /// The CANCEL.
+        request: Request,
+        /// Where it came from.
+        peer: Peer,
+        /// The INVITE transaction it cancels.
+        invite: Option<TransactionKey>,
+    },
+    /// An ACK that is not for a non-2xx final response: the ACK for a 2xx (RFC 3261
+    /// §13.3.1.4, RFC 6026 §8.7), for the dialog layer.
+    Ack {
+        /// The ACK.
+        request: Request,
+        /// Where it came from.
+        peer: Peer,
+        /// The INVITE server transaction in Accepted state it matched, if any.
+        invite: Option<TransactionKey>,
+    },
+    /// A response for a client transaction (retransmitted 2xx of an INVITE included, RFC
+    /// 6026 §8.4; other retransmissions are absorbed).
+    Response {
+        /// The client transaction.
+        key: TransactionKey,
+        /// The response.
+        response: Response,
+    },
+    /// Timer B or F fired (no final response; the TU acts as if 408 arrived, §8.1.3.1),
+    /// or Timer H fired (no ACK for a non-2xx final response, §17.2.1).
+    Timeout {
+        /// The transaction.
+        key: TransactionKey,
+        /// Which timer.
+        timer: Timer,
+    },
+    /// The transport failed for this transaction (§17.1.4, §17.2.4).
+    TransportError {
+        /// The transaction.
+        key: TransactionKey,
+    },
+    /// The transaction is gone; its key will not be used again.
+    Terminated {
+        /// The transaction.
+        key: TransactionKey,
+    },
+}
+
+/// Misuse of the layer by the TU (the peer cannot cause these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransactionError {
+    /// No such transaction (terminated or never existed).
+    #[error("unknown transaction")]
+    UnknownTransaction,
+    /// The request lacks a top Via with an RFC 3261 branch, or a CSeq.
+    #[error("request needs a top Via with a z9hG4bK branch and a CSeq")]
+    MissingBranch,
+    /// A transaction with this branch and method already exists.
+    #[error("duplicate branch")]
+    DuplicateBranch,
+    /// ACK is not sent through a transaction; use `send_stateless`.
+    #[error("ACK is sent without a transaction")]
+    AckNotAllowed,
+    /// The response does not fit the transaction's state (e.g. a second final response).
+    #[error("response not allowed in the transaction's state")]
+    InvalidState,
+    /// Only INVITE client transactions can be cancelled, before a final response.
+    #[error("transaction cannot be cancelled")]
+    NotCancellable,
+    /// The transaction table is full.
+    #[error("too many transactions")]
+    TooManyTransactions,
+}
+
+struct Txn {
+    kind: TransactionKind,
+    state: State,
+    peer: Peer,
+    match_key: String,
+    request: Request,
+    /// Client: the printed request (retransmissions).
+    request_bytes: Vec<u8>,
+    /// Server: the last response sent. Client INVITE: the ACK for a non-2xx.
+    last_bytes: Option<Vec<u8>>,
+    interval: Duration,
+    timers: [Option<(Timer, Instant)>; 4],
+    source: Option<IpAddr>,
+}
+
+impl Txn {
+    fn reliable(&self) -> bool {
+        self.peer.transport.is_reliable()
+    }
+}
+
+/// The transaction layer. See the module documentation.
+pub struct TransactionLayer {
+    cfg: TransactionConfig,
+    txns: HashMap<TransactionKey, Txn>,
+    server_index: HashMap<String, TransactionKey>,
+    client_index: HashMap<String, TransactionKey>,
+    per_source: HashMap<IpAddr, usize>,
+    heap: BinaryHeap<Reverse<(Instant, TransactionKey, usize)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    next_key: u64,
+    branch_seed: u64,
+    branch_counter: u64,
+}
+
+impl fmt::Debug for TransactionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransactionLayer")
+            .field("transactions", &self.txns.len())
+            .field("pending_transmits", &self.transmits.len())
+            .field("pending_events", &self.events.len())
+            .finish()
+    }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl TransactionLayer {
+    /// A layer with `branch_seed` (pass a random number: branches must be unique across
+    /// restarts, RFC 3261 §8.1.1.7).
+    pub fn new(cfg: TransactionConfig, branch_seed: u64) -> Self {
+        TransactionLayer {
+            cfg,
+            txns: HashMap::new(),
+            server_index: HashMap::new(),
+            client_index: HashMap::new(),
+            per_source: HashMap::new(),
+            heap: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_key: 1,
+            branch_seed,
+            branch_counter: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TransactionConfig {
+        &self.cfg
+    }
+
+    /// A fresh `z9hG4bK...` branch (RFC 3261 §8.1.1.7).
+    pub fn new_branch(&mut self) -> String {
+        self.branch_counter += 1;
+        let a = splitmix(self.branch_seed ^ self.branch_counter);
+        let b = splitmix(a ^ self.branch_counter.rotate_left(17));
+        format!("{MAGIC_COOKIE}{a:016x}{:08x}", b as u32)
+    }
+
+    /// A fresh tag or Call-ID fragment derived from the same generator.
+    pub fn new_token(&mut self) -> String {
+        self.branch_counter += 1;
+        format!(
+            "{:016x}",
+            splitmix(self.branch_seed.rotate_left(7) ^ self.branch_counter)
+        )
+    }
+
+    /// Number of live transactions.
+    pub fn len(&self) -> usize {
+        self.txns.len()
+    }
+
+    /// Whether there are no live transactions.
+    pub fn is_empty(&self) -> bool {
+        self.txns.is_empty()
+    }
+
+    /// State of a transaction.
+    pub fn state(&self, key: TransactionKey) -> Option<State> {
+        self.txns.get(&key).map(|t| t.state)
+    }
+
+    /// Kind of a transaction.
+    pub fn kind(&self, key: TransactionKey) -> Option<TransactionKind> {
+        self.txns.get(&key).map(|t| t.kind)
+    }
+
+    /// The request that created a transaction.
+    pub fn request(&self, key: TransactionKey) -> Option<&Request> {
+        self.txns.get(&key).map(|t| &t.request)
+    }
+
+    /// The peer of a transaction.
+    pub fn peer(&self, key: TransactionKey) -> Option<Peer> {
+        self.txns.get(&key).map(|t| t.peer)
+    }
+
+    /// Next bytes to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the TU.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` should next be called. May be early (stale timers); never late.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Sends a message outside any transaction: the ACK for a 2xx (RFC 3261 §13.2.2.4), 2xx
+    /// retransmissions by a UAS core are sent with `send_response` instead.
+    pub fn send_stateless(&mut self, peer: Peer, msg: &Message) {
+        self.transmits.push_back(Transmit {
+            peer,
+            payload: msg.to_bytes(),
+        });
+    }
+
+    /// Parses a datagram and handles it. A malformed request is answered here (400/505/513
+    /// with a Warning, built by [`bad_request_response`]); the error is returned for logs.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        peer: Peer,
+    ) -> Result<(), ParseError> {
+        match parse_datagram(data, &self.cfg.parse_limits) {
+            Ok(msg) => {
+                self.handle_message(now, msg, peer);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(payload) = bad_request_response(data, &e, self.cfg.warning_agent) {
+                    self.transmits.push_back(Transmit { peer, payload });
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Handles a parsed message from the transport.
+    pub fn handle_message(&mut self, now: Instant, msg: Message, peer: Peer) {
+        match msg {
+            Message::Request(r) => self.on_request(now, r, peer),
+            Message::Response(r) => self.on_response(now, r),
+        }
+    }
+
+    fn alloc_key(&mut self) -> TransactionKey {
+        let k = TransactionKey(self.next_key);
+        self.next_key += 1;
+        k
+    }
+
+    fn set_timer(&mut self, key: TransactionKey, timer: Timer, at: Instant) {
+        if let Some(t) = self.txns.get_mut(&key) {
+            t.timers[timer.slot()] = Some((timer, at));
+            self.heap.push(Reverse((at, key, timer.slot())));
+        }
+    }
+
+    fn terminate(&mut self, key: TransactionKey) {
+        if let Some(t) = self.txns.remove(&key) {
+            match t.kind {
+                TransactionKind::ServerInvite | TransactionKind::ServerNonInvite => {
+                    self.server_index.remove(&t.match_key);
+                }
+                _ => {
+                    self.client_index.remove(&t.match_key);
+                }
+            }
+            if let Some(ip) = t.source
+                && let Some(n) = self.per_source.get_mut(&ip)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_source.remove(&ip);
+                }
+            }
+            self.events.push_back(Event::Terminated { key });
+        }
+    }
+
+    /// Marks a transport failure for every transaction using `peer` (e.g. a closed TCP
+    /// connection): they end with [`Event::TransportError`] (RFC 3261 §17.1.4, §17.2.4).
+    pub fn handle_transport_error(&mut self, peer: Peer) {
+        let keys: Vec<_> = self
+            .txns
+            .iter()
+            .filter(|(_, t)| t.peer == peer)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            self.events.push_back(Event::TransportError { key });
+            self.terminate(key);
+        }
+    }
+
+    /// Fires every timer due at `now`. Early calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, key, slot))) = self.heap.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            let Some(t) = self.txns.get_mut(&key) else {
+                continue;
+            };
+            match t.timers[slot] {
+                Some((timer, when)) if when == at => {
+                    t.timers[slot] = None;
+                    self.fire(now, key, timer);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn fire(&mut self, now: Instant, key: TransactionKey, timer: Timer) {
+        let cfg = self.cfg;
+        let Some(t) = self.txns.get_mut(&key) else {
+            return;
+        };
+        match timer {
+            Timer::A if t.state == State::Calling => {
+                self.transmits.push_back(Transmit {
+                    peer: t.peer,
+                    payload: t.request_bytes.clone(),
+                });
+                t.interval *= 2;
+                let next = now + t.interval;
+                self.set_timer(key, Timer::A, next);
+            }
+            Timer::E if matches!(t.state, State::Trying | State::Proceeding) => {
+                self.transmits.push_back(Transmit {
+                    peer: t.peer,
+                    payload: t.request_bytes.clone(),
+                });
+                t.interval = if t.state == State::Trying {
+                    (t.interval * 2).min(cfg.t2)
+                } else {
+                    cfg.t2
+                };
+                let next = now + t.interval;
+                self.set_timer(key, Timer::E, next);
+            }
+            Timer::G if t.state == State::Completed => {
+                if let Some(b) = &t.last_bytes {
+                    self.transmits.push_back(Transmit {
+                        peer: t.peer,
+                        payload: b.clone(),
+                    });
+                }
+                t.interval = (t.interval * 2).min(cfg.t2);
+                let next = now + t.interval;
+                self.set_timer(key, Timer::G, next);
+            }
+            Timer::B | Timer::F | Timer::H => {
+                self.events.push_back(Event::Timeout { key, timer });
+                self.terminate(key);
+            }
+            Timer::D | Timer::I | Timer::J | Timer::K | Timer::L | Timer::M => self.terminate(key),
+            Timer::Trying if t.state == State::Proceeding && t.last_bytes.is_none() => {
+                let trying = Response::for_request(&t.request, 100);
+                let bytes = trying.to_bytes();
+                self.transmits.push_back(Transmit {
+                    peer: t.peer,
+                    payload: bytes.clone(),
+                });
+                t.last_bytes = Some(bytes);
+            }
+            _ => {}
+        }
+    }
+
+    // ----- server side -----
+
+    /// The §17.2.3 matching key; ACK maps to its INVITE. Falls back to the RFC 2543 rules
+    /// (Request-URI, From tag, Call-ID, CSeq number, top Via) without the magic cookie.
+    fn server_key(req: &Request, method: &Method) -> Option<String> {
+        let h = &req.headers;
+        let via = h.top_via()?;
+        let m = if *method == Method::Ack {
+            "INVITE"
+        } else {
+            method.as_str()
+        };
+        if let Some(b) = via.branch().filter(|b| b.starts_with(MAGIC_COOKIE)) {
+            let port = via.port.unwrap_or(0);
+            return Some(format!(
+                "{b}\n{}:{port}\n{m}",
+                via.host.to_ascii_lowercase()
+            ));
+        }
+        let from_tag = h.from().and_then(|f| f.tag()).unwrap_or("");
+        let cseq = h.cseq()?;
+        let top = h.list(HeaderName::Via).next().unwrap_or("");
+        Some(format!(
+            "2543\n{}\n{from_tag}\n{}\n{}\n{top}\n{m}",
+            req.uri,
+            h.call_id().unwrap_or(""),
+            cseq.seq
+        ))
+    }
+
+    fn on_request(&mut self, now: Instant, req: Request, peer: Peer) {
+        let method = req.method.clone();
+        let Some(mkey) = Self::server_key(&req, &method) else {
+            return;
+        };
+        if method == Method::Ack {
+            let found = self.server_index.get(&mkey).copied();
+            if let Some(key) = found
+                && let Some(t) = self.txns.get_mut(&key)
+                && t.kind == TransactionKind::ServerInvite
+            {
+                match t.state {
+                    State::Completed => {
+                        // §17.2.1: ACK for the non-2xx: absorb, wait Timer I.
+                        t.state = State::Confirmed;
+                        t.timers[Timer::G.slot()] = None;
+                        t.timers[Timer::H.slot()] = None;
+                        let wait = if t.reliable() {
+                            Duration::ZERO
+                        } else {
+                            self.cfg.t4
+                        };
+                        self.set_timer(key, Timer::I, now + wait);
+                        return;
+                    }
+                    State::Confirmed => return,
+                    _ => {
+                        self.events.push_back(Event::Ack {
+                            request: req,
+                            peer,
+                            invite: Some(key),
+                        });
+                        return;
+                    }
+                }
+            }
+            self.events.push_back(Event::Ack {
+                request: req,
+                peer,
+                invite: None,
+            });
+            return;
+        }
+        if let Some(&key) = self.server_index.get(&mkey) {
+            // A retransmission: answered from the transaction (§17.2.1, §17.2.2).
+            if let Some(t) = self.txns.get(&key) {
+                // Both server kinds resend their last response in Proceeding/Completed.
+                let resend = matches!(t.state, State::Proceeding | State::Completed);
+                if resend && let Some(b) = &t.last_bytes {
+                    self.transmits.push_back(Transmit {
+                        peer: t.peer,
+                        payload: b.clone(),
+                    });
+                }
+            }
+            return;
+        }
+        // New server transaction; enforce limits first.
+        let ip = peer.remote.ip();
+        let from_source = self.per_source.get(&ip).copied().unwrap_or(0);
+        if from_source >= self.cfg.max_transactions_per_source
+            || self.txns.len() >= self.cfg.max_transactions
+        {
+            let mut resp = Response::for_request(&req, 503);
+            resp.headers.push(HeaderName::RetryAfter, "5");
+            resp.headers.push(
+                HeaderName::Warning,
+                &format!(
+                    "399 {} \"too many transactions from this source\"",
+                    self.cfg.warning_agent
+                ),
+            );
+            self.send_stateless(peer, &Message::Response(resp));
+            return;
+        }
+        let key = self.alloc_key();
+        let invite = method == Method::Invite;
+        let txn = Txn {
+            kind: if invite {
+                TransactionKind::ServerInvite
+            } else {
+                TransactionKind::ServerNonInvite
+            },
+            state: if invite {
+                State::Proceeding
+            } else {
+                State::Trying
+            },
+            peer,
+            match_key: mkey.clone(),
+            request: req.clone(),
+            request_bytes: Vec::new(),
+            last_bytes: None,
+            interval: self.cfg.t1,
+            timers: [None; 4],
+            source: Some(ip),
+        };
+        self.txns.insert(key, txn);
+        self.server_index.insert(mkey.clone(), key);
+        *self.per_source.entry(ip).or_insert(0) += 1;
+        if invite {
+            self.set_timer(key, Timer::Trying, now + self.cfg.trying_delay);
+        }
+        if method == Method::Cancel {
+            // §9.2: the CANCEL matches the INVITE with the same top-Via branch and sent-by.
+            let target = Self::server_key(&req, &Method::Invite)
+                .and_then(|k| self.server_index.get(&k).copied());
+            self.events.push_back(Event::Cancel {
+                key,
+                request: req,
+                peer,
+                invite: target,
+            });
+        } else {
+            self.events.push_back(Event::Request {
+                key,
+                request: req,
+                peer,
+            });
+        }
+    }
+
+    /// Sends a response through a server transaction (§17.2.1, §17.2.2; RFC 6026 §7.1).
+    /// An INVITE's 2xx moves it to Accepted, where further 2xx (the TU's retransmissions,
+    /// §13.3.1.4) are still allowed.
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        resp: Response,
+    ) -> Result<(), TransactionError> {
+        let cfg = self.cfg;
+        let t = self
+            .txns
+            .get_mut(&key)
+            .ok_or(TransactionError::UnknownTransaction)?;
+        let status = resp.status;
+        let bytes = resp.to_bytes();
+        let reliable = t.reliable();
+        let peer = t.peer;
+        match (t.kind, t.state) {
+            (TransactionKind::ServerInvite, State::Proceeding) => {
+                t.timers[Timer::Trying.slot()] = None;
+                t.last_bytes = Some(bytes.clone());
+                if status >= 300 {
+                    t.state = State::Completed;
+                    t.interval = cfg.t1;
+                    if !reliable {
+                        self.set_timer(key, Timer::G, now + cfg.t1);
+                    }
+                    self.set_timer(key, Timer::H, now + cfg.t1 * 64);
+                } else if status >= 200 {
+                    t.state = State::Accepted;
+                    self.set_timer(key, Timer::L, now + cfg.t1 * 64);
+                }
+            }
+            (TransactionKind::ServerInvite, State::Accepted) if (200..300).contains(&status) => {}
+            (TransactionKind::ServerNonInvite, State::Trying | State::Proceeding) => {
+                t.last_bytes = Some(bytes.clone());
+                if status >= 200 {
+                    t.state = State::Completed;
+                    let wait = if reliable {
+                        Duration::ZERO
+                    } else {
+                        cfg.t1 * 64
+                    };
+                    self.set_timer(key, Timer::J, now + wait);
+                } else {
+                    t.state = State::Proceeding;
+                }
+            }
+            _ => return Err(TransactionError::InvalidState),
+        }
+        self.transmits.push_back(Transmit {
+            peer,
+            payload: bytes,
+        });
+        Ok(())
+    }
+
+    // ----- client side -----
+
+    fn client_key(branch: &str, method: &str) -> String {
+        format!("{branch}\n{method}")
+    }
+
+    /// Starts a client transaction for `req` (which must carry a top Via with a
+    /// `z9hG4bK` branch, see [`TransactionLayer::new_branch`]) and sends it to `peer`.
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        req: Request,
+        peer: Peer,
+    ) -> Result<TransactionKey, TransactionError> {
+        if req.method == Method::Ack {
+            return Err(TransactionError::AckNotAllowed);
+        }
+        let branch = req
+            .headers
+            .top_via()
+            .and_then(|v| v.branch())
+            .filter(|b| b.starts_with(MAGIC_COOKIE))
+            .ok_or(TransactionError::MissingBranch)?
+            .to_owned();
+        if req.headers.cseq().is_none() {
+            return Err(TransactionError::MissingBranch);
+        }
+        if self.txns.len() >= self.cfg.max_transactions {
+            return Err(TransactionError::TooManyTransactions);
+        }
+        let mkey = Self::client_key(&branch, req.method.as_str());
+        if self.client_index.contains_key(&mkey) {
+            return Err(TransactionError::DuplicateBranch);
+        }
+        let key = self.alloc_key();
+        let invite = req.method == Method::Invite;
+        let bytes = req.to_bytes();
+        let reliable = peer.transport.is_reliable();
+        self.txns.insert(
+            key,
+            Txn {
+                kind: if invite {
+                    TransactionKind::ClientInvite
+                } else {
+                    TransactionKind::ClientNonInvite
+                },
+                state: if invite {
+                    State::Calling
+                } else {
+                    State::Trying
+                },
+                peer,
+                match_key: mkey.clone(),
+                request: req,
+                request_bytes: bytes.clone(),
+                last_bytes: None,
+                interval: self.cfg.t1,
+                timers: [None; 4],
+                source: None,
+            },
+        );
+        self.client_index.insert(mkey, key);
+        self.transmits.push_back(Transmit {
+            peer,
+            payload: bytes,
+        });
+        let t1 = self.cfg.t1;
+        if invite {
+            if !reliable {
+                self.set_timer(key, Timer::A, now + t1);
+            }
+            self.set_timer(key, Timer::B, now + t1 * 64);
+        } else {
+            if !reliable {
+                self.set_timer(key, Timer::E, now + t1);
+            }
+            self.set_timer(key, Timer::F, now + t1 * 64);
+        }
+        Ok(key)
+    }
+
+    /// Builds and sends a CANCEL for an INVITE client transaction (RFC 3261 §9.1): same
+    /// Request-URI, Call-ID, From, To, CSeq number and top Via, Route headers copied.
+    /// Returns the CANCEL's own client transaction.
+    pub fn cancel(
+        &mut self,
+        now: Instant,
+        invite: TransactionKey,
+    ) -> Result<TransactionKey, TransactionError> {
+        let t = self
+            .txns
+            .get(&invite)
+            .ok_or(TransactionError::UnknownTransaction)?;
+        if t.kind != TransactionKind::ClientInvite
+            || !matches!(t.state, State::Calling | State::Proceeding)
+        {
+            return Err(TransactionError::NotCancellable);
+        }
+        let cancel = build_cancel_or_ack(&t.request, Method::Cancel, None);
+        let peer = t.peer;
+        self.send_request(now, cancel, peer)
+    }
+
+    fn on_response(&mut self, now: Instant, resp: Response) {
+        let h = &resp.headers;
+        let (Some(branch), Some(cseq)) = (h.top_via().and_then(|v| v.branch()), h.cseq()) else {
+            return;
+        };
+        let mkey = Self::client_key(branch, cseq.method);
+        let Some(&key) = self.client_index.get(&mkey) else {
+            // §18.1.2 stray response; with RFC 6026 nothing needs it: drop.
+            return;
+        };
+        let cfg = self.cfg;
+        let Some(t) = self.txns.get_mut(&key) else {
+            return;
+        };
+        let status = resp.status;
+        let reliable = t.reliable();
+        match t.kind {
+            TransactionKind::ClientInvite => match t.state {
+                State::Calling | State::Proceeding => {
+                    t.timers[Timer::A.slot()] = None;
+                    if status < 200 {
+                        t.state = State::Proceeding;
+                        t.timers[Timer::B.slot()] = None;
+                    } else if status < 300 {
+                        t.state = State::Accepted;
+                        t.timers[Timer::B.slot()] = None;
+                        self.set_timer(key, Timer::M, now + cfg.t1 * 64);
+                    } else {
+                        // §17.1.1.3: the transaction ACKs non-2xx finals itself.
+                        t.state = State::Completed;
+                        t.timers[Timer::B.slot()] = None;
+                        let ack = build_cancel_or_ack(&t.request, Method::Ack, Some(&resp));
+                        let bytes = ack.to_bytes();
+                        self.transmits.push_back(Transmit {
+                            peer: t.peer,
+                            payload: bytes.clone(),
+                        });
+                        t.last_bytes = Some(bytes);
+                        let wait = if reliable {
+                            Duration::ZERO
+                        } else {
+                            Duration::from_secs(32)
+                        };
+                        self.set_timer(key, Timer::D, now + wait);
+                    }
+                    self.events.push_back(Event::Response {
+                        key,
+                        response: resp,
+                    });
+                }
+                State::Accepted if (200..300).contains(&status) => {
+                    self.events.push_back(Event::Response {
+                        key,
+                        response: resp,
+                    });
+                }
+                State::Completed if status >= 300 => {
+                    if let Some(b) = &t.last_bytes {
+                        self.transmits.push_back(Transmit {
+                            peer: t.peer,
+                            payload: b.clone(),
+                        });
+                    }
+                }
+                _ => {}
+            },
+            TransactionKind::ClientNonInvite => match t.state {
+                State::Trying | State::Proceeding => {
+                    if status < 200 {
+                        t.state = State::Proceeding;
+                    } else {
+                        t.state = State::Completed;
+                        t.timers[Timer::E.slot()] = None;
+                        t.timers[Timer::F.slot()] = None;
+                        let wait = if reliable { Duration::ZERO } else { cfg.t4 };
+                        self.set_timer(key, Timer::K, now + wait);
+                    }
+                    self.events.push_back(Event::Response {
+                        key,
+                        response: resp,
+                    });
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Builds a CANCEL (RFC 3261 §9.1) or the ACK for a non-2xx final response (§17.1.1.3)
+/// from the INVITE: Request-URI, Call-ID, From, CSeq number, the top Via only, and Route
+/// headers; To comes from the response for the ACK.
+pub(crate) fn build_cancel_or_ack(
+    invite: &Request,
+    method: Method,
+    resp: Option<&Response>,
+) -> Request {
+    let mut r = Request::new(method.clone(), invite.uri.clone());
+    let h = &invite.headers;
+    if let Some(v) = h.list(HeaderName::Via).next() {
+        r.headers.push(HeaderName::Via, v);
+    }
+    if let Some(mf) = h.get(HeaderName::MaxForwards) {
+        r.headers.push(HeaderName::MaxForwards, mf);
+    }
+    r.headers.copy_from(h, HeaderName::From);
+    match resp.and_then(|x| x.headers.get(HeaderName::To)) {
+        Some(to) => r.headers.push(HeaderName::To, to),
+        None => r.headers.copy_from(h, HeaderName::To),
+    }
+    r.headers.copy_from(h, HeaderName::CallId);
+    if let Some(c) = h.cseq() {
+        r.headers
+            .push(HeaderName::CSeq, &format!("{} {}", c.seq, method.as_str()));
+    }
+    r.headers.copy_from(h, HeaderName::Route);
+    r
+}
