@@ -27,6 +27,15 @@
 //! Option<Event>` (new request, CANCEL, ACK for 2xx, response, timeout, terminated), and
 //! `poll_timeout() -> Option<Instant>`; call `handle_timeout(now)` then (early is fine).
 //! [`TransactionConfig`] sets T1/T2/T4, the 100 Trying delay and the per-source limit (503).
+//!
+//! # Digest authentication (RFC 7616, RFC 8760)
+//!
+//! [`auth::DigestServer`] issues challenges (`challenges(now, stale)`, one per algorithm,
+//! MD5 / SHA-256 / SHA-512-256, qop=auth) and verifies credentials with
+//! `verify(now, method, request_uri, header_value, lookup_ha1)` against a stored HA1
+//! ([`auth::ha1`]), in constant time, with nonce expiry and nonce-count replay refusal.
+//! [`auth::AuthError::answer`] maps failures to 400/401/407 (+stale). The client side is
+//! [`auth::respond_to_challenge`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
