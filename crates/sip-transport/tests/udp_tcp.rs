@@ -58,8 +58,10 @@ async fn udp_round_trip() {
 
 #[tokio::test]
 async fn udp_large_datagram_and_limit() {
-    let mut limits = Limits::default();
-    limits.max_message_size = 40_000;
+    let limits = Limits {
+        max_message_size: 40_000,
+        ..Limits::default()
+    };
     let (t, mut rx) = bind_with(limits).await;
     let server = t.local_addr(Transport::Udp).unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -161,9 +163,11 @@ async fn tcp_missing_content_length_closes_connection() {
 
 #[tokio::test]
 async fn tcp_limits_close_connection() {
-    let mut limits = Limits::default();
-    limits.max_message_size = 1000;
-    limits.max_line_length = 200;
+    let limits = Limits {
+        max_message_size: 1000,
+        max_line_length: 200,
+        ..Limits::default()
+    };
     let (t, _rx) = bind_with(limits).await;
     let server = t.local_addr(Transport::Tcp).unwrap();
 
@@ -182,8 +186,10 @@ async fn tcp_limits_close_connection() {
 
 #[tokio::test]
 async fn idle_connection_is_closed() {
-    let mut limits = Limits::default();
-    limits.idle_timeout = Duration::from_millis(200);
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
     let (t, _rx) = bind_with(limits).await;
     let mut client = TcpStream::connect(t.local_addr(Transport::Tcp).unwrap())
         .await
@@ -193,8 +199,10 @@ async fn idle_connection_is_closed() {
 
 #[tokio::test]
 async fn per_source_connection_limit() {
-    let mut limits = Limits::default();
-    limits.max_connections_per_ip = 2;
+    let limits = Limits {
+        max_connections_per_ip: 2,
+        ..Limits::default()
+    };
     let (t, mut rx) = bind_with(limits).await;
     let server = t.local_addr(Transport::Tcp).unwrap();
 
