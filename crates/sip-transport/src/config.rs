@@ -74,7 +74,7 @@ impl TlsConfig {
             identity: TlsIdentity::Development {
                 data_dir: data_dir.into(),
                 sip_domain: sip_domain.into(),
-                extra_dns_names: Vec::new(),
+                extra_names: Vec::new(),
             },
             sni_certificates: Vec::new(),
             client_trust: Vec::new(),
@@ -105,14 +105,15 @@ impl TlsConfig {
 pub enum TlsIdentity {
     /// A development CA in `<data_dir>/tls/` issues a certificate for `*.<sip_domain>`,
     /// `<sip_domain>`, `localhost`, 127.0.0.1, ::1, the listen addresses and
-    /// `extra_dns_names` (see [`crate::certs::ensure_dev_certificates`]).
+    /// `extra_names` (see [`crate::certs::ensure_dev_certificates`]).
     Development {
         /// The server's data directory.
         data_dir: PathBuf,
         /// The SIP domain (server config `sip_domain`).
         sip_domain: String,
-        /// More DNS names for the certificate.
-        extra_dns_names: Vec<String>,
+        /// More names for the certificate: DNS names, or IP addresses (an advertised public
+        /// address, say) written as text.
+        extra_names: Vec<String>,
     },
     /// An operator-supplied certificate chain and key.
     Files(CertFiles),

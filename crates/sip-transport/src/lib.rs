@@ -70,8 +70,13 @@
 //! the PBX firmware or enable TLS 1.2 with an ECDHE-GCM suite on it; put a TLS-terminating
 //! SBC or proxy (for example stunnel or Kamailio with OpenSSL) in front that accepts the old
 //! protocol and speaks TLS 1.2+ or TCP to this server; or use SIP over TCP/UDP on a trusted
-//! network. The development certificate has an ECDSA P-256 key; a client that only does
-//! RSA suites needs an RSA certificate from the operator (`tls_cert` / `tls_key`).
+//! network. The development certificate has an ECDSA P-256 key: a TLS 1.2 client must
+//! list P-256 among its supported groups (RFC 8422 §5.1.1; OpenSSL-based clients such as
+//! pjsua2 do by default), and a client that only does RSA suites needs an RSA certificate
+//! from the operator (`tls_cert` / `tls_key`, [`TlsConfig::from_files`]).
+//!
+//! Sending large requests over TCP instead of UDP (RFC 3261 §18.1.1, the 1300-byte rule)
+//! is the caller's choice, since it changes the `Via` header.
 //!
 //! Certificates ([`certs`]): with [`TlsIdentity::Development`] a CA is created on first
 //! start in `<data-dir>/tls/ca.pem` (key `ca.key`, mode 0600) and issues a server

@@ -584,13 +584,21 @@ fn tls_runtime(
         TlsIdentity::Development {
             data_dir,
             sip_domain,
-            extra_dns_names,
+            extra_names,
         } => {
+            let mut ip_addresses = vec![sip_addr.ip(), tls_addr.ip()];
+            let mut dns_names = Vec::new();
+            for name in extra_names {
+                match name.parse::<IpAddr>() {
+                    Ok(ip) => ip_addresses.push(ip),
+                    Err(_) => dns_names.push(name.clone()),
+                }
+            }
             let spec = DevCertSpec {
                 data_dir: data_dir.clone(),
                 sip_domain: sip_domain.clone(),
-                ip_addresses: vec![sip_addr.ip(), tls_addr.ip()],
-                dns_names: extra_dns_names.clone(),
+                ip_addresses,
+                dns_names,
             };
             let dev = ensure_dev_certificates(&spec, time::OffsetDateTime::now_utc())?;
             let files = CertFiles {

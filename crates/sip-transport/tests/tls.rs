@@ -433,3 +433,43 @@ async fn outbound_tls_to_untrusted_server_fails() {
     );
     assert_eq!(a.connection_count(), 0);
 }
+
+#[tokio::test]
+async fn extra_names_are_in_the_dev_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = TransportConfig::new(loopback());
+    c.tls = Some(TlsConfig {
+        identity: sip_transport::TlsIdentity::Development {
+            data_dir: dir.path().to_owned(),
+            sip_domain: DOMAIN.to_owned(),
+            extra_names: vec!["sip.public.example".to_owned(), "::2".to_owned()],
+        },
+        ..TlsConfig::development(loopback(), dir.path(), DOMAIN)
+    });
+    let (t, _rx) = bind(c).await;
+    let connector = client(
+        &pem_certs(t.dev_ca_path().unwrap()),
+        ring::default_provider(),
+        &all_versions(),
+    );
+    for name in ["sip.public.example", "localhost", "vc.example.test"] {
+        connect(&connector, &t, ServerName::try_from(name).unwrap())
+            .await
+            .unwrap();
+    }
+    let leaf = std::fs::read_to_string(&t.dev_certificates().unwrap().server_cert).unwrap();
+    let der = CertificateDer::from_pem_slice(leaf.as_bytes()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    let ips: Vec<_> = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::IPAddress(b) => Some(b.len()),
+            _ => None,
+        })
+        .collect();
+    // 127.0.0.1 (also the listen address), ::1 and ::2.
+    assert_eq!(ips.len(), 3, "{ips:?}");
+}
