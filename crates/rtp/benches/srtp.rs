@@ -75,7 +75,8 @@ fn bench(c: &mut Criterion) {
                 let mut ours = SrtpContext::new(suite, &key, &salt).unwrap();
                 let mut lib = LibSrtp::new(suite, &key, &salt, false);
                 let mut pkt = base.clone();
-                let mut wires: Vec<Vec<u8>> = vec![Vec::with_capacity(size + 16); CHUNK];
+                let mut wires: Vec<Vec<u8>> =
+                    (0..CHUNK).map(|_| Vec::with_capacity(size + 16)).collect();
                 let mut out = Vec::with_capacity(size + 160);
                 let mut seq = 0u16;
                 b.iter_custom(|iters| {
