@@ -19,6 +19,7 @@ pub mod jitter;
 pub mod packet;
 pub mod rtcp;
 pub mod srtp;
+pub mod stats;
 
 pub use packet::{RtpError, RtpPacket, RtpPacketMut, RtpWriter, is_rtcp};
 pub use srtp::{SrtpContext, SrtpError, SrtpSuite};
