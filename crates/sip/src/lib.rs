@@ -28,6 +28,18 @@
 //! `poll_timeout() -> Option<Instant>`; call `handle_timeout(now)` then (early is fine).
 //! [`TransactionConfig`] sets T1/T2/T4, the 100 Trying delay and the per-source limit (503).
 //!
+//! # Dialogs and UA cores (RFC 3261 §12-15, RFC 3262, RFC 3311, RFC 4028)
+//!
+//! [`UserAgent`] wraps the transaction layer with the same pull interface and speaks in
+//! calls ([`CallKey`]) and [`UaEvent`]s. UAS: `IncomingCall` → `answer(now, call, status,
+//! body)` (or `make_response` + `respond`); the UA retransmits 2xx until the ACK
+//! (`Confirmed`), sends 100rel provisionals reliably when the peer requires it, answers
+//! CANCEL (487), BYE, PRACK, OPTIONS (Allow/Accept/Supported), unknown methods (405), 481,
+//! 483, 420, 422, 491, and runs session timers (refresh by UPDATE or re-INVITE, expiry →
+//! BYE + `Terminated`). UAC: `invite(now, peer, OutgoingCall)` → `Provisional` (PRACKed) /
+//! `Answered` (ACKed) / `Terminated(Failed)`; `send_in_dialog` for re-INVITE/UPDATE/INFO,
+//! `hangup` (BYE, CANCEL or 480). [`stamp_via`] adds received/rport (RFC 3581).
+//!
 //! # Digest authentication (RFC 7616, RFC 8760)
 //!
 //! [`auth::DigestServer`] issues challenges (`challenges(now, stale)`, one per algorithm,
@@ -40,6 +52,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod dialog;
 mod error;
 mod headers;
 mod message;
@@ -51,6 +64,10 @@ pub mod typed;
 mod uri;
 mod util;
 
+pub use dialog::{
+    Body, CallKey, OutgoingCall, SessionTimerConfig, TerminationReason, UaConfig, UaError, UaEvent,
+    UserAgent,
+};
 pub use error::{Disposition, ParseError, ParseErrorKind, StartKind, bad_request_response};
 pub use headers::{HeaderName, Headers};
 pub use message::{Message, Method, Request, Response, reason_phrase};

@@ -445,6 +445,11 @@ impl TransactionLayer {
         });
     }
 
+    /// Queues already printed bytes (a UAS core's 2xx retransmission, §13.3.1.4).
+    pub fn send_bytes(&mut self, peer: Peer, payload: Vec<u8>) {
+        self.transmits.push_back(Transmit { peer, payload });
+    }
+
     /// Parses a datagram and handles it. A malformed request is answered here (400/505/513
     /// with a Warning, built by [`bad_request_response`]); the error is returned for logs.
     pub fn handle_datagram(
@@ -632,7 +637,8 @@ impl TransactionLayer {
         ))
     }
 
-    fn on_request(&mut self, now: Instant, req: Request, peer: Peer) {
+    fn on_request(&mut self, now: Instant, mut req: Request, peer: Peer) {
+        stamp_via(&mut req, peer.remote);
         let method = req.method.clone();
         let Some(mkey) = Self::server_key(&req, &method) else {
             return;
@@ -1002,6 +1008,61 @@ impl TransactionLayer {
             _ => {}
         }
     }
+}
+
+/// Stamps the top Via of a received request with `received` (RFC 3261 §18.2.1: when the
+/// sent-by host is not the source address) and fills an empty `rport` with the source port
+/// (RFC 3581 §4, which also requires `received` then). Returns whether it changed anything.
+pub fn stamp_via(req: &mut Request, source: SocketAddr) -> bool {
+    let Some(top) = req.headers.list(HeaderName::Via).next() else {
+        return false;
+    };
+    let Ok(via) = crate::typed::Via::parse(top) else {
+        return false;
+    };
+    let ip = source.ip();
+    let host = via.host.trim_start_matches('[').trim_end_matches(']');
+    let host_is_source = host.parse::<IpAddr>().is_ok_and(|h| h == ip);
+    let rport_requested = matches!(via.rport(), Some(None));
+    if (host_is_source && !rport_requested) || via.received().is_some() {
+        return false;
+    }
+    // Rebuild the top Via value: the first element of the first Via line.
+    let mut out = String::with_capacity(top.len() + 40);
+    let (before_params, params) = match top.find(';') {
+        Some(i) => (&top[..i], &top[i + 1..]),
+        None => (top, ""),
+    };
+    out.push_str(before_params.trim_end());
+    for (n, v) in crate::params::Params::new(params).iter() {
+        if n.is_empty() {
+            continue;
+        }
+        out.push(';');
+        if n.eq_ignore_ascii_case("rport") && v.is_none() {
+            out.push_str(&format!("rport={}", source.port()));
+        } else {
+            out.push_str(n);
+            if let Some(v) = v {
+                out.push('=');
+                out.push_str(v);
+            }
+        }
+    }
+    let received = match ip {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    out.push_str(";received=");
+    out.push_str(&received);
+    // Replace only the first element of the first Via line.
+    let line = req.headers.get(HeaderName::Via).unwrap_or("").to_owned();
+    let rest = match crate::text::find_unquoted(&line, b',', true) {
+        Some(i) => line[i..].to_owned(),
+        None => String::new(),
+    };
+    req.headers
+        .replace_first(HeaderName::Via, &format!("{out}{rest}"))
 }
 
 /// Builds a CANCEL (RFC 3261 §9.1) or the ACK for a non-2xx final response (§17.1.1.3)

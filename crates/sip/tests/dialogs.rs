@@ -1,0 +1,584 @@
+//! Two in-memory user agents on virtual time: dialogs, 2xx/ACK, CANCEL, 100rel, session
+//! timers, re-INVITE/UPDATE, and the requests a UA answers by itself.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sip::{
+    Body, CallKey, HeaderName, Message, Method, OutgoingCall, Peer, Response, SessionTimerConfig,
+    TerminationReason, Transmit, TransportKind, UaConfig, UaEvent, Uri, UserAgent,
+};
+
+const A: &str = "192.0.2.1:5060";
+const B: &str = "192.0.2.2:5060";
+
+fn peer(local: &str, remote: &str) -> Peer {
+    Peer {
+        transport: TransportKind::Udp,
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+    }
+}
+
+/// Returns false to drop a packet; the flag is `true` for packets sent by A.
+type Filter = Box<dyn FnMut(bool, &Transmit) -> bool>;
+
+struct Net {
+    a: UserAgent,
+    b: UserAgent,
+    start: Instant,
+    now: Instant,
+    /// Returns false to drop a packet; `true` argument = sent by A.
+    filter: Filter,
+    log: Vec<(Duration, bool, Vec<u8>)>,
+}
+
+impl Net {
+    fn new(cfg_a: UaConfig, cfg_b: UaConfig) -> Net {
+        let now = Instant::now();
+        Net {
+            a: UserAgent::new(cfg_a, 1),
+            b: UserAgent::new(cfg_b, 2),
+            start: now,
+            now,
+            filter: Box::new(|_, _| true),
+            log: Vec::new(),
+        }
+    }
+
+    fn pump(&mut self) {
+        for _ in 0..100 {
+            let from_a: Vec<_> = std::iter::from_fn(|| self.a.poll_transmit()).collect();
+            let from_b: Vec<_> = std::iter::from_fn(|| self.b.poll_transmit()).collect();
+            if from_a.is_empty() && from_b.is_empty() {
+                return;
+            }
+            for t in from_a {
+                self.log
+                    .push((self.now - self.start, true, t.payload.clone()));
+                if (self.filter)(true, &t) {
+                    let _ = self.b.handle_datagram(self.now, &t.payload, peer(B, A));
+                }
+            }
+            for t in from_b {
+                self.log
+                    .push((self.now - self.start, false, t.payload.clone()));
+                if (self.filter)(false, &t) {
+                    let _ = self.a.handle_datagram(self.now, &t.payload, peer(A, B));
+                }
+            }
+        }
+        panic!("message loop");
+    }
+
+    /// Advances virtual time to `start + t`, firing timers in order.
+    fn advance_to(&mut self, t: Duration) {
+        let end = self.start + t;
+        loop {
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(n) if n <= end => {
+                    self.now = self.now.max(n);
+                    self.a.handle_timeout(self.now);
+                    self.b.handle_timeout(self.now);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.a.handle_timeout(end);
+        self.b.handle_timeout(end);
+        self.pump();
+    }
+
+    fn events_a(&mut self) -> Vec<UaEvent> {
+        std::iter::from_fn(|| self.a.poll_event()).collect()
+    }
+
+    fn events_b(&mut self) -> Vec<UaEvent> {
+        std::iter::from_fn(|| self.b.poll_event()).collect()
+    }
+
+    fn call(&mut self, extra: &[(HeaderName, &str)]) -> CallKey {
+        let c = self
+            .a
+            .invite(
+                self.now,
+                peer(A, B),
+                OutgoingCall {
+                    target: Uri::parse("sip:+17035550122@192.0.2.2;transport=udp").unwrap(),
+                    from: "<sip:+12065550100@192.0.2.1>".into(),
+                    to: "<sip:+17035550122@192.0.2.2>".into(),
+                    body: Some(Body::sdp("v=0 offer\r\n")),
+                    headers: extra.iter().map(|(n, v)| (*n, v.to_string())).collect(),
+                },
+            )
+            .unwrap();
+        self.pump();
+        c
+    }
+
+    fn incoming(&mut self) -> (CallKey, sip::Request) {
+        for e in self.events_b() {
+            if let UaEvent::IncomingCall { call, request, .. } = e {
+                return (call, request);
+            }
+        }
+        panic!("no incoming call")
+    }
+
+    /// Sets up a confirmed call; returns (A's key, B's key).
+    fn established(&mut self) -> (CallKey, CallKey) {
+        let ca = self.call(&[]);
+        let (cb, _) = self.incoming();
+        self.b
+            .answer(self.now, cb, 200, Some(Body::sdp("v=0 answer\r\n")))
+            .unwrap();
+        self.pump();
+        assert!(
+            self.events_a()
+                .iter()
+                .any(|e| matches!(e, UaEvent::Answered { call, .. } if *call == ca))
+        );
+        assert!(
+            self.events_b()
+                .iter()
+                .any(|e| matches!(e, UaEvent::Confirmed { call, .. } if *call == cb))
+        );
+        (ca, cb)
+    }
+
+    fn sent(&self, by_a: bool, start_line: &str) -> Vec<Message> {
+        self.log
+            .iter()
+            .filter(|(_, a, p)| *a == by_a && p.starts_with(start_line.as_bytes()))
+            .map(|(_, _, p)| Message::parse(p).unwrap())
+            .collect()
+    }
+}
+
+fn cfg() -> UaConfig {
+    UaConfig::default()
+}
+
+#[test]
+fn basic_call_and_bye() {
+    let mut n = Net::new(cfg(), cfg());
+    let ca = n.call(&[]);
+    let (cb, inv) = n.incoming();
+    assert_eq!(inv.body, b"v=0 offer\r\n");
+    assert_eq!(inv.uri.as_ref().transport(), Some("udp"));
+    n.b.answer(n.now, cb, 180, None).unwrap();
+    n.pump();
+    assert!(
+        n.events_a()
+            .iter()
+            .any(|e| matches!(e, UaEvent::Provisional { response, .. } if response.status == 180))
+    );
+    n.b.answer(n.now, cb, 200, Some(Body::sdp("v=0 answer\r\n")))
+        .unwrap();
+    n.pump();
+    let ev = n.events_a();
+    let Some(UaEvent::Answered { response, .. }) =
+        ev.iter().find(|e| matches!(e, UaEvent::Answered { .. }))
+    else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(response.body, b"v=0 answer\r\n");
+    assert!(
+        n.events_b()
+            .iter()
+            .any(|e| matches!(e, UaEvent::Confirmed { .. }))
+    );
+
+    // The ACK goes to B's Contact with the INVITE's CSeq number (§13.2.2.4).
+    let acks = n.sent(true, "ACK ");
+    let Message::Request(ack) = &acks[0] else {
+        panic!()
+    };
+    assert_eq!(ack.uri.as_str(), "sip:vc@192.0.2.2:5060");
+    assert_eq!(ack.headers.cseq().unwrap().seq, 1);
+    assert!(ack.headers.to().unwrap().tag().is_some());
+
+    n.a.hangup(n.now, ca).unwrap();
+    n.pump();
+    assert!(n.events_b().iter().any(|e| matches!(e, UaEvent::Terminated { call, reason: TerminationReason::RemoteBye } if *call == cb)));
+    assert!(n.events_a().iter().any(|e| matches!(
+        e,
+        UaEvent::Terminated {
+            reason: TerminationReason::LocalBye,
+            ..
+        }
+    )));
+    let byes = n.sent(true, "BYE ");
+    let Message::Request(bye) = &byes[0] else {
+        panic!()
+    };
+    assert_eq!(
+        bye.headers.cseq().unwrap().seq,
+        2,
+        "local CSeq increments (§12.2.1.1)"
+    );
+    assert!(
+        n.sent(false, "SIP/2.0 200").iter().any(
+            |m| matches!(m, Message::Response(r) if r.headers.cseq().unwrap().method == "BYE")
+        )
+    );
+    assert_eq!((n.a.calls(), n.b.calls()), (0, 0));
+}
+
+#[test]
+fn uas_retransmits_2xx_until_ack_then_gives_up_with_bye() {
+    let mut n = Net::new(cfg(), cfg());
+    n.filter = Box::new(|by_a, t| !(by_a && t.payload.starts_with(b"ACK ")));
+    n.call(&[]);
+    let (cb, _) = n.incoming();
+    n.b.answer(n.now, cb, 200, Some(Body::sdp("v=0\r\n")))
+        .unwrap();
+    n.pump();
+    n.advance_to(Duration::from_secs(40));
+    let times: Vec<u128> = n
+        .log
+        .iter()
+        .filter(|(_, a, p)| {
+            !*a && p.starts_with(b"SIP/2.0 200")
+                && Message::parse(p).unwrap().headers().cseq().unwrap().method == "INVITE"
+        })
+        .map(|(t, _, _)| t.as_millis())
+        .collect();
+    assert_eq!(
+        times,
+        vec![
+            0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+        ]
+    );
+    // A answers every retransmission with the same ACK (§13.2.2.4).
+    assert_eq!(n.sent(true, "ACK ").len(), 11);
+    assert!(n.events_b().iter().any(|e| matches!(
+        e,
+        UaEvent::Terminated {
+            reason: TerminationReason::AckTimeout,
+            ..
+        }
+    )));
+    assert_eq!(n.sent(false, "BYE ").len(), 1);
+}
+
+#[test]
+fn cancel_gets_487_for_the_invite() {
+    let mut n = Net::new(cfg(), cfg());
+    let ca = n.call(&[]);
+    let (cb, _) = n.incoming();
+    n.b.answer(n.now, cb, 180, None).unwrap();
+    n.pump();
+    n.a.hangup(n.now, ca).unwrap();
+    n.pump();
+    assert!(n.events_b().iter().any(|e| matches!(e, UaEvent::Terminated { call, reason: TerminationReason::Cancelled } if *call == cb)));
+    assert!(n.events_a().iter().any(|e| matches!(
+        e,
+        UaEvent::Terminated {
+            reason: TerminationReason::Failed(487),
+            ..
+        }
+    )));
+    assert_eq!(n.sent(false, "SIP/2.0 487").len(), 1);
+    assert_eq!((n.a.calls(), n.b.calls()), (0, 0));
+}
+
+#[test]
+fn reliable_provisional_is_pracked_and_retransmitted_until_then() {
+    let mut n = Net::new(cfg(), cfg());
+    let mut dropped = 0;
+    n.filter = Box::new(move |by_a, t| {
+        // Lose the first PRACK.
+        if by_a && t.payload.starts_with(b"PRACK ") && dropped == 0 {
+            dropped += 1;
+            return false;
+        }
+        true
+    });
+    n.call(&[(HeaderName::Require, "100rel")]);
+    let (cb, _) = n.incoming();
+    n.b.answer(n.now, cb, 183, Some(Body::sdp("v=0 early\r\n")))
+        .unwrap();
+    n.pump();
+    let p = n.sent(false, "SIP/2.0 183");
+    let Message::Response(r) = &p[0] else {
+        panic!()
+    };
+    assert_eq!(r.headers.rseq(), Some(1));
+    assert!(r.headers.has_option_tag(HeaderName::Require, "100rel"));
+    assert!(n.events_b().is_empty(), "PRACK was lost");
+    // The lost PRACK is retransmitted by its transaction (Timer E, also at T1); B's 183
+    // retransmission crosses it, and A PRACKs RSeq 1 only once.
+    n.advance_to(Duration::from_millis(600));
+    assert_eq!(n.sent(false, "SIP/2.0 183").len(), 2);
+    let ev = n.events_b();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, UaEvent::Prack { .. }))
+            .count(),
+        1
+    );
+    let prack = n.sent(true, "PRACK ");
+    assert_eq!(
+        prack.len(),
+        2,
+        "the original PRACK and its Timer E retransmission"
+    );
+    let Message::Request(pr) = &prack[0] else {
+        panic!()
+    };
+    assert_eq!(pr.headers.rack().unwrap().rseq, 1);
+    // No more 183 retransmissions after the PRACK.
+    let before = n.sent(false, "SIP/2.0 183").len();
+    n.advance_to(Duration::from_secs(10));
+    assert_eq!(n.sent(false, "SIP/2.0 183").len(), before);
+    n.b.answer(n.now, cb, 200, Some(Body::sdp("v=0\r\n")))
+        .unwrap();
+    n.pump();
+    assert!(
+        n.events_a()
+            .iter()
+            .any(|e| matches!(e, UaEvent::Answered { .. }))
+    );
+}
+
+#[test]
+fn session_interval_too_small_gets_422() {
+    let small = UaConfig {
+        session_timer: Some(SessionTimerConfig {
+            session_expires: 60,
+            min_se: 60,
+        }),
+        ..cfg()
+    };
+    let mut n = Net::new(small, cfg());
+    n.call(&[]);
+    assert!(n.events_b().is_empty());
+    let r = n.sent(false, "SIP/2.0 422");
+    let Message::Response(r) = &r[0] else {
+        panic!()
+    };
+    assert_eq!(r.headers.min_se(), Some(90));
+    assert!(n.events_a().iter().any(|e| matches!(
+        e,
+        UaEvent::Terminated {
+            reason: TerminationReason::Failed(422),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn session_refreshed_by_uac_and_expired_when_refreshes_stop() {
+    let mut n = Net::new(cfg(), cfg());
+    let (_ca, cb) = n.established();
+    let ok = n.sent(false, "SIP/2.0 200");
+    let Message::Response(r) = &ok[0] else {
+        panic!()
+    };
+    let se = r.headers.session_expires().unwrap();
+    assert_eq!((se.delta, se.refresher), (1800, Some(sip::Refresher::Uac)));
+    assert!(r.headers.has_option_tag(HeaderName::Require, "timer"));
+    // A refreshes with UPDATE at 900 s, 1800 s, ...; the call survives an hour.
+    n.advance_to(Duration::from_secs(3600));
+    assert!(n.sent(true, "UPDATE ").len() >= 3);
+    assert_eq!(n.b.calls(), 1);
+    assert!(
+        n.events_b()
+            .iter()
+            .all(|e| !matches!(e, UaEvent::Terminated { .. }))
+    );
+    // A goes silent: B ends the session before it expires (RFC 4028 §10).
+    n.filter = Box::new(|by_a, _| !by_a);
+    n.advance_to(Duration::from_secs(3600 + 1800));
+    assert!(n.events_b().iter().any(|e| matches!(e, UaEvent::Terminated { call, reason: TerminationReason::SessionExpired } if *call == cb)));
+}
+
+#[test]
+fn reinvite_from_uas_side_and_update_with_offer() {
+    let mut n = Net::new(cfg(), cfg());
+    let (ca, cb) = n.established();
+    n.b.send_in_dialog(n.now, cb, Method::Invite, Some(Body::sdp("v=0 hold\r\n")))
+        .unwrap();
+    assert_eq!(
+        n.b.send_in_dialog(n.now, cb, Method::Invite, None),
+        Err(sip::UaError::RequestPending)
+    );
+    n.pump();
+    let ev = n.events_a();
+    let Some(UaEvent::Reinvite { call, request }) = ev
+        .into_iter()
+        .find(|e| matches!(e, UaEvent::Reinvite { .. }))
+    else {
+        panic!()
+    };
+    assert_eq!(call, ca);
+    assert_eq!(request.body, b"v=0 hold\r\n");
+    // B's re-INVITE goes to A's Contact, with B's tags swapped (§12.2.1.1).
+    assert_eq!(request.uri.as_str(), "sip:vc@192.0.2.1:5060");
+    n.a.answer(n.now, ca, 200, Some(Body::sdp("v=0 held\r\n")))
+        .unwrap();
+    n.pump();
+    assert!(n.events_b().iter().any(|e| matches!(e, UaEvent::InDialogResponse { method: Method::Invite, response, .. } if response.status == 200)));
+    assert!(
+        n.events_a()
+            .iter()
+            .any(|e| matches!(e, UaEvent::Confirmed { .. }))
+    );
+
+    // UPDATE with an offer goes to the application.
+    n.a.send_in_dialog(n.now, ca, Method::Update, Some(Body::sdp("v=0 upd\r\n")))
+        .unwrap();
+    n.pump();
+    let ev = n.events_b();
+    let Some(UaEvent::Request { txn, request, .. }) = ev
+        .into_iter()
+        .find(|e| matches!(e, UaEvent::Request { .. }))
+    else {
+        panic!()
+    };
+    assert_eq!(request.method, Method::Update);
+    let mut ok = Response::for_request(&request, 200);
+    ok.body = b"v=0 upd-answer\r\n".to_vec();
+    n.b.respond_request(n.now, txn, ok).unwrap();
+    n.pump();
+    assert!(n.events_a().iter().any(|e| matches!(
+        e,
+        UaEvent::InDialogResponse {
+            method: Method::Update,
+            ..
+        }
+    )));
+}
+
+fn raw(n: &mut Net, text: &str) -> Response {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let i = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let data = text
+        .replace('\n', "\r\n")
+        .replace("branch=z9hG4bK", &format!("branch=z9hG4bK{i}x"));
+    let before = n.log.len();
+    let _ = n.b.handle_datagram(n.now, data.as_bytes(), peer(B, A));
+    let from_b: Vec<_> = std::iter::from_fn(|| n.b.poll_transmit()).collect();
+    assert!(before == n.log.len());
+    let Message::Response(r) = Message::parse(&from_b[0].payload).unwrap() else {
+        panic!()
+    };
+    r
+}
+
+fn request_text(method: &str, extra: &str) -> String {
+    format!(
+        "{method} sip:vc@192.0.2.2 SIP/2.0\n\
+         Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bK{method}{};rport\n\
+         Max-Forwards: 70\n\
+         From: <sip:a@10.0.0.9>;tag=x1\n\
+         To: <sip:vc@192.0.2.2>\n\
+         Call-ID: raw-{method}\n\
+         CSeq: 1 {method}\n\
+         Contact: <sip:a@10.0.0.9>\n\
+         {extra}Content-Length: 0\n\n",
+        extra.len()
+    )
+}
+
+#[test]
+fn requests_the_ua_answers_itself() {
+    let mut n = Net::new(cfg(), cfg());
+    let r = raw(&mut n, &request_text("OPTIONS", ""));
+    assert_eq!(r.status, 200);
+    assert!(r.headers.allow().any(|m| m == Method::Invite));
+    assert_eq!(r.headers.get(HeaderName::Accept), Some("application/sdp"));
+    assert!(r.headers.has_option_tag(HeaderName::Supported, "100rel"));
+    // Via received/rport stamped (RFC 3581): source is 192.0.2.1:5060.
+    let v = r.headers.top_via().unwrap();
+    assert_eq!(v.received(), Some("192.0.2.1"));
+    assert_eq!(v.rport(), Some(Some(5060)));
+
+    let r = raw(&mut n, &request_text("FOO", ""));
+    assert_eq!(r.status, 405);
+    assert!(r.headers.get(HeaderName::Allow).is_some());
+
+    let r = raw(
+        &mut n,
+        &request_text("INVITE", "").replace("Max-Forwards: 70", "Max-Forwards: 0"),
+    );
+    assert_eq!(r.status, 483);
+
+    let r = raw(&mut n, &request_text("INVITE", "Require: foo, 100rel\n"));
+    assert_eq!(r.status, 420);
+    assert_eq!(r.headers.get(HeaderName::Unsupported), Some("foo"));
+
+    let r = raw(
+        &mut n,
+        &request_text("BYE", "")
+            .replace("To: <sip:vc@192.0.2.2>", "To: <sip:vc@192.0.2.2>;tag=nope"),
+    );
+    assert_eq!(r.status, 481);
+
+    let r = raw(
+        &mut n,
+        &request_text("INVITE", "").replace("sip:vc@192.0.2.2 SIP", "mailto:x@y SIP"),
+    );
+    assert_eq!(r.status, 416);
+    assert_eq!(n.b.calls(), 0);
+}
+
+#[test]
+fn record_route_becomes_the_route_set() {
+    let mut n = Net::new(cfg(), cfg());
+    let text = request_text(
+        "INVITE",
+        "Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\n",
+    );
+    let _ =
+        n.b.handle_datagram(n.now, text.replace('\n', "\r\n").as_bytes(), peer(B, A));
+    let (cb, _) = n.incoming();
+    n.b.answer(n.now, cb, 200, Some(Body::sdp("v=0\r\n")))
+        .unwrap();
+    let tx: Vec<_> = std::iter::from_fn(|| n.b.poll_transmit()).collect();
+    let Message::Response(ok) = Message::parse(&tx[0].payload).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        ok.headers.record_routes().count(),
+        2,
+        "§12.1.1: Record-Route copied into the 2xx"
+    );
+    // ACK, then B hangs up: the BYE follows the route set in order to A's Contact.
+    let to = ok.headers.get(HeaderName::To).unwrap().to_owned();
+    let ack = request_text("ACK", "")
+        .replace("To: <sip:vc@192.0.2.2>", &format!("To: {to}"))
+        .replace("raw-ACK", "raw-INVITE");
+    let _ =
+        n.b.handle_datagram(n.now, ack.replace('\n', "\r\n").as_bytes(), peer(B, A));
+    assert!(
+        n.events_b()
+            .iter()
+            .any(|e| matches!(e, UaEvent::Confirmed { .. }))
+    );
+    n.b.hangup(n.now, cb).unwrap();
+    let tx: Vec<_> = std::iter::from_fn(|| n.b.poll_transmit()).collect();
+    let Message::Request(bye) = Message::parse(&tx[0].payload).unwrap() else {
+        panic!()
+    };
+    assert_eq!(bye.uri.as_str(), "sip:a@10.0.0.9");
+    let routes: Vec<_> = bye
+        .headers
+        .routes()
+        .map(|r| r.uri.host().to_owned())
+        .collect();
+    assert_eq!(routes, ["p2.example.com", "p1.example.com"]);
+    assert_eq!(
+        bye.headers.from().unwrap().tag(),
+        ok.headers.to().unwrap().tag()
+    );
+    assert_eq!(bye.headers.to().unwrap().tag(), Some("x1"));
+    let _: SocketAddr = tx[0].peer.remote;
+}
