@@ -194,6 +194,10 @@ impl Limits {
 /// tasks, so it must be quick and must not block: format and hand off, or filter and return.
 /// The server enables it per voice connector (`EnableSIPLogs`) by filtering inside the
 /// callback. Keep-alive CRLFs are not logged.
+///
+/// The bytes are the message as it is on the wire and can carry secrets: the
+/// `X-chime-join-token` URI parameter of a meeting join, `Authorization` digest responses.
+/// Redact them before writing the log anywhere; this crate itself never logs message bytes.
 #[derive(Clone)]
 pub struct MessageLog(pub Arc<dyn Fn(&LoggedMessage<'_>) + Send + Sync>);
 
