@@ -18,6 +18,7 @@
 pub mod jitter;
 pub mod packet;
 pub mod rtcp;
+pub mod sdes;
 pub mod srtp;
 pub mod stats;
 
