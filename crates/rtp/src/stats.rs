@@ -198,7 +198,8 @@ impl ReceptionStats {
         let transit = arrival.wrapping_sub(rtp_timestamp);
         if let Some(prev) = self.transit {
             let d = (transit.wrapping_sub(prev) as i32).unsigned_abs();
-            let j = u64::from(self.jitter_q4) + u64::from(d) - u64::from((self.jitter_q4 + 8) >> 4);
+            let j = u64::from(self.jitter_q4) + u64::from(d)
+                - u64::from(self.jitter_q4.saturating_add(8) >> 4);
             self.jitter_q4 = u32::try_from(j).unwrap_or(u32::MAX);
         }
         self.transit = Some(transit);
