@@ -14,8 +14,10 @@ proptest! {
         if let Some(b) = buf.first_mut() { *b = (*b & 0x3F) | 0x80; }
         if let Ok(p) = RtpPacket::parse(&buf) {
             let _ = (p.payload(), p.csrcs().count(), p.padding_len());
-            if let Some(e) = p.extension() {
-                if let Some(it) = e.elements() { let _ = it.count(); }
+            if let Some(e) = p.extension()
+                && let Some(it) = e.elements()
+            {
+                let _ = it.count();
             }
         }
     }
