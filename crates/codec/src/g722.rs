@@ -257,13 +257,11 @@ impl G722Encoder {
         // Lower band: SUBTRA, QUANTL (6-bit), INVQAL (4-bit), LOGSCL, SCALEL, predictor.
         let el = sat(xlow - self.low.s);
         let wd = if el >= 0 { el } else { -(el + 1) };
-        let mut i = 1;
-        while i < 30 {
-            if wd < (Q6[i] * self.low.det) >> 12 {
-                break;
-            }
-            i += 1;
-        }
+        // The first interval whose upper decision level exceeds |el|. The scaled levels grow
+        // with the index, so a binary search finds the same interval as the linear scan of
+        // the Recommendation.
+        let det = self.low.det;
+        let i = 1 + Q6[1..30].partition_point(|&q| wd >= (q * det) >> 12);
         let ilow = if el < 0 { ILN[i] } else { ILP[i] };
         let ril = (ilow >> 2) as usize;
         let dlow = (self.low.det * QM4[ril]) >> 15;
