@@ -183,7 +183,10 @@ fn parse_head(
     limits: &ParseLimits,
 ) -> Result<(Message, Option<usize>), ParseErrorKind> {
     // Header text is UTF-8 (RFC 3261 §7.3.1); invalid bytes are replaced, not rejected.
-    let text = String::from_utf8_lossy(head);
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(head),
+    };
     let text: &str = &text;
     let first_nl = text.find('\n').unwrap_or(text.len());
     let start_line = text[..first_nl]

@@ -24,52 +24,88 @@ impl Span {
     }
 }
 
+pub(crate) const TOKEN: u8 = 1;
+pub(crate) const WORD: u8 = 2;
+pub(crate) const UNRESERVED: u8 = 4;
+pub(crate) const USER: u8 = 8;
+pub(crate) const PASSWORD: u8 = 16;
+pub(crate) const PARAM: u8 = 32;
+pub(crate) const HEADER: u8 = 64;
+pub(crate) const LWS: u8 = 128;
+
+const fn has(set: &[u8], b: u8) -> bool {
+    let mut i = 0;
+    while i < set.len() {
+        if set[i] == b {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Character classes of RFC 3261 §25.1 as one lookup table (bit flags above).
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        let mut f = 0;
+        let unreserved = alnum || has(b"-_.!~*'()", b);
+        if alnum || has(b"-.!%*_+`'~", b) {
+            f |= TOKEN;
+        }
+        if alnum || has(b"-.!%*_+`'~()<>:\\\"/[]?{}", b) {
+            f |= WORD;
+        }
+        if unreserved {
+            f |= UNRESERVED;
+        }
+        if unreserved || has(b"&=+$,;?/", b) {
+            f |= USER;
+        }
+        if unreserved || has(b"&=+$,", b) {
+            f |= PASSWORD;
+        }
+        if unreserved || has(b"[]/:&+$", b) {
+            f |= PARAM;
+        }
+        if unreserved || has(b"[]/?:+$", b) {
+            f |= HEADER;
+        }
+        if has(b" \t\r\n", b) {
+            f |= LWS;
+        }
+        t[i] = f;
+        i += 1;
+    }
+    t
+};
+
+/// Whether `b` is in the character class `class`.
+#[inline(always)]
+pub(crate) fn is(class: u8, b: u8) -> bool {
+    CLASS[b as usize] & class != 0
+}
+
 /// `token` characters (RFC 3261 §25.1): alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" /
 /// "`" / "'" / "~".
-#[inline]
+#[inline(always)]
 pub(crate) fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    is(TOKEN, b)
 }
 
 /// `word` characters (RFC 3261 §25.1), used by Call-ID.
-#[inline]
+#[inline(always)]
 pub(crate) fn is_word_char(b: u8) -> bool {
-    is_token_char(b)
-        || matches!(
-            b,
-            b'(' | b')'
-                | b'<'
-                | b'>'
-                | b':'
-                | b'\\'
-                | b'"'
-                | b'/'
-                | b'['
-                | b']'
-                | b'?'
-                | b'{'
-                | b'}'
-        )
-}
-
-/// `unreserved` = alphanum / mark (RFC 3261 §25.1).
-#[inline]
-pub(crate) fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
+    is(WORD, b)
 }
 
 /// Linear white space after unfolding (SP, HTAB; CR and LF can only be part of a fold).
-#[inline]
+#[inline(always)]
 pub(crate) fn is_lws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+    is(LWS, b)
 }
 
 pub(crate) fn is_token(s: &str) -> bool {
@@ -77,11 +113,17 @@ pub(crate) fn is_token(s: &str) -> bool {
 }
 
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| !is_lws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| !is_lws(c)).map_or(start, |i| i + 1);
+    // LWS bytes are ASCII, so both ends are char boundaries.
+    s.get(start..end.max(start)).unwrap_or("")
 }
 
 pub(crate) fn trim_start_lws(s: &str) -> &str {
-    s.trim_start_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| !is_lws(c)).unwrap_or(b.len());
+    s.get(start..).unwrap_or("")
 }
 
 /// Checks that every `%` in `s` starts a valid `escaped` triplet (`%` HEXDIG HEXDIG).
@@ -198,34 +240,32 @@ impl<'a> Iterator for CommaList<'a> {
 /// Finds `needle` outside quoted strings (and outside `<...>` if `angle` is set).
 pub(crate) fn find_unquoted(s: &str, needle: u8, angle: bool) -> Option<usize> {
     let b = s.as_bytes();
+    let open = if angle { b'<' } else { b'"' };
     let mut i = 0;
-    let mut in_angle = false;
     while i < b.len() {
-        let c = b[i];
-        if c == b'"' {
-            // skip quoted string; unterminated -> rest of string
-            let mut j = i + 1;
-            while j < b.len() {
-                match b[j] {
-                    b'\\' => j += 2,
-                    b'"' => break,
-                    _ => j += 1,
+        let at = i + memchr::memchr3(needle, b'"', open, &b[i..])?;
+        match b[at] {
+            c if c == needle => return Some(at),
+            b'"' => {
+                // Skip the quoted string; an unterminated one runs to the end.
+                let mut j = at + 1;
+                while j < b.len() {
+                    match b[j] {
+                        b'\\' => j += 2,
+                        b'"' => break,
+                        _ => j += 1,
+                    }
                 }
+                i = j + 1;
             }
-            i = j + 1;
-            continue;
-        }
-        if angle {
-            if c == b'<' {
-                in_angle = true;
-            } else if c == b'>' {
-                in_angle = false;
+            _ => {
+                // '<': skip to the matching '>' (URIs cannot contain '>' or quotes).
+                i = match memchr::memchr(b'>', &b[at..]) {
+                    Some(k) => at + k + 1,
+                    None => b.len(),
+                };
             }
         }
-        if c == needle && !in_angle {
-            return Some(i);
-        }
-        i += 1;
     }
     None
 }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::Ipv6Addr;
 
 use crate::params::Params;
-use crate::text::{Span, escapes_valid, is_unreserved, percent_decode};
+use crate::text::{self, Span, escapes_valid, percent_decode};
 
 /// The URI scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -313,23 +313,28 @@ fn is_uric(c: u8) -> bool {
     c > 0x20 && c < 0x7f && !matches!(c, b'<' | b'>' | b'"' | b'{' | b'}' | b'|' | b'\\' | b'^')
 }
 
+#[inline(always)]
 fn is_user_char(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+    text::is(text::USER, c)
 }
 
+#[inline(always)]
 fn is_password_char(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'&' | b'=' | b'+' | b'$' | b',')
+    text::is(text::PASSWORD, c)
 }
 
+#[inline(always)]
 fn is_param_char(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+    text::is(text::PARAM, c)
 }
 
+#[inline(always)]
 fn is_header_char(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
+    text::is(text::HEADER, c)
 }
 
 /// Scans `b[from..]` while `f` accepts characters or valid escapes; returns the end index.
+#[inline(always)]
 fn scan(b: &[u8], from: usize, f: impl Fn(u8) -> bool, err: UriError) -> Result<usize, UriError> {
     let mut i = from;
     while i < b.len() {
