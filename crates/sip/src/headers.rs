@@ -410,7 +410,8 @@ impl Headers {
 }
 
 /// Debug output redacts credentials (`response`, `cnonce`, ...): only the scheme and the
-/// `username`/`realm` of Authorization and Proxy-Authorization are shown.
+/// `username`/`realm` of Authorization and Proxy-Authorization are shown; join tokens in
+/// URIs are hidden too.
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_list();
@@ -418,7 +419,7 @@ impl fmt::Debug for Headers {
             if hn.is_sensitive() {
                 m.entry(&format_args!("{n}: {}", crate::auth::redact_credentials(v)));
             } else {
-                m.entry(&format_args!("{n}: {v}"));
+                m.entry(&format_args!("{n}: {}", crate::log::redact_join_tokens(v)));
             }
         }
         m.finish()

@@ -48,6 +48,11 @@
 //! ([`auth::ha1`]), in constant time, with nonce expiry and nonce-count replay refusal.
 //! [`auth::AuthError::answer`] maps failures to 400/401/407 (+stale). The client side is
 //! [`auth::respond_to_challenge`].
+//!
+//! # Message log
+//!
+//! [`log::LoggedMessage`] (direction, transport, addresses, bytes) is what the edge emits
+//! per message; its `Display`/`Debug` redact credentials, join tokens and SDES keys.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -55,6 +60,7 @@ pub mod auth;
 pub mod dialog;
 mod error;
 mod headers;
+pub mod log;
 mod message;
 mod params;
 mod parse;

@@ -89,7 +89,8 @@ pub struct Uri {
 
 impl fmt::Debug for UriRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Uri({:?})", self.raw)
+        // Join tokens are secrets (ARCHITECTURE.md): never in Debug output.
+        write!(f, "Uri({:?})", crate::log::redact_join_tokens(self.raw))
     }
 }
 

@@ -210,3 +210,25 @@ fn debug_output_does_not_leak_credentials() {
     assert!(!dbg.contains(&response_of(&c)));
     assert!(!format!("{:?}", server()).contains("7, 7"));
 }
+
+#[test]
+fn join_tokens_stay_out_of_debug_output() {
+    let m = sip::Message::parse(
+        b"INVITE sip:+17035550122@vc.example;transport=tls;X-chime-join-token=tok123 SIP/2.0\r\n\
+Via: SIP/2.0/TLS 198.51.100.10:5061;branch=z9hG4bK1\r\n\
+From: <sip:+12065550100@198.51.100.10>;tag=1\r\n\
+To: <sip:+17035550122@vc.example;X-chime-join-token=tok123>\r\n\
+Call-ID: j1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    let sip::Message::Request(r) = &m else {
+        panic!()
+    };
+    assert_eq!(
+        r.uri.param("x-chime-join-token"),
+        Some(Some("tok123")),
+        "still readable"
+    );
+    let dbg = format!("{m:?}");
+    assert!(!dbg.contains("tok123"), "{dbg}");
+}

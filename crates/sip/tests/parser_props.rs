@@ -79,6 +79,7 @@ proptest! {
             assert_stable(&m);
         }
         let _ = parse_stream(&data, &limits);
+        let _ = sip::log::redact_message(&data);
     }
 
     #[test]
@@ -100,6 +101,7 @@ proptest! {
             Ok(StreamParse::KeepAlive { consumed }) => prop_assert!(consumed <= data.len()),
             _ => {}
         }
+        let _ = sip::log::redact_message(&data);
         if let Err(e) = parse_datagram(&data, &limits) {
             let _ = sip::bad_request_response(&data, &e, "x");
         }
