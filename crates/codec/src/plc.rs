@@ -39,7 +39,8 @@ impl Plc {
 
     /// A concealer for a stream at `sample_rate` Hz.
     pub fn new(sample_rate: u32) -> Self {
-        let max_pitch = (sample_rate * Self::MAX_PITCH_MS_X10 / 10_000) as usize;
+        let sample_rate = sample_rate.clamp(Self::MIN_PITCH_HZ, 192_000);
+        let max_pitch = ((sample_rate * Self::MAX_PITCH_MS_X10 / 10_000) as usize).max(1);
         let history_len = max_pitch * 3;
         Plc {
             rate: sample_rate,

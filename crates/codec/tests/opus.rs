@@ -187,3 +187,24 @@ fn through_common_interface() {
     }
     assert_eq!(out.len(), sig.len());
 }
+
+#[test]
+fn random_payloads_never_panic() {
+    let mut rng = Rng(77);
+    for channels in [Channels::Mono, Channels::Stereo] {
+        let mut dec = OpusDecoder::new(channels).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..2000 {
+            let len = (rng.next_u64() % 200) as usize + 1;
+            let p: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            out.clear();
+            match dec.decode(Some(&p), &mut out) {
+                Ok(n) => assert_eq!(out.len(), n * channels.count()),
+                Err(e) => assert_eq!(e, DecodeError::Malformed { codec: "opus" }),
+            }
+            out.clear();
+            let _ = dec.decode_fec(&p, &mut out);
+            let _ = dec.decode(None, &mut out).unwrap();
+        }
+    }
+}
