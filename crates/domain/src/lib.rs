@@ -1,2 +1,17 @@
-//! Domain model and policy: voice connectors, termination, origination, meetings, attendees, join tokens.
+//! Domain model and policy: voice connectors, termination, origination, meetings, attendees,
+//! join tokens.
+//!
+//! The types serialize to the JSON shapes of AWS's `chime-sdk-voice` and `chime-sdk-meetings`
+//! service models (PascalCase members), so the API layer returns them as they are and the
+//! store keeps them as documents. Validation beyond what the service model expresses (CIDR
+//! syntax, calling regions, route limits) lives here, as pure functions.
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod ids;
+pub mod meeting;
+pub mod timestamp;
+pub mod token;
+pub mod voice_connector;
+
+pub use error::{ConflictReason, DomainError};

@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 #[derive(Debug, Parser)]
-#[command(name = "voice-connector", version, about = "Self-hostable SIP voice connector and meeting audio service")]
+#[command(
+    name = "voice-connector",
+    version,
+    about = "Self-hostable SIP voice connector and meeting audio service"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -74,6 +78,9 @@ pub struct Settings {
     /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` [default: sqlite file in the data dir]
     #[arg(long, env = "VC_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// API requests per second per access key before 429 ThrottledClientException; 0 = no limit [default: 1000]
+    #[arg(long, env = "VC_API_RATE_LIMIT")]
+    pub api_rate_limit: Option<u32>,
     /// TLS certificate chain (PEM) for SIP over TLS [default: issued by the development CA]
     #[arg(long, env = "VC_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -94,12 +101,14 @@ struct FileSettings {
     media_ip: Option<std::net::IpAddr>,
     sip_domain: Option<String>,
     database_url: Option<String>,
+    api_rate_limit: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
 
 /// The resolved configuration every part of the server reads.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // media_ip is read by the media engine, which lands next
 pub struct Config {
     pub data_dir: PathBuf,
     pub http: SocketAddr,
@@ -109,6 +118,7 @@ pub struct Config {
     pub media_ip: Option<std::net::IpAddr>,
     pub sip_domain: String,
     pub database_url: String,
+    pub api_rate_limit: u32,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -117,8 +127,14 @@ fn parse_port_range(s: &str) -> anyhow::Result<(u16, u16)> {
     let (lo, hi) = s
         .split_once('-')
         .with_context(|| format!("--rtp-ports must be LOW-HIGH, got {s:?}"))?;
-    let lo: u16 = lo.trim().parse().with_context(|| format!("bad low port in {s:?}"))?;
-    let hi: u16 = hi.trim().parse().with_context(|| format!("bad high port in {s:?}"))?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .with_context(|| format!("bad low port in {s:?}"))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .with_context(|| format!("bad high port in {s:?}"))?;
     if lo == 0 || hi < lo || (hi - lo) < 1 {
         bail!("--rtp-ports {s:?}: need 1 <= LOW < HIGH");
     }
@@ -136,16 +152,23 @@ impl Settings {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("./data"));
-        let database_url = self.database_url.clone().or(file.database_url).unwrap_or_else(|| {
-            format!("sqlite://{}", data_dir.join("voice-connector.db").display())
-        });
+        let database_url = self
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| {
+                format!("sqlite://{}", data_dir.join("voice-connector.db").display())
+            });
         let sip_domain = self
             .sip_domain
             .clone()
             .or(file.sip_domain)
             .unwrap_or_else(|| "voiceconnector.localhost".to_string())
             .to_ascii_lowercase();
-        if sip_domain.is_empty() || sip_domain.starts_with('.') || sip_domain.contains(char::is_whitespace) {
+        if sip_domain.is_empty()
+            || sip_domain.starts_with('.')
+            || sip_domain.contains(char::is_whitespace)
+        {
             bail!("--sip-domain {sip_domain:?} is not a host name");
         }
         let tls_cert = self.tls_cert.clone().or(file.tls_cert);
@@ -154,15 +177,25 @@ impl Settings {
             bail!("--tls-cert and --tls-key go together");
         }
         Ok(Config {
-            http: self.http.or(file.http).unwrap_or(([127, 0, 0, 1], 8080).into()),
+            http: self
+                .http
+                .or(file.http)
+                .unwrap_or(([127, 0, 0, 1], 8080).into()),
             sip: self.sip.or(file.sip).unwrap_or(([0, 0, 0, 0], 5060).into()),
-            sip_tls: self.sip_tls.or(file.sip_tls).unwrap_or(([0, 0, 0, 0], 5061).into()),
+            sip_tls: self
+                .sip_tls
+                .or(file.sip_tls)
+                .unwrap_or(([0, 0, 0, 0], 5061).into()),
             rtp_ports: parse_port_range(
-                self.rtp_ports.as_deref().or(file.rtp_ports.as_deref()).unwrap_or("20000-29999"),
+                self.rtp_ports
+                    .as_deref()
+                    .or(file.rtp_ports.as_deref())
+                    .unwrap_or("20000-29999"),
             )?,
             media_ip: self.media_ip.or(file.media_ip),
             sip_domain,
             database_url,
+            api_rate_limit: self.api_rate_limit.or(file.api_rate_limit).unwrap_or(1000),
             data_dir,
             tls_cert,
             tls_key,
@@ -198,13 +231,19 @@ mod tests {
         let path = dir.join("c.toml");
         std::fs::write(&path, "http = \"127.0.0.1:9000\"\nsip-domain = \"Example.COM\"\nrtp-ports = \"30000-30100\"\n")
             .expect("write");
-        let mut s = Settings { config: Some(path.clone()), ..Default::default() };
+        let mut s = Settings {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
         let c = s.resolve().expect("resolve");
         assert_eq!(c.http.to_string(), "127.0.0.1:9000");
         assert_eq!(c.sip_domain, "example.com");
         assert_eq!(c.rtp_ports, (30000, 30100));
         s.http = Some("127.0.0.1:9001".parse().expect("addr"));
-        assert_eq!(s.resolve().expect("resolve").http.to_string(), "127.0.0.1:9001");
+        assert_eq!(
+            s.resolve().expect("resolve").http.to_string(),
+            "127.0.0.1:9001"
+        );
         std::fs::write(&path, "htp = 1\n").expect("write");
         assert!(s.resolve().is_err(), "unknown keys are refused");
     }

@@ -1,10 +1,30 @@
+//! `voice-connector`: the binary. It parses the configuration and wires the library crates;
+//! everything else lives in them.
+
 use clap::Parser;
 
 mod config;
+mod secrets;
+mod serve;
 mod sip_edge;
 
 fn main() -> anyhow::Result<()> {
     let cli = config::Cli::parse();
-    let _ = cli;
-    Ok(())
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VC_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            config::Command::Serve(args) => serve::run(args.settings.resolve()?).await,
+            config::Command::Admin(config::AdminCommand::AddNumbers { settings, numbers }) => {
+                serve::add_numbers(settings.resolve()?, &numbers).await
+            }
+        }
+    })
 }

@@ -1,1 +1,14 @@
-//! Repository trait with SQLite and PostgreSQL implementations.
+//! Persistence behind one repository trait, [`Repository`], with one implementation,
+//! [`SqlRepository`], that runs on SQLite (the embedded default, WAL, `synchronous=FULL`) and
+//! PostgreSQL (for several nodes). Both use the same SQL through sqlx's `Any` driver; each
+//! backend has its own embedded migration set, applied at start.
+//!
+//! Rows keep the search keys in columns and the rest of a record as the JSON document the API
+//! returns (the service model's shape), so a new optional field needs no migration.
+
+mod migrate;
+mod repo;
+mod sql;
+
+pub use repo::{AttendeeInsert, Repository, SettingKind, StoreError};
+pub use sql::SqlRepository;

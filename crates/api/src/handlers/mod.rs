@@ -1,0 +1,148 @@
+//! The operations. Each takes the validated input document and returns the output document.
+
+pub(crate) mod meetings;
+mod voice;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{ApiError, AppState};
+
+/// Something the media side must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlEvent {
+    MeetingDeleted {
+        meeting_id: String,
+    },
+    AttendeeDeleted {
+        meeting_id: String,
+        attendee_id: String,
+    },
+}
+
+pub(crate) struct Ctx<'a> {
+    pub state: &'a AppState,
+    /// The `Host` the client reached us on; MediaPlacement URLs point back at it.
+    pub host: String,
+}
+
+const OPERATIONS: &[&str] = &[
+    "CreateVoiceConnector",
+    "GetVoiceConnector",
+    "ListVoiceConnectors",
+    "UpdateVoiceConnector",
+    "DeleteVoiceConnector",
+    "PutVoiceConnectorTermination",
+    "GetVoiceConnectorTermination",
+    "DeleteVoiceConnectorTermination",
+    "PutVoiceConnectorTerminationCredentials",
+    "ListVoiceConnectorTerminationCredentials",
+    "DeleteVoiceConnectorTerminationCredentials",
+    "GetVoiceConnectorTerminationHealth",
+    "PutVoiceConnectorOrigination",
+    "GetVoiceConnectorOrigination",
+    "DeleteVoiceConnectorOrigination",
+    "PutVoiceConnectorLoggingConfiguration",
+    "GetVoiceConnectorLoggingConfiguration",
+    "AssociatePhoneNumbersWithVoiceConnector",
+    "DisassociatePhoneNumbersFromVoiceConnector",
+    "GetPhoneNumber",
+    "ListPhoneNumbers",
+    "CreateMeeting",
+    "CreateMeetingWithAttendees",
+    "GetMeeting",
+    "DeleteMeeting",
+    "CreateAttendee",
+    "BatchCreateAttendee",
+    "GetAttendee",
+    "ListAttendees",
+    "DeleteAttendee",
+];
+
+/// The operation's name as a static label for metrics.
+pub(crate) fn op_label(name: &str) -> &'static str {
+    OPERATIONS
+        .iter()
+        .copied()
+        .find(|o| *o == name)
+        .unwrap_or("Unknown")
+}
+
+pub(crate) async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Value) -> Result<Value, ApiError> {
+    match op {
+        "CreateVoiceConnector" => voice::create(ctx, input).await,
+        "GetVoiceConnector" => voice::get(ctx, input).await,
+        "ListVoiceConnectors" => voice::list(ctx, input).await,
+        "UpdateVoiceConnector" => voice::update(ctx, input).await,
+        "DeleteVoiceConnector" => voice::delete(ctx, input).await,
+        "PutVoiceConnectorTermination" => voice::put_termination(ctx, input).await,
+        "GetVoiceConnectorTermination" => voice::get_termination(ctx, input).await,
+        "DeleteVoiceConnectorTermination" => voice::delete_termination(ctx, input).await,
+        "PutVoiceConnectorTerminationCredentials" => voice::put_credentials(ctx, input).await,
+        "ListVoiceConnectorTerminationCredentials" => voice::list_credentials(ctx, input).await,
+        "DeleteVoiceConnectorTerminationCredentials" => voice::delete_credentials(ctx, input).await,
+        "GetVoiceConnectorTerminationHealth" => voice::get_health(ctx, input).await,
+        "PutVoiceConnectorOrigination" => voice::put_origination(ctx, input).await,
+        "GetVoiceConnectorOrigination" => voice::get_origination(ctx, input).await,
+        "DeleteVoiceConnectorOrigination" => voice::delete_origination(ctx, input).await,
+        "PutVoiceConnectorLoggingConfiguration" => voice::put_logging(ctx, input).await,
+        "GetVoiceConnectorLoggingConfiguration" => voice::get_logging(ctx, input).await,
+        "AssociatePhoneNumbersWithVoiceConnector" => voice::associate_numbers(ctx, input).await,
+        "DisassociatePhoneNumbersFromVoiceConnector" => {
+            voice::disassociate_numbers(ctx, input).await
+        }
+        "GetPhoneNumber" => voice::get_phone_number(ctx, input).await,
+        "ListPhoneNumbers" => voice::list_phone_numbers(ctx, input).await,
+        "CreateMeeting" => meetings::create(ctx, input, false).await,
+        "CreateMeetingWithAttendees" => meetings::create(ctx, input, true).await,
+        "GetMeeting" => meetings::get(ctx, input).await,
+        "DeleteMeeting" => meetings::delete(ctx, input).await,
+        "CreateAttendee" => meetings::create_attendee(ctx, input).await,
+        "BatchCreateAttendee" => meetings::batch_create_attendee(ctx, input).await,
+        "GetAttendee" => meetings::get_attendee(ctx, input).await,
+        "ListAttendees" => meetings::list_attendees(ctx, input).await,
+        "DeleteAttendee" => meetings::delete_attendee(ctx, input).await,
+        other => Err(ApiError::Internal(format!(
+            "operation {other} is routed but has no handler"
+        ))),
+    }
+}
+
+/// Reads a validated input member into a typed value. Validation already checked the types,
+/// so a failure here is a defect of ours, reported as such.
+pub(crate) fn member<T: DeserializeOwned>(input: &Value, name: &str) -> Result<T, ApiError> {
+    serde_json::from_value(input.get(name).cloned().unwrap_or(Value::Null))
+        .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+}
+
+/// A string member that the model marks required (so it is present after validation).
+pub(crate) fn string(input: &Value, name: &str) -> String {
+    input
+        .get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub(crate) fn opt_string(input: &Value, name: &str) -> Option<String> {
+    input.get(name).and_then(Value::as_str).map(str::to_string)
+}
+
+/// `MaxResults` (default 100) and `NextToken` (the last id of the previous page).
+pub(crate) fn page(input: &Value) -> (u32, Option<String>) {
+    let max = input
+        .get("MaxResults")
+        .and_then(Value::as_u64)
+        .unwrap_or(100)
+        .clamp(1, 100) as u32;
+    (max, opt_string(input, "NextToken"))
+}
+
+/// The NextToken for a page of `len` items whose last id is `last`.
+pub(crate) fn next_token(len: usize, max: u32, last: Option<&str>) -> Option<String> {
+    if len == max as usize {
+        last.map(str::to_string)
+    } else {
+        None
+    }
+}

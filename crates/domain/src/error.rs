@@ -1,0 +1,49 @@
+//! Errors by blame. The API maps each variant to an AWS error shape in one place.
+
+/// What went wrong, and whose fault it is.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DomainError {
+    /// The caller sent a value we refuse. `field` names the offending member.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The named resource does not exist (or no longer exists).
+    #[error("{kind} {id} not found")]
+    NotFound { kind: &'static str, id: String },
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(ConflictReason),
+    /// A configured limit was reached.
+    #[error("{what}: the limit is {limit}")]
+    LimitExceeded { what: &'static str, limit: u32 },
+}
+
+/// Why a request conflicts with the current state.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConflictReason {
+    #[error("voice connector {0} still has phone numbers associated; disassociate them first")]
+    VoiceConnectorHasNumbers(String),
+    #[error(
+        "phone number {number} is associated with voice connector {voice_connector}; use ForceAssociate to move it"
+    )]
+    NumberAssociatedElsewhere {
+        number: String,
+        voice_connector: String,
+    },
+    #[error("meeting {0} has ended")]
+    MeetingEnded(String),
+}
+
+impl DomainError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        DomainError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        DomainError::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Meetings and attendees, in the shapes of the `chime-sdk-meetings` service model.
+
+use serde::{Deserialize, Serialize};
+
+/// Most attendees in one meeting (AWS's limit).
+pub const MAX_ATTENDEES: u32 = 250;
+/// A meeting with no audio connection ends after this many seconds (AWS's auto-end rule).
+pub const IDLE_END_SECS: i64 = 5 * 60;
+/// Every meeting ends this many seconds after it was created (AWS's auto-end rule).
+pub const MAX_LIFETIME_SECS: i64 = 24 * 60 * 60;
+
+/// Shape `Meeting`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Meeting {
+    pub meeting_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meeting_host_id: Option<String>,
+    pub external_meeting_id: String,
+    pub media_region: String,
+    pub media_placement: MediaPlacement,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meeting_features: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_meeting_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_ids: Option<Vec<String>>,
+    pub meeting_arn: String,
+}
+
+/// Shape `MediaPlacement`: where clients reach this server for the meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MediaPlacement {
+    pub audio_host_url: String,
+    pub audio_fallback_url: String,
+    pub signaling_url: String,
+    pub turn_control_url: String,
+}
+
+impl MediaPlacement {
+    /// URLs on the API host the client used (`host` is a `Host` header value such as
+    /// `127.0.0.1:8080`).
+    pub fn for_host(host: &str, meeting_id: &str) -> Self {
+        MediaPlacement {
+            audio_host_url: format!("{host}/audio/{meeting_id}"),
+            audio_fallback_url: format!("ws://{host}/audio/{meeting_id}"),
+            signaling_url: format!("ws://{host}/control/{meeting_id}"),
+            turn_control_url: format!("http://{host}/turn/{meeting_id}"),
+        }
+    }
+}
+
+pub fn meeting_arn(region: &str, meeting_id: &str) -> String {
+    format!("arn:aws:chime:{region}:000000000000:meeting/{meeting_id}")
+}
+
+/// Shape `Attendee`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Attendee {
+    pub external_user_id: String,
+    pub attendee_id: String,
+    pub join_token: String,
+    pub capabilities: AttendeeCapabilities,
+}
+
+/// Shape `AttendeeCapabilities`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttendeeCapabilities {
+    pub audio: String,
+    pub video: String,
+    pub content: String,
+}
+
+impl Default for AttendeeCapabilities {
+    fn default() -> Self {
+        let all = "SendReceive".to_string();
+        AttendeeCapabilities {
+            audio: all.clone(),
+            video: all.clone(),
+            content: all,
+        }
+    }
+}
+
+/// An attendee as the store keeps it: no token, only its nonce and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttendeeRecord {
+    pub meeting_id: String,
+    pub attendee_id: String,
+    pub external_user_id: String,
+    pub capabilities: AttendeeCapabilities,
+    pub token_nonce: [u8; 16],
+    pub token_hash: String,
+    pub created_ms: i64,
+}
+
+/// A meeting as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeetingRecord {
+    pub meeting: Meeting,
+    pub client_request_token: String,
+    pub created_ms: i64,
+    /// Last time an attendee had audio connected (or creation time); drives the idle rule.
+    pub last_audio_ms: i64,
+}
+
+impl MeetingRecord {
+    /// Whether AWS's auto-end rules end this meeting at `now_ms`. The idle rule applies only
+    /// when `media_running` (a server with the media engine enforces it).
+    pub fn expired(&self, now_ms: i64, media_running: bool) -> bool {
+        now_ms - self.created_ms >= MAX_LIFETIME_SECS * 1000
+            || (media_running && now_ms - self.last_audio_ms >= IDLE_END_SECS * 1000)
+    }
+}

@@ -1,0 +1,154 @@
+//! `voice-connector serve`: opens the store, starts the API and the SIP edge, runs the
+//! meeting auto-end sweep, and stops cleanly on SIGINT or SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use store::{Repository, SqlRepository};
+
+use crate::config::Config;
+use crate::secrets;
+
+async fn open_store(cfg: &Config) -> anyhow::Result<SqlRepository> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    SqlRepository::connect(&cfg.database_url)
+        .await
+        .with_context(|| format!("opening database {}", redact_url(&cfg.database_url)))
+}
+
+/// The database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let repo = open_store(&cfg).await?;
+    let (creds, origin) = secrets::api_credentials(&cfg.data_dir)?;
+    let token_key = secrets::token_key(&cfg.data_dir)?;
+    let repo: Arc<dyn Repository> = Arc::new(repo);
+    let state = api::AppState::new(
+        repo.clone(),
+        creds.clone(),
+        token_key,
+        api::ApiConfig {
+            sip_domain: cfg.sip_domain.clone(),
+            rate_limit: cfg.api_rate_limit,
+        },
+    );
+    state
+        .metrics
+        .set_start_time(domain::timestamp::now_millis() / 1000);
+
+    let listener = tokio::net::TcpListener::bind(cfg.http)
+        .await
+        .with_context(|| format!("binding the API to {}", cfg.http))?;
+    let http_addr = listener.local_addr()?;
+    if let secrets::Origin::Generated = origin {
+        print_first_start(&creds, &http_addr.to_string(), &cfg);
+    }
+    tracing::info!(api = %http_addr, sip_domain = %cfg.sip_domain, database = %redact_url(&cfg.database_url), "voice-connector started");
+
+    let sweeper = tokio::spawn(sweep_meetings(state.clone()));
+    let app = api::router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    sweeper.abort();
+    tracing::info!("voice-connector stopped");
+    Ok(())
+}
+
+fn print_first_start(creds: &api::sigv4::Credentials, http: &str, cfg: &Config) {
+    let id = &creds.access_key_id;
+    let secret = creds.secret();
+    println!(
+        "\nGenerated API credentials (stored in {dir}/api-credentials, mode 0600; shown only now):\n\
+         \n  VC_ACCESS_KEY_ID={id}\n  VC_SECRET_ACCESS_KEY={secret}\n\
+         \nboto3:\n\
+         \n  import boto3\n  voice = boto3.client('chime-sdk-voice', endpoint_url='http://{http}', region_name='us-east-1',\n      aws_access_key_id='{id}', aws_secret_access_key='{secret}')\n  voice.create_voice_connector(Name='pbx', RequireEncryption=True)\n\
+         \naws CLI:\n\
+         \n  AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION=us-east-1 \\\n    aws chime-sdk-voice list-voice-connectors --endpoint-url http://{http}\n",
+        dir = cfg.data_dir.display()
+    );
+}
+
+/// Ends meetings that AWS's auto-end rules say are over, every 30 seconds.
+async fn sweep_meetings(state: Arc<api::AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        let now = domain::timestamp::now_millis();
+        match state.repo.list_meetings().await {
+            Ok(meetings) => {
+                for m in meetings.iter().filter(|m| m.expired(now, false)) {
+                    if let Err(e) = api::end_meeting(&state, &m.meeting.meeting_id).await {
+                        tracing::warn!(meeting = %m.meeting.meeting_id, error = %e, "auto-end failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "auto-end sweep could not list meetings"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+/// `voice-connector admin add-numbers`: adds E.164 numbers to the inventory.
+pub async fn add_numbers(cfg: Config, numbers: &[String]) -> anyhow::Result<()> {
+    let repo = open_store(&cfg).await?;
+    let now = domain::timestamp::iso8601(domain::timestamp::now_millis());
+    for n in numbers {
+        let pn = domain::voice_connector::PhoneNumber::new(n, &now)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if repo.add_phone_number(&pn).await? {
+            println!(
+                "added {n} ({})",
+                pn.country.as_deref().unwrap_or("unknown country")
+            );
+        } else {
+            println!("{n} is already in the inventory");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_passwords_are_not_shown() {
+        assert_eq!(
+            super::redact_url("postgres://vc:s3cret@db:5432/vc"),
+            "postgres://vc:***@db:5432/vc"
+        );
+        assert_eq!(
+            super::redact_url("sqlite://./data/x.db"),
+            "sqlite://./data/x.db"
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! Embedded migrations, one set per backend, applied in order inside a transaction each.
+
+use sqlx::AnyPool;
+
+use crate::StoreError;
+
+pub(crate) struct Migration {
+    pub version: i64,
+    pub sql: &'static str,
+}
+
+pub(crate) const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+pub(crate) const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+pub(crate) async fn run(pool: &AnyPool, postgres: bool) -> Result<(), StoreError> {
+    let set = if postgres { POSTGRES } else { SQLITE };
+    let mut tx = pool.begin().await?;
+    if postgres {
+        // Several nodes may start at once: one migrates, the others wait.
+        sqlx::query("SELECT pg_advisory_xact_lock(7246001)")
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("CREATE TABLE IF NOT EXISTS vc_schema (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM vc_schema")
+        .fetch_all(&mut *tx)
+        .await?;
+    for m in set {
+        if applied.iter().any(|(v,)| *v == m.version) {
+            continue;
+        }
+        tracing::info!(version = m.version, "applying database migration");
+        sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO vc_schema (version, applied_ms) VALUES ($1, $2)")
+            .bind(m.version)
+            .bind(domain::timestamp::now_millis())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

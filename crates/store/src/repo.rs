@@ -1,0 +1,157 @@
+//! The repository trait: everything the API and the SIP edge read and write.
+
+use async_trait::async_trait;
+use domain::DomainError;
+use domain::meeting::{AttendeeRecord, MeetingRecord};
+use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The request conflicts with what is stored (mapped to a client error).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The database failed or is unreachable (an internal fault).
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored document no longer parses (an internal fault).
+    #[error("stored {table} row {id} is corrupt: {source}")]
+    Corrupt {
+        table: &'static str,
+        id: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Per-connector settings documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingKind {
+    Termination,
+    Origination,
+    Logging,
+    TerminationHealth,
+}
+
+impl SettingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettingKind::Termination => "termination",
+            SettingKind::Origination => "origination",
+            SettingKind::Logging => "logging",
+            SettingKind::TerminationHealth => "termination-health",
+        }
+    }
+}
+
+/// Result of adding an attendee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttendeeInsert {
+    Created(AttendeeRecord),
+    /// The meeting already had an attendee with this ExternalUserId: here it is.
+    Existing(AttendeeRecord),
+}
+
+/// Every read and write of the control plane. All writes are durable when they return.
+#[async_trait]
+pub trait Repository: Send + Sync + 'static {
+    // Voice connectors.
+    async fn insert_voice_connector(
+        &self,
+        vc: &VoiceConnector,
+        created_ms: i64,
+    ) -> Result<(), StoreError>;
+    async fn get_voice_connector(&self, id: &str) -> Result<Option<VoiceConnector>, StoreError>;
+    /// Up to `limit` connectors with ids after `after`, in id order.
+    async fn list_voice_connectors(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VoiceConnector>, StoreError>;
+    /// Returns false when the connector does not exist.
+    async fn update_voice_connector(&self, vc: &VoiceConnector) -> Result<bool, StoreError>;
+    /// Refuses (Conflict) while phone numbers are associated. Returns false when absent.
+    async fn delete_voice_connector(&self, id: &str) -> Result<bool, StoreError>;
+
+    // Settings documents (termination, origination, logging, health).
+    async fn put_setting(
+        &self,
+        vc_id: &str,
+        kind: SettingKind,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    async fn get_setting(
+        &self,
+        vc_id: &str,
+        kind: SettingKind,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+    async fn delete_setting(&self, vc_id: &str, kind: SettingKind) -> Result<bool, StoreError>;
+
+    // Termination credentials (HA1 only).
+    async fn put_credentials(
+        &self,
+        vc_id: &str,
+        creds: &[StoredCredential],
+    ) -> Result<(), StoreError>;
+    async fn list_credential_usernames(&self, vc_id: &str) -> Result<Vec<String>, StoreError>;
+    async fn get_credential(
+        &self,
+        vc_id: &str,
+        username: &str,
+    ) -> Result<Option<StoredCredential>, StoreError>;
+    async fn delete_credentials(&self, vc_id: &str, usernames: &[String])
+    -> Result<(), StoreError>;
+
+    // Phone-number inventory.
+    /// Returns false when the number is already in the inventory.
+    async fn add_phone_number(&self, n: &PhoneNumber) -> Result<bool, StoreError>;
+    async fn get_phone_number(&self, id: &str) -> Result<Option<PhoneNumber>, StoreError>;
+    async fn update_phone_number(&self, n: &PhoneNumber) -> Result<(), StoreError>;
+    /// Numbers in id order after `after`; `vc_id` filters to one connector's numbers.
+    async fn list_phone_numbers(
+        &self,
+        vc_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<PhoneNumber>, StoreError>;
+
+    // Meetings.
+    async fn insert_meeting(&self, m: &MeetingRecord) -> Result<(), StoreError>;
+    async fn get_meeting(&self, id: &str) -> Result<Option<MeetingRecord>, StoreError>;
+    async fn find_meeting_by_request_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<MeetingRecord>, StoreError>;
+    /// Deletes the meeting and its attendees (which revokes their join tokens).
+    async fn delete_meeting(&self, id: &str) -> Result<bool, StoreError>;
+    async fn list_meetings(&self) -> Result<Vec<MeetingRecord>, StoreError>;
+    async fn touch_meeting_audio(&self, id: &str, at_ms: i64) -> Result<(), StoreError>;
+
+    // Attendees.
+    /// Adds an attendee unless the meeting has one with the same ExternalUserId, and refuses
+    /// (LimitExceeded) past `max_attendees`. Atomic with respect to concurrent inserts.
+    async fn insert_attendee(
+        &self,
+        a: &AttendeeRecord,
+        max_attendees: u32,
+    ) -> Result<AttendeeInsert, StoreError>;
+    async fn get_attendee(
+        &self,
+        meeting_id: &str,
+        attendee_id: &str,
+    ) -> Result<Option<AttendeeRecord>, StoreError>;
+    async fn list_attendees(
+        &self,
+        meeting_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AttendeeRecord>, StoreError>;
+    async fn delete_attendee(
+        &self,
+        meeting_id: &str,
+        attendee_id: &str,
+    ) -> Result<bool, StoreError>;
+    async fn find_attendee_by_token_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<AttendeeRecord>, StoreError>;
+}
