@@ -273,6 +273,7 @@ enum Purpose {
     Update,
     Prack,
     Bye,
+    Cancel,
     Other,
 }
 
@@ -1324,8 +1325,9 @@ impl UserAgent {
         if d.state == DState::Confirmed {
             return Err(UaError::InvalidState);
         }
-        let ck = self.txn.cancel(now, *key)?;
-        self.owners.insert(ck, (call, Purpose::Other));
+        if let Some(ck) = self.txn.cancel(now, *key)? {
+            self.owners.insert(ck, (call, Purpose::Cancel));
+        }
         Ok(())
     }
 
@@ -1379,7 +1381,7 @@ impl UserAgent {
                     self.end_call(call, TerminationReason::DialogGone(408));
                 }
             }
-            Purpose::Bye => {}
+            Purpose::Bye | Purpose::Cancel => {}
         }
     }
 
@@ -1391,7 +1393,7 @@ impl UserAgent {
         match purpose {
             Purpose::InitialInvite => self.on_invite_response(now, call, resp, true),
             Purpose::Reinvite => self.on_invite_response(now, call, resp, false),
-            Purpose::Bye | Purpose::Prack => {}
+            Purpose::Bye | Purpose::Prack | Purpose::Cancel => {}
             Purpose::Update | Purpose::Other => {
                 if status >= 200 {
                     if purpose == Purpose::Update

@@ -310,6 +310,8 @@ struct Txn {
     interval: Duration,
     timers: [Option<(Timer, Instant)>; 4],
     source: Option<IpAddr>,
+    /// Client INVITE: CANCEL requested before any provisional response (§9.1).
+    cancel_pending: bool,
 }
 
 impl Txn {
@@ -734,6 +736,7 @@ impl TransactionLayer {
             interval: self.cfg.t1,
             timers: [None; 4],
             source: Some(ip),
+            cancel_pending: false,
         };
         self.txns.insert(key, txn);
         self.server_index.insert(mkey.clone(), key);
@@ -877,6 +880,7 @@ impl TransactionLayer {
                 interval: self.cfg.t1,
                 timers: [None; 4],
                 source: None,
+                cancel_pending: false,
             },
         );
         self.client_index.insert(mkey, key);
@@ -901,8 +905,33 @@ impl TransactionLayer {
 
     /// Builds and sends a CANCEL for an INVITE client transaction (RFC 3261 §9.1): same
     /// Request-URI, Call-ID, From, To, CSeq number and top Via, Route headers copied.
-    /// Returns the CANCEL's own client transaction.
+    /// Returns the CANCEL's own client transaction, or `None` when no provisional response
+    /// has arrived yet: the CANCEL is then sent when one does (§9.1 forbids sending it
+    /// earlier). If no final response follows within 64*T1, the INVITE transaction ends
+    /// with [`Event::Timeout`] (§9.1).
     pub fn cancel(
+        &mut self,
+        now: Instant,
+        invite: TransactionKey,
+    ) -> Result<Option<TransactionKey>, TransactionError> {
+        let t = self
+            .txns
+            .get_mut(&invite)
+            .ok_or(TransactionError::UnknownTransaction)?;
+        if t.kind != TransactionKind::ClientInvite
+            || !matches!(t.state, State::Calling | State::Proceeding)
+            || t.cancel_pending
+        {
+            return Err(TransactionError::NotCancellable);
+        }
+        if t.state == State::Calling {
+            t.cancel_pending = true;
+            return Ok(None);
+        }
+        self.send_cancel(now, invite).map(Some)
+    }
+
+    fn send_cancel(
         &mut self,
         now: Instant,
         invite: TransactionKey,
@@ -911,14 +940,12 @@ impl TransactionLayer {
             .txns
             .get(&invite)
             .ok_or(TransactionError::UnknownTransaction)?;
-        if t.kind != TransactionKind::ClientInvite
-            || !matches!(t.state, State::Calling | State::Proceeding)
-        {
-            return Err(TransactionError::NotCancellable);
-        }
         let cancel = build_cancel_or_ack(&t.request, Method::Cancel, None);
         let peer = t.peer;
-        self.send_request(now, cancel, peer)
+        let key = self.send_request(now, cancel, peer)?;
+        let at = now + self.cfg.t1 * 64;
+        self.set_timer(invite, Timer::B, at);
+        Ok(key)
     }
 
     fn on_response(&mut self, now: Instant, resp: Response) {
@@ -944,6 +971,9 @@ impl TransactionLayer {
                     if status < 200 {
                         t.state = State::Proceeding;
                         t.timers[Timer::B.slot()] = None;
+                        if std::mem::take(&mut t.cancel_pending) {
+                            let _ = self.send_cancel(now, key);
+                        }
                     } else if status < 300 {
                         t.state = State::Accepted;
                         t.timers[Timer::B.slot()] = None;

@@ -391,7 +391,11 @@ fn cancel_racing_a_200() {
     let mut ok = Response::for_request(&sreq, 200);
     ok.headers.set(HeaderName::To, "<sip:bob@192.0.2.2>;tag=b1");
     p.uas.send_response(p.now, skey, ok).unwrap();
-    let ckey = p.uac.cancel(p.now, ikey).unwrap();
+    let ckey = p
+        .uac
+        .cancel(p.now, ikey)
+        .unwrap()
+        .expect("sent at once after a 180");
     p.pump();
 
     // UAS: the CANCEL matches the INVITE, which is already Accepted: answer 200, no 487.
@@ -574,4 +578,41 @@ fn malformed_datagram_gets_400_from_the_layer() {
     };
     assert_eq!(r.status, 400);
     assert!(l.is_empty());
+}
+
+#[test]
+fn cancel_waits_for_a_provisional_and_bounds_the_invite() {
+    let now = Instant::now();
+    let mut l = TransactionLayer::new(TransactionConfig::default(), 1);
+    let inv = request("INVITE", "z9hG4bKcw", TransportKind::Tcp);
+    let key = l
+        .send_request(now, inv.clone(), peer(TransportKind::Tcp, UAC, UAS))
+        .unwrap();
+    drain_tx(&mut l);
+    assert_eq!(
+        l.cancel(now, key),
+        Ok(None),
+        "no provisional yet: deferred (§9.1)"
+    );
+    assert!(drain_tx(&mut l).is_empty());
+    let trying = Response::for_request(&inv, 100);
+    l.handle_message(
+        now,
+        Message::Response(trying),
+        peer(TransportKind::Tcp, UAC, UAS),
+    );
+    let tx = drain_tx(&mut l);
+    let Message::Request(c) = parse(&tx[0]) else {
+        panic!()
+    };
+    assert_eq!(c.method, Method::Cancel);
+    assert_eq!(c.headers.top_via().unwrap().branch(), Some("z9hG4bKcw"));
+    assert_eq!(c.headers.cseq().unwrap().seq, 1);
+    // The UAS never sends a final response: the INVITE ends after 64*T1.
+    l.handle_timeout(now + Duration::from_secs(32));
+    assert!(
+        drain_ev(&mut l)
+            .iter()
+            .any(|e| matches!(e, Event::Timeout { key: k, .. } if *k == key))
+    );
 }
