@@ -58,6 +58,27 @@ pub struct OutgoingCall {
     pub body: Option<Body>,
     /// Extra headers (e.g. `Require: 100rel`, P-Asserted-Identity).
     pub headers: Vec<(HeaderName, String)>,
+    /// Digest credentials to answer one 401/407 challenge with (RFC 3261 §22.2), e.g.
+    /// for a carrier trunk.
+    pub credentials: Option<Credentials>,
+}
+
+/// A user name and password for UAC digest authentication. Debug hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Session timer preferences (RFC 4028).
@@ -336,6 +357,8 @@ struct Dialog {
     session: Option<Session>,
     peer_allows_update: bool,
     local_body: Option<Body>,
+    /// UAC: credentials for one challenge, taken when used.
+    credentials: Option<Credentials>,
     timers: [Option<Instant>; 4],
 }
 
@@ -713,6 +736,7 @@ impl UserAgent {
             session,
             peer_allows_update: h.allow().any(|m| m == Method::Update),
             local_body: None,
+            credentials: None,
             timers: [None; 4],
         };
         self.by_id.insert((d.call_id.clone(), local_tag), call);
@@ -1150,6 +1174,7 @@ impl UserAgent {
             to,
             body,
             headers: extra,
+            credentials,
         } = call;
         let (from, to) = (from.as_str(), to.as_str());
         let local_tag = self.txn.new_token();
@@ -1206,12 +1231,78 @@ impl UserAgent {
                 session: None,
                 peer_allows_update: false,
                 local_body: body,
+                credentials,
                 timers: [None; 4],
             },
         );
         self.by_id.insert((call_id, local_tag), call);
         self.owners.insert(key, (call, Purpose::InitialInvite));
         Ok(call)
+    }
+
+    /// RFC 3261 §22.2: answers a 401/407 to our initial INVITE once, with the same Call-ID,
+    /// From tag and the next CSeq. Prefers a SHA-256 challenge (RFC 8760 §2.4).
+    fn retry_with_credentials(&mut self, now: Instant, call: CallKey, resp: &Response) -> bool {
+        let (challenge_name, answer_name) = if resp.status == 401 {
+            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+        } else {
+            (
+                HeaderName::ProxyAuthenticate,
+                HeaderName::ProxyAuthorization,
+            )
+        };
+        let challenges: Vec<&str> = resp.headers.get_all(challenge_name).collect();
+        let challenge = challenges
+            .iter()
+            .find(|c| {
+                crate::auth::AuthParams::parse(c)
+                    .and_then(|p| p.get("algorithm"))
+                    .is_some_and(|a| a.eq_ignore_ascii_case("SHA-256"))
+            })
+            .or(challenges.first())
+            .map(|c| c.to_string());
+        let cnonce = self.txn.new_token();
+        let branch = self.txn.new_branch();
+        let Some(d) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        let (Some(challenge), Some((_, old))) = (challenge, d.our_invite.as_ref()) else {
+            return false;
+        };
+        let Some(creds) = d.credentials.take() else {
+            return false;
+        };
+        let mut req = old.clone();
+        let uri = req.uri.to_string();
+        let Ok(answer) = crate::auth::respond_to_challenge(
+            &challenge,
+            "INVITE",
+            &uri,
+            &creds.username,
+            &creds.password,
+            &cnonce,
+            1,
+        ) else {
+            return false;
+        };
+        d.local_seq += 1;
+        let seq = d.local_seq;
+        req.headers
+            .replace_first(HeaderName::Via, &via_for(&d.peer, &branch));
+        req.headers.set(HeaderName::CSeq, &format!("{seq} INVITE"));
+        req.headers.remove(answer_name);
+        req.headers.push(answer_name, &answer);
+        let peer = d.peer;
+        match self.txn.send_request(now, req.clone(), peer) {
+            Ok(key) => {
+                if let Some(d) = self.calls.get_mut(&call) {
+                    d.our_invite = Some((key, req));
+                }
+                self.owners.insert(key, (call, Purpose::InitialInvite));
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Builds an in-dialog request (§12.2.1.1): Request-URI from the remote target (or the
@@ -1542,6 +1633,15 @@ impl UserAgent {
             return;
         }
         // Non-2xx final: the transaction sent the ACK (§17.1.1.3).
+        if initial
+            && (status == 401 || status == 407)
+            && self.retry_with_credentials(now, call, &resp)
+        {
+            return;
+        }
+        let Some(d) = self.calls.get_mut(&call) else {
+            return;
+        };
         d.our_invite = None;
         if initial {
             self.end_call(call, TerminationReason::Failed(status));

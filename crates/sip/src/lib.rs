@@ -71,8 +71,8 @@ mod uri;
 mod util;
 
 pub use dialog::{
-    Body, CallKey, OutgoingCall, SessionTimerConfig, TerminationReason, UaConfig, UaError, UaEvent,
-    UserAgent,
+    Body, CallKey, Credentials, OutgoingCall, SessionTimerConfig, TerminationReason, UaConfig,
+    UaError, UaEvent, UserAgent,
 };
 pub use error::{Disposition, ParseError, ParseErrorKind, StartKind, bad_request_response};
 pub use headers::{HeaderName, Headers};

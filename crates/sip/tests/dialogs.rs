@@ -115,6 +115,7 @@ impl Net {
                     to: "<sip:+17035550122@192.0.2.2>".into(),
                     body: Some(Body::sdp("v=0 offer\r\n")),
                     headers: extra.iter().map(|(n, v)| (*n, v.to_string())).collect(),
+                    credentials: None,
                 },
             )
             .unwrap();
@@ -581,4 +582,74 @@ fn record_route_becomes_the_route_set() {
     );
     assert_eq!(bye.headers.to().unwrap().tag(), Some("x1"));
     let _: SocketAddr = tx[0].peer.remote;
+}
+
+#[test]
+fn uac_answers_a_digest_challenge_once() {
+    use sip::auth::{Algorithm, DigestConfig, DigestServer, ha1};
+    let mut n = Net::new(cfg(), cfg());
+    let mut digest = DigestServer::new(DigestConfig {
+        realm: "vc.example.com".into(),
+        algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+        nonce_lifetime: Duration::from_secs(60),
+        max_nonces: 100,
+        secret: [3; 32],
+    });
+    let ca =
+        n.a.invite(
+            n.now,
+            peer(A, B),
+            OutgoingCall {
+                target: Uri::parse("sip:+17035550122@192.0.2.2").unwrap(),
+                from: "<sip:+12065550100@192.0.2.1>".into(),
+                to: "<sip:+17035550122@192.0.2.2>".into(),
+                body: Some(Body::sdp("v=0\r\n")),
+                headers: Vec::new(),
+                credentials: Some(sip::Credentials {
+                    username: "trunk1".into(),
+                    password: "pw".into(),
+                }),
+            },
+        )
+        .unwrap();
+    n.pump();
+    // First INVITE: no credentials -> 401 with both challenges.
+    let (cb, inv) = n.incoming();
+    assert!(inv.headers.get(HeaderName::Authorization).is_none());
+    let mut r = n.b.make_response(cb, 401).unwrap();
+    for ch in digest.challenges(n.now, false) {
+        r.headers.push(HeaderName::WwwAuthenticate, &ch);
+    }
+    n.b.respond(n.now, cb, r).unwrap();
+    n.pump();
+    // The retry carries SHA-256 credentials, same Call-ID, CSeq 2.
+    let (cb2, inv2) = n.incoming();
+    assert_eq!(inv2.headers.call_id(), inv.headers.call_id());
+    assert_eq!(inv2.headers.cseq().unwrap().seq, 2);
+    let creds = inv2.headers.get(HeaderName::Authorization).unwrap();
+    assert!(creds.contains("algorithm=SHA-256"));
+    let v = digest
+        .verify(n.now, "INVITE", inv2.uri.as_str(), creds, |u, alg| {
+            (u == "trunk1").then(|| ha1(alg, "trunk1", "vc.example.com", "pw"))
+        })
+        .unwrap();
+    assert_eq!(v.username, "trunk1");
+    n.b.answer(n.now, cb2, 200, Some(Body::sdp("v=0\r\n")))
+        .unwrap();
+    n.pump();
+    assert!(
+        n.events_a()
+            .iter()
+            .any(|e| matches!(e, UaEvent::Answered { call, .. } if *call == ca))
+    );
+    assert!(
+        !format!(
+            "{:?}",
+            sip::Credentials {
+                username: "u".into(),
+                password: "pw".into()
+            }
+        )
+        .contains("pw")
+    );
 }
