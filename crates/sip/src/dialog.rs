@@ -116,6 +116,8 @@ pub struct UaConfig {
     pub session_timer: Option<SessionTimerConfig>,
     /// Value of User-Agent / Server headers.
     pub user_agent: String,
+    /// Most concurrent calls; further INVITEs get 503 (RFC 3261 §21.5.4).
+    pub max_calls: usize,
 }
 
 impl Default for UaConfig {
@@ -137,6 +139,7 @@ impl Default for UaConfig {
             accept: "application/sdp".into(),
             session_timer: Some(SessionTimerConfig::default()),
             user_agent: "voice-connector".into(),
+            max_calls: 10_000,
         }
     }
 }
@@ -681,6 +684,9 @@ impl UserAgent {
     }
 
     fn on_invite(&mut self, now: Instant, key: TransactionKey, req: Request, peer: Peer) {
+        if self.calls.len() >= self.cfg.max_calls {
+            return self.reply(now, key, &req, 503, &[(HeaderName::RetryAfter, "5")]);
+        }
         if !matches!(req.uri.scheme(), Scheme::Sip | Scheme::Sips | Scheme::Tel) {
             return self.reply(now, key, &req, 416, &[]);
         }

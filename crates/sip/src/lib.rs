@@ -82,7 +82,7 @@ pub use parse::{ParseLimits, StreamParse, parse_datagram, parse_stream};
 pub use text::{CommaList, percent_decode, unquote};
 pub use transaction::{
     Event, Peer, State, Timer, TransactionConfig, TransactionError, TransactionKey,
-    TransactionKind, TransactionLayer, Transmit, TransportKind,
+    TransactionKind, TransactionLayer, Transmit, TransportKind, stamp_via,
 };
 pub use typed::{CSeq, Contact, MediaType, NameAddr, RAck, Refresher, SessionExpires, Via};
 pub use uri::{Scheme, Uri, UriError, UriRef};

@@ -653,3 +653,20 @@ fn uac_answers_a_digest_challenge_once() {
         .contains("pw")
     );
 }
+
+#[test]
+fn call_limit_answers_503() {
+    let mut n = Net::new(
+        cfg(),
+        UaConfig {
+            max_calls: 1,
+            ..cfg()
+        },
+    );
+    n.call(&[]);
+    n.incoming();
+    n.call(&[]);
+    assert!(n.events_b().is_empty());
+    assert_eq!(n.sent(false, "SIP/2.0 503").len(), 1);
+    assert_eq!(n.b.calls(), 1);
+}
