@@ -11,7 +11,8 @@
 //! * [`Headers`] keeps every header (unknown ones round-trip unchanged) in one buffer;
 //!   typed zero-copy views: [`Headers::top_via`], [`Headers::from`], [`Headers::to`],
 //!   [`Headers::cseq`], [`Headers::contacts`], [`Headers::routes`],
-//!   [`Headers::session_expires`], [`Headers::rack`], ... and [`Uri`] / [`UriRef`] for
+//!   [`Headers::session_expires`], [`Headers::rack`], [`Headers::credentials`],
+//!   [`Headers::challenges`], ... and [`Uri`] / [`UriRef`] for
 //!   `sip:`, `sips:`, `tel:` and opaque URIs with parameters (`Uri::param`).
 //! * Errors: [`ParseError::status_and_reason`] is the one mapping from a parse failure to a
 //!   wire answer ([`Disposition::Reply`] with 400/505/513, or [`Disposition::Drop`]);
@@ -27,6 +28,8 @@
 //! Option<Event>` (new request, CANCEL, ACK for 2xx, response, timeout, terminated), and
 //! `poll_timeout() -> Option<Instant>`; call `handle_timeout(now)` then (early is fine).
 //! [`TransactionConfig`] sets T1/T2/T4, the 100 Trying delay and the per-source limit (503).
+//! Stream transports frame with [`parse_stream`] and pass messages to `handle_message`; on
+//! a stream parse error they answer with [`bad_request_response`] and close the connection.
 //!
 //! # Dialogs and UA cores (RFC 3261 §12-15, RFC 3262, RFC 3311, RFC 4028)
 //!

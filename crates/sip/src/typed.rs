@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::auth::AuthParams;
 use crate::headers::{HeaderName, Headers};
 use crate::message::Method;
 use crate::params::{Params, valid_generic_params};
@@ -604,6 +605,24 @@ impl Headers {
     /// RAck (RFC 3262 §7.2).
     pub fn rack(&self) -> Option<RAck<'_>> {
         self.get(HeaderName::RAck).and_then(|v| RAck::parse(v).ok())
+    }
+
+    /// Credentials (Authorization or Proxy-Authorization, RFC 3261 §22.2, §22.3) whose
+    /// realm is `realm`, or the first ones if `realm` is `None`.
+    pub fn credentials(&self, name: HeaderName, realm: Option<&str>) -> Option<AuthParams<'_>> {
+        self.get_all(name)
+            .filter_map(AuthParams::parse)
+            .find(|p| realm.is_none_or(|r| p.get("realm").is_some_and(|x| x == r)))
+    }
+
+    /// Challenges (WWW-Authenticate or Proxy-Authenticate, RFC 3261 §22.1), in order.
+    pub fn challenges(&self, name: HeaderName) -> impl Iterator<Item = AuthParams<'_>> + '_ {
+        self.get_all(name).filter_map(AuthParams::parse)
+    }
+
+    /// Whether Content-Type is `ty/subtype` (case-insensitive).
+    pub fn content_type_is(&self, ty: &str, subtype: &str) -> bool {
+        self.content_type().is_some_and(|m| m.is(ty, subtype))
     }
 }
 

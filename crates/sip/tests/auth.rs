@@ -201,6 +201,14 @@ fn debug_output_does_not_leak_credentials() {
     );
     let mut h = sip::Headers::new();
     h.push(sip::HeaderName::Authorization, &c);
+    let typed = h
+        .credentials(sip::HeaderName::Authorization, Some("r"))
+        .unwrap();
+    assert_eq!(typed.get("username").as_deref(), Some("alice"));
+    assert!(
+        h.credentials(sip::HeaderName::Authorization, Some("other"))
+            .is_none()
+    );
     let dbg = format!("{h:?}");
     assert!(
         !dbg.contains(&response_of(&c)) && dbg.contains("<redacted>"),
