@@ -362,6 +362,8 @@ struct Dialog {
     local_body: Option<Body>,
     /// UAC: credentials for one challenge, taken when used.
     credentials: Option<Credentials>,
+    /// UAS: the application hung up before the ACK for our 2xx arrived (§15).
+    bye_after_ack: bool,
     timers: [Option<Instant>; 4],
 }
 
@@ -567,7 +569,7 @@ impl UserAgent {
                     invite,
                     ..
                 } => self.on_cancel(now, key, request, invite),
-                Event::Ack { request, .. } => self.on_ack(request),
+                Event::Ack { request, .. } => self.on_ack(now, request),
                 Event::Response { key, response } => self.on_response(now, key, response),
                 Event::Timeout { key, timer } => {
                     if timer != Timer::H {
@@ -743,6 +745,7 @@ impl UserAgent {
             peer_allows_update: h.allow().any(|m| m == Method::Update),
             local_body: None,
             credentials: None,
+            bye_after_ack: false,
             timers: [None; 4],
         };
         self.by_id.insert((d.call_id.clone(), local_tag), call);
@@ -931,7 +934,7 @@ impl UserAgent {
         }
     }
 
-    fn on_ack(&mut self, ack: Request) {
+    fn on_ack(&mut self, now: Instant, ack: Request) {
         let Some(call) = self.find_dialog(&ack) else {
             return;
         };
@@ -942,7 +945,12 @@ impl UserAgent {
         if d.pending_2xx.as_ref().is_some_and(|p| Some(p.cseq) == seq) {
             d.pending_2xx = None;
             d.timers[UaTimer::Retransmit2xx as usize] = None;
+            let bye = d.bye_after_ack;
             self.events.push_back(UaEvent::Confirmed { call, ack });
+            if bye {
+                let _ = self.send_bye(now, call);
+                self.end_call(call, TerminationReason::LocalBye);
+            }
         }
     }
 
@@ -1238,6 +1246,7 @@ impl UserAgent {
                 peer_allows_update: false,
                 local_body: body,
                 credentials,
+                bye_after_ack: false,
                 timers: [None; 4],
             },
         );
@@ -1428,12 +1437,20 @@ impl UserAgent {
         Ok(())
     }
 
-    /// Ends a call: BYE in a confirmed dialog (§15.1.1), CANCEL for our unanswered INVITE,
-    /// 480 for an INVITE we have not answered. Reports [`TerminationReason::LocalBye`]
+    /// Ends a call: BYE in a confirmed dialog (§15.1.1; as UAS only once the ACK for our 2xx
+    /// arrived, §15), CANCEL for our unanswered INVITE, 480 for an INVITE we have not
+    /// answered. Reports [`TerminationReason::LocalBye`]
     /// except for the CANCEL case, which ends when the 487 arrives.
     pub fn hangup(&mut self, now: Instant, call: CallKey) -> Result<(), UaError> {
         let d = self.calls.get(&call).ok_or(UaError::UnknownCall)?;
         match (d.role, d.state) {
+            (Role::Uas, DState::Confirmed) if d.pending_2xx.is_some() => {
+                // §15: no BYE before the ACK for our 2xx (or its timeout) arrives.
+                if let Some(d) = self.calls.get_mut(&call) {
+                    d.bye_after_ack = true;
+                }
+                Ok(())
+            }
             (_, DState::Confirmed) => {
                 self.send_bye(now, call)?;
                 self.end_call(call, TerminationReason::LocalBye);

@@ -670,3 +670,39 @@ fn call_limit_answers_503() {
     assert_eq!(n.sent(false, "SIP/2.0 503").len(), 1);
     assert_eq!(n.b.calls(), 1);
 }
+
+#[test]
+fn uas_bye_waits_for_the_ack() {
+    let mut n = Net::new(cfg(), cfg());
+    // Hold A's ACK back for a while.
+    let mut held = true;
+    n.filter = Box::new(move |by_a, t| {
+        if by_a && t.payload.starts_with(b"ACK ") && held {
+            held = false;
+            return false;
+        }
+        true
+    });
+    n.call(&[]);
+    let (cb, _) = n.incoming();
+    n.b.answer(n.now, cb, 200, Some(Body::sdp("v=0\r\n")))
+        .unwrap();
+    n.pump();
+    n.b.hangup(n.now, cb).unwrap();
+    n.pump();
+    assert!(
+        n.sent(false, "BYE ").is_empty(),
+        "no BYE before the ACK (§15)"
+    );
+    // B's 2xx retransmission draws a second ACK, then the BYE goes out.
+    n.advance_to(Duration::from_millis(600));
+    assert_eq!(n.sent(false, "BYE ").len(), 1);
+    assert!(n.events_b().iter().any(|e| matches!(e, UaEvent::Terminated { call, reason: TerminationReason::LocalBye } if *call == cb)));
+    assert!(n.events_a().iter().any(|e| matches!(
+        e,
+        UaEvent::Terminated {
+            reason: TerminationReason::RemoteBye,
+            ..
+        }
+    )));
+}
