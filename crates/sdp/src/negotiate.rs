@@ -1,0 +1,1031 @@
+//! Offer/answer for one audio stream (RFC 3264), with SDES-SRTP keys (RFC 4568).
+//!
+//! A [`MediaSession`] is the SDP side of one call leg. It answers offers
+//! ([`MediaSession::answer`]) and makes offers ([`MediaSession::create_offer`], then
+//! [`MediaSession::accept_answer`]) for the whole life of the dialog, so that re-offers
+//! (re-INVITE, UPDATE) keep the `o=` session id and increment the version only when the
+//! description changes (RFC 3264 §8), and keep our SRTP key while the peer keeps theirs
+//! (RFC 4568 §7.1.4 allows either).
+//!
+//! Every successful negotiation yields a [`NegotiatedAudio`]: what the media engine needs
+//! to run the stream. Every failure is an [`AnswerError`] that says why in words a PBX
+//! operator understands.
+
+use crate::attributes::{Direction, FormatParams, RtcpAttribute, RtpMap, parse_payload_type};
+use crate::error::{AnswerError, AnswerMismatch, CryptoRejectReason, CryptoRejection};
+use crate::model::{
+    AddrType, Attribute, Connection, MediaDescription, Origin, SessionDescription, Timing,
+};
+use codec::{Channels, Codec};
+use rtp::sdes::{CryptoAttribute, KeyParam, SrtpKeyMaterial};
+use rtp::srtp::{SrtpConfig, SrtpSuite};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// Our side of the negotiation: codecs, SRTP policy and a few SDP details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Codecs in preference order. Default: Opus, G.722, PCMU, PCMA.
+    pub codecs: Vec<Codec>,
+    /// SRTP suites in preference order. Default: [`SrtpSuite::ALL`], strongest first.
+    pub srtp_suites: Vec<SrtpSuite>,
+    /// Refuse plain RTP (a voice connector's `RequireEncryption`). Default false.
+    pub require_srtp: bool,
+    /// Answer `a=crypto` offered on `RTP/AVP` ("best effort SRTP") with SRTP. Default true.
+    pub srtp_on_avp: bool,
+    /// Make our own offers `RTP/SAVP` with `a=crypto` lines (always, when
+    /// [`require_srtp`](Self::require_srtp) is set). Default true.
+    pub offer_srtp: bool,
+    /// Negotiate RFC 4733 `telephone-event`. Default true.
+    pub telephone_event: bool,
+    /// Accept and offer `a=rtcp-mux` (RFC 5761). Default true.
+    pub rtcp_mux: bool,
+    /// Packetisation time we send and ask for, in ms (`a=ptime`). Default 20.
+    pub ptime: u32,
+    /// Ask for stereo Opus (`stereo=1`) and decode stereo if the peer sends it. Default
+    /// false: meetings are mixed in mono.
+    pub opus_stereo: bool,
+    /// `maxplaybackrate` we ask for in Opus answers and offers (RFC 7587 §6.1). Default
+    /// none (48000 implied).
+    pub opus_max_playback_rate: Option<u32>,
+    /// Dynamic payload type for Opus in our offers. Default 111.
+    pub opus_payload_type: u8,
+    /// Dynamic payload type for `telephone-event/8000` in our offers. Default 101.
+    pub telephone_event_payload_type: u8,
+    /// `o=` username. Default `-`.
+    pub username: String,
+    /// `s=` session name. Default `-`.
+    pub session_name: String,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            codecs: vec![
+                Codec::Opus(Channels::Mono),
+                Codec::G722,
+                Codec::Pcmu,
+                Codec::Pcma,
+            ],
+            srtp_suites: SrtpSuite::ALL.to_vec(),
+            require_srtp: false,
+            srtp_on_avp: true,
+            offer_srtp: true,
+            telephone_event: true,
+            rtcp_mux: true,
+            ptime: 20,
+            opus_stereo: false,
+            opus_max_playback_rate: None,
+            opus_payload_type: 111,
+            telephone_event_payload_type: 101,
+            username: "-".into(),
+            session_name: "-".into(),
+        }
+    }
+}
+
+/// Where we receive media: the address and ports put in our SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalTransport {
+    /// Address for `c=` and `o=`.
+    pub address: IpAddr,
+    /// RTP port.
+    pub rtp_port: u16,
+    /// RTCP port when not multiplexed; `None` means RTP port + 1 (RFC 3550 §11).
+    pub rtcp_port: Option<u16>,
+}
+
+/// A host in SDP: a literal address or a name the caller has to resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A literal IPv4 or IPv6 address.
+    Ip(IpAddr),
+    /// A fully qualified domain name (RFC 8866 §5.7 allows one).
+    Name(String),
+}
+
+/// A host and port, e.g. where to send RTP.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TransportAddress {
+    /// Host.
+    pub host: Host,
+    /// UDP port.
+    pub port: u16,
+}
+
+impl TransportAddress {
+    /// The socket address when the host is a literal address.
+    #[must_use]
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self.host {
+            Host::Ip(ip) => Some(SocketAddr::new(ip, self.port)),
+            Host::Name(_) => None,
+        }
+    }
+
+    fn from_connection(c: &Connection, port: u16) -> Self {
+        let host = match c.ip() {
+            Some(ip) => Host::Ip(ip),
+            None => Host::Name(c.host().to_owned()),
+        };
+        Self { host, port }
+    }
+}
+
+impl fmt::Display for TransportAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
+            Host::Ip(ip) => write!(f, "{ip}:{}", self.port),
+            Host::Name(n) => write!(f, "{n}:{}", self.port),
+        }
+    }
+}
+
+/// Opus parameters of the negotiated stream (RFC 7587 §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpusParams {
+    /// The peer decodes in-band FEC (`useinbandfec=1` in its SDP): encode with FEC.
+    pub remote_fec: bool,
+    /// The peer prefers to receive stereo (`stereo=1`).
+    pub remote_stereo: bool,
+    /// The peer's `maxplaybackrate`: no point encoding a wider band than this.
+    pub max_playback_rate: Option<u32>,
+    /// The peer's `maxaveragebitrate` in bit/s.
+    pub max_average_bitrate: Option<u32>,
+    /// The peer asks for constant bitrate (`cbr=1`).
+    pub cbr: bool,
+    /// The peer asks for DTX (`usedtx=1`).
+    pub dtx: bool,
+}
+
+impl OpusParams {
+    fn from_fmtp(p: &FormatParams) -> Self {
+        Self {
+            remote_fec: p.get_flag("useinbandfec").unwrap_or(false),
+            remote_stereo: p.get_flag("stereo").unwrap_or(false),
+            max_playback_rate: p.get_u32("maxplaybackrate"),
+            max_average_bitrate: p.get_u32("maxaveragebitrate"),
+            cbr: p.get_flag("cbr").unwrap_or(false),
+            dtx: p.get_flag("usedtx").unwrap_or(false),
+        }
+    }
+}
+
+/// The negotiated RFC 4733 `telephone-event` format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelephoneEvent {
+    /// Payload type for events we send.
+    pub payload_type: u8,
+    /// Payload type for events we receive (equal to `payload_type` unless the answer to
+    /// our offer renumbered it).
+    pub recv_payload_type: u8,
+    /// RTP clock rate, 8000 or 48000.
+    pub clock_rate: u32,
+    /// The event list of the peer's `a=fmtp` (e.g. `0-16`); `None` means 0–15.
+    pub events: Option<String>,
+}
+
+/// SRTP keys of the negotiated stream (RFC 4568 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    /// The suite.
+    pub suite: SrtpSuite,
+    /// The `a=crypto` tag of the offer line chosen.
+    pub tag: u32,
+    /// The peer's key: decrypts what the peer sends.
+    pub remote: SrtpKeyMaterial,
+    /// Our key: encrypts what we send.
+    pub local: SrtpKeyMaterial,
+    /// Settings for the receiving context (honours the peer's `WSH`).
+    pub remote_config: SrtpConfig,
+}
+
+/// Everything the media engine needs to run the negotiated audio stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegotiatedAudio {
+    /// Index of the audio `m=` section in the offer and answer.
+    pub media_index: usize,
+    /// The codec.
+    pub codec: Codec,
+    /// Payload type for media we send.
+    pub payload_type: u8,
+    /// Payload type for media we receive (equal to `payload_type` when we answered).
+    pub recv_payload_type: u8,
+    /// RTP clock rate in Hz.
+    pub clock_rate: u32,
+    /// Channel count of the `a=rtpmap` (2 for Opus, RFC 7587 §7).
+    pub channels: u8,
+    /// The peer's `a=fmtp` parameters for the codec (what it wants to receive).
+    pub format_params: FormatParams,
+    /// Opus details when the codec is Opus.
+    pub opus: Option<OpusParams>,
+    /// Telephone events, if negotiated.
+    pub telephone_event: Option<TelephoneEvent>,
+    /// Where to send RTP.
+    pub remote_rtp: TransportAddress,
+    /// Where to send RTCP; `None` when muxed or when the port cannot be derived.
+    pub remote_rtcp: Option<TransportAddress>,
+    /// RTP and RTCP share one port (RFC 5761).
+    pub rtcp_mux: bool,
+    /// Our direction: whether we send and whether we expect to receive.
+    pub direction: Direction,
+    /// SRTP keys, or `None` for plain RTP.
+    pub srtp: Option<SrtpKeys>,
+    /// Packetisation time we send, in ms.
+    pub ptime: u32,
+    /// The peer's `a=ptime`, if given.
+    pub remote_ptime: Option<u32>,
+}
+
+/// Result of [`MediaSession::answer`]: the negotiated stream and the answer to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The negotiated audio stream.
+    pub audio: NegotiatedAudio,
+    /// The answer SDP (contains our SRTP key: protected signalling only, never logged).
+    pub sdp: SessionDescription,
+}
+
+/// Our outstanding offer.
+#[derive(Debug, Clone)]
+struct PendingOffer {
+    sdp: SessionDescription,
+    /// Codec and payload type, in offer order.
+    codecs: Vec<(Codec, u8)>,
+    telephone_event: Option<u8>,
+    crypto: Vec<CryptoAttribute>,
+    rtcp_mux: bool,
+}
+
+/// The SDP side of one call leg: answers offers and makes them, across re-offers.
+#[derive(Debug, Clone)]
+pub struct MediaSession {
+    config: MediaConfig,
+    local: LocalTransport,
+    session_id: u64,
+    version: u64,
+    last_local: Option<SessionDescription>,
+    /// (suite, peer key, our key) of the current SRTP stream.
+    current_keys: Option<(SrtpSuite, SrtpKeyMaterial, SrtpKeyMaterial)>,
+    pending: Option<PendingOffer>,
+    local_direction: Direction,
+    current: Option<NegotiatedAudio>,
+}
+
+/// A codec the peer offered, with the payload type and the rtpmap it was described by.
+struct Offered {
+    payload_type: u8,
+    map: Option<RtpMap>,
+}
+
+fn codec_kind_eq(a: Codec, b: Codec) -> bool {
+    match (a, b) {
+        (Codec::Opus(_), Codec::Opus(_)) => true,
+        (a, b) => a == b,
+    }
+}
+
+fn codec_of(map: &RtpMap) -> Option<Codec> {
+    let channels = match map.channels {
+        // RFC 7587 §7 says opus/48000/2; some stacks omit the channel count.
+        None if map.encoding.eq_ignore_ascii_case("opus") => Some(2),
+        c => c,
+    };
+    Codec::from_rtpmap(&map.encoding, map.clock_rate, channels)
+}
+
+fn offered_formats(m: &MediaDescription) -> Vec<Offered> {
+    m.formats
+        .iter()
+        .filter_map(|f| parse_payload_type(f))
+        .map(|pt| Offered {
+            payload_type: pt,
+            map: m.rtpmap(pt),
+        })
+        .collect()
+}
+
+/// Transport profiles we speak (RFC 3551, RFC 3711, RFC 4585, RFC 5124).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Avp,
+    Savp,
+}
+
+fn profile_of(proto: &str) -> Option<Profile> {
+    let p = proto.to_ascii_uppercase();
+    match p.as_str() {
+        "RTP/AVP" | "RTP/AVPF" => Some(Profile::Avp),
+        "RTP/SAVP" | "RTP/SAVPF" => Some(Profile::Savp),
+        _ => None,
+    }
+}
+
+fn crypto_line_parts(value: &str) -> (Option<u32>, String) {
+    let mut f = value.split_ascii_whitespace();
+    let tag = f.next().and_then(|t| {
+        (t.len() <= 9 && !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    });
+    let suite: String = f.next().unwrap_or("").chars().take(40).collect();
+    (tag, suite)
+}
+
+impl MediaSession {
+    /// A session that will put `local` in its SDP, with `o=` session id `session_id`
+    /// (RFC 8866 §5.2 suggests an NTP timestamp; any number unique to the leg will do).
+    #[must_use]
+    pub fn new(config: MediaConfig, local: LocalTransport, session_id: u64) -> Self {
+        Self {
+            config,
+            local,
+            session_id,
+            version: session_id,
+            last_local: None,
+            current_keys: None,
+            pending: None,
+            local_direction: Direction::SendRecv,
+            current: None,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &MediaConfig {
+        &self.config
+    }
+
+    /// The most recently negotiated stream, if any.
+    #[must_use]
+    pub fn current(&self) -> Option<&NegotiatedAudio> {
+        self.current.as_ref()
+    }
+
+    /// The last SDP we sent (offer or answer).
+    #[must_use]
+    pub fn last_local_sdp(&self) -> Option<&SessionDescription> {
+        self.last_local.as_ref()
+    }
+
+    /// Whether an offer of ours awaits its answer.
+    #[must_use]
+    pub fn has_pending_offer(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Sets what we are willing to do from now on, e.g. [`Direction::SendOnly`] to put the
+    /// peer on hold in our next offer (RFC 3264 §8.4); answers are limited by it too.
+    pub fn set_local_direction(&mut self, direction: Direction) {
+        self.local_direction = direction;
+    }
+
+    /// Changes where we receive media (e.g. after re-allocating ports); applies to the next
+    /// offer or answer.
+    pub fn set_local_transport(&mut self, local: LocalTransport) {
+        self.local = local;
+    }
+
+    /// Forgets an outstanding offer (e.g. the INVITE carrying it failed, or glare).
+    pub fn cancel_offer(&mut self) {
+        self.pending = None;
+    }
+
+    fn rtcp_port(&self) -> Option<u16> {
+        self.local
+            .rtcp_port
+            .or_else(|| self.local.rtp_port.checked_add(1))
+    }
+
+    fn accepted_codec_names(&self) -> Vec<&'static str> {
+        self.config.codecs.iter().map(|c| c.name()).collect()
+    }
+
+    fn accepted_suite_names(&self) -> Vec<&'static str> {
+        self.config.srtp_suites.iter().map(|s| s.name()).collect()
+    }
+
+    /// Wraps media sections in session-level lines and sets `o=`: the version goes up
+    /// only if the description differs from the last one we sent (RFC 3264 §8).
+    fn finish_local(&mut self, media: Vec<MediaDescription>, timing: Timing) -> SessionDescription {
+        let origin = Origin {
+            username: self.config.username.clone(),
+            session_id: self.session_id,
+            session_version: self.version,
+            net_type: "IN".into(),
+            addr_type: AddrType::for_ip(self.local.address),
+            address: self.local.address.to_string(),
+        };
+        let mut sdp = SessionDescription::new(origin);
+        sdp.session_name.clone_from(&self.config.session_name);
+        sdp.connection = Some(Connection::for_ip(self.local.address));
+        sdp.timings = vec![timing];
+        sdp.media = media;
+        if let Some(last) = &self.last_local {
+            let mut same = last.clone();
+            same.origin.session_version = sdp.origin.session_version;
+            if same != sdp {
+                self.version = self.version.wrapping_add(1);
+                sdp.origin.session_version = self.version;
+            }
+        }
+        self.last_local = Some(sdp.clone());
+        sdp
+    }
+
+    // ---------------------------------------------------------------- answerer
+
+    /// Answers an offer (initial or re-offer) per RFC 3264 §6: accepts the first usable
+    /// audio stream with one codec plus telephone-event, rejects every other stream with
+    /// port 0 in the same order, and returns the negotiated stream with the answer SDP.
+    ///
+    /// On error nothing changes: a refused re-offer leaves the current session as it was
+    /// (RFC 3261 §14.2). An outstanding offer of ours is discarded (glare is the SIP
+    /// layer's business, RFC 3261 §14.1).
+    pub fn answer(&mut self, offer: &SessionDescription) -> Result<Answer, AnswerError> {
+        let mut chosen: Option<(usize, AudioChoice)> = None;
+        let mut first_error: Option<AnswerError> = None;
+        for (i, m) in offer.media.iter().enumerate() {
+            if chosen.is_some() || !m.is_audio() || m.port == 0 {
+                continue;
+            }
+            match self.choose_audio(offer, i) {
+                Ok(c) => chosen = Some((i, c)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let Some((index, choice)) = chosen else {
+            return Err(first_error.unwrap_or(AnswerError::NoAudio));
+        };
+        self.pending = None;
+
+        // Our key: kept while the peer keeps its key and suite, fresh otherwise.
+        let srtp = choice.crypto.as_ref().map(|(offered, remote)| {
+            let local = match &self.current_keys {
+                Some((suite, r, l)) if *suite == offered.suite && r == remote => l.clone(),
+                _ => SrtpKeyMaterial::generate(offered.suite),
+            };
+            SrtpKeys {
+                suite: offered.suite,
+                tag: offered.tag,
+                remote: remote.clone(),
+                local,
+                remote_config: offered.srtp_config(),
+            }
+        });
+
+        let mut media = Vec::with_capacity(offer.media.len());
+        for (i, m) in offer.media.iter().enumerate() {
+            if i == index {
+                media.push(self.answer_media(m, &choice, srtp.as_ref()));
+            } else {
+                media.push(m.rejected());
+            }
+        }
+        let timing = offer
+            .timings
+            .first()
+            .map(|t| Timing {
+                start: t.start,
+                stop: t.stop,
+                repeats: Vec::new(),
+            })
+            .unwrap_or_else(Timing::permanent);
+        let sdp = self.finish_local(media, timing);
+
+        self.current_keys = srtp
+            .as_ref()
+            .map(|k| (k.suite, k.remote.clone(), k.local.clone()));
+        let audio = NegotiatedAudio {
+            media_index: index,
+            codec: choice.codec,
+            payload_type: choice.payload_type,
+            recv_payload_type: choice.payload_type,
+            clock_rate: choice.map.clock_rate,
+            channels: choice.map.channels.unwrap_or(1),
+            opus: matches!(choice.codec, Codec::Opus(_))
+                .then(|| OpusParams::from_fmtp(&choice.format_params)),
+            format_params: choice.format_params,
+            telephone_event: choice.telephone_event.map(|(map, events)| TelephoneEvent {
+                payload_type: map.payload_type,
+                recv_payload_type: map.payload_type,
+                clock_rate: map.clock_rate,
+                events,
+            }),
+            remote_rtp: choice.remote_rtp,
+            remote_rtcp: choice.remote_rtcp,
+            rtcp_mux: choice.rtcp_mux,
+            direction: choice.direction,
+            srtp,
+            ptime: self.config.ptime,
+            remote_ptime: choice.remote_ptime,
+        };
+        self.current = Some(audio.clone());
+        Ok(Answer { audio, sdp })
+    }
+
+    /// Chooses transport, keys, codec, direction and addresses for offered stream `index`.
+    fn choose_audio(
+        &self,
+        offer: &SessionDescription,
+        index: usize,
+    ) -> Result<AudioChoice, AnswerError> {
+        let m = &offer.media[index];
+        let profile = profile_of(&m.proto).ok_or_else(|| AnswerError::UnsupportedTransport {
+            proto: m.proto.chars().take(40).collect(),
+        })?;
+
+        // Transport security (RFC 4568 §7.1.2 answerer behaviour).
+        let crypto = match profile {
+            Profile::Savp => Some(self.choose_crypto(m)?),
+            Profile::Avp if m.has_attribute("crypto") && self.config.srtp_on_avp => {
+                match self.choose_crypto(m) {
+                    Ok(c) => Some(c),
+                    Err(e) if self.config.require_srtp => return Err(e),
+                    Err(_) => None,
+                }
+            }
+            Profile::Avp => {
+                if self.config.require_srtp {
+                    return Err(AnswerError::SrtpRequired {
+                        proto: m.proto.chars().take(40).collect(),
+                    });
+                }
+                None
+            }
+        };
+
+        // Codec: our preference among what was offered (RFC 3264 §6.1).
+        let formats = offered_formats(m);
+        let mut pick = None;
+        'pref: for want in &self.config.codecs {
+            for f in &formats {
+                if let Some(map) = &f.map
+                    && let Some(c) = codec_of(map)
+                    && codec_kind_eq(c, *want)
+                {
+                    pick = Some((c, f.payload_type, map.clone()));
+                    break 'pref;
+                }
+            }
+        }
+        let Some((mut codec, payload_type, map)) = pick else {
+            return Err(AnswerError::NoCommonCodec {
+                offered: formats
+                    .iter()
+                    .filter(|f| !f.map.as_ref().is_some_and(RtpMap::is_telephone_event))
+                    .map(|f| match &f.map {
+                        Some(map) => sanitize_token(&map.to_string()),
+                        None => format!("PT {}", f.payload_type),
+                    })
+                    .collect(),
+                accepted: self.accepted_codec_names(),
+            });
+        };
+        let format_params = FormatParams::parse(m.fmtp(&payload_type.to_string()).unwrap_or(""));
+        if matches!(codec, Codec::Opus(_)) {
+            let stereo = self.config.opus_stereo && format_params.get_flag("stereo") == Some(true);
+            codec = Codec::Opus(if stereo {
+                Channels::Stereo
+            } else {
+                Channels::Mono
+            });
+        }
+
+        // telephone-event at the codec's clock rate, else 8000 (RFC 4733 §2.1).
+        let telephone_event = if self.config.telephone_event {
+            let events: Vec<RtpMap> = formats
+                .iter()
+                .filter_map(|f| f.map.clone())
+                .filter(RtpMap::is_telephone_event)
+                .collect();
+            events
+                .iter()
+                .find(|e| e.clock_rate == map.clock_rate)
+                .or_else(|| events.iter().find(|e| e.clock_rate == 8000))
+                .map(|e| {
+                    let fmtp = m
+                        .fmtp(&e.payload_type.to_string())
+                        .filter(|f| !f.is_empty())
+                        .map(str::to_owned);
+                    (e.clone(), fmtp)
+                })
+        } else {
+            None
+        };
+
+        let (remote_rtp, remote_rtcp, rtcp_mux, offered_dir) = remote_addresses(offer, index)?;
+        let rtcp_mux = rtcp_mux && self.config.rtcp_mux;
+        let remote_rtcp = if rtcp_mux { None } else { remote_rtcp };
+        let direction = offered_dir.reversed().intersect(self.local_direction);
+
+        Ok(AudioChoice {
+            codec,
+            payload_type,
+            map,
+            format_params,
+            telephone_event,
+            crypto,
+            remote_rtp,
+            remote_rtcp,
+            rtcp_mux,
+            direction,
+            remote_ptime: m.ptime(),
+        })
+    }
+
+    /// The strongest offered `a=crypto` line we can honour, by our suite order.
+    fn choose_crypto(
+        &self,
+        m: &MediaDescription,
+    ) -> Result<(CryptoAttribute, SrtpKeyMaterial), AnswerError> {
+        let mut usable = Vec::new();
+        let mut reasons = Vec::new();
+        for value in m.attributes_named("crypto") {
+            let (tag, suite) = crypto_line_parts(value);
+            let rejection = |reason| CryptoRejection {
+                tag,
+                suite: sanitize_token(&suite),
+                reason,
+            };
+            match CryptoAttribute::parse(value) {
+                Err(e) => reasons.push(rejection(CryptoRejectReason::Malformed(e))),
+                Ok(a) => match a.usable_key() {
+                    Err(u) => reasons.push(rejection(CryptoRejectReason::Unsupported(u))),
+                    Ok(_) if !self.config.srtp_suites.contains(&a.suite) => {
+                        reasons.push(rejection(CryptoRejectReason::SuiteNotEnabled));
+                    }
+                    Ok(key) => {
+                        let material = key.material.clone();
+                        usable.push((a, material));
+                    }
+                },
+            }
+        }
+        for suite in &self.config.srtp_suites {
+            if let Some(pos) = usable.iter().position(|(a, _)| a.suite == *suite) {
+                return Ok(usable.swap_remove(pos));
+            }
+        }
+        Err(AnswerError::NoUsableCrypto {
+            reasons,
+            accepted: self.accepted_suite_names(),
+        })
+    }
+
+    fn answer_media(
+        &self,
+        offered: &MediaDescription,
+        choice: &AudioChoice,
+        srtp: Option<&SrtpKeys>,
+    ) -> MediaDescription {
+        let mut formats = vec![choice.payload_type.to_string()];
+        if let Some((te, _)) = &choice.telephone_event {
+            formats.push(te.payload_type.to_string());
+        }
+        let mut m = MediaDescription::new("audio", self.local.rtp_port, &offered.proto, formats);
+        m.media.clone_from(&offered.media);
+        let a = &mut m.attributes;
+        a.push(Attribute::new("rtpmap", choice.map.to_value()));
+        if matches!(choice.codec, Codec::Opus(_)) {
+            a.push(Attribute::new(
+                "fmtp",
+                format!("{} {}", choice.payload_type, self.opus_fmtp()),
+            ));
+        }
+        if let Some((te, events)) = &choice.telephone_event {
+            a.push(Attribute::new("rtpmap", te.to_value()));
+            if let Some(ev) = events {
+                a.push(Attribute::new("fmtp", format!("{} {ev}", te.payload_type)));
+            }
+        }
+        a.push(Attribute::new("ptime", self.config.ptime.to_string()));
+        a.push(Attribute::flag(choice.direction.as_str()));
+        if choice.rtcp_mux {
+            a.push(Attribute::flag("rtcp-mux"));
+        } else if let Some(port) = self.rtcp_port() {
+            a.push(Attribute::new("rtcp", port.to_string()));
+        }
+        if let Some(k) = srtp {
+            let line = CryptoAttribute {
+                tag: k.tag,
+                suite: k.suite,
+                keys: vec![KeyParam {
+                    material: k.local.clone(),
+                    lifetime: None,
+                    mki: None,
+                }],
+                session_params: Vec::new(),
+            };
+            a.push(Attribute::new("crypto", line.to_sdp_value()));
+        }
+        m
+    }
+
+    /// Our Opus format parameters (RFC 7587 §6.1): we always ask for in-band FEC.
+    fn opus_fmtp(&self) -> String {
+        let mut p = String::from("useinbandfec=1");
+        if self.config.opus_stereo {
+            p.push_str(";stereo=1;sprop-stereo=1");
+        }
+        if let Some(rate) = self.config.opus_max_playback_rate {
+            p.push_str(&format!(";maxplaybackrate={rate}"));
+        }
+        p
+    }
+
+    // ---------------------------------------------------------------- offerer
+
+    /// Makes an offer (RFC 3264 §5): one audio stream with every configured codec,
+    /// `telephone-event/8000`, and with SRTP one `a=crypto` line per configured suite.
+    /// Keys are fresh, except that the suite in use keeps its current key across
+    /// re-offers. The offer stays outstanding until [`accept_answer`](Self::accept_answer)
+    /// or [`cancel_offer`](Self::cancel_offer).
+    pub fn create_offer(&mut self) -> SessionDescription {
+        let srtp = (self.config.offer_srtp || self.config.require_srtp)
+            && !self.config.srtp_suites.is_empty();
+        let proto = if srtp { "RTP/SAVP" } else { "RTP/AVP" };
+        let mut codecs = Vec::new();
+        let mut formats = Vec::new();
+        let mut attrs = Vec::new();
+        for &c in &self.config.codecs {
+            let pt = c
+                .static_payload_type()
+                .unwrap_or(self.config.opus_payload_type);
+            if codecs.iter().any(|(_, p)| *p == pt) {
+                continue;
+            }
+            codecs.push((c, pt));
+            formats.push(pt.to_string());
+            let channels = matches!(c, Codec::Opus(_)).then_some(2);
+            let map = RtpMap {
+                payload_type: pt,
+                encoding: c.name().to_owned(),
+                clock_rate: c.rtp_clock_rate(),
+                channels,
+            };
+            attrs.push(Attribute::new("rtpmap", map.to_value()));
+            if matches!(c, Codec::Opus(_)) {
+                attrs.push(Attribute::new("fmtp", format!("{pt} {}", self.opus_fmtp())));
+            }
+        }
+        let te_pt = self.config.telephone_event_payload_type;
+        let telephone_event = (self.config.telephone_event
+            && !codecs.iter().any(|(_, p)| *p == te_pt))
+        .then_some(te_pt);
+        if let Some(pt) = telephone_event {
+            formats.push(pt.to_string());
+            attrs.push(Attribute::new(
+                "rtpmap",
+                format!("{pt} telephone-event/8000"),
+            ));
+            attrs.push(Attribute::new("fmtp", format!("{pt} 0-16")));
+        }
+        attrs.push(Attribute::new("ptime", self.config.ptime.to_string()));
+        attrs.push(Attribute::flag(self.local_direction.as_str()));
+        if let Some(port) = self.rtcp_port() {
+            attrs.push(Attribute::new("rtcp", port.to_string()));
+        }
+        if self.config.rtcp_mux {
+            attrs.push(Attribute::flag("rtcp-mux"));
+        }
+        let mut crypto = Vec::new();
+        if srtp {
+            for (i, &suite) in self.config.srtp_suites.iter().enumerate() {
+                let material = match &self.current_keys {
+                    Some((s, _, local)) if *s == suite => local.clone(),
+                    _ => SrtpKeyMaterial::generate(suite),
+                };
+                let line = CryptoAttribute {
+                    tag: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                    suite,
+                    keys: vec![KeyParam {
+                        material,
+                        lifetime: None,
+                        mki: None,
+                    }],
+                    session_params: Vec::new(),
+                };
+                attrs.push(Attribute::new("crypto", line.to_sdp_value()));
+                crypto.push(line);
+            }
+        }
+        let mut m = MediaDescription::new("audio", self.local.rtp_port, proto, formats);
+        m.attributes = attrs;
+        let sdp = self.finish_local(vec![m], Timing::permanent());
+        self.pending = Some(PendingOffer {
+            sdp: sdp.clone(),
+            codecs,
+            telephone_event,
+            crypto,
+            rtcp_mux: self.config.rtcp_mux,
+        });
+        sdp
+    }
+
+    /// Validates the answer to our outstanding offer (RFC 3264 §6, §7) and returns the
+    /// negotiated stream. The codec is the first format in the answer that we offered
+    /// (the answerer's preference). On error the offer is consumed and the session keeps
+    /// its previous state; the caller ends or re-negotiates the session.
+    pub fn accept_answer(
+        &mut self,
+        answer: &SessionDescription,
+    ) -> Result<NegotiatedAudio, AnswerError> {
+        let pending = self.pending.take().ok_or(AnswerError::NoPendingOffer)?;
+        let mismatch = AnswerError::AnswerMismatch;
+        if answer.media.len() != pending.sdp.media.len() {
+            return Err(mismatch(AnswerMismatch::MediaCount {
+                offered: pending.sdp.media.len(),
+                answered: answer.media.len(),
+            }));
+        }
+        let index = 0;
+        let (Some(ours), Some(m)) = (pending.sdp.media.first(), answer.media.first()) else {
+            return Err(AnswerError::NoAudio);
+        };
+        if m.port == 0 {
+            return Err(mismatch(AnswerMismatch::AudioRejected));
+        }
+        if !m.is_audio() || !m.proto.eq_ignore_ascii_case(&ours.proto) {
+            return Err(mismatch(AnswerMismatch::TransportChanged {
+                offered: format!("{} {}", ours.media, ours.proto),
+                answered: sanitize_token(&format!("{} {}", m.media, m.proto)),
+            }));
+        }
+
+        // Codec: the answer's first format that we offered.
+        let formats = offered_formats(m);
+        let mut pick = None;
+        for f in &formats {
+            let Some(map) = &f.map else { continue };
+            let Some(c) = codec_of(map) else { continue };
+            if let Some((ours, recv_pt)) = pending.codecs.iter().find(|(o, _)| codec_kind_eq(*o, c))
+            {
+                pick = Some((*ours, f.payload_type, *recv_pt, map.clone()));
+                break;
+            }
+        }
+        let Some((mut codec, payload_type, recv_payload_type, map)) = pick else {
+            return Err(AnswerError::NoCommonCodec {
+                offered: formats
+                    .iter()
+                    .filter(|f| !f.map.as_ref().is_some_and(RtpMap::is_telephone_event))
+                    .map(|f| match &f.map {
+                        Some(map) => sanitize_token(&map.to_string()),
+                        None => format!("PT {}", f.payload_type),
+                    })
+                    .collect(),
+                accepted: self.accepted_codec_names(),
+            });
+        };
+        let format_params = FormatParams::parse(m.fmtp(&payload_type.to_string()).unwrap_or(""));
+        if matches!(codec, Codec::Opus(_)) {
+            let stereo = self.config.opus_stereo && format_params.get_flag("stereo") == Some(true);
+            codec = Codec::Opus(if stereo {
+                Channels::Stereo
+            } else {
+                Channels::Mono
+            });
+        }
+        let telephone_event = pending.telephone_event.and_then(|recv_pt| {
+            let te = formats
+                .iter()
+                .filter_map(|f| f.map.as_ref())
+                .find(|e| e.is_telephone_event() && e.clock_rate == 8000)?;
+            Some(TelephoneEvent {
+                payload_type: te.payload_type,
+                recv_payload_type: recv_pt,
+                clock_rate: te.clock_rate,
+                events: m
+                    .fmtp(&te.payload_type.to_string())
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned),
+            })
+        });
+
+        // Keys: the answer names one of our tags with the same suite (RFC 4568 §7.1.3).
+        let srtp = if pending.crypto.is_empty() {
+            None
+        } else {
+            let Some(value) = m.attributes_named("crypto").next() else {
+                return Err(mismatch(AnswerMismatch::MissingCrypto));
+            };
+            let a = CryptoAttribute::parse(value).map_err(|e| {
+                mismatch(AnswerMismatch::BadCrypto(CryptoRejectReason::Malformed(e)))
+            })?;
+            let key = a.usable_key().map_err(|u| {
+                mismatch(AnswerMismatch::BadCrypto(CryptoRejectReason::Unsupported(
+                    u,
+                )))
+            })?;
+            let ours = pending
+                .crypto
+                .iter()
+                .find(|o| o.tag == a.tag && o.suite == a.suite)
+                .ok_or(mismatch(AnswerMismatch::CryptoNotOffered { tag: a.tag }))?;
+            let local = ours
+                .keys
+                .first()
+                .map(|k| k.material.clone())
+                .ok_or(mismatch(AnswerMismatch::CryptoNotOffered { tag: a.tag }))?;
+            Some(SrtpKeys {
+                suite: a.suite,
+                tag: a.tag,
+                remote: key.material.clone(),
+                local,
+                remote_config: a.srtp_config(),
+            })
+        };
+
+        let (remote_rtp, remote_rtcp, rtcp_mux, answered_dir) = remote_addresses(answer, index)?;
+        let rtcp_mux = rtcp_mux && pending.rtcp_mux;
+        let remote_rtcp = if rtcp_mux { None } else { remote_rtcp };
+        let direction = answered_dir.reversed().intersect(self.local_direction);
+
+        self.current_keys = srtp
+            .as_ref()
+            .map(|k| (k.suite, k.remote.clone(), k.local.clone()));
+        let audio = NegotiatedAudio {
+            media_index: index,
+            codec,
+            payload_type,
+            recv_payload_type,
+            clock_rate: map.clock_rate,
+            channels: map.channels.unwrap_or(1),
+            opus: matches!(codec, Codec::Opus(_)).then(|| OpusParams::from_fmtp(&format_params)),
+            format_params,
+            telephone_event,
+            remote_rtp,
+            remote_rtcp,
+            rtcp_mux,
+            direction,
+            srtp,
+            ptime: self.config.ptime,
+            remote_ptime: m.ptime(),
+        };
+        self.current = Some(audio.clone());
+        Ok(audio)
+    }
+}
+
+/// What [`MediaSession::choose_audio`] picked for one offered stream.
+struct AudioChoice {
+    codec: Codec,
+    payload_type: u8,
+    map: RtpMap,
+    format_params: FormatParams,
+    telephone_event: Option<(RtpMap, Option<String>)>,
+    crypto: Option<(CryptoAttribute, SrtpKeyMaterial)>,
+    remote_rtp: TransportAddress,
+    remote_rtcp: Option<TransportAddress>,
+    rtcp_mux: bool,
+    direction: Direction,
+    remote_ptime: Option<u32>,
+}
+
+/// RTP and RTCP destinations, rtcp-mux and the peer's direction for stream `index`.
+/// `c=0.0.0.0` is the RFC 2543 hold form: the peer does not want media (RFC 3264 §8.4).
+fn remote_addresses(
+    sdp: &SessionDescription,
+    index: usize,
+) -> Result<(TransportAddress, Option<TransportAddress>, bool, Direction), AnswerError> {
+    let m = sdp.media.get(index).ok_or(AnswerError::NoAudio)?;
+    let conn = sdp
+        .connection_for(index)
+        .ok_or(AnswerError::NoConnectionAddress)?;
+    let rtp = TransportAddress::from_connection(conn, m.port);
+    let mut direction = Direction::of_media(sdp, index);
+    if conn.is_unspecified() {
+        direction = direction.intersect(Direction::SendOnly);
+    }
+    // RFC 3605: a=rtcp; otherwise the next port up (RFC 3550 §11).
+    let rtcp = match m.rtcp() {
+        Some(RtcpAttribute {
+            port,
+            connection: Some(c),
+        }) => Some(TransportAddress::from_connection(&c, port)),
+        Some(RtcpAttribute {
+            port,
+            connection: None,
+        }) => Some(TransportAddress {
+            host: rtp.host.clone(),
+            port,
+        }),
+        None => m.port.checked_add(1).map(|port| TransportAddress {
+            host: rtp.host.clone(),
+            port,
+        }),
+    };
+    Ok((rtp, rtcp, m.rtcp_mux(), direction))
+}
+
+/// Peer-supplied names in our texts: printable, bounded.
+fn sanitize_token(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(40)
+        .collect::<String>()
+}
