@@ -1,2 +1,802 @@
-//! Per-meeting N-1 mixer on 20 ms ticks (sans-IO).
+//! Per-meeting N−1 audio mixer on 20 ms ticks (sans-IO).
+//!
+//! One [`Mixer`] serves one meeting. Every participant sends audio in (RTP payloads that
+//! are jitter-buffered and decoded here, or 48 kHz PCM from a leg that decodes elsewhere)
+//! and every 20 ms gets one frame out: the sum of everyone else's audio ("N−1": nobody
+//! hears themselves), encoded for its codec. The mixer never touches a socket, a thread
+//! or the clock: the caller feeds packets with [`Mixer::push_rtp`] / [`Mixer::push_pcm`],
+//! calls [`Mixer::handle_timeout`] when [`Mixer::poll_timeout`] says, and drains
+//! [`Mixer::poll_output`] and [`Mixer::poll_event`].
+//!
+//! # Driving it
+//!
+//! ```
+//! # use std::time::{Duration, Instant};
+//! use codec::Codec;
+//! use mixer::{Mixer, MixerConfig, ParticipantConfig, Media};
+//!
+//! let t0 = Instant::now();
+//! let mut mixer = Mixer::new(MixerConfig::default(), t0);
+//! let alice = mixer.add_participant(ParticipantConfig::rtp(Codec::Pcmu)).unwrap();
+//! let bob = mixer.add_participant(ParticipantConfig::pcm()).unwrap();
+//!
+//! // A packet from Alice (seq, RTP timestamp, SSRC, payload):
+//! mixer.push_rtp(t0, alice, 1, 160, 0x1234, &[0xff; 160]).unwrap();
+//! // Bob's leg decoded elsewhere and hands over 20 ms of 48 kHz PCM:
+//! mixer.push_pcm(bob, &[0i16; 960]).unwrap();
+//!
+//! let tick = mixer.poll_timeout();
+//! mixer.handle_timeout(tick);
+//! while let Some(frame) = mixer.poll_output() {
+//!     match frame.media {
+//!         Media::Encoded { codec, payload } => { /* packetise: RTP timestamp
+//!             base + frame.timestamp, marker frame.marker, then SRTP and send */ }
+//!         Media::Pcm(pcm) => { /* 960 samples of 48 kHz for a WebRTC leg */ }
+//!         _ => {}
+//!     }
+//! }
+//! while let Some(event) = mixer.poll_event() { /* active speakers, levels */ }
+//! ```
+//!
+//! # What happens on a tick
+//!
+//! 1. **Input.** Each participant yields one 20 ms frame: an RTP leg pops its jitter buffer
+//!    ([`rtp::jitter`]) and decodes; a missing packet is concealed — from the next packet's
+//!    in-band FEC when it is already here and the codec is Opus (RFC 6716 §2.1.7, via
+//!    [`rtp::jitter::JitterBuffer::peek_next`]), otherwise by the decoder's own loss
+//!    concealment. A PCM leg takes 960 samples from its queue. An idle stream (nothing
+//!    received lately) is digital silence, not concealment. The frame's power updates the
+//!    participant's smoothed level (see [`level`]).
+//! 2. **Speaker selection.** Only the K loudest participants ([`MixerConfig::max_speakers`],
+//!    default 3) whose smoothed level is above [`MixerConfig::speech_threshold_dbov`] and
+//!    who are not muted are mixed; the rest are treated as silent. This is standard
+//!    conference practice: it bounds the noise floor (fifty open lines of room noise add up)
+//!    and makes the work O(N) instead of O(N²). A current speaker keeps a bonus of
+//!    [`MixerConfig::speaker_hysteresis_db`] so that two similar talkers do not swap places
+//!    every frame. The smoothed level's slow release is the hang-over that keeps a speaker
+//!    mixed through the pauses between words. Levels are measured at the codec's own rate,
+//!    and only the selected speakers are resampled to 48 kHz (an upsampler that skipped
+//!    ticks is primed with the previous frame, so there is no seam on entry).
+//! 3. **Sum once.** The selected frames are summed in `i32` into one 48 kHz buffer.
+//! 4. **Private mixes.** Each selected speaker whose frame is not silent hears the sum minus
+//!    their own frame, through their own limiter, resampler and encoder.
+//! 5. **Shared mixes.** Everyone else hears exactly the full sum, so it is limited once and,
+//!    per output codec, resampled and encoded **once**; all those listeners get the same
+//!    payload (a reference-counted [`bytes::Bytes`]). A 1000-leg meeting with three talkers
+//!    costs three private encodes plus one per codec in use, not 1000 encodes.
+//! 6. **Output.** Every listener gets a frame every tick, even when nobody speaks (encoded
+//!    digital silence): the browser client and many SIP endpoints want a continuous
+//!    50 packets per second.
+//!
+//! Mixes go through a peak [`limiter`] (gain computed per frame, ramped over 1 ms, then a
+//! soft-clipping stage), so loud simultaneous talkers are turned down rather than wrapped
+//! or hard-clipped.
+//!
+//! # Codec state when a listener changes mix
+//!
+//! A listener moves between its private N−1 stream and the shared stream as it starts and
+//! stops being a selected talker. For a stateless codec (G.711) the switch is seamless; the
+//! downsampler's history is copied from the shared chain on the way in. Stateful encoders
+//! (G.722's ADPCM predictor, Opus) cannot be copied through the codec interface, so the
+//! listener's decoder sees a stream from a different encoder instance: a brief, small
+//! artefact as its state re-converges (G.722 within a few milliseconds). This is the price
+//! of shared encodes, the same trade-off other conference bridges make; the speaker
+//! hysteresis keeps switches rare.
+//!
+//! # Time
+//!
+//! Ticks are on a fixed 20 ms grid starting one frame after [`Mixer::new`]'s `now`.
+//! [`Mixer::handle_timeout`] tolerates being called early (nothing happens) or late (the
+//! missed ticks run back to back, at most [`MixerConfig::max_catch_up_ticks`] of them; if
+//! it is later still, the remaining ticks are skipped, the grid moves forward, and the next
+//! frame of every listener carries the marker bit and a timestamp that jumps by the skipped
+//! time, as RFC 3550 §5.1 wants for a gap in sampling).
+//!
+//! # Levels and active speakers
+//!
+//! Every [`MixerConfig::levels_interval`] (default 200 ms, 5 Hz) the mixer queues
+//! [`MixerEvent::Levels`] with each participant's smoothed level in dBov and as the
+//! attenuation "volume" 0 (loud) ..= 127 (silent) of RFC 6464 §3, which is also the scale
+//! of Chime's audio metadata (the client shows `clamp((42 − volume) / 28, 0, 1)`). When the
+//! set of mixed speakers changes it queues [`MixerEvent::ActiveSpeakersChanged`], loudest
+//! first.
+//!
+//! Mute is server-side: a muted participant's audio reaches nobody, although its level is
+//! still measured and reported with the `muted` flag (clients show "you are talking while
+//! muted" from it). DTMF is not the mixer's business: the engine handles RFC 4733 events
+//! before audio gets here.
+//!
+//! Written here rather than taken from a crate: no maintained Rust crate does conference
+//! mixing (the audio crates mix for playback, without N−1, shared encodes or jitter
+//! buffering).
 #![forbid(unsafe_code)]
+
+pub mod level;
+mod limiter;
+mod participant;
+mod slab;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use codec::resample::ResampleError;
+use codec::{Codec, CodecError};
+use thiserror::Error;
+
+use limiter::Limiter;
+use participant::{EncodeChain, Output, Participant};
+
+pub use participant::{InputFormat, OutputFormat, ParticipantConfig, ParticipantStats};
+pub use slab::ParticipantId;
+
+/// The mixing interval and frame duration (RFC 3551 §4.2 default packetisation).
+pub const FRAME: Duration = Duration::from_millis(codec::FRAME_MS as u64);
+/// Internal sampling rate of every mix.
+pub const SAMPLE_RATE: u32 = 48_000;
+/// Samples in one internal frame.
+pub const FRAME_SAMPLES: usize = (SAMPLE_RATE / 1000 * codec::FRAME_MS) as usize;
+
+/// Meeting-wide settings and limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MixerConfig {
+    /// Most participants in the meeting; [`Mixer::add_participant`] refuses more.
+    /// Default 250 (the attendee limit of a Chime SDK meeting).
+    pub max_participants: usize,
+    /// How many of the loudest talkers are mixed (K). Default 3; at least 1.
+    pub max_speakers: usize,
+    /// Smoothed level a participant must exceed to be mixed. Default −45 dBov, a little
+    /// below where the client's meter starts moving (−42 dBov) and above a typical
+    /// telephone line's idle noise.
+    pub speech_threshold_dbov: f32,
+    /// Bonus a currently mixed talker has over a newcomer, in dB. Default 6.
+    pub speaker_hysteresis_db: f32,
+    /// Interval of [`MixerEvent::Levels`]. Default 200 ms.
+    pub levels_interval: Duration,
+    /// Most missed ticks run back to back by one late [`Mixer::handle_timeout`]. Default 3.
+    pub max_catch_up_ticks: u32,
+    /// Largest RTP payload accepted, in bytes. Default 1500.
+    pub max_payload: usize,
+    /// Most PCM buffered per PCM input before the oldest is dropped. Default 200 ms.
+    pub max_pcm_buffer: Duration,
+    /// Most undrained output frames kept per participant before the oldest are dropped.
+    /// Default 4.
+    pub max_queued_frames: usize,
+}
+
+impl Default for MixerConfig {
+    fn default() -> Self {
+        MixerConfig {
+            max_participants: 250,
+            max_speakers: 3,
+            speech_threshold_dbov: -45.0,
+            speaker_hysteresis_db: 6.0,
+            levels_interval: Duration::from_millis(200),
+            max_catch_up_ticks: 3,
+            max_payload: 1500,
+            max_pcm_buffer: Duration::from_millis(200),
+            max_queued_frames: 4,
+        }
+    }
+}
+
+/// Errors of the mixer's API, by blame.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MixerError {
+    /// The handle does not name a current participant (the caller's fault, or a race with
+    /// removal).
+    #[error("unknown participant {0}")]
+    UnknownParticipant(ParticipantId),
+    /// The meeting is full (policy: [`MixerConfig::max_participants`]).
+    #[error("meeting is full ({limit} participants)")]
+    TooManyParticipants {
+        /// The limit.
+        limit: usize,
+    },
+    /// An RTP payload larger than [`MixerConfig::max_payload`] (the sender's fault).
+    #[error("RTP payload of {len} bytes exceeds the limit of {limit}")]
+    PayloadTooLarge {
+        /// Payload length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// [`Mixer::push_rtp`] for a participant configured with PCM input (the caller's fault).
+    #[error("participant does not take RTP input")]
+    NotRtpInput,
+    /// [`Mixer::push_pcm`] for a participant configured with RTP input (the caller's fault).
+    #[error("participant does not take PCM input")]
+    NotPcmInput,
+    /// A codec could not be set up (internal fault).
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// A codec rate the resampler does not support (internal fault).
+    #[error(transparent)]
+    Resample(#[from] ResampleError),
+}
+
+/// Audio of one output frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Media {
+    /// An RTP payload. Listeners that hear the shared mix share one buffer.
+    Encoded {
+        /// The payload format.
+        codec: Codec,
+        /// The payload.
+        payload: Bytes,
+    },
+    /// 960 samples of 48 kHz mono PCM.
+    Pcm(Arc<[i16]>),
+}
+
+/// One 20 ms frame for one listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFrame {
+    /// The listener.
+    pub participant: ParticipantId,
+    /// The audio.
+    pub media: Media,
+    /// RTP timestamp relative to this listener's first frame (which is 0), in the codec's
+    /// RTP clock (48 kHz for PCM). Add the stream's random initial timestamp (RFC 3550
+    /// §5.1) with wrapping arithmetic.
+    pub timestamp: u32,
+    /// RTP timestamp units one frame covers (160 for G.711 and G.722, 960 for Opus).
+    pub samples: u32,
+    /// Set on the first frame of the stream and on the first after skipped ticks (RFC 3551
+    /// §4.1: the marker flags the start of a talkspurt after a gap).
+    pub marker: bool,
+}
+
+/// Level of one participant, part of [`MixerEvent::Levels`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParticipantLevel {
+    /// The participant.
+    pub participant: ParticipantId,
+    /// Smoothed level, −127 ..= 0 dBov (RFC 6464 §3).
+    pub level_dbov: f32,
+    /// The same as attenuation: 0 (loud) ..= 127 (silent), Chime's audio metadata "volume".
+    pub volume: u8,
+    /// Muted (server-side): their audio is in nobody's mix.
+    pub muted: bool,
+    /// Currently mixed as one of the active speakers.
+    pub speaking: bool,
+}
+
+/// Something the application may want to tell the participants.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum MixerEvent {
+    /// The set of mixed talkers changed. Loudest first; empty when nobody speaks.
+    ActiveSpeakersChanged(Vec<ParticipantId>),
+    /// Periodic levels of every participant ([`MixerConfig::levels_interval`]).
+    Levels(Vec<ParticipantLevel>),
+}
+
+/// Meeting-wide counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MixerStats {
+    /// Ticks run.
+    pub ticks: u64,
+    /// Ticks skipped because [`Mixer::handle_timeout`] came too late.
+    pub ticks_skipped: u64,
+    /// Encoder calls (private and shared).
+    pub encodes: u64,
+    /// Of those, shared encodes.
+    pub shared_encodes: u64,
+    /// Output frames produced.
+    pub frames_out: u64,
+    /// Output frames dropped because the caller did not drain [`Mixer::poll_output`].
+    pub frames_dropped: u64,
+    /// Events dropped because the caller did not drain [`Mixer::poll_event`].
+    pub events_dropped: u64,
+}
+
+/// The shared encode chain for one codec.
+#[derive(Debug)]
+struct Shared {
+    chain: EncodeChain,
+    /// Someone hears the shared mix in this codec this tick.
+    needed: bool,
+    /// This tick's payload.
+    payload: Option<Bytes>,
+}
+
+/// Most events queued before the oldest are dropped.
+const MAX_EVENTS: usize = 64;
+
+/// The mixer of one meeting. See the crate documentation.
+#[derive(Debug)]
+pub struct Mixer {
+    config: MixerConfig,
+    participants: slab::Slab<Participant>,
+    shared: Vec<Shared>,
+    shared_limiter: Limiter,
+    next_tick: Instant,
+    /// Ticks skipped since the last one run (added to the next frame's timestamp).
+    skipped: u32,
+    ticks_until_levels: u32,
+    acc: Vec<i32>,
+    shared48: Vec<i16>,
+    /// Selected speakers, loudest first.
+    speakers: Vec<ParticipantId>,
+    candidates: Vec<(f32, usize)>,
+    outputs: VecDeque<OutputFrame>,
+    events: VecDeque<MixerEvent>,
+    stats: MixerStats,
+}
+
+impl Mixer {
+    /// An empty meeting whose first tick is due one frame after `now`.
+    pub fn new(config: MixerConfig, now: Instant) -> Self {
+        Mixer {
+            config,
+            participants: slab::Slab::new(),
+            shared: Vec::new(),
+            shared_limiter: Limiter::default(),
+            next_tick: now + FRAME,
+            skipped: 0,
+            ticks_until_levels: levels_ticks(&config),
+            acc: vec![0; FRAME_SAMPLES],
+            shared48: vec![0; FRAME_SAMPLES],
+            speakers: Vec::new(),
+            candidates: Vec::new(),
+            outputs: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: MixerStats::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MixerConfig {
+        &self.config
+    }
+
+    /// Adds a participant. Codec setup failures surface here, not on a tick.
+    pub fn add_participant(
+        &mut self,
+        config: ParticipantConfig,
+    ) -> Result<ParticipantId, MixerError> {
+        if self.participants.len() >= self.config.max_participants {
+            return Err(MixerError::TooManyParticipants {
+                limit: self.config.max_participants,
+            });
+        }
+        let output = match config.output {
+            OutputFormat::Pcm => Output::Pcm,
+            OutputFormat::Encoded(codec) => {
+                let group = match self.shared.iter().position(|s| s.chain.codec == codec) {
+                    Some(g) => g,
+                    None => {
+                        self.shared.push(Shared {
+                            chain: EncodeChain::new(codec)?,
+                            needed: false,
+                            payload: None,
+                        });
+                        self.shared.len() - 1
+                    }
+                };
+                Output::Encoded {
+                    group,
+                    chain: Box::new(EncodeChain::new(codec)?),
+                }
+            }
+        };
+        let max_pcm = (self.config.max_pcm_buffer.as_millis() as usize)
+            .saturating_mul(SAMPLE_RATE as usize / 1000);
+        let p = Participant::new(&config, output, max_pcm)?;
+        Ok(self.participants.insert(p))
+    }
+
+    /// Removes a participant; its queued output frames are discarded.
+    pub fn remove_participant(&mut self, id: ParticipantId) -> Result<(), MixerError> {
+        self.participants
+            .remove(id)
+            .ok_or(MixerError::UnknownParticipant(id))?;
+        self.outputs.retain(|f| f.participant != id);
+        if let Some(pos) = self.speakers.iter().position(|&s| s == id) {
+            self.speakers.remove(pos);
+            self.push_event(MixerEvent::ActiveSpeakersChanged(self.speakers.clone()));
+        }
+        Ok(())
+    }
+
+    /// Whether `id` is a current participant.
+    pub fn contains(&self, id: ParticipantId) -> bool {
+        self.participants.get(id).is_some()
+    }
+
+    /// Number of participants.
+    pub fn len(&self) -> usize {
+        self.participants.len()
+    }
+
+    /// Whether the meeting has no participants.
+    pub fn is_empty(&self) -> bool {
+        self.participants.len() == 0
+    }
+
+    /// Handles of all participants.
+    pub fn participants(&self) -> impl Iterator<Item = ParticipantId> + '_ {
+        self.participants.iter().map(|(id, _)| id)
+    }
+
+    /// Server-side mute: while muted, the participant's audio is in nobody's mix.
+    pub fn set_muted(&mut self, id: ParticipantId, muted: bool) -> Result<(), MixerError> {
+        let p = self
+            .participants
+            .get_mut(id)
+            .ok_or(MixerError::UnknownParticipant(id))?;
+        p.muted = muted;
+        Ok(())
+    }
+
+    /// Whether the participant is muted.
+    pub fn is_muted(&self, id: ParticipantId) -> Result<bool, MixerError> {
+        self.participants
+            .get(id)
+            .map(|p| p.muted)
+            .ok_or(MixerError::UnknownParticipant(id))
+    }
+
+    /// The participant's current level.
+    pub fn level(&self, id: ParticipantId) -> Result<ParticipantLevel, MixerError> {
+        self.participants
+            .get(id)
+            .map(|p| participant_level(id, p))
+            .ok_or(MixerError::UnknownParticipant(id))
+    }
+
+    /// The mixed talkers, loudest first.
+    pub fn active_speakers(&self) -> &[ParticipantId] {
+        &self.speakers
+    }
+
+    /// The participant's counters.
+    pub fn participant_stats(&self, id: ParticipantId) -> Result<ParticipantStats, MixerError> {
+        self.participants
+            .get(id)
+            .map(Participant::stats)
+            .ok_or(MixerError::UnknownParticipant(id))
+    }
+
+    /// Meeting-wide counters.
+    pub fn stats(&self) -> MixerStats {
+        self.stats
+    }
+
+    /// Hands over a received RTP packet's payload (after SRTP and RFC 4733 filtering) with
+    /// its header fields (RFC 3550 §5.1), received at `now`.
+    pub fn push_rtp(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        seq: u16,
+        timestamp: u32,
+        ssrc: u32,
+        payload: &[u8],
+    ) -> Result<(), MixerError> {
+        if payload.len() > self.config.max_payload {
+            return Err(MixerError::PayloadTooLarge {
+                len: payload.len(),
+                limit: self.config.max_payload,
+            });
+        }
+        self.participants
+            .get_mut(id)
+            .ok_or(MixerError::UnknownParticipant(id))?
+            .push_rtp(now, seq, timestamp, ssrc, payload)
+    }
+
+    /// Hands over 48 kHz mono PCM from a participant with [`InputFormat::Pcm`]. Any length;
+    /// each tick takes 960 samples. More than [`MixerConfig::max_pcm_buffer`] queued drops
+    /// the oldest.
+    pub fn push_pcm(&mut self, id: ParticipantId, pcm: &[i16]) -> Result<(), MixerError> {
+        self.participants
+            .get_mut(id)
+            .ok_or(MixerError::UnknownParticipant(id))?
+            .push_pcm(pcm)
+    }
+
+    /// When the next tick is due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_tick
+    }
+
+    /// Runs the ticks due at `now` (none if called early). See the crate docs on lateness.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut ran = 0;
+        while now >= self.next_tick {
+            if ran >= self.config.max_catch_up_ticks.max(1) {
+                // Too far behind: skip to the grid point after `now`.
+                let behind = now.saturating_duration_since(self.next_tick);
+                let skip = behind.as_nanos() / FRAME.as_nanos() + 1;
+                let skip32 = u32::try_from(skip).unwrap_or(u32::MAX);
+                self.next_tick += FRAME.saturating_mul(skip32);
+                self.skipped = self.skipped.saturating_add(skip32);
+                self.stats.ticks_skipped += u64::from(skip32);
+                break;
+            }
+            let at = self.next_tick;
+            self.run_tick(at);
+            self.next_tick += FRAME;
+            ran += 1;
+        }
+    }
+
+    /// The next output frame, if any.
+    pub fn poll_output(&mut self) -> Option<OutputFrame> {
+        self.outputs.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<MixerEvent> {
+        self.events.pop_front()
+    }
+
+    fn push_event(&mut self, e: MixerEvent) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+            self.stats.events_dropped += 1;
+        }
+        self.events.push_back(e);
+    }
+
+    /// One 20 ms tick, for the grid instant `at`.
+    fn run_tick(&mut self, at: Instant) {
+        self.stats.ticks += 1;
+        let advance = self.skipped.saturating_add(1);
+        self.skipped = 0;
+
+        // 1. Input and levels.
+        for (_, p) in self.participants.iter_mut() {
+            p.pull_input(at);
+        }
+
+        // 2. Speaker selection.
+        self.select_speakers();
+
+        // 3. Sum the contributing speakers once.
+        self.acc.fill(0);
+        let mut any = false;
+        for (_, p) in self.participants.iter_mut() {
+            p.contributes = p.selected && !p.silent;
+            if p.contributes {
+                p.upsample();
+                for (a, &s) in self.acc.iter_mut().zip(&p.pcm48) {
+                    *a += i32::from(s);
+                }
+                any = true;
+            } else {
+                p.skip_upsample();
+            }
+        }
+
+        // 4. Private N−1 mixes, before the shared chains advance (a listener entering its
+        //    private mix copies the shared downsampler's state of the previous tick).
+        for s in &mut self.shared {
+            s.needed = false;
+            s.payload = None;
+        }
+        let mut shared_pcm_needed = false;
+        let shared_gain = self.shared_limiter;
+        let mut private_out: Vec<(usize, Option<Media>)> = Vec::new();
+        for i in 0..self.participants.capacity_slots() {
+            let Some((_, p)) = self.participants.at_mut(i) else {
+                continue;
+            };
+            if !p.contributes {
+                match &p.output {
+                    Output::Pcm => shared_pcm_needed = true,
+                    Output::Encoded { group, .. } => {
+                        if let Some(s) = self.shared.get_mut(*group) {
+                            s.needed = true;
+                        }
+                    }
+                }
+                continue;
+            }
+            if !p.private_last {
+                // Continue from what this listener heard last: the shared mix.
+                p.limiter = shared_gain;
+            }
+            let own = std::mem::take(&mut p.pcm48);
+            let mut mix = vec![0i16; FRAME_SAMPLES];
+            p.limiter.process(&self.acc, Some(&own), &mut mix);
+            p.pcm48 = own;
+            let media = match &mut p.output {
+                Output::Pcm => Some(Media::Pcm(Arc::from(mix))),
+                Output::Encoded { group, chain } => {
+                    if p.started
+                        && !p.private_last
+                        && let (Some(dst), Some(src)) = (
+                            chain.resampler.as_mut(),
+                            self.shared
+                                .get(*group)
+                                .and_then(|s| s.chain.resampler.as_ref()),
+                        )
+                    {
+                        dst.clone_from(src);
+                    }
+                    self.stats.encodes += 1;
+                    match chain.encode(&mix) {
+                        Ok(payload) => Some(Media::Encoded {
+                            codec: chain.codec,
+                            payload,
+                        }),
+                        Err(_) => {
+                            p.stats.encode_errors += 1;
+                            None
+                        }
+                    }
+                }
+            };
+            private_out.push((i, media));
+        }
+
+        // 5. The shared mix, limited once and encoded once per codec in use.
+        let any_shared = shared_pcm_needed || self.shared.iter().any(|s| s.needed);
+        if any_shared {
+            if any {
+                self.shared_limiter
+                    .process(&self.acc, None, &mut self.shared48);
+            } else {
+                self.shared48.fill(0);
+                self.shared_limiter = Limiter::default();
+            }
+        }
+        let shared_pcm: Option<Arc<[i16]>> =
+            shared_pcm_needed.then(|| Arc::from(&self.shared48[..]));
+        for s in &mut self.shared {
+            if s.needed {
+                self.stats.encodes += 1;
+                self.stats.shared_encodes += 1;
+                s.payload = s.chain.encode(&self.shared48).ok();
+            }
+        }
+
+        // 6. One frame per listener.
+        let mut private_out = private_out.into_iter().peekable();
+        for i in 0..self.participants.capacity_slots() {
+            let Some((id, p)) = self.participants.at_mut(i) else {
+                continue;
+            };
+            let media = if private_out.peek().is_some_and(|(j, _)| *j == i) {
+                p.private_last = true;
+                private_out.next().and_then(|(_, m)| m)
+            } else {
+                p.private_last = false;
+                match &p.output {
+                    Output::Pcm => shared_pcm.clone().map(Media::Pcm),
+                    Output::Encoded { group, chain } => self
+                        .shared
+                        .get(*group)
+                        .and_then(|s| s.payload.clone())
+                        .map(|payload| Media::Encoded {
+                            codec: chain.codec,
+                            payload,
+                        }),
+                }
+            };
+            let samples = match p.output_format {
+                OutputFormat::Encoded(c) => c.rtp_timestamp_per_frame(),
+                OutputFormat::Pcm => FRAME_SAMPLES as u32,
+            };
+            // The timestamp advances with time whether or not a frame goes out.
+            let marker = if p.started {
+                p.timestamp = p.timestamp.wrapping_add(samples.wrapping_mul(advance));
+                advance > 1
+            } else {
+                true
+            };
+            let Some(media) = media else {
+                // Only an encoder failure gets here (private ones are already counted).
+                if !p.private_last {
+                    p.stats.encode_errors += 1;
+                }
+                continue;
+            };
+            p.started = true;
+            p.stats.frames_out += 1;
+            if p.private_last {
+                p.stats.private_frames += 1;
+            }
+            self.stats.frames_out += 1;
+            self.outputs.push_back(OutputFrame {
+                participant: id,
+                media,
+                timestamp: p.timestamp,
+                samples,
+                marker,
+            });
+        }
+        let cap = self
+            .participants
+            .len()
+            .saturating_mul(self.config.max_queued_frames.max(1));
+        while self.outputs.len() > cap {
+            self.outputs.pop_front();
+            self.stats.frames_dropped += 1;
+        }
+
+        // 7. Levels.
+        self.ticks_until_levels = self.ticks_until_levels.saturating_sub(1);
+        if self.ticks_until_levels == 0 {
+            self.ticks_until_levels = levels_ticks(&self.config);
+            let levels = self
+                .participants
+                .iter()
+                .map(|(id, p)| participant_level(id, p))
+                .collect();
+            self.push_event(MixerEvent::Levels(levels));
+        }
+    }
+
+    /// Picks the K loudest unmuted participants above the speech threshold.
+    fn select_speakers(&mut self) {
+        let k = self.config.max_speakers.max(1);
+        let threshold = self.config.speech_threshold_dbov;
+        let bonus = self.config.speaker_hysteresis_db;
+        self.candidates.clear();
+        for i in 0..self.participants.capacity_slots() {
+            let Some((_, p)) = self.participants.at(i) else {
+                continue;
+            };
+            let db = p.meter.dbov();
+            if p.muted || db < threshold {
+                continue;
+            }
+            let score = if p.selected { db + bonus } else { db };
+            self.candidates.push((score, i));
+        }
+        self.candidates
+            .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        self.candidates.truncate(k);
+        for (_, p) in self.participants.iter_mut() {
+            p.selected = false;
+        }
+        // Loudest first by the plain level, for the event.
+        let mut chosen: Vec<(f32, ParticipantId)> = Vec::with_capacity(self.candidates.len());
+        for &(_, i) in &self.candidates {
+            if let Some((id, p)) = self.participants.at_mut(i) {
+                p.selected = true;
+                chosen.push((p.meter.dbov(), id));
+            }
+        }
+        chosen.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut same = chosen.len() == self.speakers.len();
+        if same {
+            let mut old = self.speakers.clone();
+            let mut new: Vec<ParticipantId> = chosen.iter().map(|c| c.1).collect();
+            old.sort_unstable();
+            new.sort_unstable();
+            same = old == new;
+        }
+        if !same {
+            self.speakers = chosen.into_iter().map(|c| c.1).collect();
+            self.push_event(MixerEvent::ActiveSpeakersChanged(self.speakers.clone()));
+        } else {
+            // Keep the order current (loudest first) without an event.
+            self.speakers.clear();
+            self.speakers.extend(chosen.into_iter().map(|c| c.1));
+        }
+    }
+}
+
+fn levels_ticks(config: &MixerConfig) -> u32 {
+    let n = config.levels_interval.as_nanos() / FRAME.as_nanos();
+    u32::try_from(n).unwrap_or(u32::MAX).max(1)
+}
+
+fn participant_level(id: ParticipantId, p: &Participant) -> ParticipantLevel {
+    let db = p.meter.dbov();
+    ParticipantLevel {
+        participant: id,
+        level_dbov: db,
+        volume: level::dbov_to_volume(db),
+        muted: p.muted,
+        speaking: p.selected,
+    }
+}

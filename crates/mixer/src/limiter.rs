@@ -1,0 +1,170 @@
+//! Peak limiter with a soft-clipping safety stage, applied to every mix before it is
+//! narrowed to 16 bits.
+//!
+//! Mixes are summed in `i32`, so several loud talkers can exceed the 16-bit range; wrapping
+//! would turn that into loud clicks and hard clipping into harsh distortion. Each mix (the
+//! shared one and every private N−1 mix) has its own [`Limiter`], whose gain is set once
+//! per 20 ms frame from the frame's peak: when the peak exceeds [`THRESHOLD`] the gain
+//! drops to bring it to the threshold (ramped over the first millisecond so that the gain
+//! change itself does not click), and afterwards recovers by 0.5 dB per frame. Samples the
+//! ramp lets through above the knee are bent by a `tanh` curve that never reaches full
+//! scale, so the output never wraps and never flat-tops.
+//!
+//! A frame whose peak is below the threshold while the gain is at unity — every frame of an
+//! ordinary conference — takes the fast path: a plain narrowing copy.
+
+/// Peaks above this (about −1.5 dBFS) are limited.
+pub(crate) const THRESHOLD: u32 = 27_500;
+/// Above this magnitude samples are soft-clipped.
+const KNEE: f32 = 28_000.0;
+/// Gain recovery per frame: +0.5 dB.
+const RELEASE: f32 = 1.059_254;
+/// Samples over which a gain change is ramped (1 ms at 48 kHz).
+const RAMP: usize = 48;
+
+/// The gain state of one mix.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Limiter {
+    gain: f32,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Limiter { gain: 1.0 }
+    }
+}
+
+impl Limiter {
+    /// Writes `limit(acc[i] − own[i])` (or `limit(acc[i])` without `own`) to `out`.
+    /// Processes the shortest of the given lengths.
+    pub(crate) fn process(&mut self, acc: &[i32], own: Option<&[i16]>, out: &mut [i16]) {
+        let n = acc
+            .len()
+            .min(out.len())
+            .min(own.map_or(usize::MAX, <[i16]>::len));
+        let (acc, out) = (&acc[..n], &mut out[..n]);
+        let sample = |i: usize| -> i32 {
+            let a = acc[i];
+            match own {
+                Some(o) => a.saturating_sub(i32::from(o[i])),
+                None => a,
+            }
+        };
+        let peak = (0..n).map(|i| sample(i).unsigned_abs()).max().unwrap_or(0);
+        let target = if peak > THRESHOLD {
+            THRESHOLD as f32 / peak as f32
+        } else {
+            1.0
+        };
+        let new_gain = if target < self.gain {
+            target
+        } else {
+            (self.gain * RELEASE).min(target).min(1.0)
+        };
+        if self.gain >= 1.0 && new_gain >= 1.0 {
+            // Peak below the threshold: every sample fits in i16.
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = sample(i) as i16;
+            }
+            self.gain = 1.0;
+            return;
+        }
+        let start = self.gain;
+        let step = (new_gain - start) / RAMP as f32;
+        for (i, o) in out.iter_mut().enumerate() {
+            let g = if i < RAMP {
+                start + step * (i + 1) as f32
+            } else {
+                new_gain
+            };
+            *o = soft_clip(sample(i) as f32 * g);
+        }
+        self.gain = new_gain;
+    }
+
+    /// Current gain (1.0 = no limiting).
+    #[cfg(test)]
+    pub(crate) fn gain(&self) -> f32 {
+        self.gain
+    }
+}
+
+/// Identity up to the knee, then a `tanh` curve approaching (never reaching) full scale.
+fn soft_clip(y: f32) -> i16 {
+    let a = y.abs();
+    let v = if a <= KNEE {
+        a
+    } else {
+        let room = 32767.0 - KNEE;
+        KNEE + room * ((a - KNEE) / room).tanh()
+    };
+    v.copysign(y).round().clamp(-32767.0, 32767.0) as i16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_mix_is_exact() {
+        let acc: Vec<i32> = (0..960).map(|i| i * 20 - 9600).collect();
+        let own: Vec<i16> = (0..960).map(|i| (i % 7) as i16).collect();
+        let mut out = vec![0i16; 960];
+        let mut l = Limiter::default();
+        l.process(&acc, Some(&own), &mut out);
+        for i in 0..960 {
+            assert_eq!(i32::from(out[i]), acc[i] - i32::from(own[i]));
+        }
+        assert_eq!(l.gain(), 1.0);
+    }
+
+    #[test]
+    fn overload_is_limited_without_wrapping() {
+        // Three full-scale square-ish waves in phase.
+        let acc: Vec<i32> = (0..960)
+            .map(|i| {
+                if (i / 50) % 2 == 0 {
+                    3 * 32767
+                } else {
+                    -3 * 32767
+                }
+            })
+            .collect();
+        let mut out = vec![0i16; 960];
+        let mut l = Limiter::default();
+        l.process(&acc, None, &mut out);
+        for (i, &o) in out.iter().enumerate() {
+            assert_eq!(o.signum() as i32, acc[i].signum(), "sign flipped at {i}");
+        }
+        // After the ramp the level sits at the threshold.
+        assert!(
+            out[100..]
+                .iter()
+                .all(|&o| o.unsigned_abs() as u32 <= THRESHOLD + 1)
+        );
+        assert!(l.gain() < 0.3);
+        // Gain recovers slowly once the overload is gone.
+        let quiet = vec![1000i32; 960];
+        l.process(&quiet, None, &mut out);
+        assert!(l.gain() < 0.35);
+        assert!(out[500] < 400);
+        for _ in 0..200 {
+            l.process(&quiet, None, &mut out);
+        }
+        assert_eq!(l.gain(), 1.0);
+        assert_eq!(out[500], 1000);
+    }
+
+    #[test]
+    fn soft_clip_is_monotonic_and_bounded() {
+        let mut prev = i16::MIN;
+        for x in (-200_000..200_000).step_by(97) {
+            let y = soft_clip(x as f32);
+            assert!(y >= prev);
+            prev = y;
+        }
+        assert_eq!(soft_clip(1e9), 32767);
+        assert_eq!(soft_clip(-1e9), -32767);
+        assert_eq!(soft_clip(12345.0), 12345);
+    }
+}

@@ -1,0 +1,457 @@
+//! One participant: the input side (jitter buffer, decoder, PCM queue, level meter) and the
+//! output side state (private encoder and resampler, limiter, RTP timestamp).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+use codec::resample::Resampler;
+use codec::{Channels, Codec, Decoder, EncodeError, Encoder};
+use rtp::jitter::{JitterBuffer, JitterConfig, JitterStats, Pop};
+
+use crate::level::{LevelMeter, frame_power};
+use crate::limiter::Limiter;
+use crate::{FRAME, FRAME_SAMPLES, MixerError, SAMPLE_RATE};
+
+/// Received payload buffers kept for reuse per participant.
+const POOL: usize = 8;
+
+/// Counters of one participant, from [`crate::Mixer::participant_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParticipantStats {
+    /// Jitter buffer counters (RTP input only).
+    pub jitter: Option<JitterStats>,
+    /// Frames decoded from a received payload.
+    pub decoded: u64,
+    /// Frames concealed (lost, late, or inserted by the jitter buffer), FEC included.
+    pub concealed: u64,
+    /// Of those, frames recovered from the next packet's in-band FEC (RFC 6716 §2.1.7).
+    pub fec: u64,
+    /// Payloads the decoder rejected (the sender's fault); concealed instead.
+    pub decode_errors: u64,
+    /// Decoded frames that were not 20 ms long (padded with silence or truncated).
+    pub odd_frames: u64,
+    /// Ticks with no input at all (buffering, stream idle, PCM queue empty).
+    pub silent_ticks: u64,
+    /// PCM samples dropped because the input queue was full.
+    pub pcm_dropped: u64,
+    /// Ticks where the PCM queue held less than a frame (padded with silence).
+    pub pcm_underruns: u64,
+    /// Frames produced for this listener.
+    pub frames_out: u64,
+    /// Frames this listener got from its own (private, N−1) encode.
+    pub private_frames: u64,
+    /// Frames that could not be encoded (internal fault) and were not sent.
+    pub encode_errors: u64,
+}
+
+/// How a participant's audio reaches the mixer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InputFormat {
+    /// RTP payloads of this codec through [`crate::Mixer::push_rtp`]: jitter buffered and
+    /// decoded here. Opus is decoded to mono whatever the sender's channel count
+    /// (RFC 7587 §3.4 lets the receiver choose).
+    Rtp(Codec),
+    /// 48 kHz mono PCM through [`crate::Mixer::push_pcm`], for legs that decode elsewhere
+    /// (WebRTC) and for tests.
+    Pcm,
+}
+
+/// What the mixer produces for a participant every tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutputFormat {
+    /// RTP payloads of this codec ([`crate::Media::Encoded`]).
+    Encoded(Codec),
+    /// 48 kHz mono PCM ([`crate::Media::Pcm`]).
+    Pcm,
+}
+
+/// Settings of one participant, for [`crate::Mixer::add_participant`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParticipantConfig {
+    /// Input side.
+    pub input: InputFormat,
+    /// Output side.
+    pub output: OutputFormat,
+    /// Joins muted (server-side mute: their audio reaches nobody).
+    pub muted: bool,
+    /// Jitter buffer settings for RTP input; `None` for [`JitterConfig::new`] defaults.
+    /// The clock rate is always taken from the codec.
+    pub jitter: Option<JitterConfig>,
+}
+
+impl ParticipantConfig {
+    /// An RTP leg that sends and receives `codec` (the usual SIP leg).
+    pub fn rtp(codec: Codec) -> Self {
+        ParticipantConfig {
+            input: InputFormat::Rtp(codec),
+            output: OutputFormat::Encoded(codec),
+            muted: false,
+            jitter: None,
+        }
+    }
+
+    /// A leg that pushes and receives 48 kHz mono PCM.
+    pub fn pcm() -> Self {
+        ParticipantConfig {
+            input: InputFormat::Pcm,
+            output: OutputFormat::Pcm,
+            muted: false,
+            jitter: None,
+        }
+    }
+}
+
+/// RTP input: jitter buffer and decoder.
+struct RtpInput {
+    decoder: Box<dyn Decoder>,
+    jitter: JitterBuffer<Vec<u8>>,
+    /// Spent payload buffers, reused by the next pushes.
+    pool: Vec<Vec<u8>>,
+    decoded: Vec<i16>,
+}
+
+enum Input {
+    Rtp(Box<RtpInput>),
+    Pcm { queue: VecDeque<i16>, max: usize },
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Rtp(r) => f
+                .debug_struct("Rtp")
+                .field("codec", &r.decoder.codec())
+                .finish_non_exhaustive(),
+            Input::Pcm { queue, .. } => {
+                f.debug_struct("Pcm").field("queued", &queue.len()).finish()
+            }
+        }
+    }
+}
+
+/// Everything needed to encode a 48 kHz mix for one codec: used both by a participant's
+/// private (N−1) output and by the shared encoders.
+pub(crate) struct EncodeChain {
+    pub(crate) codec: Codec,
+    encoder: Box<dyn Encoder>,
+    /// 48 kHz to the codec rate; `None` for Opus.
+    pub(crate) resampler: Option<Resampler>,
+    down: Vec<i16>,
+    interleaved: Vec<i16>,
+}
+
+impl std::fmt::Debug for EncodeChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodeChain")
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EncodeChain {
+    pub(crate) fn new(codec: Codec) -> Result<Self, MixerError> {
+        let rate = codec.sample_rate();
+        let resampler = if rate == SAMPLE_RATE {
+            None
+        } else {
+            Some(Resampler::new(SAMPLE_RATE, rate)?)
+        };
+        Ok(EncodeChain {
+            codec,
+            encoder: codec.encoder()?,
+            resampler,
+            down: Vec::with_capacity(FRAME_SAMPLES),
+            interleaved: Vec::new(),
+        })
+    }
+
+    /// Resamples and encodes one 20 ms frame of 48 kHz mono PCM.
+    pub(crate) fn encode(&mut self, pcm48: &[i16]) -> Result<Bytes, EncodeError> {
+        self.down.clear();
+        match &mut self.resampler {
+            Some(r) => r.process(pcm48, &mut self.down),
+            None => self.down.extend_from_slice(pcm48),
+        }
+        self.down.resize(self.codec.samples_per_frame(), 0);
+        let pcm: &[i16] = if self.codec.channels() == Channels::Stereo {
+            self.interleaved.clear();
+            self.interleaved
+                .extend(self.down.iter().flat_map(|&s| [s, s]));
+            &self.interleaved
+        } else {
+            &self.down
+        };
+        let mut out = Vec::with_capacity(payload_capacity(self.codec));
+        self.encoder.encode(pcm, &mut out)?;
+        Ok(Bytes::from(out))
+    }
+}
+
+/// Bytes one 20 ms frame usually needs.
+fn payload_capacity(codec: Codec) -> usize {
+    match codec {
+        Codec::Pcmu | Codec::Pcma | Codec::G722 => 160,
+        _ => 256,
+    }
+}
+
+/// Output side of a participant.
+#[derive(Debug)]
+pub(crate) enum Output {
+    Pcm,
+    Encoded {
+        /// Index of the shared encoder for this codec in the mixer.
+        group: usize,
+        /// Private chain for when this participant hears an N−1 mix of its own.
+        chain: Box<EncodeChain>,
+    },
+}
+
+/// One participant of a meeting.
+#[derive(Debug)]
+pub(crate) struct Participant {
+    input: Input,
+    pub(crate) output: Output,
+    pub(crate) output_format: OutputFormat,
+    pub(crate) muted: bool,
+    pub(crate) meter: LevelMeter,
+    /// This tick's input frame at the input's rate (mono).
+    native: Vec<i16>,
+    /// The previous tick's, to prime the upsampler when the participant enters the mix.
+    prev_native: Vec<i16>,
+    /// This tick's input is digital silence.
+    pub(crate) silent: bool,
+    /// Input rate to 48 kHz; `None` when the input is already 48 kHz.
+    upsampler: Option<Resampler>,
+    /// The upsampler has processed the previous tick's frame (its history is current).
+    upsampler_warm: bool,
+    /// This tick's input at 48 kHz (valid while `contributes`); then reused for the
+    /// participant's private mix.
+    pub(crate) pcm48: Vec<i16>,
+    /// Among the mixed speakers (top K) as of the last tick.
+    pub(crate) selected: bool,
+    /// Selected and not silent this tick: their audio is in the sum, so they need a
+    /// private N−1 mix.
+    pub(crate) contributes: bool,
+    /// Limiter of the private mix.
+    pub(crate) limiter: Limiter,
+    /// Heard a private mix on the previous tick.
+    pub(crate) private_last: bool,
+    /// At least one frame has been produced for this listener.
+    pub(crate) started: bool,
+    /// RTP timestamp of the last frame produced, relative to the listener's first frame.
+    pub(crate) timestamp: u32,
+    pub(crate) stats: ParticipantStats,
+}
+
+impl Participant {
+    pub(crate) fn new(
+        config: &ParticipantConfig,
+        output: Output,
+        max_pcm: usize,
+    ) -> Result<Self, MixerError> {
+        let (input, rate) = match config.input {
+            InputFormat::Rtp(codec) => {
+                // Decode Opus to mono whatever the sender sends: the mix is mono.
+                let decode_as = match codec {
+                    Codec::Opus(_) => Codec::Opus(Channels::Mono),
+                    c => c,
+                };
+                let mut jc = config
+                    .jitter
+                    .unwrap_or_else(|| JitterConfig::new(codec.rtp_clock_rate()));
+                jc.clock_rate = codec.rtp_clock_rate();
+                jc.frame = FRAME;
+                let input = RtpInput {
+                    decoder: decode_as.decoder()?,
+                    jitter: JitterBuffer::new(jc),
+                    pool: Vec::new(),
+                    decoded: Vec::with_capacity(FRAME_SAMPLES),
+                };
+                (Input::Rtp(Box::new(input)), decode_as.sample_rate())
+            }
+            InputFormat::Pcm => (
+                Input::Pcm {
+                    queue: VecDeque::new(),
+                    max: max_pcm.max(FRAME_SAMPLES),
+                },
+                SAMPLE_RATE,
+            ),
+        };
+        let upsampler = if rate == SAMPLE_RATE {
+            None
+        } else {
+            Some(Resampler::new(rate, SAMPLE_RATE)?)
+        };
+        let native_len = (rate as usize * FRAME.as_millis() as usize) / 1000;
+        Ok(Participant {
+            input,
+            output,
+            output_format: config.output,
+            muted: config.muted,
+            meter: LevelMeter::default(),
+            native: vec![0; native_len],
+            prev_native: vec![0; native_len],
+            silent: true,
+            upsampler,
+            upsampler_warm: false,
+            pcm48: vec![0; FRAME_SAMPLES],
+            selected: false,
+            contributes: false,
+            limiter: Limiter::default(),
+            private_last: false,
+            started: false,
+            timestamp: 0,
+            stats: ParticipantStats::default(),
+        })
+    }
+
+    /// Queues a received RTP payload.
+    pub(crate) fn push_rtp(
+        &mut self,
+        now: Instant,
+        seq: u16,
+        timestamp: u32,
+        ssrc: u32,
+        payload: &[u8],
+    ) -> Result<(), MixerError> {
+        let Input::Rtp(rtp) = &mut self.input else {
+            return Err(MixerError::NotRtpInput);
+        };
+        let mut buf = rtp.pool.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(payload);
+        rtp.jitter.push(now, ssrc, seq, timestamp, buf);
+        Ok(())
+    }
+
+    /// Queues 48 kHz PCM; the oldest samples go when the queue is full.
+    pub(crate) fn push_pcm(&mut self, pcm: &[i16]) -> Result<(), MixerError> {
+        let Input::Pcm { queue, max } = &mut self.input else {
+            return Err(MixerError::NotPcmInput);
+        };
+        queue.extend(pcm.iter().copied());
+        if queue.len() > *max {
+            let excess = queue.len() - *max;
+            queue.drain(..excess);
+            self.stats.pcm_dropped += excess as u64;
+        }
+        Ok(())
+    }
+
+    /// Produces this tick's input frame (decoding, concealing) and measures its level.
+    pub(crate) fn pull_input(&mut self, at: Instant) {
+        std::mem::swap(&mut self.native, &mut self.prev_native);
+        let len = self.native.len();
+        let mut have_audio = true;
+        match &mut self.input {
+            Input::Rtp(rtp) => {
+                let RtpInput {
+                    decoder,
+                    jitter,
+                    pool,
+                    decoded,
+                } = &mut **rtp;
+                decoded.clear();
+                let result = match jitter.pop(at) {
+                    Pop::Empty => {
+                        have_audio = false;
+                        Ok(0)
+                    }
+                    Pop::Frame(payload) => {
+                        let r = decoder.decode(Some(&payload), decoded);
+                        if pool.len() < POOL {
+                            pool.push(payload);
+                        }
+                        if r.is_ok() {
+                            self.stats.decoded += 1;
+                        }
+                        r
+                    }
+                    Pop::Lost => {
+                        self.stats.concealed += 1;
+                        match jitter.peek_next() {
+                            Some(next) => {
+                                self.stats.fec +=
+                                    u64::from(matches!(decoder.codec(), Codec::Opus(_)));
+                                decoder.decode_fec(next, decoded)
+                            }
+                            None => decoder.decode(None, decoded),
+                        }
+                    }
+                };
+                if result.is_err() {
+                    self.stats.decode_errors += 1;
+                    decoded.clear();
+                    if decoder.decode(None, decoded).is_err() {
+                        decoded.clear();
+                    }
+                }
+                if have_audio && decoded.len() != len {
+                    self.stats.odd_frames += 1;
+                }
+                self.native.clear();
+                if have_audio {
+                    self.native.extend(decoded.iter().take(len).copied());
+                }
+                self.native.resize(len, 0);
+            }
+            Input::Pcm { queue, .. } => {
+                if queue.is_empty() {
+                    have_audio = false;
+                } else if queue.len() < len {
+                    self.stats.pcm_underruns += 1;
+                }
+                self.native.clear();
+                let n = len.min(queue.len());
+                self.native.extend(queue.drain(..n));
+                self.native.resize(len, 0);
+            }
+        }
+        if !have_audio {
+            self.stats.silent_ticks += 1;
+        }
+        let power = frame_power(&self.native);
+        self.silent = power == 0.0;
+        self.meter.update(power);
+    }
+
+    /// Fills `pcm48` with this tick's input at 48 kHz, priming the upsampler with the
+    /// previous frame if it did not run last tick so that its history is the real signal.
+    pub(crate) fn upsample(&mut self) {
+        match &mut self.upsampler {
+            None => {
+                self.pcm48.clear();
+                self.pcm48.extend_from_slice(&self.native);
+            }
+            Some(r) => {
+                if !self.upsampler_warm {
+                    r.reset();
+                    self.pcm48.clear();
+                    r.process(&self.prev_native, &mut self.pcm48);
+                }
+                self.pcm48.clear();
+                r.process(&self.native, &mut self.pcm48);
+            }
+        }
+        self.pcm48.resize(FRAME_SAMPLES, 0);
+        self.upsampler_warm = true;
+    }
+
+    /// Marks the upsampler as not having seen this tick's frame.
+    pub(crate) fn skip_upsample(&mut self) {
+        self.upsampler_warm = false;
+    }
+
+    /// The jitter buffer counters merged into the participant's.
+    pub(crate) fn stats(&self) -> ParticipantStats {
+        let mut s = self.stats;
+        if let Input::Rtp(rtp) = &self.input {
+            s.jitter = Some(rtp.jitter.stats());
+        }
+        s
+    }
+}
