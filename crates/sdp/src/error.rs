@@ -150,7 +150,7 @@ fn crypto_reasons(reasons: &[CryptoRejection]) -> String {
 }
 
 /// Longest Warning text we send; offers with many lines produce long explanations.
-const MAX_WARNING_TEXT: usize = 240;
+const MAX_WARNING_TEXT: usize = 400;
 
 impl AnswerError {
     /// The SIP status for a request carrying the refused offer: 488 for anything the
@@ -198,21 +198,41 @@ impl AnswerError {
 
 /// Makes text safe inside a SIP quoted-string (RFC 3261 §25.1): `"` and `\` become `'`
 /// and `/`, control characters become spaces, and the result is at most
-/// [`MAX_WARNING_TEXT`] bytes (cut on a character boundary).
+/// [`MAX_WARNING_TEXT`] bytes (cut on a character boundary and ended with `...`).
 #[must_use]
 pub fn sanitize_warning(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_WARNING_TEXT));
-    for c in text.chars() {
-        let c = match c {
+    let mut out: String = text
+        .chars()
+        .map(|c| match c {
             '"' => '\'',
             '\\' => '/',
             c if c.is_control() => ' ',
             c => c,
-        };
-        if out.len() + c.len_utf8() > MAX_WARNING_TEXT {
-            break;
+        })
+        .collect();
+    if out.len() > MAX_WARNING_TEXT {
+        let mut cut = MAX_WARNING_TEXT - 3;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
         }
-        out.push(c);
+        out.truncate(cut);
+        out.push_str("...");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warning_text_is_quoted_string_safe_and_bounded() {
+        assert_eq!(sanitize_warning("a\"b\\c\r\nd"), "a'b/c  d");
+        let long = "é".repeat(300);
+        let s = sanitize_warning(&long);
+        assert!(s.len() <= MAX_WARNING_TEXT);
+        assert!(s.ends_with("..."));
+        let exact = "x".repeat(MAX_WARNING_TEXT);
+        assert_eq!(sanitize_warning(&exact), exact);
+    }
 }
