@@ -174,5 +174,83 @@ fn transactions(c: &mut Criterion) {
     let _ = Message::parse(&datagrams[0]).unwrap();
 }
 
-criterion_group!(benches, parse, transactions);
+/// Full call through two in-memory user agents: INVITE (with the seed SDP) -> 200 -> ACK ->
+/// BYE -> 200, every message printed and parsed on the way.
+fn calls(c: &mut Criterion) {
+    use sip::{Body, OutgoingCall, UaConfig, UaEvent, Uri, UserAgent};
+    const N: usize = 200;
+    let pa = Peer {
+        transport: TransportKind::Udp,
+        local: "192.0.2.1:5060".parse().unwrap(),
+        remote: "192.0.2.2:5060".parse().unwrap(),
+    };
+    let pb = Peer {
+        local: pa.remote,
+        remote: pa.local,
+        ..pa
+    };
+    let mut g = c.benchmark_group("ua_calls");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("invite_200_ack_bye", |b| {
+        let mut a = UserAgent::new(UaConfig::default(), 1);
+        let mut bb = UserAgent::new(UaConfig::default(), 2);
+        let mut now = Instant::now();
+        let target = Uri::parse("sip:+17035550122@192.0.2.2").unwrap();
+        b.iter(|| {
+            for _ in 0..N {
+                let call = a
+                    .invite(
+                        now,
+                        pa,
+                        OutgoingCall {
+                            target: target.clone(),
+                            from: "<sip:+12065550100@192.0.2.1>".into(),
+                            to: "<sip:+17035550122@192.0.2.2>".into(),
+                            body: Some(Body::sdp(SDP)),
+                            headers: Vec::new(),
+                            credentials: None,
+                        },
+                    )
+                    .unwrap();
+                let mut answered = false;
+                loop {
+                    let mut moved = false;
+                    while let Some(t) = a.poll_transmit() {
+                        moved = true;
+                        let _ = bb.handle_datagram(now, &t.payload, pb);
+                    }
+                    while let Some(t) = bb.poll_transmit() {
+                        moved = true;
+                        let _ = a.handle_datagram(now, &t.payload, pa);
+                    }
+                    while let Some(ev) = bb.poll_event() {
+                        if let UaEvent::IncomingCall { call, .. } = ev {
+                            bb.answer(now, call, 200, Some(Body::sdp(SDP))).unwrap();
+                            moved = true;
+                        }
+                    }
+                    while let Some(ev) = a.poll_event() {
+                        if matches!(ev, UaEvent::Answered { .. }) && !answered {
+                            answered = true;
+                            a.hangup(now, call).unwrap();
+                            moved = true;
+                        }
+                    }
+                    if !moved {
+                        break;
+                    }
+                }
+                assert!(answered);
+            }
+            now += Duration::from_secs(40);
+            a.handle_timeout(now);
+            bb.handle_timeout(now);
+            while a.poll_event().is_some() || bb.poll_event().is_some() {}
+            assert_eq!((a.calls(), bb.calls()), (0, 0));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse, transactions, calls);
 criterion_main!(benches);

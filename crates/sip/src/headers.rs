@@ -231,13 +231,17 @@ impl Headers {
 
     fn append_text(&mut self, text: &str) -> Span {
         let start = self.buf.len();
-        // Header injection guard: a value may never contain a line break.
-        for c in text.chars() {
-            self.buf.push(if c == '\r' || c == '\n' || c == '\0' {
-                ' '
-            } else {
-                c
-            });
+        // Header injection guard: a value may never contain a line break (or NUL).
+        if memchr::memchr3(b'\r', b'\n', b'\0', text.as_bytes()).is_none() {
+            self.buf.push_str(text);
+        } else {
+            self.buf.extend(text.chars().map(|c| {
+                if c == '\r' || c == '\n' || c == '\0' {
+                    ' '
+                } else {
+                    c
+                }
+            }));
         }
         Span::new(start, self.buf.len())
     }

@@ -104,7 +104,10 @@ pub struct TransactionConfig {
     /// §17.2.1: 200 ms).
     pub trying_delay: Duration,
     /// Most live server transactions per source IP; beyond that, new requests get 503
-    /// (RFC 3261 §21.5.4) without a transaction.
+    /// (RFC 3261 §21.5.4) without a transaction. Transactions live on after their final
+    /// response (Timer J/L: 64*T1 = 32 s on UDP), so a trunk doing C calls/s holds about
+    /// 64*C (INVITE + BYE): the default 8192 fits ~120 calls/s per source. Call-rate
+    /// policy (CPS) belongs above this layer.
     pub max_transactions_per_source: usize,
     /// Most live transactions overall (503 beyond).
     pub max_transactions: usize,
@@ -121,7 +124,7 @@ impl Default for TransactionConfig {
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
             trying_delay: Duration::from_millis(200),
-            max_transactions_per_source: 256,
+            max_transactions_per_source: 8_192,
             max_transactions: 100_000,
             parse_limits: ParseLimits::default(),
             warning_agent: "voice-connector",
