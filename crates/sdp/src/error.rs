@@ -5,6 +5,7 @@
 //! §21.4.26) with a `Warning` header (RFC 3261 §20.43) whose text tells a PBX operator what
 //! was offered and what we accept. Warning texts carry no key material.
 
+use crate::parse::ParseError;
 use rtp::sdes::{SdesError, Unsupported};
 use std::fmt;
 use thiserror::Error;
@@ -182,6 +183,59 @@ impl AnswerError {
     #[must_use]
     pub fn warning_text(&self) -> String {
         sanitize_warning(&self.to_string())
+    }
+
+    /// A complete `Warning` header value: `<code> <host> "<text>"` (RFC 3261 §20.43).
+    #[must_use]
+    pub fn warning_header_value(&self, host: &str) -> String {
+        format!(
+            "{} {} \"{}\"",
+            self.warning_code(),
+            host,
+            self.warning_text()
+        )
+    }
+}
+
+/// Either failure of handling an SDP body from the peer: it did not parse, or it could
+/// not be negotiated. The single place the engine maps SDP trouble to a SIP response.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SdpError {
+    /// The body is not a valid session description (the peer's fault).
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The description is valid but not acceptable.
+    #[error(transparent)]
+    Negotiation(#[from] AnswerError),
+}
+
+impl SdpError {
+    /// SIP status: see [`ParseError::sip_status`] and [`AnswerError::sip_status`].
+    #[must_use]
+    pub fn sip_status(&self) -> u16 {
+        match self {
+            Self::Parse(e) => e.sip_status(),
+            Self::Negotiation(e) => e.sip_status(),
+        }
+    }
+
+    /// warn-code (RFC 3261 §20.43): 399 for parse errors, see
+    /// [`AnswerError::warning_code`] otherwise.
+    #[must_use]
+    pub fn warning_code(&self) -> u16 {
+        match self {
+            Self::Parse(_) => 399,
+            Self::Negotiation(e) => e.warning_code(),
+        }
+    }
+
+    /// Warning text, safe for a quoted-string and bounded.
+    #[must_use]
+    pub fn warning_text(&self) -> String {
+        match self {
+            Self::Parse(e) => sanitize_warning(&e.warning_text()),
+            Self::Negotiation(e) => e.warning_text(),
+        }
     }
 
     /// A complete `Warning` header value: `<code> <host> "<text>"` (RFC 3261 §20.43).

@@ -12,10 +12,11 @@
 //! operator understands.
 
 use crate::attributes::{Direction, FormatParams, RtcpAttribute, RtpMap, parse_payload_type};
-use crate::error::{AnswerError, AnswerMismatch, CryptoRejectReason, CryptoRejection};
+use crate::error::{AnswerError, AnswerMismatch, CryptoRejectReason, CryptoRejection, SdpError};
 use crate::model::{
     AddrType, Attribute, Connection, MediaDescription, Origin, SessionDescription, Timing,
 };
+use crate::parse::ParseLimits;
 use codec::{Channels, Codec};
 use rtp::sdes::{CryptoAttribute, KeyParam, SrtpKeyMaterial};
 use rtp::srtp::{SrtpConfig, SrtpSuite};
@@ -56,6 +57,8 @@ pub struct MediaConfig {
     pub username: String,
     /// `s=` session name. Default `-`.
     pub session_name: String,
+    /// Bounds for peer SDP bodies given as bytes ([`MediaSession::answer_body`]).
+    pub limits: ParseLimits,
 }
 
 impl Default for MediaConfig {
@@ -80,6 +83,7 @@ impl Default for MediaConfig {
             telephone_event_payload_type: 101,
             username: "-".into(),
             session_name: "-".into(),
+            limits: ParseLimits::default(),
         }
     }
 }
@@ -435,6 +439,26 @@ impl MediaSession {
     }
 
     // ---------------------------------------------------------------- answerer
+
+    /// Parses an offer body (within [`MediaConfig::limits`]) and [`answer`](Self::answer)s
+    /// it; either failure maps to a SIP status and Warning through [`SdpError`].
+    pub fn answer_body(&mut self, body: &[u8]) -> Result<Answer, SdpError> {
+        let offer = SessionDescription::parse_with_limits(body, &self.config.limits)?;
+        Ok(self.answer(&offer)?)
+    }
+
+    /// Parses an answer body and [`accept_answer`](Self::accept_answer)s it.
+    pub fn accept_answer_body(&mut self, body: &[u8]) -> Result<NegotiatedAudio, SdpError> {
+        let answer = match SessionDescription::parse_with_limits(body, &self.config.limits) {
+            Ok(a) => a,
+            Err(e) => {
+                // The offer is answered, badly: it is no longer outstanding.
+                self.pending = None;
+                return Err(e.into());
+            }
+        };
+        Ok(self.accept_answer(&answer)?)
+    }
 
     /// Answers an offer (initial or re-offer) per RFC 3264 §6: accepts the first usable
     /// audio stream with one codec plus telephone-event, rejects every other stream with

@@ -826,3 +826,61 @@ fn srtp_answers_must_match_our_offered_lines() {
         .unwrap();
     assert_eq!(a.srtp.unwrap().suite, SrtpSuite::AesCm128HmacSha1_80);
 }
+
+#[test]
+fn bodies_map_parse_and_negotiation_failures_once() {
+    let mut s = session(MediaConfig::default());
+    let e = s
+        .answer_body(b"v=0\r\nm=audio x RTP/AVP 0\r\n")
+        .unwrap_err();
+    assert!(matches!(e, sdp::SdpError::Parse(_)));
+    assert_eq!(e.sip_status(), 400);
+    assert_eq!(
+        e.warning_header_value("h"),
+        "399 h \"malformed SDP: line 2: invalid port in m= line\""
+    );
+    let e = s
+        .answer_body(avp_offer("3", "").to_string().as_bytes())
+        .unwrap_err();
+    assert_eq!((e.sip_status(), e.warning_code()), (488, 305));
+    let ok = s.answer_body(seed_offer().as_bytes()).unwrap();
+    assert_eq!(ok.audio.payload_type, 125);
+    // An oversized body is refused before parsing.
+    let cfg = MediaConfig {
+        limits: sdp::ParseLimits {
+            max_size: 100,
+            ..sdp::ParseLimits::default()
+        },
+        ..MediaConfig::default()
+    };
+    let e = session(cfg)
+        .answer_body(seed_offer().as_bytes())
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        sdp::SdpError::Parse(sdp::ParseError {
+            kind: sdp::ParseErrorKind::TooLarge { .. },
+            ..
+        })
+    ));
+    // A malformed answer consumes our offer.
+    s.create_offer();
+    assert!(s.accept_answer_body(b"garbage").is_err());
+    assert!(!s.has_pending_offer());
+}
+
+#[test]
+fn debug_output_of_results_never_shows_keys() {
+    let mut s = session(MediaConfig::default());
+    let answer = s.answer(&parse(&seed_offer())).unwrap();
+    let text = answer.sdp.to_string();
+    let inline = text
+        .lines()
+        .find_map(|l| l.split("inline:").nth(1))
+        .unwrap()
+        .to_owned();
+    for dbg in [format!("{answer:?}"), format!("{s:?}")] {
+        assert!(!dbg.contains(&inline), "{dbg}");
+        assert!(dbg.contains("<redacted>"));
+    }
+}
