@@ -151,7 +151,7 @@ fn crypto_reasons(reasons: &[CryptoRejection]) -> String {
 }
 
 /// Longest Warning text we send; offers with many lines produce long explanations.
-const MAX_WARNING_TEXT: usize = 400;
+pub const MAX_WARNING_TEXT: usize = 400;
 
 impl AnswerError {
     /// The SIP status for a request carrying the refused offer: 488 for anything the
