@@ -374,6 +374,9 @@ pub struct UserAgent {
     calls: HashMap<CallKey, Dialog>,
     by_id: HashMap<(String, String), CallKey>,
     owners: HashMap<TransactionKey, (CallKey, Purpose)>,
+    /// Out-of-dialog server transactions by From tag, Call-ID and CSeq (§8.2.2.2).
+    merged: HashMap<String, TransactionKey>,
+    merged_by_txn: HashMap<TransactionKey, String>,
     heap: BinaryHeap<Reverse<(Instant, CallKey, u8)>>,
     events: VecDeque<UaEvent>,
     next_call: u64,
@@ -405,6 +408,8 @@ impl UserAgent {
             calls: HashMap::new(),
             by_id: HashMap::new(),
             owners: HashMap::new(),
+            merged: HashMap::new(),
+            merged_by_txn: HashMap::new(),
             heap: BinaryHeap::new(),
             events: VecDeque::new(),
             next_call: 1,
@@ -579,6 +584,9 @@ impl UserAgent {
                 Event::TransportError { key } => self.on_failure(now, key, 503),
                 Event::Terminated { key } => {
                     self.owners.remove(&key);
+                    if let Some(m) = self.merged_by_txn.remove(&key) {
+                        self.merged.remove(&m);
+                    }
                 }
             }
         }
@@ -601,6 +609,25 @@ impl UserAgent {
         let in_dialog = req.headers.to().is_some_and(|t| t.tag().is_some());
         if in_dialog {
             return self.on_in_dialog(now, key, req);
+        }
+        // §8.2.2.2 merged requests: same From tag, Call-ID and CSeq as a live transaction
+        // that this request did not match (it arrived by another path) -> 482.
+        let h = &req.headers;
+        let merge_key = format!(
+            "{}\n{}\n{}",
+            h.from().and_then(|f| f.tag()).unwrap_or(""),
+            h.call_id().unwrap_or(""),
+            h.get(HeaderName::CSeq).unwrap_or("")
+        );
+        if req.method != Method::Cancel {
+            match self.merged.get(&merge_key) {
+                Some(other) if *other != key => return self.reply(now, key, &req, 482, &[]),
+                Some(_) => {}
+                None => {
+                    self.merged.insert(merge_key.clone(), key);
+                    self.merged_by_txn.insert(key, merge_key);
+                }
+            }
         }
         match req.method {
             Method::Invite => self.on_invite(now, key, req, peer),

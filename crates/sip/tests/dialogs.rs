@@ -502,6 +502,11 @@ fn requests_the_ua_answers_itself() {
     assert_eq!(v.received(), Some("192.0.2.1"));
     assert_eq!(v.rport(), Some(Some(5060)));
 
+    // §8.2.2.2: the same request arriving by another path (another branch) is a merge.
+    let opt = request_text("OPTIONS", "").replace("raw-OPTIONS", "raw-merge");
+    assert_eq!(raw(&mut n, &opt).status, 200);
+    assert_eq!(raw(&mut n, &opt).status, 482);
+
     let r = raw(&mut n, &request_text("FOO", ""));
     assert_eq!(r.status, 405);
     assert!(r.headers.get(HeaderName::Allow).is_some());
@@ -525,7 +530,9 @@ fn requests_the_ua_answers_itself() {
 
     let r = raw(
         &mut n,
-        &request_text("INVITE", "").replace("sip:vc@192.0.2.2 SIP", "mailto:x@y SIP"),
+        &request_text("INVITE", "")
+            .replace("sip:vc@192.0.2.2 SIP", "mailto:x@y SIP")
+            .replace("raw-INVITE", "raw-mailto"),
     );
     assert_eq!(r.status, 416);
     assert_eq!(n.b.calls(), 0);
