@@ -299,15 +299,36 @@ fn codec_of(map: &RtpMap) -> Option<Codec> {
     Codec::from_rtpmap(&map.encoding, map.clock_rate, channels)
 }
 
+/// The formats of an `m=` line with their rtpmaps. Each payload type counts once and
+/// rtpmaps are read in one pass, so a hostile line with thousands of formats and
+/// attributes costs linear time.
 fn offered_formats(m: &MediaDescription) -> Vec<Offered> {
-    m.formats
-        .iter()
-        .filter_map(|f| parse_payload_type(f))
-        .map(|pt| Offered {
+    let mut maps: Vec<Option<RtpMap>> = vec![None; 128];
+    for map in m.attributes_named("rtpmap").filter_map(RtpMap::parse) {
+        if let Some(slot) = maps.get_mut(usize::from(map.payload_type))
+            && slot.is_none()
+        {
+            *slot = Some(map);
+        }
+    }
+    let mut seen = [false; 128];
+    let mut out = Vec::new();
+    for pt in m.formats.iter().filter_map(|f| parse_payload_type(f)) {
+        let i = usize::from(pt);
+        match seen.get_mut(i) {
+            Some(s) if !*s => *s = true,
+            _ => continue,
+        }
+        let map = maps
+            .get_mut(i)
+            .and_then(Option::take)
+            .or_else(|| RtpMap::from_static(pt));
+        out.push(Offered {
             payload_type: pt,
-            map: m.rtpmap(pt),
-        })
-        .collect()
+            map,
+        });
+    }
+    out
 }
 
 /// Transport profiles we speak (RFC 3551, RFC 3711, RFC 4585, RFC 5124).
