@@ -186,3 +186,41 @@ proptest! {
         while ua.poll_event().is_some() {}
     }
 }
+
+proptest! {
+    /// URIs built from components parse back into the same components.
+    #[test]
+    fn sip_uri_components_round_trip(
+        sips in any::<bool>(),
+        user in proptest::option::of("[a-zA-Z0-9+._~-]{1,12}(%[0-9A-F]{2})?"),
+        host in prop_oneof!["[a-z][a-z0-9-]{0,10}(\\.[a-z]{2,5}){0,2}", "(25[0-5]|1[0-9]{2}|[1-9]?[0-9])\\.1\\.2\\.3", Just("[2001:db8::7]".to_string())],
+        port in proptest::option::of(any::<u16>()),
+        params in prop::collection::vec(("[a-zA-Z][a-zA-Z0-9-]{0,8}", proptest::option::of("[a-zA-Z0-9._-]{1,8}")), 0..4),
+    ) {
+        let mut s = String::from(if sips { "sips:" } else { "sip:" });
+        if let Some(u) = &user {
+            s.push_str(u);
+            s.push('@');
+        }
+        s.push_str(&host);
+        if let Some(p) = port {
+            s.push_str(&format!(":{p}"));
+        }
+        for (n, v) in &params {
+            s.push(';');
+            s.push_str(n);
+            if let Some(v) = v {
+                s.push('=');
+                s.push_str(v);
+            }
+        }
+        let u = sip::Uri::parse(&s).unwrap();
+        prop_assert_eq!(u.as_ref().is_sips(), sips);
+        prop_assert_eq!(u.user(), user.as_deref());
+        prop_assert_eq!(u.host(), host.as_str());
+        prop_assert_eq!(u.port(), port);
+        let got: Vec<_> = u.params().iter().map(|(n, v)| (n.to_string(), v.map(str::to_string))).collect();
+        prop_assert_eq!(got, params);
+        prop_assert_eq!(u.to_string(), s);
+    }
+}
