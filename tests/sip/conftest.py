@@ -1,0 +1,421 @@
+"""Fixtures for the SIP interop tests: one real `voice-connector serve` process for the whole
+tests/sip session, bound to 127.0.0.1 only, plus helpers that provision voice connectors,
+meetings and attendees through its AWS-compatible API (boto3) and that drive SIPp.
+
+Everything here uses distinct names (`sip_*`) so it can sit beside the control-plane
+fixtures in tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+
+#: Upper bound for the server to come up (first start creates the database and a CA).
+STARTUP_TIMEOUT_S = 30.0
+
+#: The phone number of a meeting join (the spec: "Use phone number +17035550122").
+MEETING_NUMBER = "+17035550122"
+#: E.164 caller id used in From.
+CALLER = "+12065550100"
+
+
+def _find_binary() -> Path:
+    """The server binary: $VC_BIN (set by scripts/test), else a previous cargo build, else
+    a fresh `cargo build -p voice-connector`."""
+    env = os.environ.get("VC_BIN")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            pytest.fail(f"VC_BIN={env} does not exist")
+        return path
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    for profile in ("release", "debug"):
+        candidate = target / profile / "voice-connector"
+        if candidate.is_file():
+            return candidate
+    subprocess.run(
+        ["cargo", "build", "-p", "voice-connector"], cwd=ROOT, check=True, timeout=1800
+    )
+    return target / "debug" / "voice-connector"
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_udp_tcp_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (SIPp listens on both with -t t1)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                    u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
+def _free_rtp_range(size: int = 200) -> tuple[int, int]:
+    """An even-aligned UDP port range of `size` ports that is free right now, so parallel
+    test runs of other suites (which may use fixed ranges) do not collide with ours."""
+    rng = random.Random()
+    for _ in range(50):
+        low = rng.randrange(30000, 60000 - size, 2)
+        socks = []
+        try:
+            for port in range(low, low + size):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return low, low + size - 1
+    raise RuntimeError("no free RTP port range")
+
+
+@dataclass
+class Provisioned:
+    """A voice connector with termination for 127.0.0.1, a meeting and one attendee."""
+
+    voice_connector_id: str
+    host: str
+    meeting_id: str
+    attendee_id: str
+    token: str
+
+
+@dataclass
+class SipServer:
+    proc: subprocess.Popen
+    data_dir: Path
+    log_path: Path
+    api_url: str
+    sip_port: int
+    tls_port: int
+    key_id: str
+    secret: str
+    _clients: dict = field(default_factory=dict)
+
+    @property
+    def ca_pem(self) -> Path:
+        return self.data_dir / "tls" / "ca.pem"
+
+    def client(self, service: str):
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service,
+                endpoint_url=self.api_url,
+                region_name="us-east-1",
+                aws_access_key_id=self.key_id,
+                aws_secret_access_key=self.secret,
+                config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=10),
+            )
+        return self._clients[service]
+
+    def create_connector(self, require_encryption: bool = False) -> tuple[str, str]:
+        """Creates a voice connector that accepts calls from 127.0.0.1; returns (id, host)."""
+        voice = self.client("chime-sdk-voice")
+        vc = voice.create_voice_connector(
+            Name="sip-" + uuid.uuid4().hex[:10], RequireEncryption=require_encryption
+        )["VoiceConnector"]
+        voice.put_voice_connector_termination(
+            VoiceConnectorId=vc["VoiceConnectorId"],
+            Termination={
+                "CidrAllowedList": ["127.0.0.1/32"],
+                "CallingRegions": ["US"],
+                "CpsLimit": 100,
+            },
+        )
+        return vc["VoiceConnectorId"], vc["OutboundHostName"]
+
+    def create_attendee(self) -> tuple[str, str, str]:
+        """Creates a meeting with one attendee; returns (meeting id, attendee id, join token)."""
+        meetings = self.client("chime-sdk-meetings")
+        meeting = meetings.create_meeting(
+            ClientRequestToken=uuid.uuid4().hex,
+            MediaRegion="us-east-1",
+            ExternalMeetingId="sip-" + uuid.uuid4().hex[:12],
+        )["Meeting"]
+        attendee = meetings.create_attendee(
+            MeetingId=meeting["MeetingId"], ExternalUserId="sip-" + uuid.uuid4().hex[:12]
+        )["Attendee"]
+        return meeting["MeetingId"], attendee["AttendeeId"], attendee["JoinToken"]
+
+    def provision(self, require_encryption: bool = False) -> Provisioned:
+        vc_id, host = self.create_connector(require_encryption)
+        meeting_id, attendee_id, token = self.create_attendee()
+        return Provisioned(vc_id, host, meeting_id, attendee_id, token)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout: float = 10.0, start: int = 0) -> re.Match:
+        """Waits until the server's stderr log (from byte offset `start`) matches `pattern`."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while True:
+            m = rx.search(self.log()[start:])
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                pytest.fail(f"voice-connector exited ({self.proc.returncode}):\n{self.log()[-4000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no server log line matching {pattern!r}:\n{self.log()[-4000:]}")
+            time.sleep(0.05)
+
+    def call_ended(self, meeting_id: str, timeout: float = 10.0) -> dict[str, int]:
+        """Waits for the server's `call ended` line for `meeting_id` and returns its leg
+        statistics (packets_in, packets_out, srtp_failures, ...)."""
+        m = self.wait_for_log(
+            r"call ended [^\n]*meeting=" + re.escape(meeting_id) + r"[^\n]*", timeout
+        )
+        stats = dict(
+            (k, int(v)) for k, v in re.findall(r"(\w+): (\d+)", m.group(0))
+        )
+        reason = re.search(r"reason=(\S+)", m.group(0))
+        stats["_reason"] = reason.group(1) if reason else ""
+        return stats
+
+
+@pytest.fixture(scope="session")
+def sip_server(tmp_path_factory) -> SipServer:
+    """A real `voice-connector serve` on 127.0.0.1 with kernel-chosen SIP, TLS and API ports
+    (read back from its log) and an RTP range that is free at start."""
+    binary = _find_binary()
+    work = tmp_path_factory.mktemp("vc-sip")
+    data_dir = work / "data"
+    data_dir.mkdir()
+    log_path = work / "server.log"
+    rtp_low, rtp_high = _free_rtp_range()
+    env = dict(os.environ, NO_COLOR="1", RUST_BACKTRACE="1")
+    env.setdefault("RUST_LOG", "info")
+    for var in ("VC_CONFIG", "VC_DATABASE_URL", "VC_MEDIA_IP", "VC_SIP_DOMAIN", "VC_TLS_CERT", "VC_TLS_KEY"):
+        env.pop(var, None)
+    log_file = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "serve",
+            "--data-dir", str(data_dir),
+            "--http", "127.0.0.1:0",
+            "--sip", "127.0.0.1:0",
+            "--sip-tls", "127.0.0.1:0",
+            "--rtp-ports", f"{rtp_low}-{rtp_high}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log_file,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    server = SipServer(proc, data_dir, log_path, "", 0, 0, "", "")
+    try:
+        api = server.wait_for_log(r"voice-connector started api=127\.0\.0\.1:(\d+)", STARTUP_TIMEOUT_S)
+        udp = server.wait_for_log(r'SIP listening transport="udp" addr=127\.0\.0\.1:(\d+)', STARTUP_TIMEOUT_S)
+        tcp = server.wait_for_log(r'SIP listening transport="tcp" addr=127\.0\.0\.1:(\d+)', STARTUP_TIMEOUT_S)
+        tls = server.wait_for_log(r'SIP listening transport="tls" addr=127\.0\.0\.1:(\d+)', STARTUP_TIMEOUT_S)
+        assert udp.group(1) == tcp.group(1), "UDP and TCP must share the SIP port"
+        server.api_url = f"http://127.0.0.1:{api.group(1)}"
+        server.sip_port = int(udp.group(1))
+        server.tls_port = int(tls.group(1))
+        lines = (data_dir / "api-credentials").read_text().splitlines()
+        server.key_id, server.secret = lines[0].strip(), lines[1].strip()
+        assert server.ca_pem.is_file()
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        log_file.close()
+    # A panic anywhere in the server is a failure of whichever test provoked it.
+    assert "panicked" not in server.log(), server.log()[-4000:]
+
+
+# ---------------------------------------------------------------------------------------
+# RTP peer
+
+
+class RtpPeer:
+    """A minimal RTP endpoint on 127.0.0.1 that records what the server sends and answers
+    each packet with one PCMU packet of its own back to the packet's source (symmetric
+    RTP), so the server sees media in both directions."""
+
+    def __init__(self, reply_pt: int = 0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.reply_pt = reply_pt
+        self.packets: list[tuple[bytes, tuple[str, int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "RtpPeer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+    def _run(self) -> None:
+        seq = random.randrange(0, 1 << 16)
+        ts = random.randrange(0, 1 << 32)
+        ssrc = random.randrange(1, 1 << 32)
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.packets.append((data, addr))
+            if len(data) >= 12 and data[0] >> 6 == 2 and 64 <= (data[1] & 0x7F) <= 95:
+                continue  # RTCP (RFC 5761 §4 payload-type range): not answered
+            header = struct.pack("!BBHII", 0x80, self.reply_pt, seq, ts, ssrc)
+            seq = (seq + 1) & 0xFFFF
+            ts = (ts + 160) & 0xFFFFFFFF
+            try:
+                self.sock.sendto(header + b"\xff" * 160, addr)
+            except OSError:
+                return
+
+    def rtp(self) -> list[dict]:
+        """Parsed RTP headers (RFC 3550 §5.1) of what arrived, RTCP left out."""
+        out = []
+        for data, addr in list(self.packets):
+            if len(data) < 12 or data[0] >> 6 != 2:
+                continue
+            pt = data[1] & 0x7F
+            if 64 <= pt <= 95:
+                continue
+            seq, ts, ssrc = struct.unpack("!HII", data[2:12])
+            out.append({"pt": pt, "seq": seq, "ts": ts, "ssrc": ssrc, "len": len(data), "from": addr})
+        return out
+
+
+@pytest.fixture
+def sip_rtp_peer():
+    with RtpPeer() as peer:
+        yield peer
+
+
+# ---------------------------------------------------------------------------------------
+# SIPp
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    stdout: str
+    stats: dict[str, str]
+    log: str
+    messages: str
+
+    def counter(self, name: str) -> int:
+        """A cumulative counter from the -stf statistics file, e.g. SuccessfulCall."""
+        return int(self.stats[f"{name}(C)"])
+
+    def describe(self) -> str:
+        return f"sipp rc={self.returncode}\n{self.stdout[-3000:]}\n--- messages ---\n{self.messages[-6000:]}"
+
+
+def _parse_stf(path: Path) -> dict[str, str]:
+    lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+    if len(lines) < 2:
+        return {}
+    header = lines[0].rstrip(";").split(";")
+    values = lines[-1].rstrip(";").split(";")
+    return dict(zip(header, values))
+
+
+def run_sipp(
+    server: SipServer,
+    scenario: str,
+    keys: dict[str, str],
+    tmp_path: Path,
+    transport: str = "u1",
+    extra: list[str] | None = None,
+    timeout_s: int = 20,
+) -> SippResult:
+    """Runs one SIPp call of `scenario` against the server's UDP/TCP port (127.0.0.1 as the
+    outbound proxy: the Request-URI names the voice connector host, no DNS involved)."""
+    if shutil.which("sipp") is None:
+        pytest.fail("sipp (Debian sip-tester) is not installed; run scripts/setup-deps")
+    name = Path(scenario).stem + "-" + transport
+    stf = tmp_path / f"{name}.stat.csv"
+    log = tmp_path / f"{name}.log"
+    msgs = tmp_path / f"{name}.messages"
+    cmd = [
+        "sipp", "-sf", str(SCENARIOS / scenario),
+        "-t", transport,
+        "-i", "127.0.0.1",
+        "-p", str(free_udp_tcp_port()),
+        "-mi", "127.0.0.1",
+        "-mp", str(free_udp_port()),
+        "-m", "1",
+        "-nostdin",
+        "-timeout", f"{timeout_s}s", "-timeout_error",
+        "-trace_stat", "-stf", str(stf),
+        "-trace_logs", "-log_file", str(log),
+        "-trace_msg", "-message_file", str(msgs),
+    ]
+    for k, v in keys.items():
+        cmd += ["-key", k, v]
+    cmd += extra or []
+    cmd.append(f"127.0.0.1:{server.sip_port}")
+    proc = subprocess.run(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, timeout=timeout_s + 15,
+    )
+    read = lambda p: p.read_text(errors="replace") if p.exists() else ""
+    return SippResult(
+        proc.returncode,
+        proc.stdout.decode(errors="replace"),
+        _parse_stf(stf) if stf.exists() else {},
+        read(log),
+        read(msgs),
+    )
+
+
+@pytest.fixture
+def sip_sipp(sip_server, tmp_path):
+    """`sip_sipp(scenario, keys, transport="u1", extra=[...])` runs SIPp against sip_server."""
+
+    def run(scenario: str, keys: dict[str, str], transport: str = "u1", **kw) -> SippResult:
+        return run_sipp(sip_server, scenario, keys, tmp_path, transport, **kw)
+
+    return run

@@ -1,0 +1,120 @@
+"""SIPp against the real voice-connector binary (GitHub issue 3, SIP core): OPTIONS, a full
+meeting join INVITE/ACK/BYE with RTP, and refused joins, over UDP and over TCP.
+
+SIPp sends to 127.0.0.1:<sip port> as its outbound proxy while the Request-URI names the
+voice connector's outbound host name, as a PBX does with a static route.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+#: E.164 caller id for From (the spec: the connector recognises only E.164 numbers).
+CALLER = "+12065550100"
+
+TRANSPORTS = [pytest.param("u1", id="udp"), pytest.param("t1", id="tcp")]
+
+#: How long SIPp holds the call before its BYE (SIPp `-d`, milliseconds).
+CALL_MS = 2000
+
+
+def assert_one_successful_call(result) -> None:
+    assert result.returncode == 0, result.describe()
+    assert result.stats, "SIPp wrote no -stf statistics\n" + result.describe()
+    assert result.counter("SuccessfulCall") == 1, result.describe()
+    assert result.counter("FailedCall") == 0, result.describe()
+    assert result.counter("FailedUnexpectedMessage") == 0, result.describe()
+    assert result.counter("FailedRegexpDoesntMatch") == 0, result.describe()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_options_to_connector_host(sip_server, sip_sipp, transport):
+    _, host = sip_server.create_connector()
+    result = sip_sipp("options.xml", {"vc_host": host}, transport)
+    assert_one_successful_call(result)
+    allow = re.search(r"allow=(.*)", result.log)
+    assert allow, result.log
+    methods = {m.strip() for m in allow.group(1).replace("Allow:", "").split(",")}
+    assert {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"} <= methods, methods
+    # The response really travelled over the transport we asked for (RFC 3261 §18.2.2).
+    via_transport = "UDP" if transport == "u1" else "TCP"
+    assert re.search(rf"SIP/2\.0 200 OK\r?\nVia: SIP/2\.0/{via_transport} ", result.messages), result.messages
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_meeting_join_call(sip_server, sip_sipp, sip_rtp_peer, transport):
+    p = sip_server.provision()
+    keys = {"vc_host": p.host, "token": p.token, "from_user": CALLER, "rtp_port": str(sip_rtp_peer.port)}
+    result = sip_sipp("join_uac.xml", keys, transport, extra=["-d", str(CALL_MS)])
+    assert_one_successful_call(result)
+
+    # The SDP answer picked one of the offered audio codecs (RFC 3264 §6.1).
+    answer = re.search(r"answer port=(\d+) pt=(\d+)", result.log)
+    assert answer, result.log
+    answer_port, answer_pt = int(answer.group(1)), int(answer.group(2))
+    assert answer_port > 0
+    assert answer_pt in (0, 8), answer_pt
+
+    # The server joined the meeting and, after the BYE, ended the call.
+    joined = sip_server.wait_for_log(r"joined meeting [^\n]*meeting=" + re.escape(p.meeting_id) + r"[^\n]*")
+    assert f"attendee={p.attendee_id}" in joined.group(0), joined.group(0)
+    stats = sip_server.call_ended(p.meeting_id)
+    assert stats["_reason"] == "RemoteBye", stats
+
+    # RTP arrived at the offered address: one stream, version 2, the answered payload
+    # type, from the port in the SDP answer, with consecutive sequence numbers.
+    rtp = sip_rtp_peer.rtp()
+    assert rtp, "no RTP from the server during the call"
+    assert {pkt["ssrc"] for pkt in rtp} == {rtp[0]["ssrc"]}
+    assert {pkt["pt"] for pkt in rtp} <= {answer_pt, 101}, {pkt["pt"] for pkt in rtp}
+    assert {pkt["from"] for pkt in rtp} == {("127.0.0.1", answer_port)}
+    audio = [pkt for pkt in rtp if pkt["pt"] == answer_pt]
+    assert all(pkt["len"] == 12 + 160 for pkt in audio), {pkt["len"] for pkt in audio}
+    seqs = [pkt["seq"] for pkt in rtp]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:])), seqs[:20]
+
+    # The server counted what it sent and what our peer sent back.
+    assert stats["packets_out"] >= len(rtp), stats
+    assert stats["packets_in"] > 0, stats
+    assert stats["srtp_failures"] == 0, stats
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_unknown_host_is_refused_with_404(sip_server, sip_sipp, transport):
+    _, _, token = sip_server.create_attendee()
+    host = "nosuchconnector0000000.voiceconnector.localhost"
+    keys = {"vc_host": host, "token": token, "from_user": CALLER, "rtp_port": "40000"}
+    result = sip_sipp("join_refused_404.xml", keys, transport)
+    assert_one_successful_call(result)
+    warning = re.search(r"warning=(.*)", result.log)
+    assert warning, result.log
+    assert host in warning.group(1), warning.group(1)
+    assert "not a voice connector" in warning.group(1), warning.group(1)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_bad_join_token_is_refused_with_403(sip_server, sip_sipp, transport):
+    p = sip_server.provision()
+    # A token of the right shape that the server never issued.
+    forged = p.token[:-4] + ("AAAA" if not p.token.endswith("AAAA") else "BBBB")
+    keys = {"vc_host": p.host, "token": forged, "from_user": CALLER, "rtp_port": "40000"}
+    result = sip_sipp("join_refused_403.xml", keys, transport)
+    assert_one_successful_call(result)
+    warning = re.search(r"warning=(.*)", result.log)
+    assert warning, result.log
+    assert "join token" in warning.group(1), warning.group(1)
+    assert p.token not in result.log
+    # The server must not have joined anyone to the meeting.
+    assert f"meeting={p.meeting_id}" not in re.sub(r"meeting created meeting=\S+", "", sip_server.log())
+
+
+@pytest.mark.xfail(
+    reason="server answers OPTIONS for an unknown host with 200; RFC 3261 §11.2 wants the "
+    "status an INVITE would get (404)",
+    strict=False,
+)
+def test_options_to_unknown_host_is_404(sip_server, sip_sipp):
+    result = sip_sipp("options_404.xml", {"vc_host": "nosuchconnector0000000.voiceconnector.localhost"})
+    assert_one_successful_call(result)
