@@ -366,7 +366,14 @@ impl DigestServer {
         if nc <= state.last_nc {
             return Err(AuthError::Replay);
         }
-        if uri != request_uri {
+        // RFC 7616 §3.4.6: the digest-uri names the Request-URI; accept an equivalent
+        // spelling (RFC 3261 §19.1.4), e.g. other escaping or parameter order.
+        let same_uri = uri == request_uri
+            || matches!(
+                (crate::uri::UriRef::parse(&uri), crate::uri::UriRef::parse(request_uri)),
+                (Ok(a), Ok(b)) if a.equivalent(&b)
+            );
+        if !same_uri {
             return Err(AuthError::UriMismatch);
         }
         let stored = lookup(&username, alg);

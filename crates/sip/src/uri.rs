@@ -267,6 +267,77 @@ impl<'a> UriRef<'a> {
     pub fn headers(&self) -> Option<&'a str> {
         self.parts.headers.map(|s| s.get(self.raw))
     }
+
+    /// URI equivalence (RFC 3261 §19.1.4): same scheme; user and password equal after
+    /// unescaping (case-sensitive); host case-insensitive; ports equal (absent is not
+    /// 5060); `user`, `ttl`, `method`, `maddr` and `transport` present in both or neither
+    /// and equal; other parameters equal where both have them; headers all equal. Other
+    /// schemes compare case-insensitively as text.
+    pub fn equivalent(&self, other: &UriRef<'_>) -> bool {
+        if self.scheme() != other.scheme() {
+            return false;
+        }
+        if !matches!(self.scheme(), Scheme::Sip | Scheme::Sips) {
+            return self.raw.eq_ignore_ascii_case(other.raw);
+        }
+        let dec = |s: Option<&str>| s.map(|s| percent_decode(s).into_owned());
+        if dec(self.user()) != dec(other.user())
+            || dec(self.password()) != dec(other.password())
+            || !percent_decode(self.host()).eq_ignore_ascii_case(&percent_decode(other.host()))
+            || self.port() != other.port()
+        {
+            return false;
+        }
+        let norm = |v: Option<&str>| v.map(|v| percent_decode(v).to_ascii_lowercase());
+        let find = |u: &UriRef<'_>, name: &[u8]| {
+            u.params()
+                .iter()
+                .find(|(n, _)| percent_decode(n).eq_ignore_ascii_case(name))
+                .map(|(_, v)| norm(v))
+        };
+        for (n, v) in self.params().iter() {
+            let name = percent_decode(n).to_ascii_lowercase();
+            match find(other, &name) {
+                Some(ov) if ov != norm(v) => return false,
+                None if matches!(
+                    &name[..],
+                    b"user" | b"ttl" | b"method" | b"maddr" | b"transport"
+                ) =>
+                {
+                    return false;
+                }
+                _ => {}
+            }
+        }
+        for (n, _) in other.params().iter() {
+            let name = percent_decode(n).to_ascii_lowercase();
+            if matches!(
+                &name[..],
+                b"user" | b"ttl" | b"method" | b"maddr" | b"transport"
+            ) && find(self, &name).is_none()
+            {
+                return false;
+            }
+        }
+        let headers = |u: &UriRef<'_>| {
+            let mut v: Vec<(Vec<u8>, Vec<u8>)> = u
+                .headers()
+                .unwrap_or("")
+                .split('&')
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    let (n, val) = h.split_once('=').unwrap_or((h, ""));
+                    (
+                        percent_decode(n).to_ascii_lowercase(),
+                        percent_decode(val).into_owned(),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        headers(self) == headers(other)
+    }
 }
 
 fn parse_parts(s: &str) -> Result<Parts, UriError> {
@@ -520,6 +591,60 @@ mod tests {
         assert_eq!(t.scheme(), Scheme::Tel);
         assert_eq!(t.user(), Some("+1-201-555-0123"));
         assert_eq!(t.param("phone-context"), Some(Some("example.com")));
+    }
+
+    #[test]
+    fn equivalence_rfc3261_19_1_4() {
+        let eq = |a: &str, b: &str| {
+            UriRef::parse(a)
+                .unwrap()
+                .equivalent(&UriRef::parse(b).unwrap())
+        };
+        // The RFC's equal pairs.
+        assert!(eq(
+            "sip:%61lice@atlanta.com;transport=TCP",
+            "sip:alice@AtLanTa.CoM;Transport=tcp"
+        ));
+        assert!(eq(
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com;newparam=5"
+        ));
+        assert!(eq(
+            "sip:carol@chicago.com;security=on",
+            "sip:carol@chicago.com;newparam=5"
+        ));
+        assert!(eq(
+            "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+            "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com"
+        ));
+        assert!(eq(
+            "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+            "sip:alice@atlanta.com?priority=urgent&subject=project%20x"
+        ));
+        // The RFC's unequal pairs.
+        assert!(!eq(
+            "SIP:ALICE@AtLanTa.CoM;Transport=udp",
+            "sip:alice@AtLanTa.CoM;Transport=UDP"
+        ));
+        assert!(!eq("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"));
+        assert!(!eq(
+            "sip:bob@biloxi.com",
+            "sip:bob@biloxi.com;transport=udp"
+        ));
+        assert!(!eq(
+            "sip:bob@biloxi.com",
+            "sip:bob@biloxi.com:6000;transport=tcp"
+        ));
+        assert!(!eq(
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com?Subject=next%20meeting"
+        ));
+        assert!(!eq("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"));
+        assert!(!eq(
+            "sip:carol@chicago.com;security=on",
+            "sip:carol@chicago.com;security=off"
+        ));
+        assert!(!eq("sip:a@b", "sips:a@b"));
     }
 
     #[test]
