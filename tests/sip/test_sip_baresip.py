@@ -1,0 +1,229 @@
+"""baresip 1.0.0 joins a meeting over SIP/TLS with SDES-SRTP (RTP/SAVP, RFC 4568), the way the
+spec's example INVITE does: `sip:+17035550122@<host>;transport=tls;X-chime-join-token=...`,
+sent through 127.0.0.1:<tls port> as outbound proxy, trusting the server's development CA.
+
+No sound card: the microphone is baresip's `aufile` source playing a WAV made with sox, the
+speaker is an `aubridge` device. baresip 1.0.0's aufile module only provides a *source*
+(an aufile player arrived in later releases), so what baresip received is recorded with the
+`sndfile` audio filter, which writes the decoded receive path to `dump-*-dec.wav`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import wave
+from pathlib import Path
+
+import pytest
+
+CALLER = "+12065550100"
+
+#: Length of the WAV baresip sends; baresip hangs up (BYE) when the file ends.
+CALL_SECONDS = 3
+
+#: Safety net only: baresip quits on its own after this many seconds (`-t`).
+BARESIP_MAX_SECONDS = 20
+
+
+def _free_baresip_sip_port() -> int:
+    """baresip binds UDP and TCP on the sip_listen port and TLS on the port above it."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port >= 65534:
+            continue
+        try:
+            socks = []
+            for p, kind in ((port, socket.SOCK_DGRAM), (port, socket.SOCK_STREAM), (port + 1, socket.SOCK_STREAM)):
+                sock = socket.socket(socket.AF_INET, kind)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+        return port
+    raise RuntimeError("no free port pair for baresip")
+
+
+def _free_udp_range(size: int) -> tuple[int, int]:
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            low = s.getsockname()[1] & ~1
+        if low + size > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(low, low + size):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+        return low, low + size - 1
+    raise RuntimeError("no free UDP range for baresip RTP")
+
+
+class Baresip:
+    """One baresip process with its own config directory, placing one call."""
+
+    def __init__(self, workdir: Path, server, mediaenc: str, source_wav: Path):
+        if shutil.which("baresip") is None:
+            pytest.fail("baresip is not installed; run scripts/setup-deps")
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / "baresip.log"
+        sip_port = _free_baresip_sip_port()
+        rtp_low, rtp_high = _free_udp_range(20)
+        (self.dir / "config").write_text(
+            "\n".join(
+                [
+                    "poll_method\t\tepoll",
+                    f"sip_listen\t\t127.0.0.1:{sip_port}",
+                    f"sip_cafile\t\t{server.ca_pem}",
+                    "call_local_timeout\t30",
+                    "call_max_calls\t\t1",
+                    "audio_player\t\taubridge,speaker",
+                    f"audio_source\t\taufile,{source_wav}",
+                    "audio_alert\t\taubridge,speaker",
+                    "audio_srate\t\t8000",
+                    "audio_channels\t\t1",
+                    f"rtp_ports\t\t{rtp_low}-{rtp_high}",
+                    "rtp_stats\t\tyes",
+                    "net_interface\t\t127.0.0.1",
+                    "module_path\t\t/usr/lib/baresip/modules",
+                    "module\t\t\tg711.so",
+                    "module\t\t\taufile.so",
+                    "module\t\t\taubridge.so",
+                    "module\t\t\tsndfile.so",
+                    "module\t\t\tsrtp.so",
+                    "module\t\t\tmenu.so",
+                    "module\t\t\taccount.so",
+                    f"snd_path\t\t{self.dir}",
+                    "",
+                ]
+            )
+        )
+        # regint=0: no REGISTER, the connector authorises by source address (termination
+        # allow list). outbound=: send everything to the server's TLS port (no DNS for the
+        # *.voiceconnector.localhost name in the Request-URI).
+        (self.dir / "accounts").write_text(
+            f"<sip:{CALLER}@127.0.0.1;transport=tls>;regint=0;mediaenc={mediaenc};"
+            f'outbound="sip:127.0.0.1:{server.tls_port};transport=tls";audio_codecs=PCMU/8000/1\n'
+        )
+        (self.dir / "contacts").write_text("")
+        self.proc: subprocess.Popen | None = None
+
+    def dial(self, uri: str) -> None:
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            ["baresip", "-f", str(self.dir), "-s", "-t", str(BARESIP_MAX_SECONDS), "-e", f"/dial {uri}"],
+            cwd=self.dir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        # Strip the ANSI colours of baresip's SIP trace.
+        return re.sub(r"\x1b\[[0-9;]*m", "", self.log_path.read_text(errors="replace"))
+
+    def wait_for_call_end(self) -> int:
+        """Waits for the call to end (or baresip to exit), then stops baresip with SIGTERM
+        (a clean `ua: stop all`) and returns its exit status."""
+        assert self.proc is not None
+        deadline = time.monotonic() + BARESIP_MAX_SECONDS + 5
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if re.search(r"terminated \(duration|Call failed|call: terminate", self.log()):
+                # Give baresip a moment to print its RTP statistics and finish the BYE.
+                time.sleep(0.5)
+                break
+            time.sleep(0.1)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait(timeout=5)
+        self._log.close()
+        return rc
+
+    def decoded_wav(self) -> Path | None:
+        dumps = sorted(self.dir.glob("dump-*-dec.wav"))
+        return dumps[-1] if dumps else None
+
+
+@pytest.fixture
+def sip_tone_wav(tmp_path) -> Path:
+    if shutil.which("sox") is None:
+        pytest.fail("sox is not installed; run scripts/setup-deps")
+    path = tmp_path / "tone440.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth", str(CALL_SECONDS), "sine", "440", "vol", "0.5"],
+        check=True,
+        timeout=30,
+    )
+    return path
+
+
+def test_baresip_tls_srtp_meeting_join(sip_server, sip_tone_wav, tmp_path):
+    p = sip_server.provision(require_encryption=True)
+    phone = Baresip(tmp_path / "baresip", sip_server, "srtp-mand", sip_tone_wav)
+    phone.dial(f"sip:+17035550122@{p.host};transport=tls;X-chime-join-token={p.token}")
+    rc = phone.wait_for_call_end()
+    log = phone.log()
+
+    assert "Call established" in log, log[-6000:]
+    assert rc == 0, log[-6000:]
+    # Signalling really went over TLS to the server's TLS port, through the outbound proxy.
+    assert re.search(rf"TLS 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:{sip_server.tls_port}\s+INVITE ", log), log[-6000:]
+    assert re.search(rf"TLS 127\.0\.0\.1:{sip_server.tls_port} -> 127\.0\.0\.1:\d+\s+SIP/2\.0 200 OK", log), log[-6000:]
+    # Media is SDES-SRTP (RFC 4568): RTP/SAVP with an a=crypto line in the server's answer.
+    answer = log.split("SIP/2.0 200 OK", 1)[1]
+    assert re.search(r"m=audio \d+ RTP/SAVP ", answer), answer[:2000]
+    assert re.search(r"a=crypto:\d+ AES_CM_128_HMAC_SHA1_(80|32) inline:", answer), answer[:2000]
+    assert "SRTP is Enabled" in log, log[-6000:]
+    assert "incoming rtp for 'audio' established" in log, log[-6000:]
+
+    # The server's view: the caller joined this meeting as this attendee and left with BYE.
+    joined = sip_server.wait_for_log(r"joined meeting [^\n]*meeting=" + re.escape(p.meeting_id) + r"[^\n]*")
+    assert f"attendee={p.attendee_id}" in joined.group(0)
+    stats = sip_server.call_ended(p.meeting_id)
+    assert stats["_reason"] == "RemoteBye", stats
+    # SRTP and SRTCP from baresip authenticated. baresip 1.0.0 sends exactly two RTCP
+    # packets unprotected (an APP "PINGPONG" as SRTP starts, and its final RTCP BYE after
+    # SRTP is torn down; seen with tshark), which the server rightly drops as SRTP
+    # failures; every other packet must pass.
+    assert stats["packets_in"] > 0, stats
+    assert stats["rtcp_in"] >= 1, stats
+    assert stats["srtp_failures"] <= 2, stats
+
+    # baresip's RTP statistics: packets received from the server, none failing SRTP.
+    rx = re.search(r"packets:\s+(\d+)\s+(\d+)", log)
+    errors = re.search(r"errors:\s+(\d+)\s+(\d+)", log)
+    assert rx and errors, log[-3000:]
+    assert int(rx.group(1)) > 0 and int(rx.group(2)) > 0, rx.group(0)
+    assert int(errors.group(2)) == 0, errors.group(0)
+    assert stats["packets_in"] <= int(rx.group(1)), (stats, rx.group(0))
+    # What the server counted as sent covers what baresip counted as received.
+    assert stats["packets_out"] >= int(rx.group(2)), (stats, rx.group(0))
+
+    # The decoded receive path was recorded: a non-empty 8 kHz mono WAV.
+    dec = phone.decoded_wav()
+    assert dec is not None, sorted(x.name for x in phone.dir.iterdir())
+    with wave.open(str(dec)) as w:
+        assert w.getframerate() == 8000 and w.getnchannels() == 1
+        assert w.getnframes() > 0
