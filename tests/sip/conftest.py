@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -169,6 +170,13 @@ class SipServer:
         )["Attendee"]
         return meeting["MeetingId"], attendee["AttendeeId"], attendee["JoinToken"]
 
+    def add_attendee(self, meeting_id: str) -> tuple[str, str]:
+        """Adds an attendee to an existing meeting; returns (attendee id, join token)."""
+        attendee = self.client("chime-sdk-meetings").create_attendee(
+            MeetingId=meeting_id, ExternalUserId="sip-" + uuid.uuid4().hex[:12]
+        )["Attendee"]
+        return attendee["AttendeeId"], attendee["JoinToken"]
+
     def provision(self, require_encryption: bool = False) -> Provisioned:
         vc_id, host = self.create_connector(require_encryption)
         meeting_id, attendee_id, token = self.create_attendee()
@@ -272,12 +280,15 @@ class RtpPeer:
     each packet with one PCMU packet of its own back to the packet's source (symmetric
     RTP), so the server sees media in both directions."""
 
-    def __init__(self, reply_pt: int = 0):
+    def __init__(self, reply_pt: int = 0, reply_audio: bytes = b""):
+        """`reply_audio`: G.711 payload bytes sent 160 at a time (looped); digital
+        silence (0xFF in PCMU) when empty."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.reply_pt = reply_pt
+        self.reply_audio = reply_audio
         self.packets: list[tuple[bytes, tuple[str, int]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -295,6 +306,7 @@ class RtpPeer:
         seq = random.randrange(0, 1 << 16)
         ts = random.randrange(0, 1 << 32)
         ssrc = random.randrange(1, 1 << 32)
+        offset = 0
         while not self._stop.is_set():
             try:
                 data, addr = self.sock.recvfrom(4096)
@@ -308,8 +320,15 @@ class RtpPeer:
             header = struct.pack("!BBHII", 0x80, self.reply_pt, seq, ts, ssrc)
             seq = (seq + 1) & 0xFFFF
             ts = (ts + 160) & 0xFFFFFFFF
+            if len(self.reply_audio) >= 160:
+                if offset + 160 > len(self.reply_audio):
+                    offset = 0
+                payload = self.reply_audio[offset : offset + 160]
+                offset += 160
+            else:
+                payload = b"\xff" * 160
             try:
-                self.sock.sendto(header + b"\xff" * 160, addr)
+                self.sock.sendto(header + payload, addr)
             except OSError:
                 return
 
@@ -323,7 +342,8 @@ class RtpPeer:
             if 64 <= pt <= 95:
                 continue
             seq, ts, ssrc = struct.unpack("!HII", data[2:12])
-            out.append({"pt": pt, "seq": seq, "ts": ts, "ssrc": ssrc, "len": len(data), "from": addr})
+            out.append({"pt": pt, "seq": seq, "ts": ts, "ssrc": ssrc, "len": len(data), "from": addr,
+                        "payload": data[12 + 4 * (data[0] & 0x0F):]})
         return out
 
 
@@ -331,6 +351,40 @@ class RtpPeer:
 def sip_rtp_peer():
     with RtpPeer() as peer:
         yield peer
+
+
+@pytest.fixture
+def sip_tools():
+    """Helpers for test modules (imported through a fixture: `import conftest` could pick
+    up tests/conftest.py instead of this file)."""
+    return SimpleNamespace(RtpPeer=RtpPeer, g711_to_pcm16=g711_to_pcm16, tone_frequency=tone_frequency)
+
+
+def g711_to_pcm16(payload: bytes, law: str = "u") -> list[int]:
+    """Decodes G.711 (ITU-T G.711 §2, μ-law or A-law) with sox into 16-bit samples."""
+    out = subprocess.run(
+        ["sox", "-t", f"{law}l", "-r", "8000", "-c", "1", "-", "-t", "raw", "-e", "signed", "-b", "16",
+         "-L", "-"],
+        input=payload, stdout=subprocess.PIPE, check=True, timeout=30,
+    ).stdout
+    return list(struct.unpack(f"<{len(out) // 2}h", out[: len(out) // 2 * 2]))
+
+
+def tone_frequency(samples: list[int], rate: int = 8000, frame: int = 160) -> tuple[float, int]:
+    """(estimated frequency in Hz from zero crossings, number of audible 20 ms frames)
+    over the frames whose RMS is above -40 dBFS; (0, 0) when all is silence."""
+    crossings = 0
+    audible = 0
+    for i in range(0, len(samples) - frame + 1, frame):
+        chunk = samples[i : i + frame]
+        rms = (sum(x * x for x in chunk) / frame) ** 0.5
+        if rms < 328:  # -40 dBFS
+            continue
+        audible += 1
+        crossings += sum(1 for a, b in zip(chunk, chunk[1:]) if (a < 0) != (b < 0))
+    if audible == 0:
+        return 0.0, 0
+    return crossings / 2 / (audible * frame / rate), audible
 
 
 # ---------------------------------------------------------------------------------------

@@ -6,6 +6,11 @@ No sound card: the microphone is baresip's `aufile` source playing a WAV made wi
 speaker is an `aubridge` device. baresip 1.0.0's aufile module only provides a *source*
 (an aufile player arrived in later releases), so what baresip received is recorded with the
 `sndfile` audio filter, which writes the decoded receive path to `dump-*-dec.wav`.
+
+baresip 1.0.0 (libre) does not verify the server certificate of a SIP/TLS connection: with
+`sip_cafile` pointing at an unrelated CA the call still connects (checked by hand), so
+certificate verification of the server is proven by test_sip_tls.py (openssl s_client),
+not here.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
+import threading
 import time
 import wave
 from pathlib import Path
@@ -227,3 +234,53 @@ def test_baresip_tls_srtp_meeting_join(sip_server, sip_tone_wav, tmp_path):
     with wave.open(str(dec)) as w:
         assert w.getframerate() == 8000 and w.getnchannels() == 1
         assert w.getnframes() > 0
+
+
+def test_baresip_and_plain_rtp_caller_hear_each_other(sip_server, sip_sipp, sip_tools, sip_tone_wav, tmp_path):
+    """Two callers in one meeting: baresip (TLS + SRTP) sends a 440 Hz tone, a SIPp caller
+    (UDP, plain RTP) sends a 1000 Hz tone. Each must hear the other's tone through the
+    server (SRTP unprotect, decode, mix, encode, SRTP protect)."""
+    p = sip_server.provision(require_encryption=False)
+    attendee2, token2 = sip_server.add_attendee(p.meeting_id)
+    ulaw_1k = subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-e", "mu-law", "-t", "raw", "-", "synth", "2", "sine", "1000", "vol", "0.5"],
+        stdout=subprocess.PIPE, check=True, timeout=30,
+    ).stdout
+
+    results = {}
+    with sip_tools.RtpPeer(reply_pt=0, reply_audio=ulaw_1k) as peer:
+        keys = {"vc_host": p.host, "token": token2, "from_user": "+12065550101", "rtp_port": str(peer.port)}
+        # SIPp holds its call for longer than baresip's; both overlap in the meeting.
+        sipp = threading.Thread(
+            target=lambda: results.update(sipp=sip_sipp("join_uac.xml", keys, "u1", extra=["-d", str((CALL_SECONDS + 3) * 1000)]))
+        )
+        sipp.start()
+        try:
+            sip_server.wait_for_log(r"joined meeting [^\n]*attendee=" + re.escape(attendee2))
+            phone = Baresip(tmp_path / "baresip", sip_server, "srtp-mand", sip_tone_wav)
+            phone.dial(f"sip:+17035550122@{p.host};transport=tls;X-chime-join-token={p.token}")
+            rc = phone.wait_for_call_end()
+        finally:
+            sipp.join(timeout=60)
+        received = b"".join(pkt["payload"] for pkt in peer.rtp() if pkt["pt"] == 0)
+
+    log = phone.log()
+    assert "Call established" in log and rc == 0, log[-6000:]
+    sipp_result = results.get("sipp")
+    assert sipp_result is not None and sipp_result.returncode == 0, sipp_result and sipp_result.describe()
+    assert sipp_result.counter("SuccessfulCall") == 1
+
+    # The plain-RTP caller heard baresip's 440 Hz tone.
+    freq, frames = sip_tools.tone_frequency(sip_tools.g711_to_pcm16(received))
+    assert frames >= 25, (freq, frames)  # at least half a second of audible audio
+    assert 400 <= freq <= 480, freq
+
+    # baresip heard the 1000 Hz tone of the plain-RTP caller.
+    dec = phone.decoded_wav()
+    assert dec is not None
+    with wave.open(str(dec)) as w:
+        raw = w.readframes(w.getnframes())
+    samples = list(struct.unpack(f"<{len(raw) // 2}h", raw))
+    freq, frames = sip_tools.tone_frequency(samples)
+    assert frames >= 25, (freq, frames)
+    assert 950 <= freq <= 1050, freq
