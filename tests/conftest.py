@@ -17,6 +17,7 @@ tests/sip uses `sip_*` names of its own.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import secrets
@@ -26,6 +27,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import boto3
 import pytest
@@ -39,8 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 30.0
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 REGION = "us-east-1"
-#: SigV4 signing names of the two services (botocore's `signingName`).
-SIGNING_NAME = {"chime-sdk-voice": "chime", "chime-sdk-meetings": "chime"}
 
 
 def find_binary() -> Path:
@@ -248,8 +248,10 @@ class Server:
         headers: dict | None = None,
         sign: bool = True,
         secret: str | None = None,
+        signed_at: datetime.datetime | None = None,
     ) -> requests.Response:
-        """Sends a raw request, SigV4-signed with botocore's signer unless `sign` is false."""
+        """Sends a raw request, SigV4-signed with botocore's signer unless `sign` is false
+        (`signed_at` signs as of another time)."""
         url = self.endpoint + path
         data = body.encode() if isinstance(body, str) else body
         hdrs = {"Content-Type": "application/json"}
@@ -257,7 +259,11 @@ class Server:
         req = AWSRequest(method=method, url=url, data=data, headers=hdrs)
         if sign:
             creds = Credentials(self.key_id, secret or self.secret)
-            SigV4Auth(creds, "chime", REGION).add_auth(req)
+            if signed_at is None:
+                SigV4Auth(creds, "chime", REGION).add_auth(req)
+            else:
+                with mock.patch("botocore.auth.get_current_datetime", return_value=signed_at):
+                    SigV4Auth(creds, "chime", REGION).add_auth(req)
         prepared = req.prepare()
         return requests.request(
             method, prepared.url, data=data, headers=dict(prepared.headers), timeout=30
@@ -276,32 +282,53 @@ def backend(request, pg_databases) -> str:
     return request.param
 
 
-@pytest.fixture
-def start_server(vc_binary, tmp_path_factory, pg_databases):
-    """Factory: `start_server(backend="sqlite", extra_args=[...])` starts a server on a fresh
-    data dir (and, for postgres, a fresh database); all are stopped at teardown."""
-    started: list[Server] = []
+class ServerFactory:
+    """Starts servers on fresh data dirs (and, for postgres, fresh databases) and stops them
+    all at teardown."""
 
-    def start(backend: str = "sqlite", extra_args: list[str] | None = None) -> Server:
-        data_dir = tmp_path_factory.mktemp("vc-data")
+    def __init__(self, binary: Path, tmp_path_factory, pg: PgDatabases | None):
+        self.binary = binary
+        self.tmp = tmp_path_factory
+        self.pg = pg
+        self.started: list[Server] = []
+
+    def __call__(self, backend: str = "sqlite", extra_args: list[str] | None = None) -> Server:
+        data_dir = self.tmp.mktemp("vc-data")
         url = None
         if backend == "postgres":
-            if pg_databases is None:
+            if self.pg is None:
                 pytest.skip("skipped PostgreSQL: VC_TEST_DATABASE_URL is not set")
-            url = pg_databases.fresh()
+            url = self.pg.fresh()
         s = Server(
-            binary=vc_binary,
+            binary=self.binary,
             data_dir=data_dir,
             database_url=url,
             extra_args=list(extra_args or []),
             log_path=data_dir / "server.log",
         )
-        started.append(s)
+        self.started.append(s)
         return s.start()
 
-    yield start
-    for s in started:
-        s.stop()
+    def stop_all(self) -> None:
+        for s in self.started:
+            s.stop()
+
+
+@pytest.fixture
+def start_server(vc_binary, tmp_path_factory, pg_databases):
+    """Factory: `start_server(backend="sqlite", extra_args=[...])` starts a server; all are
+    stopped when the test ends."""
+    f = ServerFactory(vc_binary, tmp_path_factory, pg_databases)
+    yield f
+    f.stop_all()
+
+
+@pytest.fixture(scope="module")
+def start_module_server(vc_binary, tmp_path_factory, pg_databases):
+    """Like `start_server`, for servers shared by a whole test module."""
+    f = ServerFactory(vc_binary, tmp_path_factory, pg_databases)
+    yield f
+    f.stop_all()
 
 
 @pytest.fixture
