@@ -141,8 +141,11 @@ class SipServer:
             )
         return self._clients[service]
 
-    def create_connector(self, require_encryption: bool = False) -> tuple[str, str]:
-        """Creates a voice connector that accepts calls from 127.0.0.1; returns (id, host)."""
+    def create_connector(
+        self, require_encryption: bool = False, cidrs: tuple[str, ...] = ("127.0.0.1/32",)
+    ) -> tuple[str, str]:
+        """Creates a voice connector with termination enabled for `cidrs` (by default
+        127.0.0.1, where every test client sends from); returns (id, host)."""
         voice = self.client("chime-sdk-voice")
         vc = voice.create_voice_connector(
             Name="sip-" + uuid.uuid4().hex[:10], RequireEncryption=require_encryption
@@ -150,7 +153,7 @@ class SipServer:
         voice.put_voice_connector_termination(
             VoiceConnectorId=vc["VoiceConnectorId"],
             Termination={
-                "CidrAllowedList": ["127.0.0.1/32"],
+                "CidrAllowedList": list(cidrs),
                 "CallingRegions": ["US"],
                 "CpsLimit": 100,
             },

@@ -126,8 +126,9 @@ class Baresip:
         # allow list). outbound=: send everything to the server's TLS port (no DNS for the
         # *.voiceconnector.localhost name in the Request-URI).
         (self.dir / "accounts").write_text(
-            f"<sip:{CALLER}@127.0.0.1;transport=tls>;regint=0;mediaenc={mediaenc};"
-            f'outbound="sip:127.0.0.1:{server.tls_port};transport=tls";audio_codecs=PCMU/8000/1\n'
+            f"<sip:{CALLER}@127.0.0.1;transport=tls>;regint=0;"
+            + (f"mediaenc={mediaenc};" if mediaenc else "")
+            + f'outbound="sip:127.0.0.1:{server.tls_port};transport=tls";audio_codecs=PCMU/8000/1\n'
         )
         (self.dir / "contacts").write_text("")
         self.proc: subprocess.Popen | None = None
@@ -153,7 +154,7 @@ class Baresip:
         assert self.proc is not None
         deadline = time.monotonic() + BARESIP_MAX_SECONDS + 5
         while time.monotonic() < deadline and self.proc.poll() is None:
-            if re.search(r"terminated \(duration|Call failed|call: terminate", self.log()):
+            if re.search(r"terminated \(duration|session closed|Call failed|call: terminate", self.log()):
                 # Give baresip a moment to print its RTP statistics and finish the BYE.
                 time.sleep(0.5)
                 break
@@ -186,9 +187,18 @@ def sip_tone_wav(tmp_path) -> Path:
     return path
 
 
-def test_baresip_tls_srtp_meeting_join(sip_server, sip_tone_wav, tmp_path):
-    p = sip_server.provision(require_encryption=True)
-    phone = Baresip(tmp_path / "baresip", sip_server, "srtp-mand", sip_tone_wav)
+@pytest.mark.parametrize(
+    "mediaenc,profile,require_encryption",
+    [
+        # Mandatory SRTP: RTP/SAVP with a=crypto, to a connector that requires encryption.
+        pytest.param("srtp-mand", "RTP/SAVP", True, id="srtp-mand"),
+        # Best-effort SRTP: RTP/AVP carrying a=crypto; the server takes the keys.
+        pytest.param("srtp", "RTP/AVP", False, id="srtp-best-effort"),
+    ],
+)
+def test_baresip_tls_srtp_meeting_join(sip_server, sip_tone_wav, tmp_path, mediaenc, profile, require_encryption):
+    p = sip_server.provision(require_encryption=require_encryption)
+    phone = Baresip(tmp_path / "baresip", sip_server, mediaenc, sip_tone_wav)
     phone.dial(f"sip:+17035550122@{p.host};transport=tls;X-chime-join-token={p.token}")
     rc = phone.wait_for_call_end()
     log = phone.log()
@@ -198,9 +208,9 @@ def test_baresip_tls_srtp_meeting_join(sip_server, sip_tone_wav, tmp_path):
     # Signalling really went over TLS to the server's TLS port, through the outbound proxy.
     assert re.search(rf"TLS 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:{sip_server.tls_port}\s+INVITE ", log), log[-6000:]
     assert re.search(rf"TLS 127\.0\.0\.1:{sip_server.tls_port} -> 127\.0\.0\.1:\d+\s+SIP/2\.0 200 OK", log), log[-6000:]
-    # Media is SDES-SRTP (RFC 4568): RTP/SAVP with an a=crypto line in the server's answer.
+    # Media is SDES-SRTP (RFC 4568): the offered profile and an a=crypto line in the answer.
     answer = log.split("SIP/2.0 200 OK", 1)[1]
-    assert re.search(r"m=audio \d+ RTP/SAVP ", answer), answer[:2000]
+    assert re.search(rf"m=audio \d+ {profile} ", answer), answer[:2000]
     assert re.search(r"a=crypto:\d+ AES_CM_128_HMAC_SHA1_(80|32) inline:", answer), answer[:2000]
     assert "SRTP is Enabled" in log, log[-6000:]
     assert "incoming rtp for 'audio' established" in log, log[-6000:]
@@ -284,3 +294,21 @@ def test_baresip_and_plain_rtp_caller_hear_each_other(sip_server, sip_sipp, sip_
     freq, frames = sip_tools.tone_frequency(samples)
     assert frames >= 25, (freq, frames)
     assert 950 <= freq <= 1050, freq
+
+
+def test_encrypted_connector_refuses_plain_rtp_over_tls(sip_server, sip_tone_wav, tmp_path):
+    """TLS alone is not enough for RequireEncryption: a plain RTP/AVP offer gets 488
+    (RFC 3261 §21.4.26) with a Warning naming what to offer instead."""
+    p = sip_server.provision(require_encryption=True)
+    phone = Baresip(tmp_path / "baresip", sip_server, "", sip_tone_wav)
+    phone.dial(f"sip:+17035550122@{p.host};transport=tls;X-chime-join-token={p.token}")
+    rc = phone.wait_for_call_end()
+    log = phone.log()
+    assert rc == 0, log[-6000:]
+    assert re.search(r"m=audio \d+ RTP/AVP ", log) and "a=crypto:" not in log, log[-6000:]
+    assert "SIP/2.0 488 Not Acceptable Here" in log, log[-6000:]
+    warning = re.search(r'Warning: 399 voice-connector "([^"]*)"', log)
+    assert warning, log[-6000:]
+    assert "encryption required" in warning.group(1) and "RTP/SAVP" in warning.group(1), warning.group(1)
+    assert "Call established" not in log, log[-6000:]
+    assert not re.search(r"joined meeting [^\n]*meeting=" + re.escape(p.meeting_id), sip_server.log())

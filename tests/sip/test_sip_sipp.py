@@ -118,3 +118,41 @@ def test_bad_join_token_is_refused_with_403(sip_server, sip_sipp, transport):
 def test_options_to_unknown_host_is_404(sip_server, sip_sipp):
     result = sip_sipp("options_404.xml", {"vc_host": "nosuchconnector0000000.voiceconnector.localhost"})
     assert_one_successful_call(result)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_encrypted_connector_refuses_udp_and_tcp(sip_server, sip_sipp, transport):
+    """RequireEncryption=true: only SIP over TLS may reach the connector."""
+    vc_id, host = sip_server.create_connector(require_encryption=True)
+    _, _, token = sip_server.create_attendee()
+    keys = {"vc_host": host, "token": token, "from_user": CALLER, "rtp_port": "40000"}
+    result = sip_sipp("join_refused_403.xml", keys, transport)
+    assert_one_successful_call(result)
+    warning = re.search(r"warning=(.*)", result.log)
+    assert warning, result.log
+    assert "requires encryption" in warning.group(1) and vc_id in warning.group(1), warning.group(1)
+    assert "TLS" in warning.group(1), warning.group(1)
+
+
+def test_source_outside_allow_list_is_refused(sip_server, sip_sipp):
+    """Termination admits only the CidrAllowedList; 127.0.0.1 is not in 10.0.0.0/8."""
+    vc_id, host = sip_server.create_connector(cidrs=("10.0.0.0/8",))
+    _, _, token = sip_server.create_attendee()
+    keys = {"vc_host": host, "token": token, "from_user": CALLER, "rtp_port": "40000"}
+    result = sip_sipp("join_refused_403.xml", keys)
+    assert_one_successful_call(result)
+    warning = re.search(r"warning=(.*)", result.log)
+    assert warning, result.log
+    assert "127.0.0.1" in warning.group(1) and "CidrAllowedList" in warning.group(1), warning.group(1)
+
+
+@pytest.mark.parametrize("from_user", ["alice", "2065550100", "+0123"])
+def test_non_e164_caller_is_refused(sip_server, sip_sipp, from_user):
+    """The spec: the connector recognises only E.164 numbers in From."""
+    p = sip_server.provision()
+    keys = {"vc_host": p.host, "token": p.token, "from_user": from_user, "rtp_port": "40000"}
+    result = sip_sipp("join_refused_403.xml", keys)
+    assert_one_successful_call(result)
+    warning = re.search(r"warning=(.*)", result.log)
+    assert warning, result.log
+    assert "E.164" in warning.group(1) and from_user in warning.group(1), warning.group(1)
