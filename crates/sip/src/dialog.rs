@@ -620,14 +620,25 @@ impl UserAgent {
             h.get(HeaderName::CSeq).unwrap_or("")
         );
         if req.method != Method::Cancel {
-            match self.merged.get(&merge_key) {
-                Some(other) if *other != key => return self.reply(now, key, &req, 482, &[]),
-                Some(_) => {}
-                None => {
-                    self.merged.insert(merge_key.clone(), key);
-                    self.merged_by_txn.insert(key, merge_key);
-                }
+            // Only a transaction still waiting for its final response counts as ongoing,
+            // so a (non-compliant) resend with the same CSeq after a final is not refused.
+            let ongoing = self.merged.get(&merge_key).copied().filter(|other| {
+                *other != key
+                    && matches!(
+                        self.txn.state(*other),
+                        Some(
+                            crate::transaction::State::Trying
+                                | crate::transaction::State::Proceeding
+                        )
+                    )
+            });
+            if ongoing.is_some() {
+                return self.reply(now, key, &req, 482, &[]);
             }
+            if let Some(old) = self.merged.insert(merge_key.clone(), key) {
+                self.merged_by_txn.remove(&old);
+            }
+            self.merged_by_txn.insert(key, merge_key);
         }
         match req.method {
             Method::Invite => self.on_invite(now, key, req, peer),

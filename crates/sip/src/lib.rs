@@ -41,7 +41,10 @@
 //! 483, 420, 422, 491, and runs session timers (refresh by UPDATE or re-INVITE, expiry →
 //! BYE + `Terminated`). UAC: `invite(now, peer, OutgoingCall)` → `Provisional` (PRACKed) /
 //! `Answered` (ACKed) / `Terminated(Failed)`; `send_in_dialog` for re-INVITE/UPDATE/INFO,
-//! `hangup` (BYE, CANCEL or 480). [`stamp_via`] adds received/rport (RFC 3581).
+//! `hangup` (BYE, CANCEL or 480; a UAS waits for the ACK first), one automatic answer to a
+//! 401/407 when [`OutgoingCall::credentials`] is set. Merged requests get 482 (§8.2.2.2),
+//! calls beyond [`UaConfig::max_calls`] 503. [`stamp_via`] adds received/rport (RFC 3581);
+//! [`UriRef::equivalent`] compares URIs per §19.1.4.
 //!
 //! # Digest authentication (RFC 7616, RFC 8760)
 //!

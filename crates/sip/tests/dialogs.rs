@@ -503,9 +503,15 @@ fn requests_the_ua_answers_itself() {
     assert_eq!(v.rport(), Some(Some(5060)));
 
     // §8.2.2.2: the same request arriving by another path (another branch) is a merge.
-    let opt = request_text("OPTIONS", "").replace("raw-OPTIONS", "raw-merge");
-    assert_eq!(raw(&mut n, &opt).status, 200);
-    assert_eq!(raw(&mut n, &opt).status, 482);
+    let inv = request_text("INVITE", "").replace("raw-INVITE", "raw-merge");
+    let _ =
+        n.b.handle_datagram(n.now, inv.replace('\n', "\r\n").as_bytes(), peer(B, A));
+    assert!(matches!(n.events_b()[..], [UaEvent::IncomingCall { .. }]));
+    assert_eq!(
+        raw(&mut n, &inv).status,
+        482,
+        "same INVITE by another branch while ringing"
+    );
 
     let r = raw(&mut n, &request_text("FOO", ""));
     assert_eq!(r.status, 405);
@@ -535,7 +541,11 @@ fn requests_the_ua_answers_itself() {
             .replace("raw-INVITE", "raw-mailto"),
     );
     assert_eq!(r.status, 416);
-    assert_eq!(n.b.calls(), 0);
+    assert_eq!(
+        n.b.calls(),
+        1,
+        "only the ringing raw-merge INVITE is a call"
+    );
 }
 
 #[test]
