@@ -54,34 +54,38 @@
 //!    and makes the work O(N) instead of O(N²). A current speaker keeps a bonus of
 //!    [`MixerConfig::speaker_hysteresis_db`] so that two similar talkers do not swap places
 //!    every frame. The smoothed level's slow release is the hang-over that keeps a speaker
-//!    mixed through the pauses between words. Levels are measured at the codec's own rate,
-//!    and only the selected speakers are resampled to 48 kHz (an upsampler that skipped
-//!    ticks is primed with the previous frame, so there is no seam on entry).
-//! 3. **Sum once.** The selected frames are summed in `i32` into one 48 kHz buffer.
-//! 4. **Private mixes.** Each selected speaker whose frame is not silent hears the sum minus
-//!    their own frame, through their own limiter, resampler and encoder.
-//! 5. **Shared mixes.** Everyone else hears exactly the full sum, so it is limited once and,
-//!    per output codec, resampled and encoded **once**; all those listeners get the same
+//!    mixed through the pauses between words.
+//! 3. **Sum once per rate.** Mixing happens on one bus per output sampling rate in use
+//!    (8 kHz for G.711, 16 kHz for G.722, 48 kHz for Opus and PCM legs). Each selected
+//!    frame is converted to each bus rate ([`codec::resample`]; nothing to do when the rates
+//!    match) and summed in `i32`. A meeting of G.711 phones never resamples at all, and
+//!    levels are measured at the codec's own rate, so the N−K silent participants cost a
+//!    jitter-buffer pop, a decode and a power sum each. A resampler that skipped ticks is
+//!    primed with the previous frame before use, so a talker enters the mix without a seam.
+//! 4. **Private mixes.** Each selected speaker whose frame is not silent hears its bus's
+//!    sum minus its own frame, through its own limiter and encoder.
+//! 5. **Shared mixes.** Everyone else hears exactly the full sum of their bus, so it is
+//!    limited once per bus and encoded **once** per codec; all those listeners get the same
 //!    payload (a reference-counted [`bytes::Bytes`]). A 1000-leg meeting with three talkers
 //!    costs three private encodes plus one per codec in use, not 1000 encodes.
 //! 6. **Output.** Every listener gets a frame every tick, even when nobody speaks (encoded
 //!    digital silence): the browser client and many SIP endpoints want a continuous
 //!    50 packets per second.
 //!
-//! Mixes go through a peak [`limiter`] (gain computed per frame, ramped over 1 ms, then a
+//! Mixes go through a peak limiter (gain computed per frame, ramped over 48 samples, then a
 //! soft-clipping stage), so loud simultaneous talkers are turned down rather than wrapped
 //! or hard-clipped.
 //!
 //! # Codec state when a listener changes mix
 //!
 //! A listener moves between its private N−1 stream and the shared stream as it starts and
-//! stops being a selected talker. For a stateless codec (G.711) the switch is seamless; the
-//! downsampler's history is copied from the shared chain on the way in. Stateful encoders
-//! (G.722's ADPCM predictor, Opus) cannot be copied through the codec interface, so the
-//! listener's decoder sees a stream from a different encoder instance: a brief, small
-//! artefact as its state re-converges (G.722 within a few milliseconds). This is the price
-//! of shared encodes, the same trade-off other conference bridges make; the speaker
-//! hysteresis keeps switches rare.
+//! stops being a selected talker. For a stateless codec (G.711) the switch is seamless (the
+//! limiter gain carries over). Stateful encoders (G.722's ADPCM predictor, Opus) cannot be
+//! copied through the codec interface, so the listener's decoder then sees a stream from a
+//! different encoder instance: a brief, small artefact while its state re-converges. This
+//! is the price of shared encodes, the same trade-off other conference bridges make; the
+//! speaker hysteresis and hang-over keep switches rare (a few per talk spurt, not per
+//! frame).
 //!
 //! # Time
 //!
@@ -126,7 +130,7 @@ use codec::{Codec, CodecError};
 use thiserror::Error;
 
 use limiter::Limiter;
-use participant::{EncodeChain, Output, Participant};
+use participant::{EncodeChain, Output, OutputKind, Participant};
 
 pub use participant::{InputFormat, OutputFormat, ParticipantConfig, ParticipantStats};
 pub use slab::ParticipantId;
@@ -294,14 +298,54 @@ pub struct MixerStats {
     pub events_dropped: u64,
 }
 
-/// The shared encode chain for one codec.
+/// The shared encoder for one codec.
 #[derive(Debug)]
 struct Shared {
     chain: EncodeChain,
+    /// Index of the bus it encodes.
+    bus: usize,
     /// Someone hears the shared mix in this codec this tick.
     needed: bool,
     /// This tick's payload.
     payload: Option<Bytes>,
+}
+
+/// The mix at one sampling rate. There is one bus per rate that some listener needs
+/// (8 kHz for G.711, 16 kHz for G.722, 48 kHz for Opus and PCM); each talker's frame is
+/// converted to each bus rate in use (not at all when the rates match), so a meeting of
+/// G.711 phones never resamples.
+#[derive(Debug)]
+struct Bus {
+    rate: u32,
+    /// Sum of the contributing talkers this tick.
+    acc: Vec<i32>,
+    /// At least one talker was added to `acc` this tick.
+    mixed: bool,
+    /// Listeners on this bus this tick.
+    listeners: usize,
+    /// Someone on this bus hears the shared (full) mix this tick.
+    shared_needed: bool,
+    /// The limited full mix.
+    shared: Vec<i16>,
+    limiter: Limiter,
+    /// `shared` as PCM output, made at most once per tick.
+    shared_pcm: Option<Arc<[i16]>>,
+}
+
+impl Bus {
+    fn new(rate: u32) -> Self {
+        let n = participant::frame_len(rate);
+        Bus {
+            rate,
+            acc: vec![0; n],
+            mixed: false,
+            listeners: 0,
+            shared_needed: false,
+            shared: vec![0; n],
+            limiter: Limiter::default(),
+            shared_pcm: None,
+        }
+    }
 }
 
 /// Most events queued before the oldest are dropped.
@@ -312,14 +356,12 @@ const MAX_EVENTS: usize = 64;
 pub struct Mixer {
     config: MixerConfig,
     participants: slab::Slab<Participant>,
+    buses: Vec<Bus>,
     shared: Vec<Shared>,
-    shared_limiter: Limiter,
     next_tick: Instant,
     /// Ticks skipped since the last one run (added to the next frame's timestamp).
     skipped: u32,
     ticks_until_levels: u32,
-    acc: Vec<i32>,
-    shared48: Vec<i16>,
     /// Selected speakers, loudest first.
     speakers: Vec<ParticipantId>,
     candidates: Vec<(f32, usize)>,
@@ -334,13 +376,11 @@ impl Mixer {
         Mixer {
             config,
             participants: slab::Slab::new(),
+            buses: Vec::new(),
             shared: Vec::new(),
-            shared_limiter: Limiter::default(),
             next_tick: now + FRAME,
             skipped: 0,
             ticks_until_levels: levels_ticks(&config),
-            acc: vec![0; FRAME_SAMPLES],
-            shared48: vec![0; FRAME_SAMPLES],
             speakers: Vec::new(),
             candidates: Vec::new(),
             outputs: VecDeque::new(),
@@ -364,26 +404,39 @@ impl Mixer {
                 limit: self.config.max_participants,
             });
         }
-        let output = match config.output {
-            OutputFormat::Pcm => Output::Pcm,
+        let rate = match config.output {
+            OutputFormat::Pcm => SAMPLE_RATE,
+            OutputFormat::Encoded(codec) => codec.sample_rate(),
+        };
+        let bus = match self.buses.iter().position(|b| b.rate == rate) {
+            Some(b) => b,
+            None => {
+                self.buses.push(Bus::new(rate));
+                self.buses.len() - 1
+            }
+        };
+        let kind = match config.output {
+            OutputFormat::Pcm => OutputKind::Pcm,
             OutputFormat::Encoded(codec) => {
                 let group = match self.shared.iter().position(|s| s.chain.codec == codec) {
                     Some(g) => g,
                     None => {
                         self.shared.push(Shared {
                             chain: EncodeChain::new(codec)?,
+                            bus,
                             needed: false,
                             payload: None,
                         });
                         self.shared.len() - 1
                     }
                 };
-                Output::Encoded {
+                OutputKind::Encoded {
                     group,
                     chain: Box::new(EncodeChain::new(codec)?),
                 }
             }
         };
+        let output = Output { bus, kind };
         let max_pcm = (self.config.max_pcm_buffer.as_millis() as usize)
             .saturating_mul(SAMPLE_RATE as usize / 1000);
         let p = Participant::new(&config, output, max_pcm)?;
@@ -547,6 +600,7 @@ impl Mixer {
     /// One 20 ms tick, for the grid instant `at`.
     fn run_tick(&mut self, at: Instant) {
         self.stats.ticks += 1;
+        let tick = self.stats.ticks;
         let advance = self.skipped.saturating_add(1);
         self.skipped = 0;
 
@@ -558,103 +612,106 @@ impl Mixer {
         // 2. Speaker selection.
         self.select_speakers();
 
-        // 3. Sum the contributing speakers once.
-        self.acc.fill(0);
-        let mut any = false;
-        for (_, p) in self.participants.iter_mut() {
-            p.contributes = p.selected && !p.silent;
-            if p.contributes {
-                p.upsample();
-                for (a, &s) in self.acc.iter_mut().zip(&p.pcm48) {
-                    *a += i32::from(s);
-                }
-                any = true;
-            } else {
-                p.skip_upsample();
-            }
+        // 3. Sum the contributing talkers once per bus in use.
+        for b in &mut self.buses {
+            b.listeners = 0;
+            b.mixed = false;
+            b.shared_needed = false;
+            b.shared_pcm = None;
         }
-
-        // 4. Private N−1 mixes, before the shared chains advance (a listener entering its
-        //    private mix copies the shared downsampler's state of the previous tick).
         for s in &mut self.shared {
             s.needed = false;
             s.payload = None;
         }
-        let mut shared_pcm_needed = false;
-        let shared_gain = self.shared_limiter;
+        for (_, p) in self.participants.iter() {
+            if let Some(b) = self.buses.get_mut(p.output.bus) {
+                b.listeners += 1;
+            }
+        }
+        for (_, p) in self.participants.iter_mut() {
+            p.contributes = p.selected && !p.silent;
+            if !p.contributes {
+                continue;
+            }
+            for b in self.buses.iter_mut().filter(|b| b.listeners > 0) {
+                let Some(x) = p.feed(b.rate, tick) else {
+                    continue;
+                };
+                if !b.mixed {
+                    b.acc.fill(0);
+                    b.mixed = true;
+                }
+                for (a, &s) in b.acc.iter_mut().zip(x) {
+                    *a += i32::from(s);
+                }
+            }
+        }
+
+        // 4. Private N−1 mixes, before the shared limiters advance (a listener entering
+        //    its private mix continues from the shared limiter's gain).
         let mut private_out: Vec<(usize, Option<Media>)> = Vec::new();
         for i in 0..self.participants.capacity_slots() {
             let Some((_, p)) = self.participants.at_mut(i) else {
                 continue;
             };
-            if !p.contributes {
-                match &p.output {
-                    Output::Pcm => shared_pcm_needed = true,
-                    Output::Encoded { group, .. } => {
-                        if let Some(s) = self.shared.get_mut(*group) {
-                            s.needed = true;
-                        }
-                    }
+            let bus = p.output.bus;
+            let private = p.contributes && self.buses.get(bus).is_some_and(|b| b.mixed) && {
+                let b = &self.buses[bus];
+                if !p.private_last {
+                    p.limiter = b.limiter;
                 }
+                let mut mix = vec![0i16; b.acc.len()];
+                let ok = p.private_mix(&b.acc, b.rate, tick, &mut mix);
+                if ok {
+                    let media = match &mut p.output.kind {
+                        OutputKind::Pcm => Some(Media::Pcm(Arc::from(mix))),
+                        OutputKind::Encoded { chain, .. } => {
+                            self.stats.encodes += 1;
+                            match chain.encode(&mix) {
+                                Ok(payload) => Some(Media::Encoded {
+                                    codec: chain.codec,
+                                    payload,
+                                }),
+                                Err(_) => {
+                                    p.stats.encode_errors += 1;
+                                    None
+                                }
+                            }
+                        }
+                    };
+                    private_out.push((i, media));
+                }
+                ok
+            };
+            if private {
                 continue;
             }
-            if !p.private_last {
-                // Continue from what this listener heard last: the shared mix.
-                p.limiter = shared_gain;
+            if let Some(b) = self.buses.get_mut(bus) {
+                b.shared_needed = true;
             }
-            let own = std::mem::take(&mut p.pcm48);
-            let mut mix = vec![0i16; FRAME_SAMPLES];
-            p.limiter.process(&self.acc, Some(&own), &mut mix);
-            p.pcm48 = own;
-            let media = match &mut p.output {
-                Output::Pcm => Some(Media::Pcm(Arc::from(mix))),
-                Output::Encoded { group, chain } => {
-                    if p.started
-                        && !p.private_last
-                        && let (Some(dst), Some(src)) = (
-                            chain.resampler.as_mut(),
-                            self.shared
-                                .get(*group)
-                                .and_then(|s| s.chain.resampler.as_ref()),
-                        )
-                    {
-                        dst.clone_from(src);
-                    }
-                    self.stats.encodes += 1;
-                    match chain.encode(&mix) {
-                        Ok(payload) => Some(Media::Encoded {
-                            codec: chain.codec,
-                            payload,
-                        }),
-                        Err(_) => {
-                            p.stats.encode_errors += 1;
-                            None
-                        }
-                    }
-                }
-            };
-            private_out.push((i, media));
+            if let OutputKind::Encoded { group, .. } = &p.output.kind
+                && let Some(s) = self.shared.get_mut(*group)
+            {
+                s.needed = true;
+            }
         }
 
-        // 5. The shared mix, limited once and encoded once per codec in use.
-        let any_shared = shared_pcm_needed || self.shared.iter().any(|s| s.needed);
-        if any_shared {
-            if any {
-                self.shared_limiter
-                    .process(&self.acc, None, &mut self.shared48);
+        // 5. The shared mix of each bus, limited once and encoded once per codec in use.
+        for b in self.buses.iter_mut().filter(|b| b.shared_needed) {
+            if b.mixed {
+                b.limiter.process(&b.acc, None, &mut b.shared);
             } else {
-                self.shared48.fill(0);
-                self.shared_limiter = Limiter::default();
+                b.shared.fill(0);
+                b.limiter = Limiter::default();
             }
         }
-        let shared_pcm: Option<Arc<[i16]>> =
-            shared_pcm_needed.then(|| Arc::from(&self.shared48[..]));
-        for s in &mut self.shared {
-            if s.needed {
-                self.stats.encodes += 1;
-                self.stats.shared_encodes += 1;
-                s.payload = s.chain.encode(&self.shared48).ok();
-            }
+        for s in self.shared.iter_mut().filter(|s| s.needed) {
+            let Some(b) = self.buses.get(s.bus) else {
+                continue;
+            };
+            self.stats.encodes += 1;
+            self.stats.shared_encodes += 1;
+            s.payload = s.chain.encode(&b.shared).ok();
         }
 
         // 6. One frame per listener.
@@ -668,9 +725,12 @@ impl Mixer {
                 private_out.next().and_then(|(_, m)| m)
             } else {
                 p.private_last = false;
-                match &p.output {
-                    Output::Pcm => shared_pcm.clone().map(Media::Pcm),
-                    Output::Encoded { group, chain } => self
+                match &p.output.kind {
+                    OutputKind::Pcm => self.buses.get_mut(p.output.bus).map(|b| {
+                        let pcm = b.shared_pcm.get_or_insert_with(|| Arc::from(&b.shared[..]));
+                        Media::Pcm(pcm.clone())
+                    }),
+                    OutputKind::Encoded { group, chain } => self
                         .shared
                         .get(*group)
                         .and_then(|s| s.payload.clone())

@@ -5,8 +5,8 @@
 //! would turn that into loud clicks and hard clipping into harsh distortion. Each mix (the
 //! shared one and every private N−1 mix) has its own [`Limiter`], whose gain is set once
 //! per 20 ms frame from the frame's peak: when the peak exceeds [`THRESHOLD`] the gain
-//! drops to bring it to the threshold (ramped over the first millisecond so that the gain
-//! change itself does not click), and afterwards recovers by 0.5 dB per frame. Samples the
+//! drops to bring it to the threshold (ramped over the first 48 samples, 1 ms at 48 kHz and
+//! 6 ms at 8 kHz, so that the gain change itself does not click), and afterwards recovers by 0.5 dB per frame. Samples the
 //! ramp lets through above the knee are bent by a `tanh` curve that never reaches full
 //! scale, so the output never wraps and never flat-tops.
 //!
@@ -19,7 +19,7 @@ pub(crate) const THRESHOLD: u32 = 27_500;
 const KNEE: f32 = 28_000.0;
 /// Gain recovery per frame: +0.5 dB.
 const RELEASE: f32 = 1.059_254;
-/// Samples over which a gain change is ramped (1 ms at 48 kHz).
+/// Samples over which a gain change is ramped (1 ms at 48 kHz, 6 ms at 8 kHz).
 const RAMP: usize = 48;
 
 /// The gain state of one mix.

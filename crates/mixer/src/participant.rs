@@ -1,5 +1,5 @@
 //! One participant: the input side (jitter buffer, decoder, PCM queue, level meter) and the
-//! output side state (private encoder and resampler, limiter, RTP timestamp).
+//! output side state (private encoder, limiter, RTP timestamp).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -132,14 +132,11 @@ impl std::fmt::Debug for Input {
     }
 }
 
-/// Everything needed to encode a 48 kHz mix for one codec: used both by a participant's
-/// private (N−1) output and by the shared encoders.
+/// An encoder for one codec, fed mixes at the codec's own rate: used both by a
+/// participant's private (N−1) output and by the shared encoders.
 pub(crate) struct EncodeChain {
     pub(crate) codec: Codec,
     encoder: Box<dyn Encoder>,
-    /// 48 kHz to the codec rate; `None` for Opus.
-    pub(crate) resampler: Option<Resampler>,
-    down: Vec<i16>,
     interleaved: Vec<i16>,
 }
 
@@ -153,36 +150,22 @@ impl std::fmt::Debug for EncodeChain {
 
 impl EncodeChain {
     pub(crate) fn new(codec: Codec) -> Result<Self, MixerError> {
-        let rate = codec.sample_rate();
-        let resampler = if rate == SAMPLE_RATE {
-            None
-        } else {
-            Some(Resampler::new(SAMPLE_RATE, rate)?)
-        };
         Ok(EncodeChain {
             codec,
             encoder: codec.encoder()?,
-            resampler,
-            down: Vec::with_capacity(FRAME_SAMPLES),
             interleaved: Vec::new(),
         })
     }
 
-    /// Resamples and encodes one 20 ms frame of 48 kHz mono PCM.
-    pub(crate) fn encode(&mut self, pcm48: &[i16]) -> Result<Bytes, EncodeError> {
-        self.down.clear();
-        match &mut self.resampler {
-            Some(r) => r.process(pcm48, &mut self.down),
-            None => self.down.extend_from_slice(pcm48),
-        }
-        self.down.resize(self.codec.samples_per_frame(), 0);
+    /// Encodes one 20 ms mono frame at [`Codec::sample_rate`] (stereo codecs get the same
+    /// signal on both channels).
+    pub(crate) fn encode(&mut self, pcm: &[i16]) -> Result<Bytes, EncodeError> {
         let pcm: &[i16] = if self.codec.channels() == Channels::Stereo {
             self.interleaved.clear();
-            self.interleaved
-                .extend(self.down.iter().flat_map(|&s| [s, s]));
+            self.interleaved.extend(pcm.iter().flat_map(|&s| [s, s]));
             &self.interleaved
         } else {
-            &self.down
+            pcm
         };
         let mut out = Vec::with_capacity(payload_capacity(self.codec));
         self.encoder.encode(pcm, &mut out)?;
@@ -198,14 +181,37 @@ fn payload_capacity(codec: Codec) -> usize {
     }
 }
 
+/// One participant's input converted to one mixing rate.
+#[derive(Debug)]
+struct Feed {
+    rate: u32,
+    /// From the input rate; `None` when the rates are equal.
+    resampler: Option<Resampler>,
+    /// Tick whose frame `pcm` holds.
+    last_tick: Option<u64>,
+    pcm: Vec<i16>,
+}
+
+/// Samples in a 20 ms frame at `rate`.
+pub(crate) fn frame_len(rate: u32) -> usize {
+    (rate as usize * FRAME.as_millis() as usize) / 1000
+}
+
 /// Output side of a participant.
 #[derive(Debug)]
-pub(crate) enum Output {
+pub(crate) struct Output {
+    /// Index of the mixing bus (rate) this listener hears.
+    pub(crate) bus: usize,
+    pub(crate) kind: OutputKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum OutputKind {
     Pcm,
     Encoded {
         /// Index of the shared encoder for this codec in the mixer.
         group: usize,
-        /// Private chain for when this participant hears an N−1 mix of its own.
+        /// Private encoder for when this participant hears an N−1 mix of its own.
         chain: Box<EncodeChain>,
     },
 }
@@ -224,13 +230,10 @@ pub(crate) struct Participant {
     prev_native: Vec<i16>,
     /// This tick's input is digital silence.
     pub(crate) silent: bool,
-    /// Input rate to 48 kHz; `None` when the input is already 48 kHz.
-    upsampler: Option<Resampler>,
-    /// The upsampler has processed the previous tick's frame (its history is current).
-    upsampler_warm: bool,
-    /// This tick's input at 48 kHz (valid while `contributes`); then reused for the
-    /// participant's private mix.
-    pub(crate) pcm48: Vec<i16>,
+    /// Rate of `native`.
+    native_rate: u32,
+    /// This tick's input converted to each mixing rate in use (valid while `contributes`).
+    feeds: Vec<Feed>,
     /// Among the mixed speakers (top K) as of the last tick.
     pub(crate) selected: bool,
     /// Selected and not silent this tick: their audio is in the sum, so they need a
@@ -281,12 +284,7 @@ impl Participant {
                 SAMPLE_RATE,
             ),
         };
-        let upsampler = if rate == SAMPLE_RATE {
-            None
-        } else {
-            Some(Resampler::new(rate, SAMPLE_RATE)?)
-        };
-        let native_len = (rate as usize * FRAME.as_millis() as usize) / 1000;
+        let native_len = frame_len(rate);
         Ok(Participant {
             input,
             output,
@@ -296,9 +294,8 @@ impl Participant {
             native: vec![0; native_len],
             prev_native: vec![0; native_len],
             silent: true,
-            upsampler,
-            upsampler_warm: false,
-            pcm48: vec![0; FRAME_SAMPLES],
+            native_rate: rate,
+            feeds: Vec::new(),
             selected: false,
             contributes: false,
             limiter: Limiter::default(),
@@ -419,31 +416,65 @@ impl Participant {
         self.meter.update(power);
     }
 
-    /// Fills `pcm48` with this tick's input at 48 kHz, priming the upsampler with the
-    /// previous frame if it did not run last tick so that its history is the real signal.
-    pub(crate) fn upsample(&mut self) {
-        match &mut self.upsampler {
+    /// This tick's input at `rate`, converting (and caching) it on first use in the tick.
+    /// A resampler that did not run on the previous tick is first primed with the previous
+    /// frame, so that its history is the real signal and there is no seam when a talker
+    /// enters the mix. `None` only if the codec library cannot convert between the rates.
+    pub(crate) fn feed(&mut self, rate: u32, tick: u64) -> Option<&[i16]> {
+        let idx = match self.feeds.iter().position(|f| f.rate == rate) {
+            Some(i) => i,
             None => {
-                self.pcm48.clear();
-                self.pcm48.extend_from_slice(&self.native);
+                let resampler = if rate == self.native_rate {
+                    None
+                } else {
+                    Some(Resampler::new(self.native_rate, rate).ok()?)
+                };
+                self.feeds.push(Feed {
+                    rate,
+                    resampler,
+                    last_tick: None,
+                    pcm: Vec::with_capacity(frame_len(rate)),
+                });
+                self.feeds.len() - 1
             }
-            Some(r) => {
-                if !self.upsampler_warm {
-                    r.reset();
-                    self.pcm48.clear();
-                    r.process(&self.prev_native, &mut self.pcm48);
+        };
+        let f = self.feeds.get_mut(idx)?;
+        if f.last_tick != Some(tick) {
+            f.pcm.clear();
+            match &mut f.resampler {
+                None => f.pcm.extend_from_slice(&self.native),
+                Some(r) => {
+                    if f.last_tick.is_none_or(|t| t.wrapping_add(1) != tick) {
+                        r.reset();
+                        r.process(&self.prev_native, &mut f.pcm);
+                        f.pcm.clear();
+                    }
+                    r.process(&self.native, &mut f.pcm);
                 }
-                self.pcm48.clear();
-                r.process(&self.native, &mut self.pcm48);
             }
+            f.pcm.resize(frame_len(rate), 0);
+            f.last_tick = Some(tick);
         }
-        self.pcm48.resize(FRAME_SAMPLES, 0);
-        self.upsampler_warm = true;
+        Some(&f.pcm)
     }
 
-    /// Marks the upsampler as not having seen this tick's frame.
-    pub(crate) fn skip_upsample(&mut self) {
-        self.upsampler_warm = false;
+    /// Writes this listener's private mix, `limit(acc − own input)`, at `rate` into `out`.
+    /// False if its input is not available at that rate.
+    pub(crate) fn private_mix(
+        &mut self,
+        acc: &[i32],
+        rate: u32,
+        tick: u64,
+        out: &mut [i16],
+    ) -> bool {
+        if self.feed(rate, tick).is_none() {
+            return false;
+        }
+        let Some(f) = self.feeds.iter().find(|f| f.rate == rate) else {
+            return false;
+        };
+        self.limiter.process(acc, Some(&f.pcm), out);
+        true
     }
 
     /// The jitter buffer counters merged into the participant's.
