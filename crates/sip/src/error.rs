@@ -1,6 +1,7 @@
 //! Parse errors and their single mapping to wire answers (RFC 3261 §8.2, §21.4, RFC 4475).
 
 use crate::headers::HeaderName;
+use crate::typed::validate;
 use crate::uri::UriError;
 
 /// Whether the malformed bytes looked like a request or a response.
@@ -121,7 +122,8 @@ impl ParseError {
 
 /// Builds the answer to a malformed request (RFC 3261 §8.2.6) when its Via, From, To,
 /// Call-ID and CSeq lines can still be read, scanning the raw bytes leniently. Returns
-/// `None` if the error says to drop or if any of those headers is missing.
+/// `None` if the error says to drop or if any of those headers is missing or malformed
+/// itself (the answer would be unparseable or unroutable).
 ///
 /// `warn_agent` is the host name used in the `Warning: 399 <agent> "<reason>"` header.
 pub fn bad_request_response(raw: &[u8], err: &ParseError, warn_agent: &str) -> Option<Vec<u8>> {
@@ -166,7 +168,17 @@ pub fn bad_request_response(raw: &[u8], err: &ParseError, warn_agent: &str) -> O
         }
     }
     let (from, to, call_id, cseq) = (from?, to?, call_id?, cseq?);
-    if vias.is_empty() {
+    // Only echo values that are themselves well-formed: an answer the peer cannot parse
+    // (or match, without a valid Via) helps nobody.
+    let valid = !vias.is_empty()
+        // A 505 answers a sender of another SIP version: its Via names that version.
+        && (err.kind == ParseErrorKind::UnsupportedVersion
+            || vias.iter().all(|v| validate(HeaderName::Via, v)))
+        && validate(HeaderName::From, from)
+        && validate(HeaderName::To, to)
+        && validate(HeaderName::CallId, call_id)
+        && validate(HeaderName::CSeq, cseq);
+    if !valid {
         return None;
     }
     let mut resp = crate::message::Response::new(status);

@@ -103,7 +103,12 @@ proptest! {
         }
         let _ = sip::log::redact_message(&data);
         if let Err(e) = parse_datagram(&data, &limits) {
-            let _ = sip::bad_request_response(&data, &e, "x");
+            if let Some(answer) = sip::bad_request_response(&data, &e, "x")
+                && e.kind != sip::ParseErrorKind::UnsupportedVersion
+            {
+                // Automatic answers are always well-formed.
+                prop_assert!(parse_datagram(&answer, &limits).is_ok(), "{}", String::from_utf8_lossy(&answer));
+            }
         }
     }
 }
