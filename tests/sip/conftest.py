@@ -443,7 +443,6 @@ def run_sipp(
         "-p", str(free_udp_tcp_port()),
         "-mi", "127.0.0.1",
         "-mp", str(free_udp_port()),
-        "-m", "1",
         "-nostdin",
         "-timeout", f"{timeout_s}s", "-timeout_error",
         "-trace_stat", "-stf", str(stf),
@@ -452,7 +451,10 @@ def run_sipp(
     ]
     for k, v in keys.items():
         cmd += ["-key", k, v]
-    cmd += extra or []
+    extra = extra or []
+    if "-m" not in extra:
+        cmd += ["-m", "1"]
+    cmd += extra
     cmd.append(f"127.0.0.1:{server.sip_port}")
     proc = subprocess.run(
         cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

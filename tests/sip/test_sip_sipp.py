@@ -156,3 +156,31 @@ def test_non_e164_caller_is_refused(sip_server, sip_sipp, from_user):
     warning = re.search(r"warning=(.*)", result.log)
     assert warning, result.log
     assert "E.164" in warning.group(1) and from_user in warning.group(1), warning.group(1)
+
+
+@pytest.mark.parametrize("transport", [pytest.param("u1", id="udp"), pytest.param("tn", id="tcp-per-call")])
+def test_concurrent_meeting_joins(sip_server, sip_sipp, sip_rtp_peer, tmp_path, transport):
+    """20 callers, each into its own meeting with its own token, up to 20 at once, each
+    answered with its own RTP port and ended by BYE."""
+    calls = 20
+    _, host = sip_server.create_connector()
+    meetings = [sip_server.create_attendee() for _ in range(calls)]
+    inf = tmp_path / "joins.csv"
+    inf.write_text("SEQUENTIAL\n" + "".join(f"{host};{token};\n" for _, _, token in meetings))
+    keys = {"from_user": CALLER, "rtp_port": str(sip_rtp_peer.port)}
+    extra = ["-inf", str(inf), "-m", str(calls), "-l", str(calls), "-r", "20", "-d", "3000", "-max_socket", "100"]
+    result = sip_sipp("join_uac_inf.xml", keys, transport, extra=extra)
+    assert result.returncode == 0, result.describe()
+    assert result.counter("SuccessfulCall") == calls, result.describe()
+    assert result.counter("FailedCall") == 0, result.describe()
+
+    ports = re.findall(r"answer port=(\d+)", result.log)
+    assert len(ports) == calls, result.log
+    assert len(set(ports)) == calls, sorted(ports)  # one media port per call (all overlap)
+    for meeting_id, _, _ in meetings:
+        stats = sip_server.call_ended(meeting_id)
+        assert stats["_reason"] == "RemoteBye", (meeting_id, stats)
+        assert stats["packets_out"] > 0, (meeting_id, stats)
+    # Every call's RTP reached the (shared) offered address.
+    senders = {pkt["from"][1] for pkt in sip_rtp_peer.rtp()}
+    assert senders == {int(p) for p in ports}, (senders, ports)
