@@ -40,23 +40,28 @@ CALLER = "+12065550100"
 
 
 def _find_binary() -> Path:
-    """The server binary: $VC_BIN (set by scripts/test), else a previous cargo build, else
-    a fresh `cargo build -p voice-connector`."""
+    """The server binary: $VC_BIN (set by scripts/test), else the newest existing cargo
+    build (release or debug, in ./target or $CARGO_TARGET_DIR), else a fresh
+    `cargo build -p voice-connector`."""
     env = os.environ.get("VC_BIN")
     if env:
         path = Path(env)
         if not path.is_file():
             pytest.fail(f"VC_BIN={env} does not exist")
         return path
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    for profile in ("release", "debug"):
-        candidate = target / profile / "voice-connector"
-        if candidate.is_file():
-            return candidate
-    subprocess.run(
-        ["cargo", "build", "-p", "voice-connector"], cwd=ROOT, check=True, timeout=1800
-    )
-    return target / "debug" / "voice-connector"
+    targets = [ROOT / "target"]
+    if os.environ.get("CARGO_TARGET_DIR"):
+        targets.append(Path(os.environ["CARGO_TARGET_DIR"]))
+    built = [
+        t / profile / "voice-connector"
+        for t in targets
+        for profile in ("release", "debug")
+        if (t / profile / "voice-connector").is_file()
+    ]
+    if built:
+        return max(built, key=lambda b: b.stat().st_mtime)
+    subprocess.run(["cargo", "build", "-p", "voice-connector"], cwd=ROOT, check=True, timeout=1800)
+    return targets[-1] / "debug" / "voice-connector"
 
 
 def free_udp_port() -> int:
