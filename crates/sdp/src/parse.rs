@@ -3,7 +3,9 @@
 //! Accepts CRLF or bare LF line ends (RFC 8866 §5 asks parsers to), ignores blank lines
 //! and trailing spaces or tabs on a line, and otherwise follows the grammar of RFC 8866
 //! §9. Two leniencies match what deployed SIP stacks send: session-level lines may come in
-//! any order after `v=` (only `r=` must follow a `t=`), and `t=` may be missing. Every
+//! any order after `v=` (only `r=` must follow a `t=`), and `t=` may be missing; and
+//! free-text lines (`s= i= e= p= a=`) that are not UTF-8 (Latin-1 from older devices) are
+//! kept with U+FFFD replacements rather than refused. Every
 //! error names the 1-based line and what was wrong with it. Input size, line count and the
 //! number of `m=` sections are bounded by [`ParseLimits`] before any work is done.
 
@@ -99,7 +101,7 @@ pub enum ParseErrorKind {
         /// The limit.
         max: usize,
     },
-    /// The line is not valid UTF-8.
+    /// A structural line (`v= o= c= b= t= r= z= k= m=`) is not valid UTF-8.
     #[error("not valid UTF-8")]
     NotUtf8,
     /// A NUL or CR inside a line (RFC 8866 §9 `text`).
@@ -186,8 +188,19 @@ impl SessionDescription {
                 kind,
             };
             let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            let line = std::str::from_utf8(raw).map_err(|_| err(ParseErrorKind::NotUtf8))?;
-            let line = line.trim_end_matches([' ', '\t']);
+            let decoded = match std::str::from_utf8(raw) {
+                Ok(s) => std::borrow::Cow::Borrowed(s),
+                // Free-text lines from older devices are often Latin-1: keep them,
+                // with U+FFFD for what is not UTF-8. Structural lines must be ASCII.
+                Err(_)
+                    if matches!(raw.first(), Some(b's' | b'i' | b'e' | b'p' | b'a'))
+                        && raw.get(1) == Some(&b'=') =>
+                {
+                    String::from_utf8_lossy(raw)
+                }
+                Err(_) => return Err(err(ParseErrorKind::NotUtf8)),
+            };
+            let line = decoded.trim_end_matches([' ', '\t']);
             if line.is_empty() {
                 continue;
             }

@@ -884,3 +884,21 @@ fn debug_output_of_results_never_shows_keys() {
         assert!(dbg.contains("<redacted>"));
     }
 }
+
+/// Another implementation (Mozilla's webrtc-sdp) reads our offers and answers the same
+/// way we meant them.
+#[test]
+fn webrtc_sdp_reads_our_offers_and_answers() {
+    let mut s = session(MediaConfig::default());
+    let answer = s.answer(&parse(&seed_offer())).unwrap().sdp.to_string();
+    let theirs = webrtc_sdp::parse_sdp(&answer, false).unwrap();
+    assert_eq!(theirs.media.len(), 1);
+    let m = &theirs.media[0];
+    assert_eq!(m.get_port(), 20000);
+    assert_eq!(m.get_proto().to_string(), "RTP/SAVP");
+    assert_eq!(m.get_formats().to_string(), "125 101");
+    let mut us = session(MediaConfig::default());
+    let offer = us.create_offer().to_string();
+    let theirs = webrtc_sdp::parse_sdp(&offer, false).unwrap();
+    assert_eq!(theirs.media[0].get_formats().to_string(), "111 9 0 8 101");
+}

@@ -259,9 +259,14 @@ fn errors_name_the_line_and_the_problem() {
     );
     assert_eq!(err("v=2\r\n").sip_status(), 488);
     let mut bytes = base.as_bytes().to_vec();
-    bytes.extend_from_slice(b"a=\xff\r\n");
+    bytes.extend_from_slice(b"c=IN IP4 \xff\r\n");
     let e = SessionDescription::parse(&bytes).unwrap_err();
     assert_eq!((e.line, e.kind), (5, ParseErrorKind::NotUtf8));
+    // Latin-1 in free text is kept, lossily.
+    let latin1 = b"v=0\r\no=- 1 1 IN IP4 h\r\ns=T\xe9l\xe9phone\r\na=tool:\xe9\r\n";
+    let sdp = SessionDescription::parse(latin1).unwrap();
+    assert_eq!(sdp.session_name, "T\u{fffd}l\u{fffd}phone");
+    assert_eq!(sdp.attribute("tool"), Some("\u{fffd}"));
 }
 
 #[test]
