@@ -83,7 +83,7 @@ pub use model::{
     SessionDescription, Timing,
 };
 pub use negotiate::{
-    Answer, Host, LocalTransport, MediaConfig, MediaSession, NegotiatedAudio, OpusParams, SrtpKeys,
-    TelephoneEvent, TransportAddress,
+    Answer, ConfigError, Host, LocalTransport, MediaConfig, MediaSession, NegotiatedAudio,
+    OpusParams, SrtpKeys, TelephoneEvent, TransportAddress,
 };
 pub use parse::{ParseError, ParseErrorKind, ParseLimits};

@@ -88,6 +88,53 @@ impl Default for MediaConfig {
     }
 }
 
+/// A [`MediaConfig`] that cannot work (local configuration error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// No codecs configured.
+    #[error("no codecs configured")]
+    NoCodecs,
+    /// A dynamic payload type outside 96–127 (RFC 3551 §3).
+    #[error("dynamic payload type {0} is outside 96-127")]
+    DynamicPayloadType(u8),
+    /// Opus and telephone-event configured with the same payload type.
+    #[error("Opus and telephone-event both use payload type {0}")]
+    PayloadTypeClash(u8),
+    /// A packetisation time outside 10–120 ms.
+    #[error("ptime {0} ms is outside 10-120")]
+    Ptime(u32),
+    /// SRTP required with no suite enabled.
+    #[error("SRTP is required but no SRTP suite is enabled")]
+    SrtpRequiredWithoutSuites,
+}
+
+impl MediaConfig {
+    /// Checks the configuration once, when it is loaded.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.codecs.is_empty() {
+            return Err(ConfigError::NoCodecs);
+        }
+        for pt in [self.opus_payload_type, self.telephone_event_payload_type] {
+            if !(96..=127).contains(&pt) {
+                return Err(ConfigError::DynamicPayloadType(pt));
+            }
+        }
+        if self.telephone_event
+            && self.opus_payload_type == self.telephone_event_payload_type
+            && self.codecs.iter().any(|c| matches!(c, Codec::Opus(_)))
+        {
+            return Err(ConfigError::PayloadTypeClash(self.opus_payload_type));
+        }
+        if !(10..=120).contains(&self.ptime) {
+            return Err(ConfigError::Ptime(self.ptime));
+        }
+        if self.require_srtp && self.srtp_suites.is_empty() {
+            return Err(ConfigError::SrtpRequiredWithoutSuites);
+        }
+        Ok(())
+    }
+}
+
 /// Where we receive media: the address and ports put in our SDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalTransport {

@@ -902,3 +902,70 @@ fn webrtc_sdp_reads_our_offers_and_answers() {
     let theirs = webrtc_sdp::parse_sdp(&offer, false).unwrap();
     assert_eq!(theirs.media[0].get_formats().to_string(), "111 9 0 8 101");
 }
+
+#[test]
+fn config_validation() {
+    assert_eq!(MediaConfig::default().validate(), Ok(()));
+    let bad = |f: fn(&mut MediaConfig)| {
+        let mut c = MediaConfig::default();
+        f(&mut c);
+        c.validate().unwrap_err()
+    };
+    use sdp::ConfigError as E;
+    assert_eq!(bad(|c| c.codecs.clear()), E::NoCodecs);
+    assert_eq!(bad(|c| c.opus_payload_type = 8), E::DynamicPayloadType(8));
+    assert_eq!(
+        bad(|c| c.telephone_event_payload_type = 128),
+        E::DynamicPayloadType(128)
+    );
+    assert_eq!(
+        bad(|c| c.telephone_event_payload_type = 111),
+        E::PayloadTypeClash(111)
+    );
+    assert_eq!(bad(|c| c.ptime = 0), E::Ptime(0));
+    assert_eq!(
+        bad(|c| {
+            c.require_srtp = true;
+            c.srtp_suites.clear();
+        }),
+        E::SrtpRequiredWithoutSuites
+    );
+}
+
+/// A plain RTP packet: V=2, PT, sequence number, timestamp, SSRC, 160 bytes of payload.
+fn rtp_packet(pt: u8, seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, pt];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    p.extend((0..160u8).map(|i| i.wrapping_mul(7)));
+    p
+}
+
+/// The keys negotiated on each side key working SRTP contexts that talk to each other.
+#[test]
+fn negotiated_keys_protect_and_unprotect_across_the_two_sides() {
+    for suite in SrtpSuite::ALL {
+        let cfg = MediaConfig {
+            srtp_suites: vec![suite],
+            ..MediaConfig::default()
+        };
+        let mut caller = session(cfg.clone());
+        let mut callee = session(cfg);
+        let offer = caller.create_offer();
+        let answer = callee.answer(&offer).unwrap();
+        let at_caller = caller.accept_answer(&answer.sdp).unwrap();
+        let (a, b) = (at_caller.srtp.unwrap(), answer.audio.srtp.unwrap());
+        assert_eq!((a.suite, b.suite), (suite, suite));
+        for (sender, receiver) in [(&a, &b), (&b, &a)] {
+            let mut tx = sender.local.context(Default::default()).unwrap();
+            let mut rx = receiver.remote.context(receiver.remote_config).unwrap();
+            let plain = rtp_packet(at_caller.payload_type, 1);
+            let (mut srtp, mut back) = (Vec::new(), Vec::new());
+            tx.protect_rtp(&plain, &mut srtp).unwrap();
+            assert_ne!(srtp[12..172], plain[12..]);
+            rx.unprotect_rtp(&srtp, &mut back).unwrap();
+            assert_eq!(back, plain, "{suite}");
+        }
+    }
+}
