@@ -403,6 +403,22 @@ fn unknown_or_unusable_crypto_is_refused_with_reasons() {
     ), "{text}");
     assert!(!text.contains(gcm_inline));
 
+    // Only an unknown suite offered.
+    let offer = parse(&format!(
+        "v=0\r\no=- 1 1 IN IP4 {PEER}\r\ns=-\r\nc=IN IP4 {PEER}\r\nt=0 0\r\n\
+         m=audio 5000 RTP/SAVP 0\r\n\
+         a=crypto:1 SEED_128_CTR_HMAC_SHA1_80 inline:MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkw\r\n"
+    ));
+    let e = session(MediaConfig::default()).answer(&offer).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "no usable SRTP crypto: tag 1 SEED_128_CTR_HMAC_SHA1_80: unknown crypto suite \
+         \"SEED_128_CTR_HMAC_SHA1_80\"; we accept AEAD_AES_256_GCM, AEAD_AES_256_GCM_8, \
+         AES_256_CM_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_32, AES_CM_128_HMAC_SHA1_80, \
+         AES_CM_128_HMAC_SHA1_32"
+    );
+    assert_eq!((e.sip_status(), e.warning_code()), (488, 399));
+
     // A suite we implement but have disabled is named as such.
     let cfg = MediaConfig {
         srtp_suites: vec![SrtpSuite::AeadAes256Gcm],
