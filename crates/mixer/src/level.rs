@@ -25,8 +25,9 @@ pub fn frame_power(frame: &[i16]) -> f32 {
     let sum: i64 = frame
         .iter()
         .map(|&s| {
-            let s = i64::from(s);
-            s * s
+            // At most 2^30: fits i32, which vectorises better than i64 products.
+            let s = i32::from(s);
+            i64::from(s * s)
         })
         .sum();
     (sum as f64 / frame.len() as f64 / FULL_SCALE_SINE_POWER) as f32

@@ -43,14 +43,17 @@ impl Limiter {
             .min(out.len())
             .min(own.map_or(usize::MAX, <[i16]>::len));
         let (acc, out) = (&acc[..n], &mut out[..n]);
-        let sample = |i: usize| -> i32 {
-            let a = acc[i];
-            match own {
-                Some(o) => a.saturating_sub(i32::from(o[i])),
-                None => a,
-            }
+        let own = own.map(|o| &o[..n]);
+        // The sums are of at most a few thousand i16 frames: no i32 overflow; wrapping
+        // arithmetic keeps the loops branch-free so that they vectorise.
+        let peak = match own {
+            Some(o) => acc
+                .iter()
+                .zip(o)
+                .map(|(&a, &b)| a.wrapping_sub(i32::from(b)).unsigned_abs())
+                .fold(0, u32::max),
+            None => acc.iter().map(|a| a.unsigned_abs()).fold(0, u32::max),
         };
-        let peak = (0..n).map(|i| sample(i).unsigned_abs()).max().unwrap_or(0);
         let target = if peak > THRESHOLD {
             THRESHOLD as f32 / peak as f32
         } else {
@@ -63,21 +66,34 @@ impl Limiter {
         };
         if self.gain >= 1.0 && new_gain >= 1.0 {
             // Peak below the threshold: every sample fits in i16.
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = sample(i) as i16;
+            match own {
+                Some(o) => {
+                    for ((y, &a), &b) in out.iter_mut().zip(acc).zip(o) {
+                        *y = a.wrapping_sub(i32::from(b)) as i16;
+                    }
+                }
+                None => {
+                    for (y, &a) in out.iter_mut().zip(acc) {
+                        *y = a as i16;
+                    }
+                }
             }
             self.gain = 1.0;
             return;
         }
         let start = self.gain;
         let step = (new_gain - start) / RAMP as f32;
-        for (i, o) in out.iter_mut().enumerate() {
+        for (i, y) in out.iter_mut().enumerate() {
+            let x = match own {
+                Some(o) => acc[i].wrapping_sub(i32::from(o[i])),
+                None => acc[i],
+            };
             let g = if i < RAMP {
                 start + step * (i + 1) as f32
             } else {
                 new_gain
             };
-            *o = soft_clip(sample(i) as f32 * g);
+            *y = soft_clip(x as f32 * g);
         }
         self.gain = new_gain;
     }

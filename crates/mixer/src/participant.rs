@@ -404,7 +404,11 @@ impl Participant {
                 }
                 self.native.clear();
                 let n = len.min(queue.len());
-                self.native.extend(queue.drain(..n));
+                let (a, b) = queue.as_slices();
+                let from_a = n.min(a.len());
+                self.native.extend_from_slice(&a[..from_a]);
+                self.native.extend_from_slice(&b[..n - from_a]);
+                queue.drain(..n);
                 self.native.resize(len, 0);
             }
         }
