@@ -404,6 +404,30 @@ impl Mixer {
                 limit: self.config.max_participants,
             });
         }
+        let p = self.build(&config)?;
+        Ok(self.participants.insert(p))
+    }
+
+    /// Changes a participant's codecs or PCM/RTP mode (e.g. after a re-INVITE, RFC 3264
+    /// §8), keeping its handle and mute state. Its input and output start afresh: the
+    /// jitter buffer refills, and the next output frame has the marker bit and timestamp 0
+    /// of a new RTP timeline in the new codec's clock.
+    pub fn reconfigure(
+        &mut self,
+        id: ParticipantId,
+        config: ParticipantConfig,
+    ) -> Result<(), MixerError> {
+        let muted = self.is_muted(id)?;
+        let mut p = self.build(&config)?;
+        p.muted = muted;
+        if let Some(slot) = self.participants.get_mut(id) {
+            *slot = p;
+        }
+        self.outputs.retain(|f| f.participant != id);
+        Ok(())
+    }
+
+    fn build(&mut self, config: &ParticipantConfig) -> Result<Participant, MixerError> {
         let rate = match config.output {
             OutputFormat::Pcm => SAMPLE_RATE,
             OutputFormat::Encoded(codec) => codec.sample_rate(),
@@ -439,8 +463,7 @@ impl Mixer {
         let output = Output { bus, kind };
         let max_pcm = (self.config.max_pcm_buffer.as_millis() as usize)
             .saturating_mul(SAMPLE_RATE as usize / 1000);
-        let p = Participant::new(&config, output, max_pcm)?;
-        Ok(self.participants.insert(p))
+        Participant::new(config, output, max_pcm)
     }
 
     /// Removes a participant; its queued output frames are discarded.

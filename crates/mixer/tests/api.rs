@@ -4,7 +4,7 @@ mod common;
 
 use codec::{Channels, Codec};
 use common::*;
-use mixer::{Mixer, MixerConfig, MixerError, MixerEvent, ParticipantConfig};
+use mixer::{Media, Mixer, MixerConfig, MixerError, MixerEvent, ParticipantConfig};
 
 #[test]
 fn errors_name_the_problem() {
@@ -140,4 +140,50 @@ fn garbage_payloads_are_concealed_not_fatal() {
     assert_eq!(frames, 200 * codecs.len());
     let opus = mixer.participant_stats(ids[3]).unwrap();
     assert!(opus.decode_errors > 0, "{opus:?}");
+}
+
+#[test]
+fn reconfigure_switches_codec_and_keeps_handle_and_mute() {
+    let t0 = start();
+    let mut mixer = Mixer::new(MixerConfig::default(), t0);
+    let talker = mixer.add_participant(ParticipantConfig::pcm()).unwrap();
+    let phone = mixer
+        .add_participant(ParticipantConfig::rtp(Codec::Pcmu))
+        .unwrap();
+    mixer.set_muted(phone, true).unwrap();
+    let opus = Codec::Opus(Channels::Mono);
+    let mut tone = Tone::new(700.0, 8000.0);
+    let mut rx = Received::new(Some(opus));
+    for k in 1..=60u64 {
+        if k == 10 {
+            mixer
+                .reconfigure(phone, ParticipantConfig::rtp(opus))
+                .unwrap();
+            assert!(mixer.is_muted(phone).unwrap());
+        }
+        mixer.push_pcm(talker, &tone.next(48_000, 960)).unwrap();
+        mixer.handle_timeout(t0 + ms(20 * k));
+        while let Some(f) = mixer.poll_output() {
+            if f.participant != phone {
+                continue;
+            }
+            match &f.media {
+                Media::Encoded { codec, .. } if k >= 10 => {
+                    assert_eq!(*codec, opus);
+                    rx.take(&f);
+                }
+                Media::Encoded { codec, .. } => assert_eq!(*codec, Codec::Pcmu),
+                _ => panic!("encoded"),
+            }
+        }
+    }
+    assert_eq!(rx.frames[0], (0, true));
+    assert_eq!(rx.frames.len(), 51);
+    assert!(rx.frames[1..].iter().all(|&(_, m)| !m));
+    assert!(tone_amplitude(rx.tail(0.5), 48_000, 700.0) > 7000.0);
+    mixer.remove_participant(talker).unwrap();
+    assert_eq!(
+        mixer.reconfigure(talker, ParticipantConfig::pcm()),
+        Err(MixerError::UnknownParticipant(talker))
+    );
 }
