@@ -48,7 +48,7 @@ pub struct AppState {
     pub credentials: sigv4::Credentials,
     pub token_key: TokenKey,
     pub config: ApiConfig,
-    pub metrics: metrics::Metrics,
+    pub metrics: Arc<metrics::Metrics>,
     /// Meeting and attendee deletions, for the media side to end sessions.
     pub events: broadcast::Sender<ControlEvent>,
     model: Model,
@@ -69,7 +69,7 @@ impl AppState {
             credentials,
             token_key,
             config,
-            metrics: metrics::Metrics::default(),
+            metrics: Arc::new(metrics::Metrics::default()),
             events,
             model: Model::load(),
         })

@@ -10,6 +10,7 @@
 pub mod error;
 pub mod ids;
 pub mod meeting;
+pub mod policy;
 pub mod timestamp;
 pub mod token;
 pub mod voice_connector;

@@ -1,2 +1,21 @@
-//! Call state machine: SIP dialog, media session and meeting (sans-IO).
+//! The media side of a meeting, sans-IO: every leg's SRTP, RTP framing, symmetric-RTP
+//! latching, inactivity detection, DTMF and statistics around one [`mixer::Mixer`].
+//!
+//! The driver (the server's tokio code) owns the sockets. It passes each received datagram to
+//! [`MeetingMedia::handle_packet`] with the time and source address, calls
+//! [`MeetingMedia::handle_timeout`] at [`MeetingMedia::poll_timeout`], and sends what
+//! [`MeetingMedia::poll_transmit`] yields. Events (DTMF, inactivity, active speakers) come out
+//! of [`MeetingMedia::poll_event`].
+//!
+//! The path of one RTP packet: socket → `handle_packet` (SRTP unprotect, RFC 3711 §3.3;
+//! latch the source once authenticated; RFC 4733 events split off) → the mixer's jitter
+//! buffer → decode, mix N-1 every 20 ms → encode → `poll_transmit` (RTP header with this
+//! leg's SSRC, sequence and timestamp, RFC 3550 §5.1; SRTP protect) → socket.
 #![forbid(unsafe_code)]
+
+mod meeting;
+
+pub use meeting::{
+    Direction, EngineConfig, EngineError, EngineEvent, LegConfig, LegId, LegStats, MeetingMedia,
+    SrtpKeys, Transmit,
+};

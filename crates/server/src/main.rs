@@ -1,12 +1,7 @@
-//! `voice-connector`: the binary. It parses the configuration and wires the library crates;
-//! everything else lives in them.
+//! `voice-connector`: parses the command line and runs the chosen command.
 
 use clap::Parser;
-
-mod config;
-mod secrets;
-mod serve;
-mod sip_edge;
+use voice_connector::{config, serve};
 
 fn main() -> anyhow::Result<()> {
     let cli = config::Cli::parse();

@@ -57,12 +57,38 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!(api = %http_addr, sip_domain = %cfg.sip_domain, database = %redact_url(&cfg.database_url), "voice-connector started");
 
+    let metrics = state.metrics.clone();
+    let router = Arc::new(crate::router::Router::new(
+        repo.clone(),
+        cfg.sip_domain.clone(),
+    ));
+    let media = crate::media::Media::new(cfg.rtp_ports, cfg.media_ip, metrics);
+    let edge = crate::sip_edge::start(&cfg, router, Arc::new(media.clone())).await?;
+    media.set_commands(edge.commands.clone());
+    for (t, name) in [
+        (sip_transport::Transport::Udp, "udp"),
+        (sip_transport::Transport::Tcp, "tcp"),
+        (sip_transport::Transport::Tls, "tls"),
+    ] {
+        if let Some(a) = edge.local_addr(t) {
+            tracing::info!(transport = name, addr = %a, "SIP listening");
+        }
+    }
+    if let Some(ca) = edge.transports.dev_ca_path() {
+        tracing::info!(ca = %ca.display(), "development CA (trust it in PBX test setups)");
+    }
+    tokio::spawn(forward_control_events(
+        state.events.subscribe(),
+        media.clone(),
+    ));
+
     let sweeper = tokio::spawn(sweep_meetings(state.clone()));
     let app = api::router(state.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     sweeper.abort();
+    edge.shutdown().await;
     tracing::info!("voice-connector stopped");
     Ok(())
 }
@@ -79,6 +105,25 @@ fn print_first_start(creds: &api::sigv4::Credentials, http: &str, cfg: &Config) 
          \n  AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION=us-east-1 \\\n    aws chime-sdk-voice list-voice-connectors --endpoint-url http://{http}\n",
         dir = cfg.data_dir.display()
     );
+}
+
+/// Deleted meetings and attendees end their calls.
+async fn forward_control_events(
+    mut rx: tokio::sync::broadcast::Receiver<api::ControlEvent>,
+    media: Arc<crate::media::Media>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(api::ControlEvent::MeetingDeleted { meeting_id }) => media.end_meeting(&meeting_id),
+            Ok(api::ControlEvent::AttendeeDeleted { attendee_id, .. }) => {
+                media.end_attendee(&attendee_id)
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "control events lagged");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        }
+    }
 }
 
 /// Ends meetings that AWS's auto-end rules say are over, every 30 seconds.

@@ -1,2 +1,434 @@
-//! The SIP edge: binds UDP, TCP and TLS listeners (crate `sip-transport`), runs the sans-IO
-//! transaction layer (crate `sip`) and hands requests to the application.
+//! The SIP edge: binds UDP, TCP and TLS (crate `sip-transport`), runs the sans-IO user agent
+//! (crate `sip`) in one task, and routes every INVITE through [`crate::router::Router`].
+//!
+//! One task owns the [`sip::UserAgent`]: it feeds it datagrams and timer ticks, drains its
+//! transmits to the transports and its events to the application. Work that waits on the
+//! database (routing an INVITE, accepting a join) runs in spawned tasks that report back
+//! through a bounded command channel, so the user agent never blocks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use domain::policy::Refusal;
+use sip::{
+    Body, CallKey, HeaderName, Method, Peer, Request, TransportKind, UaConfig, UaEvent, UserAgent,
+};
+use sip_transport::{Inbound, Outbound, TlsConfig, Transport, TransportConfig, Transports};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::router::{Decision, InviteFacts, Router};
+
+/// The application side of calls: what happens to an admitted join and to call life-cycle
+/// events. Implemented by the media engine.
+pub trait CallApp: Send + Sync + 'static {
+    /// A join was admitted. Returns the SDP answer, or a refusal (status, Warning text).
+    fn accept_join(
+        &self,
+        call: CallKey,
+        invite: &Request,
+        peer: &Peer,
+        join: &Decision,
+    ) -> impl std::future::Future<Output = Result<Body, (u16, String)>> + Send;
+    /// The ACK arrived: media may flow both ways.
+    fn confirmed(&self, call: CallKey);
+    /// The call ended (BYE, CANCEL, timeout, rejection).
+    fn terminated(&self, call: CallKey, reason: sip::TerminationReason);
+    /// An in-dialog offer (re-INVITE or UPDATE, for hold and resume). Returns the answer.
+    fn reoffer(&self, call: CallKey, offer: &[u8]) -> Result<Body, (u16, String)>;
+}
+
+/// Commands for the user-agent task.
+#[derive(Debug)]
+pub enum Command {
+    /// Answer the pending INVITE.
+    Answer {
+        call: CallKey,
+        status: u16,
+        warning: Option<String>,
+        headers: Vec<(HeaderName, String)>,
+        body: Option<Body>,
+    },
+    /// End a call (BYE, or 480 when unanswered).
+    Hangup { call: CallKey },
+}
+
+/// A running SIP edge.
+pub struct SipEdge {
+    pub transports: Transports,
+    pub commands: mpsc::Sender<Command>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SipEdge {
+    pub fn local_addr(&self, t: Transport) -> Option<SocketAddr> {
+        self.transports.local_addr(t)
+    }
+    pub async fn shutdown(self) {
+        self.transports.shutdown();
+        self.task.abort();
+    }
+}
+
+fn transport_kind(t: Transport) -> TransportKind {
+    match t {
+        Transport::Udp => TransportKind::Udp,
+        Transport::Tcp => TransportKind::Tcp,
+        Transport::Tls => TransportKind::Tls,
+    }
+}
+
+fn transport_of(k: TransportKind) -> Option<Transport> {
+    match k {
+        TransportKind::Udp => Some(Transport::Udp),
+        TransportKind::Tcp => Some(Transport::Tcp),
+        TransportKind::Tls => Some(Transport::Tls),
+        _ => None,
+    }
+}
+
+/// The host the Warning header names (RFC 3261 §20.43 warn-agent).
+const WARN_AGENT: &str = "voice-connector";
+
+/// `Warning: 399 voice-connector "…"` with quotes and backslashes escaped.
+pub fn warning_value(text: &str) -> String {
+    let escaped: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if c == '"' { '\'' } else { c })
+        .collect();
+    format!("399 {WARN_AGENT} \"{}\"", escaped.replace('\\', "/"))
+}
+
+pub async fn start<A: CallApp>(
+    cfg: &Config,
+    router: Arc<Router>,
+    app: Arc<A>,
+) -> anyhow::Result<SipEdge> {
+    let mut tcfg = TransportConfig::new(cfg.sip);
+    tcfg.tls = Some(match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => TlsConfig::from_files(cfg.sip_tls, c, k),
+        _ => TlsConfig::development(cfg.sip_tls, &cfg.data_dir, &cfg.sip_domain),
+    });
+    let (transports, inbound) = Transports::bind(tcfg)
+        .await
+        .context("binding the SIP transports")?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(4096);
+    let ua = UserAgent::new(UaConfig::default(), rand::random());
+    let task = tokio::spawn(run_ua(
+        ua,
+        transports.clone(),
+        inbound,
+        cmd_rx,
+        cmd_tx.clone(),
+        router,
+        app,
+    ));
+    Ok(SipEdge {
+        transports,
+        commands: cmd_tx,
+        task,
+    })
+}
+
+async fn run_ua<A: CallApp>(
+    mut ua: UserAgent,
+    transports: Transports,
+    mut inbound: mpsc::Receiver<Inbound>,
+    mut commands: mpsc::Receiver<Command>,
+    cmd_tx: mpsc::Sender<Command>,
+    router: Arc<Router>,
+    app: Arc<A>,
+) {
+    loop {
+        let deadline = ua.poll_timeout();
+        tokio::select! {
+            msg = inbound.recv() => {
+                let Some(msg) = msg else { break };
+                let peer = Peer { transport: transport_kind(msg.transport), local: msg.local, remote: msg.remote };
+                if msg.bytes.starts_with(b"OPTIONS ") {
+                    note_options(&router, &msg);
+                }
+                if let Err(e) = ua.handle_datagram(Instant::now(), &msg.bytes, peer) {
+                    tracing::debug!(remote = %msg.remote, error = %e, "malformed SIP message");
+                }
+            }
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { break };
+                apply(&mut ua, cmd);
+            }
+            _ = sleep_until(deadline) => ua.handle_timeout(Instant::now()),
+        }
+        while let Some(t) = ua.poll_transmit() {
+            let Some(transport) = transport_of(t.peer.transport) else {
+                continue;
+            };
+            let out = Outbound::to(transport, t.peer.remote, t.payload.into());
+            if let Err(e) = transports.send(out).await {
+                tracing::warn!(remote = %t.peer.remote, error = %e, "SIP send failed");
+            }
+        }
+        while let Some(ev) = ua.poll_event() {
+            on_event(&mut ua, ev, &router, &app, &cmd_tx);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn apply(ua: &mut UserAgent, cmd: Command) {
+    let now = Instant::now();
+    match cmd {
+        Command::Answer {
+            call,
+            status,
+            warning,
+            headers,
+            body,
+        } => {
+            let Ok(mut resp) = ua.make_response(call, status) else {
+                return;
+            };
+            if let Some(w) = warning {
+                resp.headers.push(HeaderName::Warning, &warning_value(&w));
+            }
+            for (name, value) in headers {
+                resp.headers.push(name, &value);
+            }
+            if let Some(b) = body {
+                resp.headers.set(HeaderName::ContentType, &b.content_type);
+                resp.body = b.bytes;
+            }
+            if let Err(e) = ua.respond(now, call, resp) {
+                tracing::debug!(?call, error = %e, "answer for a call that is gone");
+            }
+        }
+        Command::Hangup { call } => {
+            let _ = ua.hangup(now, call);
+        }
+    }
+}
+
+/// OPTIONS pings from a connector's allowlisted sources update its termination health.
+fn note_options(router: &Arc<Router>, msg: &Inbound) {
+    let Ok(sip::Message::Request(req)) =
+        sip::parse_datagram(&msg.bytes, &sip::ParseLimits::default())
+    else {
+        return;
+    };
+    let host = req.uri.host().to_string();
+    let router = router.clone();
+    let source = msg.remote;
+    tokio::spawn(async move {
+        let Ok(Some(vc)) = router.connector_for_host(&host).await else {
+            return;
+        };
+        let Ok(Some(term)) = router.termination(&vc.voice_connector_id).await else {
+            return;
+        };
+        if !term.allows_source(source.ip()) {
+            return;
+        }
+        let health = domain::voice_connector::TerminationHealth {
+            timestamp: Some(domain::timestamp::iso8601(domain::timestamp::now_millis())),
+            source: Some(source.ip().to_string()),
+        };
+        if let Ok(doc) = serde_json::to_value(&health) {
+            let _ = router
+                .repo()
+                .put_setting(
+                    &vc.voice_connector_id,
+                    store::SettingKind::TerminationHealth,
+                    &doc,
+                )
+                .await;
+        }
+    });
+}
+
+/// Reads what routing needs from an INVITE.
+fn invite_facts(req: &Request, peer: &Peer) -> InviteFacts {
+    let uri = &req.uri;
+    let token = uri
+        .param("X-chime-join-token")
+        .flatten()
+        .or_else(|| uri.param("X-joinToken").flatten())
+        .map(|t| String::from_utf8_lossy(&sip::percent_decode(t)).into_owned())
+        .or_else(|| {
+            req.headers
+                .get_raw("X-chime-join-token")
+                .next()
+                .map(|v| v.trim().to_string())
+        });
+    let from_user = req
+        .headers
+        .from()
+        .and_then(|f| f.uri.user_decoded().map(|u| u.into_owned()))
+        .unwrap_or_default();
+    InviteFacts {
+        host: uri
+            .host()
+            .trim_matches(|c| c == '[' || c == ']')
+            .to_string(),
+        user: uri
+            .user()
+            .map(|u| String::from_utf8_lossy(&sip::percent_decode(u)).into_owned())
+            .unwrap_or_default(),
+        join_token: token,
+        from_user,
+        source: peer.remote.ip(),
+        over_tls: peer.transport == TransportKind::Tls,
+        request_uri: uri.to_string(),
+        proxy_authorization: req
+            .headers
+            .get(HeaderName::ProxyAuthorization)
+            .map(str::to_string),
+    }
+}
+
+fn on_event<A: CallApp>(
+    ua: &mut UserAgent,
+    ev: UaEvent,
+    router: &Arc<Router>,
+    app: &Arc<A>,
+    cmd_tx: &mpsc::Sender<Command>,
+) {
+    match ev {
+        UaEvent::IncomingCall {
+            call,
+            request,
+            peer,
+        } => {
+            let router = router.clone();
+            let app = app.clone();
+            let tx = cmd_tx.clone();
+            tokio::spawn(async move {
+                let cmd = route_call(&router, app.as_ref(), call, &request, &peer).await;
+                let _ = tx.send(cmd).await;
+            });
+        }
+        UaEvent::Confirmed { call, .. } => app.confirmed(call),
+        UaEvent::Terminated { call, reason } => app.terminated(call, reason),
+        UaEvent::Reinvite { call, request } => {
+            let now = Instant::now();
+            match app.reoffer(call, &request.body) {
+                Ok(body) => {
+                    let _ = ua.answer(now, call, 200, Some(body));
+                }
+                Err((status, w)) => {
+                    if let Ok(mut r) = ua.make_response(call, status) {
+                        r.headers.push(HeaderName::Warning, &warning_value(&w));
+                        let _ = ua.respond(now, call, r);
+                    }
+                }
+            }
+        }
+        UaEvent::Request { call, txn, request } => {
+            let now = Instant::now();
+            let mut resp = sip::Response::for_request(&request, 200);
+            if request.method == Method::Update && !request.body.is_empty() {
+                match app.reoffer(call, &request.body) {
+                    Ok(b) => {
+                        resp.headers.set(HeaderName::ContentType, &b.content_type);
+                        resp.body = b.bytes;
+                    }
+                    Err((status, w)) => {
+                        resp = sip::Response::for_request(&request, status);
+                        resp.headers.push(HeaderName::Warning, &warning_value(&w));
+                    }
+                }
+            }
+            let _ = ua.respond_request(now, txn, resp);
+        }
+        UaEvent::OutOfDialogRequest { txn, request, .. } => {
+            let resp = sip::Response::for_request(&request, 405);
+            let _ = ua.respond_request(Instant::now(), txn, resp);
+        }
+        UaEvent::Prack { .. }
+        | UaEvent::Provisional { .. }
+        | UaEvent::Answered { .. }
+        | UaEvent::InDialogResponse { .. } => {}
+    }
+}
+
+fn refuse(call: CallKey, r: &Refusal) -> Command {
+    let mut headers = Vec::new();
+    if matches!(r, Refusal::CpsExceeded { .. }) {
+        headers.push((HeaderName::RetryAfter, "1".to_string()));
+    }
+    Command::Answer {
+        call,
+        status: r.status(),
+        warning: Some(r.to_string()),
+        headers,
+        body: None,
+    }
+}
+
+async fn route_call<A: CallApp>(
+    router: &Router,
+    app: &A,
+    call: CallKey,
+    req: &Request,
+    peer: &Peer,
+) -> Command {
+    let facts = invite_facts(req, peer);
+    let decision = match router.route_invite(Instant::now(), &facts).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "routing failed");
+            return Command::Answer {
+                call,
+                status: 500,
+                warning: Some("internal error; see the server log".into()),
+                headers: vec![],
+                body: None,
+            };
+        }
+    };
+    match &decision {
+        Decision::Refuse(r) => {
+            tracing::info!(?call, status = r.status(), reason = %r, source = %peer.remote, "call refused");
+            refuse(call, r)
+        }
+        Decision::Challenge { challenges, reason } => {
+            let headers = challenges
+                .iter()
+                .map(|c| (HeaderName::ProxyAuthenticate, c.clone()))
+                .collect();
+            Command::Answer {
+                call,
+                status: 407,
+                warning: Some((*reason).to_string()),
+                headers,
+                body: None,
+            }
+        }
+        Decision::Join { .. } => match app.accept_join(call, req, peer, &decision).await {
+            Ok(body) => Command::Answer {
+                call,
+                status: 200,
+                warning: None,
+                headers: vec![],
+                body: Some(body),
+            },
+            Err((status, w)) => {
+                tracing::info!(?call, status, reason = %w, "join refused");
+                Command::Answer {
+                    call,
+                    status,
+                    warning: Some(w),
+                    headers: vec![],
+                    body: None,
+                }
+            }
+        },
+    }
+}

@@ -1,0 +1,474 @@
+//! One meeting's media: legs around a mixer.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use codec::Codec;
+use codec::telephone_event::{DtmfEvent, EventReceiver, event_char};
+use mixer::{Media, Mixer, MixerConfig, MixerEvent, ParticipantConfig, ParticipantId};
+use rtp::packet::{RtpPacket, RtpWriter, is_rtcp};
+use rtp::srtp::{SrtpContext, SrtpError, SrtpSuite};
+use rtp::stats::ReceptionStats;
+
+/// Names a leg of this meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegId(u64);
+
+impl std::fmt::Display for LegId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "leg-{}", self.0)
+    }
+}
+
+/// Keys of an SDES-SRTP leg (RFC 4568): the peer's, to decrypt what it sends, and ours, to
+/// encrypt what we send. Never printed.
+#[derive(Clone)]
+pub struct SrtpKeys {
+    pub suite: SrtpSuite,
+    pub remote_key: Vec<u8>,
+    pub remote_salt: Vec<u8>,
+    pub local_key: Vec<u8>,
+    pub local_salt: Vec<u8>,
+}
+
+impl std::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpKeys")
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Media direction from our side (RFC 3264 §5.1), after offer/answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Direction {
+    /// We send media to the leg.
+    pub send: bool,
+    /// We take media from the leg.
+    pub recv: bool,
+}
+
+impl Direction {
+    pub const SENDRECV: Direction = Direction {
+        send: true,
+        recv: true,
+    };
+}
+
+/// One leg, as negotiated.
+#[derive(Debug, Clone)]
+pub struct LegConfig {
+    pub codec: Codec,
+    pub payload_type: u8,
+    pub dtmf_payload_type: Option<u8>,
+    pub srtp: Option<SrtpKeys>,
+    /// Where to send until the peer's first authenticated packet tells us its real address.
+    pub remote_rtp: Option<SocketAddr>,
+    pub remote_rtcp: Option<SocketAddr>,
+    pub rtcp_mux: bool,
+    pub direction: Direction,
+    pub muted: bool,
+}
+
+/// Meeting-wide settings.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Silence on the wire for this long ends a leg (RFC 3550 does not say; 30 s is common).
+    pub inactivity: Duration,
+    pub mixer: MixerConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            inactivity: Duration::from_secs(30),
+            mixer: MixerConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("mixer: {0}")]
+    Mixer(#[from] mixer::MixerError),
+    #[error("SRTP keys refused: {0}")]
+    Srtp(#[from] SrtpError),
+    #[error("unknown leg {0}")]
+    UnknownLeg(LegId),
+}
+
+/// Bytes for the driver to send.
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    pub leg: LegId,
+    pub dest: SocketAddr,
+    /// RTCP (to the RTCP port unless muxed).
+    pub rtcp: bool,
+    pub bytes: Vec<u8>,
+}
+
+/// What the application hears about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    /// A DTMF digit ended (RFC 4733), with its duration in milliseconds.
+    Dtmf {
+        leg: LegId,
+        digit: char,
+        duration_ms: u32,
+    },
+    /// No packet from the leg for [`EngineConfig::inactivity`].
+    Inactive { leg: LegId },
+    /// The loudest talkers changed (loudest first).
+    ActiveSpeakers(Vec<LegId>),
+    /// Periodic levels: (leg, Chime-style volume attenuation 0..=127, muted).
+    Levels(Vec<(LegId, u8, bool)>),
+}
+
+/// Per-leg counters, for call records and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegStats {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Packets refused by SRTP authentication or replay protection.
+    pub srtp_failures: u64,
+    /// Packets with a payload type we did not negotiate, or that do not parse.
+    pub invalid: u64,
+    pub rtcp_in: u64,
+    /// RFC 3550 A.3 cumulative loss.
+    pub lost: i64,
+    /// RFC 3550 A.8 interarrival jitter, in milliseconds.
+    pub jitter_ms: u32,
+}
+
+struct Leg {
+    cfg: LegConfig,
+    participant: ParticipantId,
+    rx: Option<SrtpContext>,
+    tx: Option<SrtpContext>,
+    latched: Option<SocketAddr>,
+    ssrc: u32,
+    seq: u16,
+    ts_base: u32,
+    last_rx: Instant,
+    inactive_reported: bool,
+    reception: Option<ReceptionStats>,
+    dtmf: EventReceiver,
+    stats: LegStats,
+}
+
+/// One meeting's media. See the crate documentation.
+pub struct MeetingMedia {
+    cfg: EngineConfig,
+    mixer: Mixer,
+    legs: HashMap<LegId, Leg>,
+    by_participant: HashMap<ParticipantId, LegId>,
+    next_id: u64,
+    out: VecDeque<Transmit>,
+    events: VecDeque<EngineEvent>,
+    scratch: Vec<u8>,
+    rtp_buf: Vec<u8>,
+    next_inactivity_check: Instant,
+}
+
+/// Most transmits queued when the driver does not drain (a frame per leg per tick fits).
+const MAX_OUT: usize = 4096;
+const MAX_EVENTS: usize = 256;
+
+impl MeetingMedia {
+    pub fn new(now: Instant, cfg: EngineConfig) -> Self {
+        MeetingMedia {
+            mixer: Mixer::new(cfg.mixer, now),
+            cfg,
+            legs: HashMap::new(),
+            by_participant: HashMap::new(),
+            next_id: 1,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            scratch: Vec::with_capacity(1500),
+            rtp_buf: Vec::with_capacity(1500),
+            next_inactivity_check: now + Duration::from_secs(1),
+        }
+    }
+
+    pub fn leg_count(&self) -> usize {
+        self.legs.len()
+    }
+
+    /// Adds a leg; its audio joins the mix and it hears everyone else.
+    pub fn add_leg(&mut self, now: Instant, cfg: LegConfig) -> Result<LegId, EngineError> {
+        let (rx, tx) = match &cfg.srtp {
+            Some(k) => (
+                Some(SrtpContext::new(k.suite, &k.remote_key, &k.remote_salt)?),
+                Some(SrtpContext::new(k.suite, &k.local_key, &k.local_salt)?),
+            ),
+            None => (None, None),
+        };
+        let mut pc = ParticipantConfig::rtp(cfg.codec);
+        pc.muted = cfg.muted;
+        let participant = self.mixer.add_participant(pc)?;
+        let id = LegId(self.next_id);
+        self.next_id += 1;
+        self.by_participant.insert(participant, id);
+        self.legs.insert(
+            id,
+            Leg {
+                participant,
+                rx,
+                tx,
+                latched: None,
+                ssrc: rand::random(),
+                seq: rand::random(),
+                ts_base: rand::random(),
+                last_rx: now,
+                inactive_reported: false,
+                reception: None,
+                dtmf: EventReceiver::new(),
+                stats: LegStats::default(),
+                cfg,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Removes a leg and returns its final counters.
+    pub fn remove_leg(&mut self, leg: LegId) -> Option<LegStats> {
+        let l = self.legs.remove(&leg)?;
+        self.by_participant.remove(&l.participant);
+        let _ = self.mixer.remove_participant(l.participant);
+        Some(Self::finish_stats(&l))
+    }
+
+    fn finish_stats(l: &Leg) -> LegStats {
+        let mut s = l.stats;
+        if let Some(r) = &l.reception {
+            s.lost = r.cumulative_lost();
+            let rate = l.cfg.codec.rtp_clock_rate().max(1);
+            s.jitter_ms = (u64::from(r.jitter()) * 1000 / u64::from(rate)) as u32;
+        }
+        s
+    }
+
+    pub fn leg_stats(&self, leg: LegId) -> Option<LegStats> {
+        self.legs.get(&leg).map(Self::finish_stats)
+    }
+
+    /// Hold and resume (RFC 3264 §8.4): changes what flows, keeps the leg.
+    pub fn set_direction(&mut self, leg: LegId, d: Direction) -> Result<(), EngineError> {
+        let l = self
+            .legs
+            .get_mut(&leg)
+            .ok_or(EngineError::UnknownLeg(leg))?;
+        l.cfg.direction = d;
+        Ok(())
+    }
+
+    pub fn set_muted(&mut self, leg: LegId, muted: bool) -> Result<(), EngineError> {
+        let l = self.legs.get(&leg).ok_or(EngineError::UnknownLeg(leg))?;
+        self.mixer.set_muted(l.participant, muted)?;
+        Ok(())
+    }
+
+    /// A datagram that arrived on `leg`'s RTP (or RTCP) port from `from`.
+    pub fn handle_packet(&mut self, now: Instant, leg: LegId, from: SocketAddr, data: &[u8]) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        if data.len() < 12 {
+            l.stats.invalid += 1;
+            return;
+        }
+        if is_rtcp(data) {
+            let ok = match &mut l.rx {
+                Some(ctx) => ctx.unprotect_rtcp(data, &mut self.scratch).is_ok(),
+                None => true,
+            };
+            if ok {
+                l.stats.rtcp_in += 1;
+                l.last_rx = now;
+                l.inactive_reported = false;
+            } else {
+                l.stats.srtp_failures += 1;
+            }
+            return;
+        }
+        let plain: &[u8] = match &mut l.rx {
+            Some(ctx) => match ctx.unprotect_rtp(data, &mut self.scratch) {
+                Ok(()) => &self.scratch,
+                Err(_) => {
+                    l.stats.srtp_failures += 1;
+                    return;
+                }
+            },
+            None => data,
+        };
+        let Ok(pkt) = RtpPacket::parse(plain) else {
+            l.stats.invalid += 1;
+            return;
+        };
+        // Symmetric RTP (RFC 4961): answer to where authenticated media comes from.
+        l.latched = Some(from);
+        l.last_rx = now;
+        l.inactive_reported = false;
+        l.stats.packets_in += 1;
+        l.stats.bytes_in += data.len() as u64;
+        let pt = pkt.payload_type();
+        if Some(pt) == l.cfg.dtmf_payload_type {
+            if l.dtmf.handle_packet(pkt.timestamp(), pkt.payload()).is_ok() {
+                while let Some(ev) = l.dtmf.poll_event() {
+                    if let DtmfEvent::End {
+                        event, duration, ..
+                    } = ev
+                        && let Some(digit) = event_char(event)
+                    {
+                        let rate = l.cfg.codec.rtp_clock_rate().max(1);
+                        let duration_ms = (u64::from(duration) * 1000 / u64::from(rate)) as u32;
+                        if self.events.len() < MAX_EVENTS {
+                            self.events.push_back(EngineEvent::Dtmf {
+                                leg,
+                                digit,
+                                duration_ms,
+                            });
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        if pt != l.cfg.payload_type {
+            l.stats.invalid += 1;
+            return;
+        }
+        match &mut l.reception {
+            Some(r) => {
+                r.on_rtp(now, pkt.sequence_number(), pkt.timestamp());
+            }
+            None => {
+                l.reception = Some(ReceptionStats::new(
+                    pkt.ssrc(),
+                    l.cfg.codec.rtp_clock_rate(),
+                    pkt.sequence_number(),
+                    now,
+                ));
+            }
+        }
+        if !l.cfg.direction.recv {
+            return;
+        }
+        let _ = self.mixer.push_rtp(
+            now,
+            l.participant,
+            pkt.sequence_number(),
+            pkt.timestamp(),
+            pkt.ssrc(),
+            pkt.payload(),
+        );
+    }
+
+    /// The next instant [`MeetingMedia::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Instant {
+        self.mixer.poll_timeout().min(self.next_inactivity_check)
+    }
+
+    /// Runs due mixer ticks and checks for inactive legs. Early calls do nothing harmful.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.mixer.handle_timeout(now);
+        while let Some(frame) = self.mixer.poll_output() {
+            let Some(leg_id) = self.by_participant.get(&frame.participant).copied() else {
+                continue;
+            };
+            let Some(l) = self.legs.get_mut(&leg_id) else {
+                continue;
+            };
+            let Media::Encoded { payload, .. } = &frame.media else {
+                continue;
+            };
+            if !l.cfg.direction.send {
+                continue;
+            }
+            let Some(dest) = l.latched.or(l.cfg.remote_rtp) else {
+                continue;
+            };
+            let writer = RtpWriter {
+                marker: frame.marker,
+                payload_type: l.cfg.payload_type,
+                sequence_number: l.seq,
+                timestamp: l.ts_base.wrapping_add(frame.timestamp),
+                ssrc: l.ssrc,
+                csrcs: &[],
+                extension: None,
+                padding: 0,
+            };
+            l.seq = l.seq.wrapping_add(1);
+            if writer.write(payload, &mut self.rtp_buf).is_err() {
+                continue;
+            }
+            let bytes = match &mut l.tx {
+                Some(ctx) => {
+                    let mut protected = Vec::with_capacity(self.rtp_buf.len() + 16);
+                    if ctx.protect_rtp(&self.rtp_buf, &mut protected).is_err() {
+                        continue;
+                    }
+                    protected
+                }
+                None => self.rtp_buf.clone(),
+            };
+            l.stats.packets_out += 1;
+            l.stats.bytes_out += bytes.len() as u64;
+            if self.out.len() < MAX_OUT {
+                self.out.push_back(Transmit {
+                    leg: leg_id,
+                    dest,
+                    rtcp: false,
+                    bytes,
+                });
+            }
+        }
+        while let Some(ev) = self.mixer.poll_event() {
+            let ev = match ev {
+                MixerEvent::ActiveSpeakersChanged(ps) => EngineEvent::ActiveSpeakers(
+                    ps.iter()
+                        .filter_map(|p| self.by_participant.get(p).copied())
+                        .collect(),
+                ),
+                MixerEvent::Levels(levels) => EngineEvent::Levels(
+                    levels
+                        .iter()
+                        .filter_map(|l| {
+                            self.by_participant
+                                .get(&l.participant)
+                                .map(|id| (*id, l.volume, l.muted))
+                        })
+                        .collect(),
+                ),
+                _ => continue,
+            };
+            if self.events.len() < MAX_EVENTS {
+                self.events.push_back(ev);
+            }
+        }
+        if now >= self.next_inactivity_check {
+            self.next_inactivity_check = now + Duration::from_secs(1);
+            for (id, l) in &mut self.legs {
+                if !l.inactive_reported
+                    && now.saturating_duration_since(l.last_rx) >= self.cfg.inactivity
+                {
+                    l.inactive_reported = true;
+                    if self.events.len() < MAX_EVENTS {
+                        self.events.push_back(EngineEvent::Inactive { leg: *id });
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<EngineEvent> {
+        self.events.pop_front()
+    }
+}

@@ -1,0 +1,226 @@
+//! Two SRTP legs in one meeting on virtual time: a tone sent by one reaches the other, not
+//! itself; authentication failures are counted and never latch; silence triggers the
+//! inactivity event.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use codec::Codec;
+use engine::{Direction, EngineConfig, EngineEvent, LegConfig, MeetingMedia, SrtpKeys};
+use rtp::packet::{RtpPacket, RtpWriter};
+use rtp::srtp::{SrtpContext, SrtpSuite};
+
+const SUITE: SrtpSuite = SrtpSuite::AesCm128HmacSha1_80;
+
+fn keys(seed: u8) -> SrtpKeys {
+    SrtpKeys {
+        suite: SUITE,
+        remote_key: vec![seed; 16],
+        remote_salt: vec![seed ^ 0x55; 14],
+        local_key: vec![seed.wrapping_add(100); 16],
+        local_salt: vec![seed ^ 0xaa; 14],
+    }
+}
+
+fn leg(seed: u8, addr: SocketAddr) -> LegConfig {
+    LegConfig {
+        codec: Codec::Pcmu,
+        payload_type: 0,
+        dtmf_payload_type: Some(101),
+        srtp: Some(keys(seed)),
+        remote_rtp: Some(addr),
+        remote_rtcp: None,
+        rtcp_mux: false,
+        direction: Direction::SENDRECV,
+        muted: false,
+    }
+}
+
+/// Energy of `freq` in `pcm` (Goertzel), normalised by length.
+fn goertzel(pcm: &[i16], rate: f64, freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / rate;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in pcm {
+        let s = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (pcm.len() as f64).powi(2)
+}
+
+/// A peer: sends a PCMU tone over SRTP with the keys the engine expects from it, and
+/// decrypts what the engine sends it.
+struct Peer {
+    addr: SocketAddr,
+    tx: SrtpContext,
+    rx: SrtpContext,
+    seq: u16,
+    ts: u32,
+    phase: f64,
+    freq: f64,
+    heard: Vec<i16>,
+}
+
+impl Peer {
+    fn new(seed: u8, addr: SocketAddr, freq: f64) -> Self {
+        let k = keys(seed);
+        Peer {
+            addr,
+            tx: SrtpContext::new(SUITE, &k.remote_key, &k.remote_salt).expect("tx"),
+            rx: SrtpContext::new(SUITE, &k.local_key, &k.local_salt).expect("rx"),
+            seq: 1000,
+            ts: 5000,
+            phase: 0.0,
+            freq,
+            heard: Vec::new(),
+        }
+    }
+
+    fn packet(&mut self) -> Vec<u8> {
+        let mut enc = Vec::new();
+        let mut pcm = vec![0i16; 160];
+        for s in &mut pcm {
+            *s = (self.phase.sin() * 8000.0) as i16;
+            self.phase += 2.0 * std::f64::consts::PI * self.freq / 8000.0;
+        }
+        if self.freq > 0.0 {
+            codec::Codec::Pcmu
+                .encoder()
+                .expect("enc")
+                .encode(&pcm, &mut enc)
+                .expect("encode");
+        } else {
+            enc = vec![0xff; 160];
+        }
+        let mut plain = Vec::new();
+        RtpWriter {
+            marker: false,
+            payload_type: 0,
+            sequence_number: self.seq,
+            timestamp: self.ts,
+            ssrc: 0x1234_0000 + self.freq as u32,
+            csrcs: &[],
+            extension: None,
+            padding: 0,
+        }
+        .write(&enc, &mut plain)
+        .expect("write");
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(160);
+        let mut out = Vec::new();
+        self.tx.protect_rtp(&plain, &mut out).expect("protect");
+        out
+    }
+
+    fn receive(&mut self, bytes: &[u8]) {
+        let mut plain = Vec::new();
+        self.rx
+            .unprotect_rtp(bytes, &mut plain)
+            .expect("engine output authenticates");
+        let pkt = RtpPacket::parse(&plain).expect("rtp");
+        let mut dec = codec::Codec::Pcmu.decoder().expect("dec");
+        let mut pcm = Vec::new();
+        dec.decode(Some(pkt.payload()), &mut pcm).expect("decode");
+        self.heard.extend_from_slice(&pcm);
+    }
+}
+
+#[test]
+fn each_leg_hears_the_other_not_itself() {
+    let t0 = Instant::now();
+    let mut m = MeetingMedia::new(t0, EngineConfig::default());
+    let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
+    let b_addr: SocketAddr = "127.0.0.1:41002".parse().expect("addr");
+    let la = m.add_leg(t0, leg(1, a_addr)).expect("leg a");
+    let lb = m.add_leg(t0, leg(2, b_addr)).expect("leg b");
+    let mut a = Peer::new(1, a_addr, 440.0);
+    let mut b = Peer::new(2, b_addr, 1000.0);
+    let mut now = t0;
+    for _ in 0..150 {
+        now += Duration::from_millis(20);
+        let pa = a.packet();
+        m.handle_packet(now, la, a.addr, &pa);
+        let pb = b.packet();
+        m.handle_packet(now, lb, b.addr, &pb);
+        m.handle_timeout(now);
+        while let Some(t) = m.poll_transmit() {
+            if t.leg == la {
+                assert_eq!(t.dest, a_addr);
+                a.receive(&t.bytes);
+            } else {
+                assert_eq!(t.dest, b_addr);
+                b.receive(&t.bytes);
+            }
+        }
+    }
+    assert!(a.heard.len() >= 100 * 160, "50 pps to A: {}", a.heard.len());
+    let tail = |v: &[i16]| v[v.len() - 8000..].to_vec();
+    let (ah, bh) = (tail(&a.heard), tail(&b.heard));
+    let a_own = goertzel(&ah, 8000.0, 440.0);
+    let a_other = goertzel(&ah, 8000.0, 1000.0);
+    let b_own = goertzel(&bh, 8000.0, 1000.0);
+    let b_other = goertzel(&bh, 8000.0, 440.0);
+    assert!(
+        a_other > 100.0 * a_own.max(1.0),
+        "A hears 1 kHz ({a_other}) not 440 Hz ({a_own})"
+    );
+    assert!(
+        b_other > 100.0 * b_own.max(1.0),
+        "B hears 440 Hz ({b_other}) not 1 kHz ({b_own})"
+    );
+    let s = m.leg_stats(la).expect("stats");
+    assert_eq!(s.packets_in, 150);
+    assert_eq!(s.srtp_failures, 0);
+}
+
+#[test]
+fn forged_packets_are_refused_and_do_not_latch() {
+    let t0 = Instant::now();
+    let mut m = MeetingMedia::new(t0, EngineConfig::default());
+    let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
+    let evil: SocketAddr = "127.0.0.9:9999".parse().expect("addr");
+    let la = m.add_leg(t0, leg(1, a_addr)).expect("leg");
+    let mut a = Peer::new(1, a_addr, 440.0);
+    let mut pkt = a.packet();
+    let last = pkt.len() - 1;
+    pkt[last] ^= 1;
+    m.handle_packet(t0, la, evil, &pkt);
+    m.handle_timeout(t0 + Duration::from_millis(40));
+    while let Some(t) = m.poll_transmit() {
+        assert_eq!(
+            t.dest, a_addr,
+            "a forged packet never moves the media destination"
+        );
+    }
+    assert_eq!(m.leg_stats(la).expect("stats").srtp_failures, 1);
+}
+
+#[test]
+fn silence_on_the_wire_reports_inactivity() {
+    let t0 = Instant::now();
+    let mut m = MeetingMedia::new(
+        t0,
+        EngineConfig {
+            inactivity: Duration::from_secs(5),
+            ..Default::default()
+        },
+    );
+    let la = m
+        .add_leg(t0, leg(1, "127.0.0.1:41000".parse().expect("addr")))
+        .expect("leg");
+    let mut now = t0;
+    let mut seen = false;
+    while now < t0 + Duration::from_secs(7) {
+        now = m.poll_timeout().max(now + Duration::from_millis(1));
+        m.handle_timeout(now);
+        while m.poll_transmit().is_some() {}
+        while let Some(ev) = m.poll_event() {
+            if ev == (EngineEvent::Inactive { leg: la }) {
+                assert!(now >= t0 + Duration::from_secs(5));
+                seen = true;
+            }
+        }
+    }
+    assert!(seen, "inactivity reported");
+}

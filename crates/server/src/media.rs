@@ -1,0 +1,467 @@
+//! The media driver: RTP ports, one task per meeting around [`engine::MeetingMedia`], and the
+//! [`CallApp`] the SIP edge calls for admitted joins.
+//!
+//! Each leg has its own UDP port pair from `--rtp-ports` (RTP on the even port, RTCP on the
+//! next). A reader task per socket forwards datagrams into the meeting's task, which owns the
+//! sans-IO engine: it runs the 20 ms mixer ticks and sends what the engine yields.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use engine::{EngineConfig, EngineEvent, LegConfig, LegId, LegStats, MeetingMedia};
+use sip::{Body, CallKey, Peer, Request};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::router::Decision;
+use crate::sip_edge::{CallApp, Command};
+
+/// Hands out RTP/RTCP port pairs from the configured range.
+pub struct PortPool {
+    free: Mutex<BTreeSet<u16>>,
+}
+
+impl PortPool {
+    pub fn new(lo: u16, hi: u16) -> Self {
+        let start = lo + (lo % 2);
+        let free = (start..hi).step_by(2).collect();
+        PortPool {
+            free: Mutex::new(free),
+        }
+    }
+
+    fn take(&self) -> Option<u16> {
+        let mut f = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        f.pop_first()
+    }
+
+    fn give_back(&self, port: u16) {
+        let mut f = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        f.insert(port);
+    }
+
+    pub fn available(&self) -> usize {
+        self.free.lock().map(|f| f.len()).unwrap_or(0)
+    }
+}
+
+/// Binds an RTP/RTCP pair, trying further pairs when one is taken by another program.
+async fn bind_pair(pool: &PortPool) -> Option<(u16, UdpSocket, UdpSocket)> {
+    for _ in 0..16 {
+        let port = pool.take()?;
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        match (
+            UdpSocket::bind((any, port)).await,
+            UdpSocket::bind((any, port + 1)).await,
+        ) {
+            (Ok(a), Ok(b)) => return Some((port, a, b)),
+            _ => {
+                // Leave it out of the pool for now: something else holds it.
+                tracing::warn!(
+                    port,
+                    "RTP port pair is in use by another program; skipping it"
+                );
+            }
+        }
+    }
+    None
+}
+
+enum MeetingMsg {
+    Packet {
+        leg: LegId,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    AddLeg {
+        cfg: LegConfig,
+        rtp: Arc<UdpSocket>,
+        rtcp: Arc<UdpSocket>,
+        reply: oneshot::Sender<Result<LegId, String>>,
+    },
+    RemoveLeg {
+        leg: LegId,
+        reply: oneshot::Sender<Option<LegStats>>,
+    },
+    SetDirection {
+        leg: LegId,
+        direction: engine::Direction,
+    },
+}
+
+struct MeetingHandle {
+    tx: mpsc::Sender<MeetingMsg>,
+}
+
+/// One admitted call.
+struct CallInfo {
+    meeting_id: String,
+    attendee_id: String,
+    leg: Option<LegId>,
+    port: u16,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    negotiated: crate::offer::Negotiated,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct Registry {
+    calls: HashMap<CallKey, CallInfo>,
+    by_attendee: HashMap<String, CallKey>,
+    by_leg: HashMap<(String, LegId), CallKey>,
+    meetings: HashMap<String, MeetingHandle>,
+}
+
+/// The media engine as the SIP edge sees it.
+pub struct Media {
+    pool: PortPool,
+    media_ip: Option<IpAddr>,
+    reg: Mutex<Registry>,
+    commands: Mutex<Option<mpsc::Sender<Command>>>,
+    engine: EngineConfig,
+    pub metrics: Arc<api::metrics::Metrics>,
+}
+
+impl Media {
+    pub fn new(
+        rtp_ports: (u16, u16),
+        media_ip: Option<IpAddr>,
+        metrics: Arc<api::metrics::Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Media {
+            pool: PortPool::new(rtp_ports.0, rtp_ports.1),
+            media_ip,
+            reg: Mutex::new(Registry::default()),
+            commands: Mutex::new(None),
+            engine: EngineConfig::default(),
+            metrics,
+        })
+    }
+
+    /// Connects the media side to the edge's command channel (for BYEs it starts).
+    pub fn set_commands(&self, tx: mpsc::Sender<Command>) {
+        *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    }
+
+    fn hang_up(&self, call: CallKey) {
+        let tx = self
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(tx) = tx {
+            let _ = tx.try_send(Command::Hangup { call });
+        }
+    }
+
+    /// Active legs (for metrics and tests).
+    pub fn active_calls(&self) -> usize {
+        self.reg.lock().map(|r| r.calls.len()).unwrap_or(0)
+    }
+
+    pub fn free_ports(&self) -> usize {
+        self.pool.available()
+    }
+
+    /// Ends every call in a meeting (DeleteMeeting, auto-end).
+    pub fn end_meeting(&self, meeting_id: &str) {
+        let calls: Vec<CallKey> = {
+            let r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            r.calls
+                .iter()
+                .filter(|(_, c)| c.meeting_id == meeting_id)
+                .map(|(k, _)| *k)
+                .collect()
+        };
+        for c in calls {
+            self.hang_up(c);
+        }
+    }
+
+    /// Ends an attendee's call (DeleteAttendee).
+    pub fn end_attendee(&self, attendee_id: &str) {
+        let call = self
+            .reg
+            .lock()
+            .ok()
+            .and_then(|r| r.by_attendee.get(attendee_id).copied());
+        if let Some(c) = call {
+            self.hang_up(c);
+        }
+    }
+
+    fn meeting_sender(self: &Arc<Self>, meeting_id: &str) -> mpsc::Sender<MeetingMsg> {
+        let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = r.meetings.get(meeting_id)
+            && !h.tx.is_closed()
+        {
+            return h.tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(8192);
+        let media = MeetingMedia::new(Instant::now(), self.engine);
+        tokio::spawn(run_meeting(self.clone(), meeting_id.to_string(), media, rx));
+        r.meetings
+            .insert(meeting_id.to_string(), MeetingHandle { tx: tx.clone() });
+        tx
+    }
+
+    fn on_engine_event(&self, meeting_id: &str, ev: EngineEvent) {
+        match ev {
+            EngineEvent::Inactive { leg } => {
+                let call = self
+                    .reg
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.by_leg.get(&(meeting_id.to_string(), leg)).copied());
+                if let Some(call) = call {
+                    tracing::info!(meeting = %meeting_id, %leg, "no RTP for the inactivity timeout; hanging up");
+                    self.hang_up(call);
+                }
+            }
+            EngineEvent::Dtmf {
+                leg,
+                digit,
+                duration_ms,
+            } => {
+                tracing::info!(meeting = %meeting_id, %leg, %digit, duration_ms, "DTMF");
+                self.metrics.counter_add("vc_dtmf_events_total", "", 1);
+            }
+            EngineEvent::ActiveSpeakers(_) | EngineEvent::Levels(_) => {}
+        }
+    }
+
+    async fn release(&self, call: CallKey) -> Option<(CallInfo, Option<LegStats>)> {
+        let (info, tx) = {
+            let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            let info = r.calls.remove(&call)?;
+            if r.by_attendee.get(&info.attendee_id) == Some(&call) {
+                r.by_attendee.remove(&info.attendee_id);
+            }
+            if let Some(leg) = info.leg {
+                r.by_leg.remove(&(info.meeting_id.clone(), leg));
+            }
+            let tx = r.meetings.get(&info.meeting_id).map(|h| h.tx.clone());
+            (info, tx)
+        };
+        for h in &info.readers {
+            h.abort();
+        }
+        let mut stats = None;
+        if let (Some(leg), Some(tx)) = (info.leg, tx) {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(MeetingMsg::RemoveLeg { leg, reply }).await.is_ok() {
+                stats = rx.await.ok().flatten();
+            }
+        }
+        self.pool.give_back(info.port);
+        self.metrics
+            .gauge_set("vc_active_legs", "", self.active_calls() as i64);
+        Some((info, stats))
+    }
+}
+
+async fn run_meeting(
+    media_ref: Arc<Media>,
+    meeting_id: String,
+    mut media: MeetingMedia,
+    mut rx: mpsc::Receiver<MeetingMsg>,
+) {
+    let mut sockets: HashMap<LegId, (Arc<UdpSocket>, Arc<UdpSocket>)> = HashMap::new();
+    loop {
+        let deadline = media.poll_timeout();
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                let now = Instant::now();
+                match msg {
+                    MeetingMsg::Packet { leg, from, data } => media.handle_packet(now, leg, from, &data),
+                    MeetingMsg::AddLeg { cfg, rtp, rtcp, reply } => {
+                        let r = media.add_leg(now, cfg).map_err(|e| e.to_string());
+                        if let Ok(leg) = r {
+                            sockets.insert(leg, (rtp, rtcp));
+                        }
+                        let _ = reply.send(r);
+                    }
+                    MeetingMsg::RemoveLeg { leg, reply } => {
+                        sockets.remove(&leg);
+                        let _ = reply.send(media.remove_leg(leg));
+                        if media.leg_count() == 0 {
+                            let mut r = media_ref.reg.lock().unwrap_or_else(|p| p.into_inner());
+                            let still_empty = !r.calls.values().any(|c| c.meeting_id == meeting_id);
+                            if still_empty {
+                                r.meetings.remove(&meeting_id);
+                                break;
+                            }
+                        }
+                    }
+                    MeetingMsg::SetDirection { leg, direction } => {
+                        let _ = media.set_direction(leg, direction);
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => media.handle_timeout(Instant::now()),
+        }
+        while let Some(t) = media.poll_transmit() {
+            if let Some((rtp, rtcp)) = sockets.get(&t.leg) {
+                let sock = if t.rtcp { rtcp } else { rtp };
+                // Non-blocking: a full socket buffer drops this packet rather than stall the mix.
+                let _ = sock.try_send_to(&t.bytes, t.dest);
+            }
+        }
+        while let Some(ev) = media.poll_event() {
+            media_ref.on_engine_event(&meeting_id, ev);
+        }
+    }
+}
+
+fn spawn_reader(
+    sock: Arc<UdpSocket>,
+    leg: LegId,
+    tx: mpsc::Sender<MeetingMsg>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                break;
+            };
+            let data = buf[..n].to_vec();
+            match tx.try_send(MeetingMsg::Packet { leg, from, data }) {
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
+            }
+        }
+    })
+}
+
+/// The address to write into SDP: `--media-ip`, else the address the SIP request arrived
+/// on, else the local address that routes to the caller.
+async fn media_address(configured: Option<IpAddr>, peer: &Peer) -> IpAddr {
+    if let Some(ip) = configured {
+        return ip;
+    }
+    if !peer.local.ip().is_unspecified() {
+        return peer.local.ip();
+    }
+    if let Ok(s) = UdpSocket::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)).await
+        && s.connect(peer.remote).await.is_ok()
+        && let Ok(a) = s.local_addr()
+    {
+        return a.ip();
+    }
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
+}
+
+impl CallApp for Arc<Media> {
+    async fn accept_join(
+        &self,
+        call: CallKey,
+        invite: &Request,
+        peer: &Peer,
+        join: &Decision,
+    ) -> Result<Body, (u16, String)> {
+        let Decision::Join {
+            connector,
+            meeting,
+            attendee,
+        } = join
+        else {
+            return Err((500, "internal error".into()));
+        };
+        let ip = media_address(self.media_ip, peer).await;
+        let Some((port, rtp, rtcp)) = bind_pair(&self.pool).await else {
+            return Err((503, "no free RTP ports; try again later".into()));
+        };
+        let negotiated =
+            match crate::offer::answer(&invite.body, connector.require_encryption, ip, port) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.pool.give_back(port);
+                    return Err(e);
+                }
+            };
+        let rtp = Arc::new(rtp);
+        let rtcp = Arc::new(rtcp);
+        let meeting_id = meeting.meeting.meeting_id.clone();
+        let tx = self.meeting_sender(&meeting_id);
+        let (reply, rx) = oneshot::channel();
+        let cfg = negotiated.leg.clone();
+        let add = MeetingMsg::AddLeg {
+            cfg,
+            rtp: rtp.clone(),
+            rtcp: rtcp.clone(),
+            reply,
+        };
+        let leg = match tx.send(add).await {
+            Ok(()) => rx.await.ok().and_then(Result::ok),
+            Err(_) => None,
+        };
+        let Some(leg) = leg else {
+            self.pool.give_back(port);
+            return Err((
+                500,
+                "internal error: the meeting's media could not take the leg".into(),
+            ));
+        };
+        let readers = vec![
+            spawn_reader(rtp.clone(), leg, tx.clone()),
+            spawn_reader(rtcp, leg, tx.clone()),
+        ];
+        let body = Body::sdp(negotiated.answer.clone());
+        let previous = {
+            let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            let prev = r.by_attendee.insert(attendee.attendee_id.clone(), call);
+            r.by_leg.insert((meeting_id.clone(), leg), call);
+            r.calls.insert(
+                call,
+                CallInfo {
+                    meeting_id: meeting_id.clone(),
+                    attendee_id: attendee.attendee_id.clone(),
+                    leg: Some(leg),
+                    port,
+                    readers,
+                    negotiated,
+                    started: Instant::now(),
+                },
+            );
+            prev
+        };
+        // The same attendee joining again: the older leg goes, as Chime does.
+        if let Some(old) = previous.filter(|c| *c != call) {
+            tracing::info!(attendee = %attendee.attendee_id, "attendee joined from another device; ending the older call");
+            self.hang_up(old);
+        }
+        self.metrics
+            .gauge_set("vc_active_legs", "", self.active_calls() as i64);
+        tracing::info!(?call, meeting = %meeting_id, attendee = %attendee.attendee_id, port, "joined meeting");
+        Ok(body)
+    }
+
+    fn confirmed(&self, _call: CallKey) {
+        self.metrics.counter_add("vc_calls_answered_total", "", 1);
+    }
+
+    fn terminated(&self, call: CallKey, reason: sip::TerminationReason) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Some((info, stats)) = this.release(call).await {
+                tracing::info!(?call, meeting = %info.meeting_id, ?reason, secs = info.started.elapsed().as_secs(), stats = ?stats, "call ended");
+            }
+        });
+    }
+
+    fn reoffer(&self, call: CallKey, offer: &[u8]) -> Result<Body, (u16, String)> {
+        let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(info) = r.calls.get_mut(&call) else {
+            return Err((481, "call does not exist".into()));
+        };
+        let (answer, direction) = crate::offer::reanswer(&mut info.negotiated, offer)?;
+        let (leg, meeting_id) = (info.leg, info.meeting_id.clone());
+        if let (Some(leg), Some(h)) = (leg, r.meetings.get(&meeting_id)) {
+            let _ = h.tx.try_send(MeetingMsg::SetDirection { leg, direction });
+        }
+        Ok(Body::sdp(answer))
+    }
+}

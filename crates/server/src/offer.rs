@@ -1,0 +1,119 @@
+//! SDP offer/answer for a meeting leg (crate `sdp`), turned into the engine's leg settings.
+
+use std::net::IpAddr;
+
+use engine::{Direction as MediaDirection, LegConfig, SrtpKeys};
+use sdp::negotiate::{Host, LocalTransport, MediaConfig, MediaSession, NegotiatedAudio};
+use sdp::{Direction, SessionDescription};
+
+/// A leg's negotiated media and the SDP state kept for re-offers.
+pub struct Negotiated {
+    pub session: MediaSession,
+    pub leg: LegConfig,
+    pub answer: Vec<u8>,
+    pub codec: String,
+    pub srtp_suite: Option<String>,
+}
+
+fn engine_direction(d: Direction) -> MediaDirection {
+    match d {
+        Direction::SendRecv => MediaDirection {
+            send: true,
+            recv: true,
+        },
+        Direction::SendOnly => MediaDirection {
+            send: true,
+            recv: false,
+        },
+        Direction::RecvOnly => MediaDirection {
+            send: false,
+            recv: true,
+        },
+        Direction::Inactive => MediaDirection {
+            send: false,
+            recv: false,
+        },
+    }
+}
+
+fn leg_config(a: &NegotiatedAudio) -> LegConfig {
+    let addr = |t: &sdp::negotiate::TransportAddress| match t.host {
+        Host::Ip(_) => t
+            .socket_addr()
+            .filter(|s| !s.ip().is_unspecified() && s.port() != 0),
+        Host::Name(_) => None,
+    };
+    LegConfig {
+        codec: a.codec,
+        payload_type: a.payload_type,
+        dtmf_payload_type: a.telephone_event.as_ref().map(|t| t.recv_payload_type),
+        srtp: a.srtp.as_ref().map(|k| SrtpKeys {
+            suite: k.suite,
+            remote_key: k.remote.master_key().to_vec(),
+            remote_salt: k.remote.master_salt().to_vec(),
+            local_key: k.local.master_key().to_vec(),
+            local_salt: k.local.master_salt().to_vec(),
+        }),
+        remote_rtp: addr(&a.remote_rtp),
+        remote_rtcp: a.remote_rtcp.as_ref().and_then(addr),
+        rtcp_mux: a.rtcp_mux,
+        direction: engine_direction(a.direction),
+        muted: false,
+    }
+}
+
+fn parse(offer: &[u8]) -> Result<SessionDescription, (u16, String)> {
+    if offer.is_empty() {
+        return Err((
+            488,
+            "the INVITE has no SDP offer; send an offer (delayed offer is not supported yet)"
+                .into(),
+        ));
+    }
+    SessionDescription::parse(offer).map_err(|e| (400, format!("malformed SDP: {e}")))
+}
+
+/// Answers the offer of an INVITE. `require_srtp` is the connector's RequireEncryption.
+pub fn answer(
+    offer: &[u8],
+    require_srtp: bool,
+    ip: IpAddr,
+    port: u16,
+) -> Result<Negotiated, (u16, String)> {
+    let offer = parse(offer)?;
+    let config = MediaConfig {
+        require_srtp,
+        ..MediaConfig::default()
+    };
+    let local = LocalTransport {
+        address: ip,
+        rtp_port: port,
+        rtcp_port: Some(port + 1),
+    };
+    let mut session = MediaSession::new(config, local, rand::random::<u32>() as u64);
+    let ans = session
+        .answer(&offer)
+        .map_err(|e| (e.sip_status(), e.warning_text()))?;
+    Ok(Negotiated {
+        leg: leg_config(&ans.audio),
+        answer: ans.sdp.to_bytes(),
+        codec: ans.audio.codec.name().to_string(),
+        srtp_suite: ans.audio.srtp.as_ref().map(|k| k.suite.name().to_string()),
+        session,
+    })
+}
+
+/// Answers a re-offer (hold, resume, new key) inside the call.
+pub fn reanswer(
+    n: &mut Negotiated,
+    offer: &[u8],
+) -> Result<(Vec<u8>, MediaDirection), (u16, String)> {
+    let offer = parse(offer)?;
+    let ans = n
+        .session
+        .answer(&offer)
+        .map_err(|e| (e.sip_status(), e.warning_text()))?;
+    n.leg = leg_config(&ans.audio);
+    n.answer = ans.sdp.to_bytes();
+    Ok((n.answer.clone(), n.leg.direction))
+}

@@ -1,0 +1,267 @@
+//! Call routing: which voice connector an INVITE is for, whether its termination policy lets
+//! the call in, and which meeting a join token opens. It reads the store and returns a
+//! [`Decision`]; the SIP edge turns the decision into a wire answer.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use domain::meeting::{AttendeeRecord, MeetingRecord};
+use domain::policy::{self, CallFacts, Destination, Refusal};
+use domain::voice_connector::{Termination, VoiceConnector};
+use sip::auth::{Algorithm, DigestConfig, DigestServer};
+use store::{Repository, SettingKind};
+
+/// What the edge learned from an INVITE.
+#[derive(Debug, Clone)]
+pub struct InviteFacts {
+    pub host: String,
+    pub user: String,
+    pub join_token: Option<String>,
+    pub from_user: String,
+    pub source: IpAddr,
+    pub over_tls: bool,
+    /// `INVITE` and the Request-URI as sent, for digest verification.
+    pub request_uri: String,
+    /// The Proxy-Authorization header, if any.
+    pub proxy_authorization: Option<String>,
+}
+
+/// The outcome of routing one INVITE.
+#[derive(Debug)]
+pub enum Decision {
+    Refuse(Refusal),
+    /// Ask for credentials (407) with these Proxy-Authenticate values.
+    Challenge {
+        challenges: Vec<String>,
+        reason: &'static str,
+    },
+    /// A valid join: the caller becomes this attendee of this meeting.
+    Join {
+        connector: Box<VoiceConnector>,
+        meeting: Box<MeetingRecord>,
+        attendee: Box<AttendeeRecord>,
+    },
+}
+
+/// Errors of our own (the store failed): answered 500 by the edge.
+#[derive(Debug, thiserror::Error)]
+#[error("routing failed: {0}")]
+pub struct RouteError(#[from] store::StoreError);
+
+/// Per-connector calls-per-second window.
+struct CpsWindow {
+    start: Instant,
+    count: u32,
+}
+
+pub struct Router {
+    repo: Arc<dyn Repository>,
+    sip_domain: String,
+    digest: Mutex<HashMap<String, DigestServer>>,
+    cps: Mutex<HashMap<String, CpsWindow>>,
+}
+
+impl Router {
+    pub fn new(repo: Arc<dyn Repository>, sip_domain: String) -> Self {
+        Router {
+            repo,
+            sip_domain,
+            digest: Mutex::new(HashMap::new()),
+            cps: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn repo(&self) -> &Arc<dyn Repository> {
+        &self.repo
+    }
+
+    /// Looks up the connector a Request-URI host names.
+    pub async fn connector_for_host(
+        &self,
+        host: &str,
+    ) -> Result<Option<VoiceConnector>, RouteError> {
+        let Some(id) = policy::connector_id_from_host(host, &self.sip_domain) else {
+            return Ok(None);
+        };
+        Ok(self.repo.get_voice_connector(&id).await?)
+    }
+
+    pub async fn termination(&self, vc_id: &str) -> Result<Option<Termination>, RouteError> {
+        let doc = self
+            .repo
+            .get_setting(vc_id, SettingKind::Termination)
+            .await?;
+        Ok(doc.and_then(|d| serde_json::from_value(d).ok()))
+    }
+
+    /// Applies the termination policy in the documented order, then the join token.
+    pub async fn route_invite(
+        &self,
+        now: Instant,
+        f: &InviteFacts,
+    ) -> Result<Decision, RouteError> {
+        let unknown = || Refusal::UnknownHost {
+            host: f.host.clone(),
+            sip_domain: self.sip_domain.clone(),
+        };
+        let Some(vc) = self.connector_for_host(&f.host).await? else {
+            return Ok(Decision::Refuse(unknown()));
+        };
+        let term = self.termination(&vc.voice_connector_id).await?;
+        let destination = match (&f.join_token, f.user.as_str()) {
+            (Some(t), policy::MEETING_JOIN_NUMBER) => Destination::MeetingJoin { token: t.clone() },
+            _ => Destination::Pstn {
+                number: f.user.clone(),
+            },
+        };
+        // Allowlist and enabled first: nobody outside learns whether credentials exist.
+        let facts = CallFacts {
+            source: f.source,
+            over_tls: f.over_tls,
+            from_user: &f.from_user,
+            destination: &destination,
+        };
+        let early = policy::check_termination(&vc, term.as_ref(), &facts);
+        if let Err(
+            r @ (Refusal::TerminationNotConfigured(_)
+            | Refusal::TerminationDisabled(_)
+            | Refusal::SourceNotAllowed { .. }),
+        ) = early
+        {
+            return Ok(Decision::Refuse(r));
+        }
+        // Credentials (RFC 7616 digest, proxy-style 407 as a trunk would).
+        let usernames = self
+            .repo
+            .list_credential_usernames(&vc.voice_connector_id)
+            .await?;
+        if !usernames.is_empty()
+            && let Some(d) = self.check_credentials(now, &vc, f).await?
+        {
+            return Ok(d);
+        }
+        if let Err(r) = early {
+            return Ok(Decision::Refuse(r));
+        }
+        let limit = term
+            .as_ref()
+            .and_then(|t| t.cps_limit)
+            .unwrap_or(domain::voice_connector::DEFAULT_CPS_LIMIT);
+        if !self.admit_cps(&vc.voice_connector_id, limit, now) {
+            return Ok(Decision::Refuse(Refusal::CpsExceeded {
+                limit,
+                vc: vc.voice_connector_id.clone(),
+            }));
+        }
+        match destination {
+            Destination::Pstn { number } => Ok(Decision::Refuse(Refusal::NoPstnRoute(number))),
+            Destination::MeetingJoin { token } => self.join(vc, &token).await,
+        }
+    }
+
+    async fn join(&self, vc: VoiceConnector, token: &str) -> Result<Decision, RouteError> {
+        if !domain::token::well_formed(token) {
+            return Ok(Decision::Refuse(Refusal::InvalidJoinToken));
+        }
+        let hash = domain::token::token_hash(token);
+        let Some(attendee) = self.repo.find_attendee_by_token_hash(&hash).await? else {
+            return Ok(Decision::Refuse(Refusal::InvalidJoinToken));
+        };
+        let Some(meeting) = self.repo.get_meeting(&attendee.meeting_id).await? else {
+            return Ok(Decision::Refuse(Refusal::MeetingEnded(attendee.meeting_id)));
+        };
+        if meeting.expired(domain::timestamp::now_millis(), false) {
+            return Ok(Decision::Refuse(Refusal::MeetingEnded(attendee.meeting_id)));
+        }
+        Ok(Decision::Join {
+            connector: Box::new(vc),
+            meeting: Box::new(meeting),
+            attendee: Box::new(attendee),
+        })
+    }
+
+    async fn check_credentials(
+        &self,
+        now: Instant,
+        vc: &VoiceConnector,
+        f: &InviteFacts,
+    ) -> Result<Option<Decision>, RouteError> {
+        let realm = vc.outbound_host_name.clone();
+        let Some(header) = &f.proxy_authorization else {
+            let challenges =
+                self.with_digest(&vc.voice_connector_id, &realm, |d| d.challenges(now, false));
+            return Ok(Some(Decision::Challenge {
+                challenges,
+                reason: "credentials required",
+            }));
+        };
+        let username = sip::auth::AuthParams::parse(header)
+            .and_then(|p| p.get("username").map(|u| u.to_string()))
+            .unwrap_or_default();
+        let stored = self
+            .repo
+            .get_credential(&vc.voice_connector_id, &username)
+            .await?;
+        let result = self.with_digest(&vc.voice_connector_id, &realm, |d| {
+            d.verify(now, "INVITE", &f.request_uri, header, |_, alg| {
+                let s = stored.as_ref()?;
+                (s.realm == realm).then(|| match alg {
+                    Algorithm::Md5 => Some(s.ha1_md5.clone()),
+                    Algorithm::Sha256 => Some(s.ha1_sha256.clone()),
+                    _ => None,
+                })?
+            })
+        });
+        match result {
+            Ok(_) => Ok(None),
+            Err(e) => {
+                let (_, stale) = e.answer(true);
+                let challenges =
+                    self.with_digest(&vc.voice_connector_id, &realm, |d| d.challenges(now, stale));
+                Ok(Some(Decision::Challenge {
+                    challenges,
+                    reason: "credentials refused",
+                }))
+            }
+        }
+    }
+
+    fn with_digest<T>(
+        &self,
+        vc_id: &str,
+        realm: &str,
+        f: impl FnOnce(&mut DigestServer) -> T,
+    ) -> T {
+        let mut map = self.digest.lock().unwrap_or_else(|p| p.into_inner());
+        let server = map.entry(vc_id.to_string()).or_insert_with(|| {
+            DigestServer::new(DigestConfig {
+                realm: realm.to_string(),
+                algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+                nonce_lifetime: Duration::from_secs(300),
+                max_nonces: 10_000,
+                secret: rand::random(),
+            })
+        });
+        f(server)
+    }
+
+    /// A fixed one-second window per connector (AWS counts calls per second).
+    fn admit_cps(&self, vc_id: &str, limit: u32, now: Instant) -> bool {
+        let mut map = self.cps.lock().unwrap_or_else(|p| p.into_inner());
+        let w = map.entry(vc_id.to_string()).or_insert(CpsWindow {
+            start: now,
+            count: 0,
+        });
+        if now.saturating_duration_since(w.start) >= Duration::from_secs(1) {
+            w.start = now;
+            w.count = 0;
+        }
+        if w.count >= limit {
+            return false;
+        }
+        w.count += 1;
+        true
+    }
+}
