@@ -226,3 +226,26 @@ def test_random_garbage_never_panics(srv):
         s.sendall(b"POST /voice-connectors HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"Na")
     srv.assert_healthy()
     assert srv.signed("GET", "/voice-connectors").status_code == 200
+
+
+def test_throttling_per_access_key(start_server):
+    """With --api-rate-limit 1, a burst past the bucket gets 429 with the service's throttling
+    exception, and requests are admitted again after a pause."""
+    s = start_server("sqlite", ["--api-rate-limit", "1"])
+    statuses, kinds = [], set()
+    for _ in range(12):
+        r = s.signed("GET", "/voice-connectors")
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            kinds.add(r.headers["x-amzn-ErrorType"])
+            assert r.headers.get("Retry-After")
+    assert 200 in statuses and 429 in statuses, statuses
+    assert kinds == {"ThrottledClientException"}
+    r = s.signed("GET", f"/meetings/{uuid.uuid4()}")
+    if r.status_code == 429:
+        assert r.headers["x-amzn-ErrorType"] == "ThrottlingException"
+    import time
+
+    time.sleep(1.5)
+    assert s.signed("GET", "/voice-connectors").status_code == 200
+    s.assert_healthy()

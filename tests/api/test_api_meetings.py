@@ -185,3 +185,26 @@ def test_meeting_validation(server):
         raw.create_attendee(MeetingId=mid, ExternalUserId="x")
     assert "ExternalUserId" in short.value.response["Error"]["Message"]
     server.assert_healthy()
+
+
+def test_concurrent_create_attendee_respects_max_count(server):
+    """30 CreateAttendee calls at once on a meeting with MeetingFeatures Attendee.MaxCount 10:
+    exactly 10 attendees, the other 20 get LimitExceededException."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    meetings = server.meetings
+    mid = new_meeting(meetings, MeetingFeatures={"Attendee": {"MaxCount": 10}})["MeetingId"]
+
+    def create(i):
+        try:
+            meetings.create_attendee(MeetingId=mid, ExternalUserId=f"racer-{i:02d}")
+            return "created"
+        except meetings.exceptions.LimitExceededException:
+            return "limit"
+
+    with ThreadPoolExecutor(max_workers=15) as pool:
+        outcomes = list(pool.map(create, range(30)))
+    assert outcomes.count("created") == 10, outcomes
+    assert outcomes.count("limit") == 20, outcomes
+    assert len(meetings.list_attendees(MeetingId=mid)["Attendees"]) == 10
+    server.assert_healthy()
