@@ -38,6 +38,31 @@
 //! while let Some(event) = mixer.poll_event() { /* active speakers, levels */ }
 //! ```
 //!
+//! # API at a glance
+//!
+//! | call | what |
+//! | --- | --- |
+//! | [`Mixer::new`]`(config, now)` | empty meeting; ticks every 20 ms from `now` |
+//! | [`Mixer::add_participant`]`(ParticipantConfig) -> ParticipantId` | join; codec setup errors surface here; [`MixerError::TooManyParticipants`] at the limit |
+//! | [`Mixer::remove_participant`], [`Mixer::reconfigure`] | leave; change codecs in place (re-INVITE) |
+//! | [`Mixer::push_rtp`]`(now, id, seq, ts, ssrc, payload)` | a received audio payload (after SRTP, without RFC 4733 events) |
+//! | [`Mixer::push_pcm`]`(id, &[i16])` | 48 kHz mono PCM from a leg that decodes elsewhere |
+//! | [`Mixer::poll_timeout`] / [`Mixer::handle_timeout`]`(now)` | the 20 ms tick |
+//! | [`Mixer::poll_output`]` -> OutputFrame` | one frame per listener per tick: [`Media`], relative RTP timestamp, marker |
+//! | [`Mixer::poll_event`]` -> MixerEvent` | [`MixerEvent::ActiveSpeakersChanged`], [`MixerEvent::Levels`] |
+//! | [`Mixer::set_muted`], [`Mixer::is_muted`], [`Mixer::contains`], [`Mixer::participants`] | server-side mute, presence |
+//! | [`Mixer::level`], [`Mixer::active_speakers`], [`Mixer::stats`], [`Mixer::participant_stats`] | queries and counters |
+//!
+//! [`ParticipantConfig::rtp`]`(codec)` is the usual SIP leg (same codec both ways);
+//! [`ParticipantConfig::pcm`] a PCM leg. Any combination of [`InputFormat`] and
+//! [`OutputFormat`] is allowed. Handles are generation-checked slab indices: a removed
+//! participant's handle never addresses a later one. The caller keeps its own map from
+//! attendee to [`ParticipantId`].
+//!
+//! Limits ([`MixerConfig`]): participants per meeting, RTP payload size, PCM queued per
+//! leg, undrained output frames per listener, catch-up ticks; events are capped at 64
+//! queued. Nothing on the input path panics: malformed payloads are counted and concealed.
+//!
 //! # What happens on a tick
 //!
 //! 1. **Input.** Each participant yields one 20 ms frame: an RTP leg pops its jitter buffer
