@@ -105,6 +105,8 @@ pub trait Repository: Send + Sync + 'static {
     /// Returns false when the number is already in the inventory.
     async fn add_phone_number(&self, n: &PhoneNumber) -> Result<bool, StoreError>;
     async fn get_phone_number(&self, id: &str) -> Result<Option<PhoneNumber>, StoreError>;
+    /// Stores the number's new state. Associating it with a connector that does not exist
+    /// (or is being deleted concurrently) fails with NotFound.
     async fn update_phone_number(&self, n: &PhoneNumber) -> Result<(), StoreError>;
     /// Numbers in id order after `after`; `vc_id` filters to one connector's numbers.
     async fn list_phone_numbers(

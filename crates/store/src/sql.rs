@@ -377,12 +377,27 @@ impl Repository for SqlRepository {
     }
 
     async fn update_phone_number(&self, n: &PhoneNumber) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(vc) = n.voice_connector() {
+            // Take the connector row's write lock, as delete_voice_connector does: an
+            // association racing a delete either commits first (and the delete refuses) or
+            // finds the connector gone, never points a number at a deleted connector.
+            let locked =
+                sqlx::query("UPDATE voice_connectors SET created_ms = created_ms WHERE id = $1")
+                    .bind(vc)
+                    .execute(&mut *tx)
+                    .await?;
+            if locked.rows_affected() == 0 {
+                return Err(DomainError::not_found("VoiceConnector", vc).into());
+            }
+        }
         sqlx::query("UPDATE phone_numbers SET vc_id = $1, body = $2 WHERE id = $3")
             .bind(n.voice_connector())
             .bind(to_json(n))
             .bind(&n.phone_number_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

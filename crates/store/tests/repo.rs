@@ -171,6 +171,7 @@ suite!(
     settings_crud_and_kinds_are_independent,
     credentials_crud,
     phone_numbers_and_delete_conflict,
+    association_never_outlives_its_connector,
     meeting_crud_and_request_token,
     attendee_crud_and_token_hash_lookup,
     attendee_limit_and_external_user_idempotency,
@@ -556,6 +557,62 @@ async fn phone_numbers_and_delete_conflict(db: &Db) {
         repo.get_phone_number("+12065550101").await.expect("get"),
         Some(n1)
     );
+}
+
+async fn association_never_outlives_its_connector(db: &Db) {
+    let repo = &db.repo;
+    let mut n = number("+12065550199");
+    assert!(repo.add_phone_number(&n).await.expect("add"));
+    associate(&mut n, &vc_id(404));
+    let err = repo
+        .update_phone_number(&n)
+        .await
+        .expect_err("no such connector");
+    assert!(
+        matches!(err, StoreError::Domain(DomainError::NotFound { .. })),
+        "{err}"
+    );
+    assert_eq!(
+        repo.get_phone_number("+12065550199").await.expect("get"),
+        Some(number("+12065550199")),
+        "nothing changed"
+    );
+
+    // Delete and associate race, many times: afterwards either the connector exists (and
+    // may hold the number) or it is gone and no number points at it.
+    for round in 0..15u32 {
+        let id = vc_id(1000 + round);
+        repo.insert_voice_connector(&connector(&id, "race"), 1)
+            .await
+            .expect("insert");
+        let mut n = number("+12065550199");
+        associate(&mut n, &id);
+        let (r1, r2) = (db.repo.clone(), db.repo.clone());
+        let id2 = id.clone();
+        let del = tokio::spawn(async move { r1.delete_voice_connector(&id2).await });
+        let assoc = tokio::spawn(async move { r2.update_phone_number(&n).await });
+        let deleted = del.await.expect("task");
+        let associated = assoc.await.expect("task");
+        let exists = repo.get_voice_connector(&id).await.expect("get").is_some();
+        let holds = !repo
+            .list_phone_numbers(Some(&id), None, 10)
+            .await
+            .expect("list")
+            .is_empty();
+        match (&deleted, &associated) {
+            (Ok(true), Err(StoreError::Domain(DomainError::NotFound { .. }))) => {
+                assert!(!exists && !holds, "round {round}")
+            }
+            (Err(StoreError::Domain(DomainError::Conflict(_))), Ok(())) => {
+                assert!(exists && holds, "round {round}")
+            }
+            other => panic!("round {round}: unexpected outcome {other:?}"),
+        }
+        // Free the number for the next round.
+        let mut free = number("+12065550199");
+        free.status = "Unassigned".into();
+        repo.update_phone_number(&free).await.expect("disassociate");
+    }
 }
 
 async fn meeting_crud_and_request_token(db: &Db) {
