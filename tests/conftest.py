@@ -90,11 +90,18 @@ class PgDatabases:
         return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
 
     def drop_all(self) -> None:
-        for name in self.created:
+        """Drops every database, in parallel: each DROP DATABASE waits for a checkpoint, and
+        concurrent ones share it."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def drop(name: str) -> None:
             try:
                 self._psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            except subprocess.CalledProcessError:
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
                 pass
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(drop, self.created))
 
 
 @pytest.fixture(scope="session")
