@@ -110,11 +110,6 @@ def test_bad_join_token_is_refused_with_403(sip_server, sip_sipp, transport):
     assert f"meeting={p.meeting_id}" not in re.sub(r"meeting created meeting=\S+", "", sip_server.log())
 
 
-@pytest.mark.xfail(
-    reason="server answers OPTIONS for an unknown host with 200; RFC 3261 §11.2 wants the "
-    "status an INVITE would get (404)",
-    strict=False,
-)
 def test_options_to_unknown_host_is_404(sip_server, sip_sipp):
     result = sip_sipp("options_404.xml", {"vc_host": "nosuchconnector0000000.voiceconnector.localhost"})
     assert_one_successful_call(result)

@@ -25,7 +25,9 @@ pub enum Refusal {
     TerminationDisabled(String),
     #[error("source address {ip} is not in the CidrAllowedList of voice connector {vc}")]
     SourceNotAllowed { ip: IpAddr, vc: String },
-    #[error("voice connector {0} requires encryption: use SIP over TLS (port 5061, transport=tls)")]
+    #[error(
+        "voice connector {0} requires encryption: send the call over SIP TLS (transport=tls) with SRTP"
+    )]
     EncryptionRequiredTransport(String),
     #[error(
         "From user {0:?} is not an E.164 number; send +<country code><number>, e.g. +12065550100"

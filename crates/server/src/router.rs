@@ -73,6 +73,10 @@ impl Router {
         }
     }
 
+    pub fn sip_domain(&self) -> &str {
+        &self.sip_domain
+    }
+
     pub fn repo(&self) -> &Arc<dyn Repository> {
         &self.repo
     }

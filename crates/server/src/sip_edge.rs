@@ -53,6 +53,11 @@ pub enum Command {
     },
     /// End a call (BYE, or 480 when unanswered).
     Hangup { call: CallKey },
+    /// Answer a server transaction outside the INVITE dialogs (OPTIONS).
+    Respond {
+        txn: sip::TransactionKey,
+        response: sip::Response,
+    },
 }
 
 /// A running SIP edge.
@@ -116,7 +121,13 @@ pub async fn start<A: CallApp>(
         .await
         .context("binding the SIP transports")?;
     let (cmd_tx, cmd_rx) = mpsc::channel(4096);
-    let ua = UserAgent::new(UaConfig::default(), rand::random());
+    let ua = UserAgent::new(
+        UaConfig {
+            options_to_app: true,
+            ..UaConfig::default()
+        },
+        rand::random(),
+    );
     let task = tokio::spawn(run_ua(
         ua,
         transports.clone(),
@@ -148,9 +159,6 @@ async fn run_ua<A: CallApp>(
             msg = inbound.recv() => {
                 let Some(msg) = msg else { break };
                 let peer = Peer { transport: transport_kind(msg.transport), local: msg.local, remote: msg.remote };
-                if msg.bytes.starts_with(b"OPTIONS ") {
-                    note_options(&router, &msg);
-                }
                 if let Err(e) = ua.handle_datagram(Instant::now(), &msg.bytes, peer) {
                     tracing::debug!(remote = %msg.remote, error = %e, "malformed SIP message");
                 }
@@ -213,32 +221,49 @@ fn apply(ua: &mut UserAgent, cmd: Command) {
         Command::Hangup { call } => {
             let _ = ua.hangup(now, call);
         }
+        Command::Respond { txn, response } => {
+            let _ = ua.respond_request(now, txn, response);
+        }
     }
 }
 
-/// OPTIONS pings from a connector's allowlisted sources update its termination health.
-fn note_options(router: &Arc<Router>, msg: &Inbound) {
-    let Ok(sip::Message::Request(req)) =
-        sip::parse_datagram(&msg.bytes, &sip::ParseLimits::default())
-    else {
-        return;
-    };
-    let host = req.uri.host().to_string();
-    let router = router.clone();
-    let source = msg.remote;
-    tokio::spawn(async move {
-        let Ok(Some(vc)) = router.connector_for_host(&host).await else {
-            return;
-        };
-        let Ok(Some(term)) = router.termination(&vc.voice_connector_id).await else {
-            return;
-        };
-        if !term.allows_source(source.ip()) {
-            return;
+/// OPTIONS (RFC 3261 §11.2) gets what an INVITE to the same host would: 404 with a Warning
+/// for a host that is no voice connector here, else 200 with Allow, Accept and Supported.
+/// Pings from a connector's allowlisted sources update its termination health.
+async fn answer_options(
+    router: &Router,
+    ok: sip::Response,
+    req: &Request,
+    peer: &Peer,
+) -> sip::Response {
+    let host = req
+        .uri
+        .host()
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    let vc = match router.connector_for_host(&host).await {
+        Ok(Some(vc)) => vc,
+        Ok(None) => {
+            let r = Refusal::UnknownHost {
+                host,
+                sip_domain: router.sip_domain().to_string(),
+            };
+            let mut resp = sip::Response::for_request(req, r.status());
+            resp.headers
+                .push(HeaderName::Warning, &warning_value(&r.to_string()));
+            return resp;
         }
+        Err(e) => {
+            tracing::warn!(error = %e, "OPTIONS lookup failed");
+            return ok;
+        }
+    };
+    if let Ok(Some(term)) = router.termination(&vc.voice_connector_id).await
+        && term.allows_source(peer.remote.ip())
+    {
         let health = domain::voice_connector::TerminationHealth {
             timestamp: Some(domain::timestamp::iso8601(domain::timestamp::now_millis())),
-            source: Some(source.ip().to_string()),
+            source: Some(peer.remote.ip().to_string()),
         };
         if let Ok(doc) = serde_json::to_value(&health) {
             let _ = router
@@ -250,7 +275,8 @@ fn note_options(router: &Arc<Router>, msg: &Inbound) {
                 )
                 .await;
         }
-    });
+    }
+    ok
 }
 
 /// Reads what routing needs from an INVITE.
@@ -346,6 +372,15 @@ fn on_event<A: CallApp>(
                 }
             }
             let _ = ua.respond_request(now, txn, resp);
+        }
+        UaEvent::OutOfDialogRequest { txn, request, peer } if request.method == Method::Options => {
+            let ok = ua.options_response(&request);
+            let router = router.clone();
+            let tx = cmd_tx.clone();
+            tokio::spawn(async move {
+                let response = answer_options(&router, ok, &request, &peer).await;
+                let _ = tx.send(Command::Respond { txn, response }).await;
+            });
         }
         UaEvent::OutOfDialogRequest { txn, request, .. } => {
             let resp = sip::Response::for_request(&request, 405);

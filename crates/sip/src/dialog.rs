@@ -116,6 +116,11 @@ pub struct UaConfig {
     pub session_timer: Option<SessionTimerConfig>,
     /// Value of User-Agent / Server headers.
     pub user_agent: String,
+    /// Hand out-of-dialog OPTIONS to the application as [`UaEvent::OutOfDialogRequest`]
+    /// instead of answering 200 here (RFC 3261 §11.2: the answer should be what an INVITE
+    /// to the same Request-URI would get, which only the application knows). Build the 200
+    /// with [`UserAgent::options_response`].
+    pub options_to_app: bool,
     /// Most concurrent calls; further INVITEs get 503 (RFC 3261 §21.5.4).
     pub max_calls: usize,
 }
@@ -139,6 +144,7 @@ impl Default for UaConfig {
             accept: "application/sdp".into(),
             session_timer: Some(SessionTimerConfig::default()),
             user_agent: "voice-connector".into(),
+            options_to_app: false,
             max_calls: 10_000,
         }
     }
@@ -642,6 +648,13 @@ impl UserAgent {
         }
         match req.method {
             Method::Invite => self.on_invite(now, key, req, peer),
+            Method::Options if self.cfg.options_to_app => {
+                self.events.push_back(UaEvent::OutOfDialogRequest {
+                    txn: key,
+                    request: req,
+                    peer,
+                });
+            }
             Method::Options => {
                 let allow = self.allow_value();
                 let sup = self.cfg.supported.join(", ");
@@ -928,6 +941,18 @@ impl UserAgent {
             }
         }
         Ok(())
+    }
+
+    /// The 200 answer to an OPTIONS request, with Allow, Accept and Supported (RFC 3261
+    /// §11.2).
+    pub fn options_response(&self, req: &Request) -> Response {
+        let mut r = Response::for_request(req, 200);
+        r.headers.push(HeaderName::Allow, &self.allow_value());
+        r.headers.push(HeaderName::Accept, &self.cfg.accept);
+        r.headers
+            .push(HeaderName::Supported, &self.cfg.supported.join(", "));
+        r.headers.push(HeaderName::Server, &self.cfg.user_agent);
+        r
     }
 
     /// Answers a server transaction reported by [`UaEvent::Request`] or
