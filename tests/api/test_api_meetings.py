@@ -208,3 +208,18 @@ def test_concurrent_create_attendee_respects_max_count(server):
     assert outcomes.count("limit") == 20, outcomes
     assert len(meetings.list_attendees(MeetingId=mid)["Attendees"]) == 10
     server.assert_healthy()
+
+
+def test_concurrent_create_meeting_same_request_token(server):
+    """A client retrying CreateMeeting while the first try is still in flight gets the same
+    meeting, not a second one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    meetings = server.meetings
+    for round_ in range(5):
+        crt = uuid.uuid4().hex
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            ids = set(pool.map(lambda _: new_meeting(meetings, ClientRequestToken=crt)["MeetingId"],
+                               range(8)))
+        assert len(ids) == 1, f"round {round_}: {len(ids)} meetings for one ClientRequestToken"
+    server.assert_healthy()

@@ -10,5 +10,5 @@ mod migrate;
 mod repo;
 mod sql;
 
-pub use repo::{AttendeeInsert, Repository, SettingKind, StoreError};
+pub use repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 pub use sql::SqlRepository;

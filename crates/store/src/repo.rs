@@ -14,6 +14,9 @@ pub enum StoreError {
     /// The database failed or is unreachable (an internal fault).
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A row kept changing under a compare-and-insert loop (an internal fault).
+    #[error("{what} kept changing under concurrent writes")]
+    Contention { what: &'static str },
     /// A stored document no longer parses (an internal fault).
     #[error("stored {table} row {id} is corrupt: {source}")]
     Corrupt {
@@ -49,6 +52,14 @@ pub enum AttendeeInsert {
     Created(AttendeeRecord),
     /// The meeting already had an attendee with this ExternalUserId: here it is.
     Existing(AttendeeRecord),
+}
+
+/// Result of adding a meeting.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MeetingInsert {
+    Created(MeetingRecord),
+    /// A meeting with this ClientRequestToken already exists: here it is.
+    Existing(MeetingRecord),
 }
 
 /// Every read and write of the control plane. All writes are durable when they return.
@@ -117,7 +128,9 @@ pub trait Repository: Send + Sync + 'static {
     ) -> Result<Vec<PhoneNumber>, StoreError>;
 
     // Meetings.
-    async fn insert_meeting(&self, m: &MeetingRecord) -> Result<(), StoreError>;
+    /// Adds a meeting unless one with the same ClientRequestToken exists, which is returned
+    /// instead. Atomic with respect to concurrent inserts of the same token.
+    async fn insert_meeting(&self, m: &MeetingRecord) -> Result<MeetingInsert, StoreError>;
     async fn get_meeting(&self, id: &str) -> Result<Option<MeetingRecord>, StoreError>;
     async fn find_meeting_by_request_token(
         &self,

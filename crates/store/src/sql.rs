@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-use crate::repo::{AttendeeInsert, Repository, SettingKind, StoreError};
+use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 
 /// The SQL repository.
 #[derive(Clone)]
@@ -429,8 +429,13 @@ impl Repository for SqlRepository {
             .collect()
     }
 
-    async fn insert_meeting(&self, m: &MeetingRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO meetings (id, client_request_token, body, created_ms, last_audio_ms) VALUES ($1, $2, $3, $4, $5)")
+    async fn insert_meeting(&self, m: &MeetingRecord) -> Result<MeetingInsert, StoreError> {
+        // A meeting deleted between our conflict and our read frees the token: try again.
+        for _ in 0..3 {
+            let r = sqlx::query(
+                "INSERT INTO meetings (id, client_request_token, body, created_ms, last_audio_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_request_token) DO NOTHING",
+            )
             .bind(&m.meeting.meeting_id)
             .bind(&m.client_request_token)
             .bind(to_json(&m.meeting))
@@ -438,7 +443,19 @@ impl Repository for SqlRepository {
             .bind(m.last_audio_ms)
             .execute(&self.pool)
             .await?;
-        Ok(())
+            if r.rows_affected() > 0 {
+                return Ok(MeetingInsert::Created(m.clone()));
+            }
+            if let Some(existing) = self
+                .find_meeting_by_request_token(&m.client_request_token)
+                .await?
+            {
+                return Ok(MeetingInsert::Existing(existing));
+            }
+        }
+        Err(StoreError::Contention {
+            what: "meetings.client_request_token",
+        })
     }
 
     async fn get_meeting(&self, id: &str) -> Result<Option<MeetingRecord>, StoreError> {

@@ -20,7 +20,7 @@ use domain::voice_connector::{
 use domain::{ConflictReason, DomainError};
 use serde_json::json;
 use sqlx::Connection as _;
-use store::{AttendeeInsert, Repository, SettingKind, SqlRepository, StoreError};
+use store::{AttendeeInsert, MeetingInsert, Repository, SettingKind, SqlRepository, StoreError};
 
 // ---------------------------------------------------------------------------------------
 // Databases.
@@ -177,6 +177,7 @@ suite!(
     attendee_limit_and_external_user_idempotency,
     concurrent_inserts_respect_the_limit,
     concurrent_same_external_user_creates_one,
+    concurrent_same_request_token_creates_one_meeting,
     delete_meeting_cascades_to_attendees,
     delete_connector_cascades_to_settings_and_credentials,
     writes_survive_reconnect,
@@ -619,8 +620,23 @@ async fn meeting_crud_and_request_token(db: &Db) {
     let repo = &db.repo;
     let id = domain::ids::new_uuid();
     let m = meeting(&id, "crt-1", 1_764_000_000_000);
-    repo.insert_meeting(&m).await.expect("insert");
+    assert_eq!(
+        repo.insert_meeting(&m).await.expect("insert"),
+        MeetingInsert::Created(m.clone())
+    );
     assert_eq!(repo.get_meeting(&id).await.expect("get"), Some(m.clone()));
+    // Another meeting with the same ClientRequestToken: the first one comes back.
+    let retry = meeting(&domain::ids::new_uuid(), "crt-1", 1_764_000_000_100);
+    assert_eq!(
+        repo.insert_meeting(&retry).await.expect("insert retry"),
+        MeetingInsert::Existing(m.clone())
+    );
+    assert_eq!(
+        repo.get_meeting(&retry.meeting.meeting_id)
+            .await
+            .expect("get"),
+        None
+    );
     assert_eq!(
         repo.find_meeting_by_request_token("crt-1")
             .await
@@ -884,6 +900,32 @@ async fn concurrent_same_external_user_creates_one(db: &Db) {
     }
     assert_eq!(created, 1, "exactly one insert creates the attendee");
     assert_eq!(ids.len(), 1, "everyone gets the same attendee");
+}
+
+async fn concurrent_same_request_token_creates_one_meeting(db: &Db) {
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let repo = db.repo.clone();
+            let m = meeting(&domain::ids::new_uuid(), "retry-token", 1);
+            tokio::spawn(async move { repo.insert_meeting(&m).await })
+        })
+        .collect();
+    let mut created = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        match t.await.expect("task").expect("insert") {
+            MeetingInsert::Created(m) => {
+                created += 1;
+                ids.insert(m.meeting.meeting_id);
+            }
+            MeetingInsert::Existing(m) => {
+                ids.insert(m.meeting.meeting_id);
+            }
+        }
+    }
+    assert_eq!(created, 1, "exactly one insert creates the meeting");
+    assert_eq!(ids.len(), 1, "every caller gets the same meeting");
+    assert_eq!(db.repo.list_meetings().await.expect("list").len(), 1);
 }
 
 async fn delete_meeting_cascades_to_attendees(db: &Db) {

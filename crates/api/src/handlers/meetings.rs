@@ -7,7 +7,7 @@ use domain::meeting::{
 use domain::timestamp::now_millis;
 use domain::token;
 use serde_json::{Value, json};
-use store::{AttendeeInsert, StoreError};
+use store::{AttendeeInsert, MeetingInsert, StoreError};
 
 use super::{ControlEvent, Ctx, member, next_token, opt_string, page, string};
 use crate::ApiError;
@@ -55,10 +55,19 @@ pub(super) async fn create(
     with_attendees: bool,
 ) -> Result<Value, ApiError> {
     let crt = string(&input, "ClientRequestToken");
-    // ClientRequestToken makes creation idempotent: a retry returns the same meeting.
-    let rec = match ctx.state.repo.find_meeting_by_request_token(&crt).await? {
-        Some(existing) if !existing.expired(now_millis(), false) => existing,
-        _ => {
+    // ClientRequestToken makes creation idempotent: a retry returns the same meeting, also
+    // when it races the first try (the store resolves that atomically). A meeting that has
+    // ended by AWS's auto-end rules no longer holds its token.
+    let existing = match ctx.state.repo.find_meeting_by_request_token(&crt).await? {
+        Some(m) if m.expired(now_millis(), false) => {
+            end_meeting(ctx.state, &m.meeting.meeting_id).await?;
+            None
+        }
+        other => other,
+    };
+    let rec = match existing {
+        Some(m) => m,
+        None => {
             let id = domain::ids::new_uuid();
             let region = string(&input, "MediaRegion");
             let now = now_millis();
@@ -78,9 +87,13 @@ pub(super) async fn create(
                 created_ms: now,
                 last_audio_ms: now,
             };
-            ctx.state.repo.insert_meeting(&rec).await?;
-            tracing::info!(meeting = %rec.meeting.meeting_id, "meeting created");
-            rec
+            match ctx.state.repo.insert_meeting(&rec).await? {
+                MeetingInsert::Created(rec) => {
+                    tracing::info!(meeting = %rec.meeting.meeting_id, "meeting created");
+                    rec
+                }
+                MeetingInsert::Existing(rec) => rec,
+            }
         }
     };
     if !with_attendees {
