@@ -145,14 +145,17 @@ impl Media {
         *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }
 
-    fn hang_up(&self, call: CallKey) {
+    fn hang_up(&self, call: CallKey, reason: &str) {
         let tx = self
             .commands
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let Some(tx) = tx {
-            let _ = tx.try_send(Command::Hangup { call });
+            let _ = tx.try_send(Command::Hangup {
+                call,
+                reason: Some(reason.to_string()),
+            });
         }
     }
 
@@ -176,7 +179,7 @@ impl Media {
                 .collect()
         };
         for c in calls {
-            self.hang_up(c);
+            self.hang_up(c, "SIP;cause=410;text=\"meeting ended\"");
         }
     }
 
@@ -188,7 +191,10 @@ impl Media {
             .ok()
             .and_then(|r| r.by_attendee.get(attendee_id).copied());
         if let Some(c) = call {
-            self.hang_up(c);
+            self.hang_up(
+                c,
+                "SIP;cause=410;text=\"attendee removed from the meeting\"",
+            );
         }
     }
 
@@ -217,7 +223,7 @@ impl Media {
                     .and_then(|r| r.by_leg.get(&(meeting_id.to_string(), leg)).copied());
                 if let Some(call) = call {
                     tracing::info!(meeting = %meeting_id, %leg, "no RTP for the inactivity timeout; hanging up");
-                    self.hang_up(call);
+                    self.hang_up(call, "SIP;cause=408;text=\"no RTP received\"");
                 }
             }
             EngineEvent::Dtmf {
@@ -431,7 +437,7 @@ impl CallApp for Arc<Media> {
         // The same attendee joining again: the older leg goes, as Chime does.
         if let Some(old) = previous.filter(|c| *c != call) {
             tracing::info!(attendee = %attendee.attendee_id, "attendee joined from another device; ending the older call");
-            self.hang_up(old);
+            self.hang_up(old, "SIP;cause=200;text=\"joined from another device\"");
         }
         self.metrics
             .gauge_set("vc_active_legs", "", self.active_calls() as i64);

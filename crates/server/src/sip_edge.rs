@@ -51,8 +51,11 @@ pub enum Command {
         headers: Vec<(HeaderName, String)>,
         body: Option<Body>,
     },
-    /// End a call (BYE, or 480 when unanswered).
-    Hangup { call: CallKey },
+    /// End a call (BYE, or 480 when unanswered), with an RFC 3326 Reason on the BYE.
+    Hangup {
+        call: CallKey,
+        reason: Option<String>,
+    },
     /// Answer a server transaction outside the INVITE dialogs (OPTIONS).
     Respond {
         txn: sip::TransactionKey,
@@ -218,8 +221,11 @@ fn apply(ua: &mut UserAgent, cmd: Command) {
                 tracing::debug!(?call, error = %e, "answer for a call that is gone");
             }
         }
-        Command::Hangup { call } => {
-            let _ = ua.hangup(now, call);
+        Command::Hangup { call, reason } => {
+            let _ = match reason {
+                Some(r) => ua.hangup_with_reason(now, call, &r),
+                None => ua.hangup(now, call),
+            };
         }
         Command::Respond { txn, response } => {
             let _ = ua.respond_request(now, txn, response);

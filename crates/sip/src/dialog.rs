@@ -366,6 +366,8 @@ struct Dialog {
     session: Option<Session>,
     peer_allows_update: bool,
     local_body: Option<Body>,
+    /// Reason header value for our BYE (RFC 3326), set by [`UserAgent::hangup_with_reason`].
+    bye_reason: Option<String>,
     /// UAC: credentials for one challenge, taken when used.
     credentials: Option<Credentials>,
     /// UAS: the application hung up before the ACK for our 2xx arrived (§15).
@@ -795,6 +797,7 @@ impl UserAgent {
             session,
             peer_allows_update: h.allow().any(|m| m == Method::Update),
             local_body: None,
+            bye_reason: None,
             credentials: None,
             bye_after_ack: false,
             timers: [None; 4],
@@ -1308,6 +1311,7 @@ impl UserAgent {
                 session: None,
                 peer_allows_update: false,
                 local_body: body,
+                bye_reason: None,
                 credentials,
                 bye_after_ack: false,
                 timers: [None; 4],
@@ -1504,6 +1508,20 @@ impl UserAgent {
     /// arrived, §15), CANCEL for our unanswered INVITE, 480 for an INVITE we have not
     /// answered. Reports [`TerminationReason::LocalBye`]
     /// except for the CANCEL case, which ends when the 487 arrives.
+    /// [`UserAgent::hangup`] with a Reason header on the BYE (RFC 3326), e.g.
+    /// `SIP;cause=200;text="Call completed elsewhere"`.
+    pub fn hangup_with_reason(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        reason: &str,
+    ) -> Result<(), UaError> {
+        let d = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
+        d.bye_reason = Some(reason.to_string());
+        self.hangup(now, call)
+    }
+
+    /// Ends a call without a Reason header; see [`UserAgent::hangup_with_reason`].
     pub fn hangup(&mut self, now: Instant, call: CallKey) -> Result<(), UaError> {
         let d = self.calls.get(&call).ok_or(UaError::UnknownCall)?;
         match (d.role, d.state) {
@@ -1528,8 +1546,12 @@ impl UserAgent {
     }
 
     fn send_bye(&mut self, now: Instant, call: CallKey) -> Result<(), UaError> {
-        let peer = self.calls.get(&call).ok_or(UaError::UnknownCall)?.peer;
-        let r = self.build_in_dialog(call, Method::Bye, None)?;
+        let d = self.calls.get(&call).ok_or(UaError::UnknownCall)?;
+        let (peer, reason) = (d.peer, d.bye_reason.clone());
+        let mut r = self.build_in_dialog(call, Method::Bye, None)?;
+        if let Some(reason) = reason {
+            r.headers.push(HeaderName::Reason, &reason);
+        }
         let key = self.txn.send_request(now, r, peer)?;
         self.owners.insert(key, (call, Purpose::Bye));
         Ok(())
