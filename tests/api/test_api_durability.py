@@ -59,3 +59,52 @@ def test_each_write_survives_an_immediate_kill(server):
         server.start()
         assert server.voice.get_voice_connector(VoiceConnectorId=vc_id)["VoiceConnector"]["Name"] == f"k{i}"
     assert len(server.voice.list_voice_connectors()["VoiceConnectors"]) == 3
+
+
+def test_acknowledged_writes_survive_kill_9_under_load(server):
+    """Writers create attendees as fast as they can; the server is SIGKILLed in the middle.
+    After a restart every attendee whose CreateAttendee got a 200 is there, with its token."""
+    import threading
+
+    meetings = server.meetings
+    mids = [meetings.create_meeting(ClientRequestToken=uuid.uuid4().hex, MediaRegion="us-east-1",
+                                    ExternalMeetingId=f"load-{i}")["Meeting"]["MeetingId"]
+            for i in range(4)]
+    acked: list[tuple[str, str, str]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(w: int) -> None:
+        client = server.meetings  # botocore clients are safe to share between threads
+        i = 0
+        while not stop.is_set() and i < 200:
+            mid = mids[i % len(mids)]
+            try:
+                a = client.create_attendee(MeetingId=mid, ExternalUserId=f"w{w}-{i:04d}")["Attendee"]
+            except Exception:  # noqa: BLE001 - the server was killed mid-request
+                return
+            with lock:
+                acked.append((mid, a["AttendeeId"], a["JoinToken"]))
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    # Kill once a good number of writes have been acknowledged (no timing: a count).
+    while True:
+        with lock:
+            if len(acked) >= 60 or not any(t.is_alive() for t in threads):
+                break
+        stop.wait(0.005)
+    server.kill9()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(acked) >= 60
+
+    server.start()
+    meetings = server.meetings
+    for mid, attendee_id, token in acked:
+        got = meetings.get_attendee(MeetingId=mid, AttendeeId=attendee_id)["Attendee"]
+        assert got["JoinToken"] == token
+    server.assert_healthy()
