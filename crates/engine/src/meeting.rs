@@ -8,8 +8,12 @@ use codec::Codec;
 use codec::telephone_event::{DtmfEvent, EventReceiver, event_char};
 use mixer::{Media, Mixer, MixerConfig, MixerEvent, ParticipantConfig, ParticipantId};
 use rtp::packet::{RtpPacket, RtpWriter, is_rtcp};
+use rtp::rtcp::{RtcpPacket, parse_compound, sdes_item, write_sdes};
 use rtp::srtp::{SrtpContext, SrtpError, SrtpSuite};
-use rtp::stats::ReceptionStats;
+use rtp::stats::{
+    NtpClock, ReceptionStats, SenderStats, round_trip_time, write_receiver_report,
+    write_sender_report,
+};
 
 /// Names a leg of this meeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,6 +145,9 @@ pub struct LegStats {
     pub lost: i64,
     /// RFC 3550 A.8 interarrival jitter, in milliseconds.
     pub jitter_ms: u32,
+    pub rtcp_out: u64,
+    /// Round-trip time from the peer's last report block about us (RFC 3550 §6.4.1).
+    pub rtt_ms: Option<u32>,
 }
 
 struct Leg {
@@ -155,8 +162,17 @@ struct Leg {
     last_rx: Instant,
     inactive_reported: bool,
     reception: Option<ReceptionStats>,
+    sender: SenderStats,
+    next_rtcp: Instant,
+    /// Where the peer's RTCP comes from (symmetric RTCP, RFC 4961).
+    latched_rtcp: Option<SocketAddr>,
     dtmf: EventReceiver,
     stats: LegStats,
+}
+
+/// RFC 3550 §6.2: at least 5 s between reports, randomised by 0.5–1.5 (§6.3.1).
+fn rtcp_interval() -> Duration {
+    Duration::from_millis(2500 + u64::from(rand::random::<u16>() % 5000))
 }
 
 /// One meeting's media. See the crate documentation.
@@ -171,6 +187,8 @@ pub struct MeetingMedia {
     scratch: Vec<u8>,
     rtp_buf: Vec<u8>,
     next_inactivity_check: Instant,
+    ntp: NtpClock,
+    cname: Vec<u8>,
 }
 
 /// Most transmits queued when the driver does not drain (a frame per leg per tick fits).
@@ -178,8 +196,11 @@ const MAX_OUT: usize = 4096;
 const MAX_EVENTS: usize = 256;
 
 impl MeetingMedia {
-    pub fn new(now: Instant, cfg: EngineConfig) -> Self {
+    /// `wallclock` is the time since the Unix epoch at `now` (for RTCP NTP timestamps).
+    pub fn new(now: Instant, wallclock: Duration, cfg: EngineConfig) -> Self {
         MeetingMedia {
+            ntp: NtpClock::new(now, wallclock),
+            cname: format!("vc-{:08x}@voice-connector", rand::random::<u32>()).into_bytes(),
             mixer: Mixer::new(cfg.mixer, now),
             cfg,
             legs: HashMap::new(),
@@ -212,6 +233,8 @@ impl MeetingMedia {
         let id = LegId(self.next_id);
         self.next_id += 1;
         self.by_participant.insert(participant, id);
+        let ssrc: u32 = rand::random();
+        let clock = cfg.codec.rtp_clock_rate();
         self.legs.insert(
             id,
             Leg {
@@ -219,7 +242,10 @@ impl MeetingMedia {
                 rx,
                 tx,
                 latched: None,
-                ssrc: rand::random(),
+                ssrc,
+                sender: SenderStats::new(ssrc, clock),
+                next_rtcp: now + rtcp_interval(),
+                latched_rtcp: None,
                 seq: rand::random(),
                 ts_base: rand::random(),
                 last_rx: now,
@@ -281,16 +307,39 @@ impl MeetingMedia {
             return;
         }
         if is_rtcp(data) {
-            let ok = match &mut l.rx {
-                Some(ctx) => ctx.unprotect_rtcp(data, &mut self.scratch).is_ok(),
-                None => true,
+            let plain: &[u8] = match &mut l.rx {
+                Some(ctx) => match ctx.unprotect_rtcp(data, &mut self.scratch) {
+                    Ok(()) => &self.scratch,
+                    Err(_) => {
+                        l.stats.srtp_failures += 1;
+                        return;
+                    }
+                },
+                None => data,
             };
-            if ok {
-                l.stats.rtcp_in += 1;
-                l.last_rx = now;
-                l.inactive_reported = false;
-            } else {
-                l.stats.srtp_failures += 1;
+            l.stats.rtcp_in += 1;
+            l.last_rx = now;
+            l.inactive_reported = false;
+            l.latched_rtcp = Some(from);
+            for item in parse_compound(plain) {
+                let Ok((pkt, _)) = item else { break };
+                let blocks = match pkt {
+                    RtcpPacket::SenderReport(sr) => {
+                        if let Some(r) = &mut l.reception {
+                            r.on_sender_report(now, sr.info.ntp_timestamp);
+                        }
+                        Some(sr.report_blocks())
+                    }
+                    RtcpPacket::ReceiverReport(rr) => Some(rr.report_blocks()),
+                    _ => None,
+                };
+                for b in blocks.into_iter().flatten() {
+                    if b.ssrc == l.ssrc
+                        && let Some(rtt) = round_trip_time(&b, &self.ntp, now)
+                    {
+                        l.stats.rtt_ms = Some(rtt.as_millis().min(u128::from(u32::MAX)) as u32);
+                    }
+                }
             }
             return;
         }
@@ -415,6 +464,7 @@ impl MeetingMedia {
                 }
                 None => self.rtp_buf.clone(),
             };
+            l.sender.on_rtp_sent(now, writer.timestamp, payload.len());
             l.stats.packets_out += 1;
             l.stats.bytes_out += bytes.len() as u64;
             if self.out.len() < MAX_OUT {
@@ -452,6 +502,15 @@ impl MeetingMedia {
         if now >= self.next_inactivity_check {
             self.next_inactivity_check = now + Duration::from_secs(1);
             for (id, l) in &mut self.legs {
+                if now >= l.next_rtcp {
+                    l.next_rtcp = now + rtcp_interval();
+                    if let Some(t) = Self::rtcp_report(*id, l, &self.ntp, &self.cname, now)
+                        && self.out.len() < MAX_OUT
+                    {
+                        l.stats.rtcp_out += 1;
+                        self.out.push_back(t);
+                    }
+                }
                 if !l.inactive_reported
                     && now.saturating_duration_since(l.last_rx) >= self.cfg.inactivity
                 {
@@ -462,6 +521,49 @@ impl MeetingMedia {
                 }
             }
         }
+    }
+
+    /// A compound SR or RR with SDES CNAME (RFC 3550 §6.1), SRTCP-protected for SRTP legs.
+    fn rtcp_report(
+        id: LegId,
+        l: &mut Leg,
+        ntp: &NtpClock,
+        cname: &[u8],
+        now: Instant,
+    ) -> Option<Transmit> {
+        let dest = if l.cfg.rtcp_mux {
+            l.latched.or(l.cfg.remote_rtp)?
+        } else {
+            l.latched_rtcp.or(l.cfg.remote_rtcp).or_else(|| {
+                l.latched
+                    .or(l.cfg.remote_rtp)
+                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))
+            })?
+        };
+        let mut plain = Vec::with_capacity(128);
+        let report = if l.stats.packets_out > 0 {
+            write_sender_report(&mut plain, &l.sender, ntp, l.reception.as_mut(), now)
+        } else {
+            write_receiver_report(&mut plain, l.ssrc, l.reception.as_mut(), now)
+        };
+        report.ok()?;
+        let mut sdes = Vec::with_capacity(64);
+        write_sdes(&mut sdes, &[(l.ssrc, &[(sdes_item::CNAME, cname)])]).ok()?;
+        plain.extend_from_slice(&sdes);
+        let bytes = match &mut l.tx {
+            Some(ctx) => {
+                let mut out = Vec::with_capacity(plain.len() + 32);
+                ctx.protect_rtcp(&plain, &mut out).ok()?;
+                out
+            }
+            None => plain,
+        };
+        Some(Transmit {
+            leg: id,
+            dest,
+            rtcp: !l.cfg.rtcp_mux,
+            bytes,
+        })
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -129,7 +129,11 @@ impl Peer {
 #[test]
 fn each_leg_hears_the_other_not_itself() {
     let t0 = Instant::now();
-    let mut m = MeetingMedia::new(t0, EngineConfig::default());
+    let mut m = MeetingMedia::new(
+        t0,
+        Duration::from_secs(1_800_000_000),
+        EngineConfig::default(),
+    );
     let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
     let b_addr: SocketAddr = "127.0.0.1:41002".parse().expect("addr");
     let la = m.add_leg(t0, leg(1, a_addr)).expect("leg a");
@@ -145,6 +149,9 @@ fn each_leg_hears_the_other_not_itself() {
         m.handle_packet(now, lb, b.addr, &pb);
         m.handle_timeout(now);
         while let Some(t) = m.poll_transmit() {
+            if t.rtcp {
+                continue;
+            }
             if t.leg == la {
                 assert_eq!(t.dest, a_addr);
                 a.receive(&t.bytes);
@@ -177,7 +184,11 @@ fn each_leg_hears_the_other_not_itself() {
 #[test]
 fn forged_packets_are_refused_and_do_not_latch() {
     let t0 = Instant::now();
-    let mut m = MeetingMedia::new(t0, EngineConfig::default());
+    let mut m = MeetingMedia::new(
+        t0,
+        Duration::from_secs(1_800_000_000),
+        EngineConfig::default(),
+    );
     let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
     let evil: SocketAddr = "127.0.0.9:9999".parse().expect("addr");
     let la = m.add_leg(t0, leg(1, a_addr)).expect("leg");
@@ -201,6 +212,7 @@ fn silence_on_the_wire_reports_inactivity() {
     let t0 = Instant::now();
     let mut m = MeetingMedia::new(
         t0,
+        Duration::from_secs(1_800_000_000),
         EngineConfig {
             inactivity: Duration::from_secs(5),
             ..Default::default()
@@ -223,4 +235,51 @@ fn silence_on_the_wire_reports_inactivity() {
         }
     }
     assert!(seen, "inactivity reported");
+}
+
+#[test]
+fn rtcp_reports_go_to_the_rtcp_port_under_srtcp() {
+    let t0 = Instant::now();
+    let mut m = MeetingMedia::new(
+        t0,
+        Duration::from_secs(1_800_000_000),
+        EngineConfig::default(),
+    );
+    let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
+    let la = m.add_leg(t0, leg(1, a_addr)).expect("leg");
+    let mut a = Peer::new(1, a_addr, 440.0);
+    let mut now = t0;
+    let mut reports = 0;
+    while now < t0 + Duration::from_secs(16) {
+        now += Duration::from_millis(20);
+        let p = a.packet();
+        m.handle_packet(now, la, a_addr, &p);
+        m.handle_timeout(now);
+        while let Some(t) = m.poll_transmit() {
+            if t.rtcp {
+                assert_eq!(
+                    t.dest,
+                    "127.0.0.1:41001".parse::<SocketAddr>().expect("addr")
+                );
+                let mut plain = Vec::new();
+                a.rx.unprotect_rtcp(&t.bytes, &mut plain)
+                    .expect("SRTCP authenticates");
+                let kinds: Vec<_> = rtp::rtcp::parse_compound(&plain)
+                    .map(|p| p.expect("parses").0)
+                    .map(|p| matches!(p, rtp::rtcp::RtcpPacket::SenderReport(_)))
+                    .collect();
+                assert_eq!(
+                    kinds.first(),
+                    Some(&true),
+                    "an SR first, since we send media"
+                );
+                reports += 1;
+            }
+        }
+    }
+    assert!(
+        (2..=7).contains(&reports),
+        "about one report per 5 s: {reports}"
+    );
+    assert_eq!(m.leg_stats(la).expect("stats").rtcp_out, reports);
 }

@@ -206,7 +206,10 @@ impl Media {
             return h.tx.clone();
         }
         let (tx, rx) = mpsc::channel(8192);
-        let media = MeetingMedia::new(Instant::now(), self.engine);
+        let wallclock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let media = MeetingMedia::new(Instant::now(), wallclock, self.engine);
         tokio::spawn(run_meeting(self.clone(), meeting_id.to_string(), media, rx));
         r.meetings
             .insert(meeting_id.to_string(), MeetingHandle { tx: tx.clone() });
