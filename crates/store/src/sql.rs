@@ -44,6 +44,11 @@ impl SqlRepository {
         let pool = AnyPoolOptions::new()
             .max_connections(if postgres { 16 } else { 4 })
             .acquire_timeout(Duration::from_secs(10))
+            // A SQLite connection is a local file handle that cannot go stale; pinging it
+            // before every query only added a round trip to its worker thread (about a
+            // third of GetVoiceConnector's cost). PostgreSQL keeps the check: the server
+            // may have restarted or dropped an idle connection.
+            .test_before_acquire(postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if !postgres {
