@@ -102,7 +102,10 @@ struct CallInfo {
     leg: Option<LegId>,
     port: u16,
     readers: Vec<tokio::task::JoinHandle<()>>,
-    negotiated: crate::offer::Negotiated,
+    /// Negotiated media; `None` while our delayed offer awaits the ACK's answer.
+    negotiated: Option<crate::offer::Negotiated>,
+    /// Our delayed offer and the sockets waiting for its answer.
+    pending: Option<(sdp::negotiate::MediaSession, Arc<UdpSocket>, Arc<UdpSocket>)>,
     started: Instant,
 }
 
@@ -214,6 +217,31 @@ impl Media {
         r.meetings
             .insert(meeting_id.to_string(), MeetingHandle { tx: tx.clone() });
         tx
+    }
+
+    /// Adds a negotiated leg to its meeting's media and starts reading its sockets.
+    async fn attach(
+        self: &Arc<Self>,
+        meeting_id: &str,
+        negotiated: &crate::offer::Negotiated,
+        rtp: Arc<UdpSocket>,
+        rtcp: Arc<UdpSocket>,
+    ) -> Option<(LegId, Vec<tokio::task::JoinHandle<()>>)> {
+        let tx = self.meeting_sender(meeting_id);
+        let (reply, rx) = oneshot::channel();
+        let add = MeetingMsg::AddLeg {
+            cfg: negotiated.leg.clone(),
+            rtp: rtp.clone(),
+            rtcp: rtcp.clone(),
+            reply,
+        };
+        tx.send(add).await.ok()?;
+        let leg = rx.await.ok()?.ok()?;
+        let readers = vec![
+            spawn_reader(rtp, leg, tx.clone()),
+            spawn_reader(rtcp, leg, tx),
+        ];
+        Some((leg, readers))
     }
 
     fn on_engine_event(&self, meeting_id: &str, ev: EngineEvent) {
@@ -383,58 +411,58 @@ impl CallApp for Arc<Media> {
         let Some((port, rtp, rtcp)) = bind_pair(&self.pool).await else {
             return Err((503, "no free RTP ports; try again later".into()));
         };
-        let negotiated =
-            match crate::offer::answer(&invite.body, connector.require_encryption, ip, port) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.pool.give_back(port);
-                    return Err(e);
-                }
-            };
-        let rtp = Arc::new(rtp);
-        let rtcp = Arc::new(rtcp);
+        let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
         let meeting_id = meeting.meeting.meeting_id.clone();
-        let tx = self.meeting_sender(&meeting_id);
-        let (reply, rx) = oneshot::channel();
-        let cfg = negotiated.leg.clone();
-        let add = MeetingMsg::AddLeg {
-            cfg,
-            rtp: rtp.clone(),
-            rtcp: rtcp.clone(),
-            reply,
+        let mut info = CallInfo {
+            meeting_id: meeting_id.clone(),
+            attendee_id: attendee.attendee_id.clone(),
+            leg: None,
+            port,
+            readers: Vec::new(),
+            negotiated: None,
+            pending: None,
+            started: Instant::now(),
         };
-        let leg = match tx.send(add).await {
-            Ok(()) => rx.await.ok().and_then(Result::ok),
-            Err(_) => None,
+        let body = if invite.body.is_empty() {
+            let over_tls = peer.transport == sip::TransportKind::Tls;
+            let (session, offer) =
+                crate::offer::offer(connector.require_encryption, over_tls, ip, port);
+            info.pending = Some((session, rtp, rtcp));
+            Body::sdp(offer)
+        } else {
+            let negotiated =
+                match crate::offer::answer(&invite.body, connector.require_encryption, ip, port) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.pool.give_back(port);
+                        return Err(e);
+                    }
+                };
+            let body = Body::sdp(negotiated.answer.clone());
+            match self.attach(&meeting_id, &negotiated, rtp, rtcp).await {
+                Some((leg, readers)) => {
+                    info.leg = Some(leg);
+                    info.readers = readers;
+                    info.negotiated = Some(negotiated);
+                }
+                None => {
+                    self.pool.give_back(port);
+                    return Err((
+                        500,
+                        "internal error: the meeting's media could not take the leg".into(),
+                    ));
+                }
+            }
+            body
         };
-        let Some(leg) = leg else {
-            self.pool.give_back(port);
-            return Err((
-                500,
-                "internal error: the meeting's media could not take the leg".into(),
-            ));
-        };
-        let readers = vec![
-            spawn_reader(rtp.clone(), leg, tx.clone()),
-            spawn_reader(rtcp, leg, tx.clone()),
-        ];
-        let body = Body::sdp(negotiated.answer.clone());
+        let leg = info.leg;
         let previous = {
             let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
             let prev = r.by_attendee.insert(attendee.attendee_id.clone(), call);
-            r.by_leg.insert((meeting_id.clone(), leg), call);
-            r.calls.insert(
-                call,
-                CallInfo {
-                    meeting_id: meeting_id.clone(),
-                    attendee_id: attendee.attendee_id.clone(),
-                    leg: Some(leg),
-                    port,
-                    readers,
-                    negotiated,
-                    started: Instant::now(),
-                },
-            );
+            if let Some(leg) = leg {
+                r.by_leg.insert((meeting_id.clone(), leg), call);
+            }
+            r.calls.insert(call, info);
             prev
         };
         // The same attendee joining again: the older leg goes, as Chime does.
@@ -444,12 +472,60 @@ impl CallApp for Arc<Media> {
         }
         self.metrics
             .gauge_set("vc_active_legs", "", self.active_calls() as i64);
-        tracing::info!(?call, meeting = %meeting_id, attendee = %attendee.attendee_id, port, "joined meeting");
+        tracing::info!(?call, meeting = %meeting_id, attendee = %attendee.attendee_id, port, delayed_offer = leg.is_none(), "joined meeting");
         Ok(body)
     }
 
-    fn confirmed(&self, _call: CallKey) {
+    fn confirmed(&self, call: CallKey, ack_body: &[u8]) {
         self.metrics.counter_add("vc_calls_answered_total", "", 1);
+        let pending = {
+            let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            r.calls
+                .get_mut(&call)
+                .and_then(|c| c.pending.take().map(|p| (p, c.meeting_id.clone())))
+        };
+        let Some(((session, rtp, rtcp), meeting_id)) = pending else {
+            return;
+        };
+        let this = self.clone();
+        let answer = ack_body.to_vec();
+        tokio::spawn(async move {
+            let negotiated = match crate::offer::accept(session, &answer) {
+                Ok(n) => n,
+                Err((status, why)) => {
+                    tracing::info!(?call, status, reason = %why, "the ACK's answer to our offer is unusable; hanging up");
+                    this.hang_up(
+                        call,
+                        &format!("SIP;cause={status};text=\"{}\"", why.replace('"', "'")),
+                    );
+                    return;
+                }
+            };
+            let Some((leg, readers)) = this.attach(&meeting_id, &negotiated, rtp, rtcp).await
+            else {
+                this.hang_up(call, "SIP;cause=500;text=\"media could not start\"");
+                return;
+            };
+            let mut r = this.reg.lock().unwrap_or_else(|p| p.into_inner());
+            match r.calls.get_mut(&call) {
+                Some(c) => {
+                    c.leg = Some(leg);
+                    c.readers = readers;
+                    c.negotiated = Some(negotiated);
+                    r.by_leg.insert((meeting_id, leg), call);
+                }
+                None => {
+                    // The call ended meanwhile: undo.
+                    for h in readers {
+                        h.abort();
+                    }
+                    if let Some(h) = r.meetings.get(&meeting_id) {
+                        let (reply, _) = oneshot::channel();
+                        let _ = h.tx.try_send(MeetingMsg::RemoveLeg { leg, reply });
+                    }
+                }
+            }
+        });
     }
 
     fn terminated(&self, call: CallKey, reason: sip::TerminationReason) {
@@ -466,7 +542,10 @@ impl CallApp for Arc<Media> {
         let Some(info) = r.calls.get_mut(&call) else {
             return Err((481, "call does not exist".into()));
         };
-        let (answer, direction) = crate::offer::reanswer(&mut info.negotiated, offer)?;
+        let Some(negotiated) = info.negotiated.as_mut() else {
+            return Err((491, "an offer is already pending on this call".into()));
+        };
+        let (answer, direction) = crate::offer::reanswer(negotiated, offer)?;
         let (leg, meeting_id) = (info.leg, info.meeting_id.clone());
         if let (Some(leg), Some(h)) = (leg, r.meetings.get(&meeting_id)) {
             let _ = h.tx.try_send(MeetingMsg::SetDirection { leg, direction });

@@ -63,14 +63,49 @@ fn leg_config(a: &NegotiatedAudio) -> LegConfig {
 }
 
 fn parse(offer: &[u8]) -> Result<SessionDescription, (u16, String)> {
-    if offer.is_empty() {
-        return Err((
-            488,
-            "the INVITE has no SDP offer; send an offer (delayed offer is not supported yet)"
-                .into(),
-        ));
-    }
     SessionDescription::parse(offer).map_err(|e| (400, format!("malformed SDP: {e}")))
+}
+
+/// Delayed offer (RFC 3261 §13.2.1, RFC 3264): the INVITE had no SDP, so we offer in the
+/// 200 and take the answer from the ACK. SRTP is offered when the connector requires it or
+/// the call came over TLS.
+pub fn offer(
+    require_srtp: bool,
+    offer_srtp: bool,
+    ip: IpAddr,
+    port: u16,
+) -> (MediaSession, Vec<u8>) {
+    let config = MediaConfig {
+        require_srtp,
+        offer_srtp: offer_srtp || require_srtp,
+        ..MediaConfig::default()
+    };
+    let local = LocalTransport {
+        address: ip,
+        rtp_port: port,
+        rtcp_port: Some(port + 1),
+    };
+    let mut session = MediaSession::new(config, local, rand::random::<u32>() as u64);
+    let sdp = session.create_offer().to_bytes();
+    (session, sdp)
+}
+
+/// Takes the answer to our delayed offer (from the ACK).
+pub fn accept(mut session: MediaSession, answer: &[u8]) -> Result<Negotiated, (u16, String)> {
+    let audio = session
+        .accept_answer_body(answer)
+        .map_err(|e| (e.sip_status(), e.warning_text()))?;
+    let answer = session
+        .last_local_sdp()
+        .map(|s| s.to_bytes())
+        .unwrap_or_default();
+    Ok(Negotiated {
+        leg: leg_config(&audio),
+        answer,
+        codec: audio.codec.name().to_string(),
+        srtp_suite: audio.srtp.as_ref().map(|k| k.suite.name().to_string()),
+        session,
+    })
 }
 
 /// Answers the offer of an INVITE. `require_srtp` is the connector's RequireEncryption.

@@ -32,8 +32,9 @@ pub trait CallApp: Send + Sync + 'static {
         peer: &Peer,
         join: &Decision,
     ) -> impl std::future::Future<Output = Result<Body, (u16, String)>> + Send;
-    /// The ACK arrived: media may flow both ways.
-    fn confirmed(&self, call: CallKey);
+    /// The ACK arrived: media may flow both ways. `ack_body` carries the answer to a
+    /// delayed offer.
+    fn confirmed(&self, call: CallKey, ack_body: &[u8]);
     /// The call ended (BYE, CANCEL, timeout, rejection).
     fn terminated(&self, call: CallKey, reason: sip::TerminationReason);
     /// An in-dialog offer (re-INVITE or UPDATE, for hold and resume). Returns the answer.
@@ -346,7 +347,7 @@ fn on_event<A: CallApp>(
                 let _ = tx.send(cmd).await;
             });
         }
-        UaEvent::Confirmed { call, .. } => app.confirmed(call),
+        UaEvent::Confirmed { call, ack } => app.confirmed(call, &ack.body),
         UaEvent::Terminated { call, reason } => app.terminated(call, reason),
         UaEvent::Reinvite { call, request } => {
             let now = Instant::now();
