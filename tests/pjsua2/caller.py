@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""One pjsua2 (pjsip) caller joining a meeting through the voice connector, run as its own
+process so that every call gets a fresh pjlib (pjlib does not like an Endpoint being created
+twice in one process).
+
+The caller sends the INVITE through an outbound proxy (127.0.0.1, loose routing, RFC 3261
+§16.12) so the Request-URI can name the connector's host without DNS, plays a WAV file into
+the call, records what it hears, hangs up after `--duration` seconds and prints one JSON
+object on stdout:
+
+    {"confirmed": bool, "status": int, "reason": str, "answer_sdp": str,
+     "codec": "G722/16000", "proto": "RTP/SAVP", "rx_packets": int, "tx_packets": int,
+     "rx_bytes": int, "crypto": ["1 AES_CM_128_HMAC_SHA1_80 inline:..."], "offer_sdp": str,
+     "codecs": [...], "dump": str, "error": str}
+
+All pjsua2 work runs on the main thread: threadCnt = 0 and `libHandleEvents` polling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import pjsua2 as pj
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--uri", required=True, help="Request-URI of the join")
+    p.add_argument("--from-uri", default="sip:+12065550100@127.0.0.1", help="account id / From")
+    p.add_argument("--proxy", required=True, help="outbound proxy URI with ;lr")
+    p.add_argument("--transport", choices=("udp", "tls"), required=True)
+    p.add_argument("--ca", help="CA file that verifies the server's TLS certificate")
+    p.add_argument(
+        "--suite",
+        action="append",
+        default=[],
+        help="SDES crypto suite to offer (repeatable, in order); none: plain RTP/AVP",
+    )
+    p.add_argument("--codec", action="append", default=[], help="only offer these codec ids, e.g. PCMA/8000")
+    p.add_argument("--play", help="WAV file played into the call (looped)")
+    p.add_argument("--record", help="WAV file that receives what the caller hears")
+    p.add_argument("--duration", type=float, default=4.0, help="seconds in the call after it is confirmed")
+    p.add_argument("--timeout", type=float, default=8.0, help="seconds to wait for the answer")
+    p.add_argument("--log-level", type=int, default=3)
+    p.add_argument("--log-file", default="")
+    return p.parse_args(argv)
+
+
+class JoinCall(pj.Call):
+    """Keeps what the test asserts on: the call's last status and the answer's SDP."""
+
+    def __init__(self, acc: pj.Account):
+        super().__init__(acc)
+        self.state = pj.PJSIP_INV_STATE_NULL
+        self.status = 0
+        self.reason = ""
+        self.answer_sdp = ""
+        self.offer_sdp = ""
+        self.media_active = False
+        self.ever_confirmed = False
+
+    def onCallState(self, prm) -> None:
+        ci = self.getInfo()
+        self.state = ci.state
+        self.status = ci.lastStatusCode
+        self.reason = ci.lastReason
+        if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.ever_confirmed = True
+
+    def onCallSdpCreated(self, prm) -> None:
+        self.offer_sdp = prm.sdp.wholeSdp
+
+    def onCallTsxState(self, prm) -> None:
+        # The final 2xx to our INVITE carries the server's SDP answer (RFC 3264 §6).
+        ev = prm.e
+        if ev.type != pj.PJSIP_EVENT_TSX_STATE:
+            return
+        body = ev.body.tsxState
+        if body.type != pj.PJSIP_EVENT_RX_MSG or body.tsx.method != "INVITE":
+            return
+        msg = body.src.rdata.wholeMsg
+        if msg.startswith("SIP/2.0 2") and "\r\n\r\n" in msg:
+            sdp = msg.split("\r\n\r\n", 1)[1]
+            if sdp.strip():
+                self.answer_sdp = sdp
+
+    def onCallMediaState(self, prm) -> None:
+        self.media_active = True
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    out: dict = {
+        "confirmed": False,
+        "status": 0,
+        "reason": "",
+        "answer_sdp": "",
+        "offer_sdp": "",
+        "codec": "",
+        "proto": "",
+        "rx_packets": 0,
+        "tx_packets": 0,
+        "rx_bytes": 0,
+        "crypto": [],
+        "codecs": [],
+        "dump": "",
+        "error": "",
+    }
+    ep = pj.Endpoint()
+    ep.libCreate()
+    try:
+        run(ep, args, out)
+    except pj.Error as e:  # pjsua2 raises its own Error type for every failed call
+        out["error"] = f"{e.title}: {e.reason} ({e.status})"
+    finally:
+        print(json.dumps(out), flush=True)
+        ep.libDestroy()
+    return 0
+
+
+def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.uaConfig.userAgent = "pjsua2-e2e"
+    cfg.logConfig.level = args.log_level
+    cfg.logConfig.consoleLevel = 0 if args.log_file else 1
+    if args.log_file:
+        cfg.logConfig.filename = args.log_file
+    cfg.medConfig.clockRate = 16000
+    cfg.medConfig.sndClockRate = 16000
+    cfg.medConfig.noVad = True
+    ep.libInit(cfg)
+
+    tcfg = pj.TransportConfig()
+    tcfg.port = 0
+    tcfg.boundAddress = "127.0.0.1"
+    if args.transport == "tls":
+        tcfg.tlsConfig.CaListFile = args.ca or ""
+        tcfg.tlsConfig.verifyServer = True
+        tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+        tid = ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tcfg)
+    else:
+        tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+    ep.libStart()
+    ep.audDevManager().setNullDev()
+
+    available = [c.codecId for c in ep.codecEnum2()]
+    out["codecs"] = available
+    if args.codec:
+        for cid in available:
+            ep.codecSetPriority(cid, 200 if any(cid.startswith(w) for w in args.codec) else 0)
+
+    acfg = pj.AccountConfig()
+    acfg.idUri = args.from_uri
+    acfg.sipConfig.proxies.append(args.proxy)
+    acfg.sipConfig.transportId = tid
+    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+    acfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
+    acfg.mediaConfig.transportConfig.port = 0
+    acfg.natConfig.iceEnabled = False
+    acfg.natConfig.sdpNatRewriteUse = False
+    acfg.natConfig.viaRewriteUse = False
+    acfg.natConfig.contactRewriteUse = False
+    acfg.natConfig.sipOutboundUse = False
+    if args.suite:
+        # SDES only (RFC 4568), the listed suites only; srtpSecureSignaling 0 lets the
+        # UDP-signalled variants through too.
+        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+        acfg.mediaConfig.srtpSecureSignaling = 0
+        opt = pj.SrtpOpt()
+        cryptos = pj.SrtpCryptoVector()
+        for name in args.suite:
+            c = pj.SrtpCrypto()
+            c.name = name
+            cryptos.append(c)
+        opt.cryptos = cryptos
+        keyings = pj.IntVector()
+        keyings.append(pj.PJMEDIA_SRTP_KEYING_SDES)
+        opt.keyings = keyings
+        acfg.mediaConfig.srtpOpt = opt
+    else:
+        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_DISABLED
+        acfg.mediaConfig.srtpSecureSignaling = 0
+    acc = pj.Account()
+    acc.create(acfg)
+
+    player = None
+    if args.play:
+        player = pj.AudioMediaPlayer()
+        player.createPlayer(args.play, 0)
+    recorder = None
+    if args.record:
+        recorder = pj.AudioMediaRecorder()
+        recorder.createRecorder(args.record)
+
+    call = JoinCall(acc)
+    prm = pj.CallOpParam(True)
+    call.makeCall(args.uri, prm)
+
+    # Wait for the answer (or a final failure), bounded by --timeout.
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        ep.libHandleEvents(20)
+        if call.state in (pj.PJSIP_INV_STATE_CONFIRMED, pj.PJSIP_INV_STATE_DISCONNECTED):
+            break
+    out["confirmed"] = call.state == pj.PJSIP_INV_STATE_CONFIRMED
+    if out["confirmed"]:
+        connected = False
+        end = time.monotonic() + args.duration
+        while time.monotonic() < end:
+            ep.libHandleEvents(20)
+            if call.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                break
+            if not connected and call.media_active and call.hasMedia():
+                aud = call.getAudioMedia(-1)
+                if player is not None:
+                    player.startTransmit(aud)
+                if recorder is not None:
+                    aud.startTransmit(recorder)
+                connected = True
+        if call.hasMedia():
+            si = call.getStreamInfo(0)
+            out["codec"] = f"{si.codecName}/{si.codecClockRate}"
+            out["proto"] = si.proto
+            st = call.getStreamStat(0)
+            out["rx_packets"] = st.rtcp.rxStat.pkt
+            out["rx_bytes"] = st.rtcp.rxStat.bytes
+            out["tx_packets"] = st.rtcp.txStat.pkt
+            out["dump"] = call.dump(True, "")
+        if call.state != pj.PJSIP_INV_STATE_DISCONNECTED:
+            call.hangup(pj.CallOpParam(True))
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end and call.state != pj.PJSIP_INV_STATE_DISCONNECTED:
+            ep.libHandleEvents(20)
+    elif call.state != pj.PJSIP_INV_STATE_DISCONNECTED:
+        call.hangup(pj.CallOpParam(True))
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end and call.state != pj.PJSIP_INV_STATE_DISCONNECTED:
+            ep.libHandleEvents(20)
+
+    out["status"] = call.status
+    out["reason"] = call.reason
+    out["answer_sdp"] = call.answer_sdp
+    out["offer_sdp"] = call.offer_sdp
+    out["crypto"] = [
+        line[len("a=crypto:"):].strip()
+        for line in call.answer_sdp.splitlines()
+        if line.startswith("a=crypto:")
+    ]
+    # Release media ports before the library goes away (recorder closes its WAV here).
+    if recorder is not None:
+        del recorder
+    if player is not None:
+        del player
+    del call
+    acc.shutdown()
+    ep.libHandleEvents(50)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
