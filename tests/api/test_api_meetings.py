@@ -54,6 +54,11 @@ def test_meeting_with_two_attendees_delete_one(server):
     with pytest.raises(meetings.exceptions.NotFoundException):
         meetings.delete_attendee(MeetingId=mid, AttendeeId=alice["AttendeeId"])
 
+    # Secrets stay secret: no join token and no API secret in the server's log.
+    log = server.log()
+    assert alice["JoinToken"] not in log and bob["JoinToken"] not in log
+    assert server.secret not in log
+
     # Deleting the meeting ends it: it and its attendees are gone.
     meetings.delete_meeting(MeetingId=mid)
     with pytest.raises(meetings.exceptions.NotFoundException):

@@ -149,6 +149,7 @@ def test_every_voice_operation(server):
     names = voice.list_voice_connector_termination_credentials(VoiceConnectorId=vc_id)
     assert names["Usernames"] == ["alice", "bob"]
     assert "s3cret" not in str(names)
+    assert "s3cret" not in server.log(), "passwords are never logged"
     voice.delete_voice_connector_termination_credentials(VoiceConnectorId=vc_id, Usernames=["alice"])
     assert voice.list_voice_connector_termination_credentials(VoiceConnectorId=vc_id)[
         "Usernames"
