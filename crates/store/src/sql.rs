@@ -78,6 +78,17 @@ impl SqlRepository {
     }
 }
 
+/// A write that names a voice connector which no longer exists (deleted concurrently, after
+/// the caller looked it up) fails the foreign key: that is the client's NotFound, not a fault.
+fn connector_gone(vc_id: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            DomainError::not_found("VoiceConnector", vc_id).into()
+        }
+        _ => e.into(),
+    }
+}
+
 fn to_json<T: Serialize>(v: &T) -> String {
     // Serializing our own plain structs cannot fail (no maps with non-string keys).
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
@@ -261,7 +272,8 @@ impl Repository for SqlRepository {
         .bind(kind.as_str())
         .bind(body.to_string())
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(connector_gone(vc_id))?;
         Ok(())
     }
 
@@ -307,7 +319,8 @@ impl Repository for SqlRepository {
             .bind(&c.ha1_md5)
             .bind(&c.ha1_sha256)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(connector_gone(vc_id))?;
         }
         tx.commit().await?;
         Ok(())

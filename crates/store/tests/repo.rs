@@ -176,6 +176,7 @@ suite!(
     credentials_crud,
     phone_numbers_and_delete_conflict,
     association_never_outlives_its_connector,
+    settings_and_credentials_need_their_connector,
     meeting_crud_and_request_token,
     attendee_crud_and_token_hash_lookup,
     attendee_limit_and_external_user_idempotency,
@@ -618,6 +619,44 @@ async fn association_never_outlives_its_connector(db: &Db) {
         free.status = "Unassigned".into();
         repo.update_phone_number(&free).await.expect("disassociate");
     }
+}
+
+async fn settings_and_credentials_need_their_connector(db: &Db) {
+    // What a PutVoiceConnectorTermination racing DeleteVoiceConnector meets: the connector
+    // is gone by the time the write lands. That is NotFound, not a database fault.
+    let repo = &db.repo;
+    let ghost = vc_id(404);
+    let err = repo
+        .put_setting(&ghost, SettingKind::Termination, &json!({"CpsLimit": 1}))
+        .await
+        .expect_err("no connector");
+    assert!(
+        matches!(err, StoreError::Domain(DomainError::NotFound { .. })),
+        "{err}"
+    );
+    let err = repo
+        .put_credentials(
+            &ghost,
+            &[StoredCredential::derive("u", "p", "realm").expect("derive")],
+        )
+        .await
+        .expect_err("no connector");
+    assert!(
+        matches!(err, StoreError::Domain(DomainError::NotFound { .. })),
+        "{err}"
+    );
+    assert_eq!(
+        repo.get_setting(&ghost, SettingKind::Termination)
+            .await
+            .expect("get"),
+        None
+    );
+    assert!(
+        repo.list_credential_usernames(&ghost)
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 async fn meeting_crud_and_request_token(db: &Db) {
