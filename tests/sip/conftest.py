@@ -18,6 +18,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,8 @@ class SipServer:
     key_id: str
     secret: str
     _clients: dict = field(default_factory=dict)
+    #: The --rtp-ports range the server was started with (inclusive).
+    rtp_ports: tuple[int, int] = (0, 0)
 
     @property
     def ca_pem(self) -> Path:
@@ -184,6 +187,77 @@ class SipServer:
             MeetingId=meeting_id, ExternalUserId="sip-" + uuid.uuid4().hex[:12]
         )["Attendee"]
         return attendee["AttendeeId"], attendee["JoinToken"]
+
+    def put_termination(self, vc_id: str, **termination) -> None:
+        """PutVoiceConnectorTermination with 127.0.0.1 allowed, CallingRegions US and
+        CpsLimit 100, overridden by `termination` (e.g. Disabled=True, CpsLimit=1)."""
+        doc = {"CidrAllowedList": ["127.0.0.1/32"], "CallingRegions": ["US"], "CpsLimit": 100}
+        doc.update(termination)
+        self.client("chime-sdk-voice").put_voice_connector_termination(
+            VoiceConnectorId=vc_id, Termination=doc
+        )
+
+    def create_attendees(self, count: int, per_meeting: int = 250) -> list[tuple[str, str, str]]:
+        """`count` attendees over as many meetings as needed (at most `per_meeting` each,
+        the service's limit is 250), created with BatchCreateAttendee in chunks of 100 (its
+        limit). Returns (meeting id, attendee id, join token) per attendee."""
+        meetings = self.client("chime-sdk-meetings")
+        out: list[tuple[str, str, str]] = []
+        while len(out) < count:
+            meeting_id = meetings.create_meeting(
+                ClientRequestToken=uuid.uuid4().hex,
+                MediaRegion="us-east-1",
+                ExternalMeetingId="sip-" + uuid.uuid4().hex[:12],
+            )["Meeting"]["MeetingId"]
+            in_meeting = min(per_meeting, count - len(out))
+            for start in range(0, in_meeting, 100):
+                n = min(100, in_meeting - start)
+                resp = meetings.batch_create_attendee(
+                    MeetingId=meeting_id,
+                    Attendees=[{"ExternalUserId": "sip-" + uuid.uuid4().hex[:12]} for _ in range(n)],
+                )
+                assert not resp.get("Errors"), resp["Errors"]
+                assert len(resp["Attendees"]) == n, resp
+                out += [(meeting_id, a["AttendeeId"], a["JoinToken"]) for a in resp["Attendees"]]
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        """GET /metrics (Prometheus text format 0.0.4) as {series: value}, the series
+        written as in the exposition (`name` or `name{labels}`)."""
+        with urllib.request.urlopen(self.api_url + "/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
+        return out
+
+    def held_udp_ports(self) -> set[int]:
+        """Local ports of every UDP socket the server process holds right now (its open
+        socket inodes from /proc/<pid>/fd, matched against /proc/net/udp and udp6)."""
+        inodes = set()
+        fd_dir = Path(f"/proc/{self.proc.pid}/fd")
+        for fd in fd_dir.iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue  # closed while we looked
+            m = re.fullmatch(r"socket:\[(\d+)\]", target)
+            if m:
+                inodes.add(m.group(1))
+        ports = set()
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                cols = line.split()
+                if len(cols) > 9 and cols[9] in inodes:
+                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+        return ports
 
     def provision(self, require_encryption: bool = False) -> Provisioned:
         vc_id, host = self.create_connector(require_encryption)
@@ -261,6 +335,7 @@ def sip_server(tmp_path_factory) -> SipServer:
         assert udp.group(1) == tcp.group(1), "UDP and TCP must share the SIP port"
         server.api_url = f"http://127.0.0.1:{api.group(1)}"
         server.sip_port = int(udp.group(1))
+        server.rtp_ports = (rtp_low, rtp_high)
         server.tls_port = int(tls.group(1))
         lines = (data_dir / "api-credentials").read_text().splitlines()
         server.key_id, server.secret = lines[0].strip(), lines[1].strip()
@@ -432,12 +507,14 @@ def run_sipp(
     transport: str = "u1",
     extra: list[str] | None = None,
     timeout_s: int = 20,
+    tag: str = "",
 ) -> SippResult:
     """Runs one SIPp call of `scenario` against the server's UDP/TCP port (127.0.0.1 as the
-    outbound proxy: the Request-URI names the voice connector host, no DNS involved)."""
+    outbound proxy: the Request-URI names the voice connector host, no DNS involved).
+    `tag` tells apart the trace files of several runs of one scenario in one test."""
     if shutil.which("sipp") is None:
         pytest.fail("sipp (Debian sip-tester) is not installed; run scripts/setup-deps")
-    name = Path(scenario).stem + "-" + transport
+    name = Path(scenario).stem + "-" + transport + (f"-{tag}" if tag else "")
     stf = tmp_path / f"{name}.stat.csv"
     log = tmp_path / f"{name}.log"
     msgs = tmp_path / f"{name}.messages"
