@@ -11,6 +11,7 @@ object on stdout:
     {"confirmed": bool, "status": int, "reason": str, "answer_sdp": str,
      "codec": "G722/16000", "proto": "RTP/SAVP", "rx_packets": int, "tx_packets": int,
      "rx_bytes": int, "crypto": ["1 AES_CM_128_HMAC_SHA1_80 inline:..."], "offer_sdp": str,
+     "final_response": "SIP/2.0 ... (the INVITE's final response as received)",
      "codecs": [...], "dump": str, "error": str}
 
 All pjsua2 work runs on the main thread: threadCnt = 0 and `libHandleEvents` polling.
@@ -59,10 +60,12 @@ class JoinCall(pj.Call):
         self.reason = ""
         self.answer_sdp = ""
         self.offer_sdp = ""
+        self.final_response = ""
         self.media_active = False
         self.ever_confirmed = False
 
     def onCallState(self, prm) -> None:
+        self._keep_response(prm.e)
         ci = self.getInfo()
         self.state = ci.state
         self.status = ci.lastStatusCode
@@ -74,14 +77,19 @@ class JoinCall(pj.Call):
         self.offer_sdp = prm.sdp.wholeSdp
 
     def onCallTsxState(self, prm) -> None:
-        # The final 2xx to our INVITE carries the server's SDP answer (RFC 3264 §6).
-        ev = prm.e
+        self._keep_response(prm.e)
+
+    def _keep_response(self, ev) -> None:
+        """Keeps the final response to our INVITE; a 2xx carries the server's SDP answer
+        (RFC 3264 §6). A failure response arrives with the DISCONNECTED state change."""
         if ev.type != pj.PJSIP_EVENT_TSX_STATE:
             return
         body = ev.body.tsxState
         if body.type != pj.PJSIP_EVENT_RX_MSG or body.tsx.method != "INVITE":
             return
         msg = body.src.rdata.wholeMsg
+        if msg.startswith("SIP/2.0 ") and not msg.startswith("SIP/2.0 1"):
+            self.final_response = msg
         if msg.startswith("SIP/2.0 2") and "\r\n\r\n" in msg:
             sdp = msg.split("\r\n\r\n", 1)[1]
             if sdp.strip():
@@ -99,6 +107,7 @@ def main(argv: list[str]) -> int:
         "reason": "",
         "answer_sdp": "",
         "offer_sdp": "",
+        "final_response": "",
         "codec": "",
         "proto": "",
         "rx_packets": 0,
@@ -246,6 +255,7 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
     out["reason"] = call.reason
     out["answer_sdp"] = call.answer_sdp
     out["offer_sdp"] = call.offer_sdp
+    out["final_response"] = call.final_response
     out["crypto"] = [
         line[len("a=crypto:"):].strip()
         for line in call.answer_sdp.splitlines()

@@ -38,6 +38,8 @@ STARTUP_TIMEOUT_S = 30.0
 MEETING_NUMBER = "+17035550122"
 #: E.164 caller id in From.
 CALLER = "+12065550100"
+#: Frequencies of the test tones (Hz): far apart and not harmonics of each other.
+TONES = (440, 1000, 1700)
 
 
 def _find_binary() -> Path:
@@ -255,7 +257,7 @@ def pj_tones(tmp_path_factory) -> dict[int, Path]:
     keyed by frequency."""
     d = tmp_path_factory.mktemp("pj-tones")
     out = {}
-    for hz in (440, 1000):
+    for hz in TONES:
         path = d / f"tone{hz}.wav"
         subprocess.run(
             ["sox", "-n", "-r", "16000", "-b", "16", "-c", "1", str(path), "synth", "20", "sine", str(hz),
@@ -293,7 +295,7 @@ def goertzel_power(samples: list[int], rate: int, hz: float) -> float:
     return power / (n * n)
 
 
-def tone_levels(path: Path, freqs: tuple[float, ...] = (440.0, 1000.0)) -> dict:
+def tone_levels(path: Path, freqs: tuple[float, ...] = TONES) -> dict:
     """dB (relative to full-scale sine) of each frequency over the audible part of a
     recording, plus the recording's length in seconds and its overall RMS in dBFS."""
     samples, rate = read_wav(path)

@@ -56,10 +56,14 @@ def assert_media_flowed(res: dict, stats: dict) -> None:
     assert stats["invalid"] == 0, stats
 
 
-def assert_hears_only_other(levels: dict, own_hz: int, other_hz: int, who: str) -> None:
+def assert_hears_only_others(levels: dict, own_hz: int, others_hz: list[int], who: str) -> None:
+    """Each other caller's tone is clearly audible in `who`'s recording; its own tone is at
+    least OWN_TONE_MARGIN_DB below the quietest of them."""
     assert levels["seconds"] > 1.0, f"{who}: recording too short: {levels}"
-    assert levels[other_hz] > OTHER_TONE_MIN_DB, f"{who} does not hear the other caller's {other_hz} Hz: {levels}"
-    assert levels[own_hz] < levels[other_hz] - OWN_TONE_MARGIN_DB, (
+    for hz in others_hz:
+        assert levels[hz] > OTHER_TONE_MIN_DB, f"{who} does not hear the {hz} Hz of another caller: {levels}"
+    quietest = min(levels[hz] for hz in others_hz)
+    assert levels[own_hz] < quietest - OWN_TONE_MARGIN_DB, (
         f"{who} hears its own {own_hz} Hz (N-1 mixing broken): {levels}"
     )
 
@@ -107,5 +111,119 @@ def test_tls_sdes_srtp_suite(pj_server, pj_callers, pj_tones, pj_tools, tmp_path
         assert res["codec"] == "G722/16000", res
         assert_media_flowed(res, call_ended_for(pj_server, attendee, join.meeting_id))
 
-    assert_hears_only_other(pj_tools.tone_levels(rec_a), 440, 1000, "a")
-    assert_hears_only_other(pj_tools.tone_levels(rec_b), 1000, 440, "b")
+    assert_hears_only_others(pj_tools.tone_levels(rec_a), 440, [1000], "a")
+    assert_hears_only_others(pj_tools.tone_levels(rec_b), 1000, [440], "b")
+
+
+def test_tls_best_suite_of_the_offer(pj_server, pj_callers):
+    """pjsip offering all four suites gets the strongest one both support,
+    AES_256_CM_HMAC_SHA1_80, answered with the offer's tag for it (RFC 4568 §7.1.2)."""
+    join = pj_server.provision(require_encryption=True)
+    res = pj_callers.start(join.host, join.token, "tls", suites=PJSIP_SUITES, duration=1.0).result()
+    assert_joined(res)
+    offer_tags = {
+        c.split()[1]: c.split()[0]
+        for c in (l[len("a=crypto:"):] for l in res["offer_sdp"].splitlines() if l.startswith("a=crypto:"))
+    }
+    assert set(offer_tags) == set(PJSIP_SUITES), res["offer_sdp"]
+    assert len(res["crypto"]) == 1, res["answer_sdp"]
+    tag, name, _ = res["crypto"][0].split(" ", 2)
+    assert name == "AES_256_CM_HMAC_SHA1_80", res["answer_sdp"]
+    assert tag == offer_tags[name], (res["offer_sdp"], res["answer_sdp"])
+    assert "SRTP status: Active Crypto-suite: AES_256_CM_HMAC_SHA1_80" in res["dump"], res["dump"]
+
+
+@pytest.mark.parametrize(
+    "codecs,expected",
+    [
+        pytest.param([], "G722/16000", id="default-offer-g722"),
+        pytest.param(["PCMU/"], "PCMU/8000", id="pcmu"),
+        pytest.param(["PCMA/"], "PCMA/8000", id="pcma"),
+    ],
+)
+def test_udp_plain_rtp(pj_server, pj_callers, pj_tones, pj_tools, tmp_path, codecs, expected):
+    """Over SIP/UDP to a connector with RequireEncryption False, plain RTP/AVP: the answer
+    has no crypto, the codec is the best one the caller offers (opus > G722 > PCMU > PCMA;
+    this pjsip has no opus) and the two callers hear each other."""
+    join = pj_server.provision(require_encryption=False)
+    other_id, other_token = pj_server.add_attendee(join.meeting_id)
+    rec_a, rec_b = tmp_path / "a.wav", tmp_path / "b.wav"
+    a = pj_callers.start(join.host, join.token, "udp", play=pj_tones[440], record=rec_a,
+                         duration=CALL_SECONDS, codecs=codecs, name="a")
+    b = pj_callers.start(join.host, other_token, "udp", play=pj_tones[1000], record=rec_b,
+                         duration=CALL_SECONDS, codecs=codecs, name="b")
+    res_a, res_b = a.result(), b.result()
+    for who, res, attendee in (("a", res_a, join.attendee_id), ("b", res_b, other_id)):
+        assert_joined(res)
+        assert media_line(res["offer_sdp"])[2] == "RTP/AVP", res["offer_sdp"]
+        assert media_line(res["answer_sdp"])[2] == "RTP/AVP", f"{who}: {res['answer_sdp']}"
+        assert res["crypto"] == [], res["answer_sdp"]
+        assert "SRTP status: Active" not in res["dump"], res["dump"]
+        assert res["codec"] == expected, res
+        assert_media_flowed(res, call_ended_for(pj_server, attendee, join.meeting_id))
+    assert_hears_only_others(pj_tools.tone_levels(rec_a), 440, [1000], "a")
+    assert_hears_only_others(pj_tools.tone_levels(rec_b), 1000, [440], "b")
+
+
+def test_two_callers_srtp_and_rtp_hear_each_other_not_themselves(
+    pj_server, pj_callers, pj_tones, pj_tools, tmp_path
+):
+    """One caller over TLS with SRTP (440 Hz), the other over UDP with plain RTP (1 kHz)
+    through a second connector, in the same meeting: each recording holds the other's
+    tone, and its own tone at least 20 dB lower."""
+    join = pj_server.provision(require_encryption=True)
+    _, plain_host = pj_server.create_connector(require_encryption=False)
+    other_id, other_token = pj_server.add_attendee(join.meeting_id)
+    rec_a, rec_b = tmp_path / "a.wav", tmp_path / "b.wav"
+    a = pj_callers.start(join.host, join.token, "tls", suites=["AES_CM_128_HMAC_SHA1_80"], play=pj_tones[440],
+                         record=rec_a, duration=CALL_SECONDS, name="a")
+    b = pj_callers.start(plain_host, other_token, "udp", play=pj_tones[1000], record=rec_b,
+                         duration=CALL_SECONDS, name="b")
+    res_a, res_b = a.result(), b.result()
+    assert_joined(res_a)
+    assert_joined(res_b)
+    assert media_line(res_a["answer_sdp"])[2] == "RTP/SAVP", res_a["answer_sdp"]
+    assert media_line(res_b["answer_sdp"])[2] == "RTP/AVP", res_b["answer_sdp"]
+    assert_media_flowed(res_a, call_ended_for(pj_server, join.attendee_id, join.meeting_id))
+    assert_media_flowed(res_b, call_ended_for(pj_server, other_id, join.meeting_id))
+    assert_hears_only_others(pj_tools.tone_levels(rec_a), 440, [1000], "a")
+    assert_hears_only_others(pj_tools.tone_levels(rec_b), 1000, [440], "b")
+
+
+def test_three_callers_each_hear_the_two_others(pj_server, pj_callers, pj_tones, pj_tools, tmp_path):
+    """N-1 with three legs, three codecs and mixed protection (G.722 + SRTP over TLS,
+    PCMU + RTP over UDP, PCMA + SRTP over TLS): each caller hears both other tones and
+    not its own."""
+    join = pj_server.provision(require_encryption=False)
+    b_id, b_token = pj_server.add_attendee(join.meeting_id)
+    c_id, c_token = pj_server.add_attendee(join.meeting_id)
+    recs = {hz: tmp_path / f"{hz}.wav" for hz in (440, 1000, 1700)}
+    runs = {
+        440: pj_callers.start(join.host, join.token, "tls", suites=["AES_256_CM_HMAC_SHA1_80"],
+                              play=pj_tones[440], record=recs[440], duration=CALL_SECONDS, name="a"),
+        1000: pj_callers.start(join.host, b_token, "udp", codecs=["PCMU/"], play=pj_tones[1000],
+                               record=recs[1000], duration=CALL_SECONDS, name="b"),
+        1700: pj_callers.start(join.host, c_token, "tls", suites=["AES_CM_128_HMAC_SHA1_32"], codecs=["PCMA/"],
+                               play=pj_tones[1700], record=recs[1700], duration=CALL_SECONDS, name="c"),
+    }
+    results = {hz: run.result() for hz, run in runs.items()}
+    for res in results.values():
+        assert_joined(res)
+    assert [results[hz]["codec"] for hz in (440, 1000, 1700)] == ["G722/16000", "PCMU/8000", "PCMA/8000"]
+    for hz, attendee in ((440, join.attendee_id), (1000, b_id), (1700, c_id)):
+        assert_media_flowed(results[hz], call_ended_for(pj_server, attendee, join.meeting_id))
+        others = [o for o in (440, 1000, 1700) if o != hz]
+        assert_hears_only_others(pj_tools.tone_levels(recs[hz]), hz, others, f"{hz} Hz caller")
+
+
+def test_plain_rtp_offer_to_encrypted_connector_is_refused(pj_server, pj_callers):
+    """A caller offering RTP/AVP to a connector with RequireEncryption True gets 488 Not
+    Acceptable Here (RFC 3261 §21.4.26) with a Warning (§20.43) that says why."""
+    join = pj_server.provision(require_encryption=True)
+    res = pj_callers.start(join.host, join.token, "tls", duration=1.0).result()
+    assert res["error"] == "", res
+    assert not res["confirmed"], res
+    assert res["status"] == 488, res
+    warning = re.search(r"^Warning: *(.*)$", res["final_response"], re.M | re.I)
+    assert warning and warning.group(1).startswith("399 "), res["final_response"]
+    assert pj_server.proc.poll() is None
