@@ -108,10 +108,11 @@ pub struct MeetingRecord {
 }
 
 impl MeetingRecord {
-    /// Whether AWS's auto-end rules end this meeting at `now_ms`. The idle rule applies only
-    /// when `media_running` (a server with the media engine enforces it).
-    pub fn expired(&self, now_ms: i64, media_running: bool) -> bool {
+    /// Whether AWS's auto-end rules end this meeting at `now_ms`: 24 hours after creation,
+    /// or, when `idle_secs` is given (the media engine enforces it), no audio connection for
+    /// that long ([`IDLE_END_SECS`] by default).
+    pub fn expired(&self, now_ms: i64, idle_secs: Option<i64>) -> bool {
         now_ms - self.created_ms >= MAX_LIFETIME_SECS * 1000
-            || (media_running && now_ms - self.last_audio_ms >= IDLE_END_SECS * 1000)
+            || idle_secs.is_some_and(|idle| now_ms - self.last_audio_ms >= idle * 1000)
     }
 }

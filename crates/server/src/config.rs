@@ -81,6 +81,9 @@ pub struct Settings {
     /// API requests per second per access key before 429 ThrottledClientException; 0 = no limit [default: 1000]
     #[arg(long, env = "VC_API_RATE_LIMIT")]
     pub api_rate_limit: Option<u32>,
+    /// A meeting with no audio connection for this many seconds ends (AWS's rule) [default: 300]
+    #[arg(long, env = "VC_MEETING_IDLE_TIMEOUT")]
+    pub meeting_idle_timeout: Option<u32>,
     /// TLS certificate chain (PEM) for SIP over TLS [default: issued by the development CA]
     #[arg(long, env = "VC_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -102,6 +105,7 @@ struct FileSettings {
     sip_domain: Option<String>,
     database_url: Option<String>,
     api_rate_limit: Option<u32>,
+    meeting_idle_timeout: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -119,6 +123,7 @@ pub struct Config {
     pub sip_domain: String,
     pub database_url: String,
     pub api_rate_limit: u32,
+    pub meeting_idle_timeout: u32,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -196,6 +201,10 @@ impl Settings {
             sip_domain,
             database_url,
             api_rate_limit: self.api_rate_limit.or(file.api_rate_limit).unwrap_or(1000),
+            meeting_idle_timeout: self
+                .meeting_idle_timeout
+                .or(file.meeting_idle_timeout)
+                .unwrap_or(domain::meeting::IDLE_END_SECS as u32),
             data_dir,
             tls_cert,
             tls_key,

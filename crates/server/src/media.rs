@@ -167,6 +167,15 @@ impl Media {
         self.reg.lock().map(|r| r.calls.len()).unwrap_or(0)
     }
 
+    /// Meetings that have at least one call on this node.
+    pub fn active_meetings(&self) -> Vec<String> {
+        let r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids: Vec<String> = r.calls.values().map(|c| c.meeting_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     pub fn free_ports(&self) -> usize {
         self.pool.available()
     }

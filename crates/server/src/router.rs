@@ -176,7 +176,7 @@ impl Router {
         let Some(meeting) = self.repo.get_meeting(&attendee.meeting_id).await? else {
             return Ok(Decision::Refuse(Refusal::MeetingEnded(attendee.meeting_id)));
         };
-        if meeting.expired(domain::timestamp::now_millis(), false) {
+        if meeting.expired(domain::timestamp::now_millis(), None) {
             return Ok(Decision::Refuse(Refusal::MeetingEnded(attendee.meeting_id)));
         }
         Ok(Decision::Join {

@@ -82,7 +82,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         media.clone(),
     ));
 
-    let sweeper = tokio::spawn(sweep_meetings(state.clone()));
+    let sweeper = tokio::spawn(sweep_meetings(
+        state.clone(),
+        media.clone(),
+        i64::from(cfg.meeting_idle_timeout),
+    ));
     let app = api::router(state.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -127,14 +131,26 @@ async fn forward_control_events(
 }
 
 /// Ends meetings that AWS's auto-end rules say are over, every 30 seconds.
-async fn sweep_meetings(state: Arc<api::AppState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+/// Meetings with calls on this node count as having audio; the others end after `idle_secs`
+/// without one (several nodes sharing a database each refresh their own meetings).
+async fn sweep_meetings(
+    state: Arc<api::AppState>,
+    media: Arc<crate::media::Media>,
+    idle_secs: i64,
+) {
+    let period = Duration::from_secs((idle_secs as u64 / 4).clamp(1, 30));
+    let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
         let now = domain::timestamp::now_millis();
+        for id in media.active_meetings() {
+            if let Err(e) = state.repo.touch_meeting_audio(&id, now).await {
+                tracing::warn!(meeting = %id, error = %e, "could not record audio activity");
+            }
+        }
         match state.repo.list_meetings().await {
             Ok(meetings) => {
-                for m in meetings.iter().filter(|m| m.expired(now, false)) {
+                for m in meetings.iter().filter(|m| m.expired(now, Some(idle_secs))) {
                     if let Err(e) = api::end_meeting(&state, &m.meeting.meeting_id).await {
                         tracing::warn!(meeting = %m.meeting.meeting_id, error = %e, "auto-end failed");
                     }

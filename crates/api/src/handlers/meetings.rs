@@ -21,7 +21,7 @@ async fn load(ctx: &Ctx<'_>, meeting_id: &str) -> Result<MeetingRecord, ApiError
         .get_meeting(meeting_id)
         .await?
         .ok_or_else(not_found)?;
-    if rec.expired(now_millis(), false) {
+    if rec.expired(now_millis(), None) {
         end_meeting(ctx.state, meeting_id).await?;
         return Err(not_found());
     }
@@ -59,7 +59,7 @@ pub(super) async fn create(
     // when it races the first try (the store resolves that atomically). A meeting that has
     // ended by AWS's auto-end rules no longer holds its token.
     let existing = match ctx.state.repo.find_meeting_by_request_token(&crt).await? {
-        Some(m) if m.expired(now_millis(), false) => {
+        Some(m) if m.expired(now_millis(), None) => {
             end_meeting(ctx.state, &m.meeting.meeting_id).await?;
             None
         }
