@@ -131,7 +131,6 @@ class Server:
     key_id: str = ""
     secret: str = ""
     _clients: dict = field(default_factory=dict)
-    _logs: list[str] = field(default_factory=list)
 
     # -- lifecycle ------------------------------------------------------------------------
 
