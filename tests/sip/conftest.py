@@ -259,6 +259,22 @@ class SipServer:
                     ports.add(int(cols[1].rsplit(":", 1)[1], 16))
         return ports
 
+    def media_state(self) -> tuple[float, set[int]]:
+        """(the `vc_active_legs` gauge, the ports of --rtp-ports the server holds)."""
+        low, high = self.rtp_ports
+        held = {p for p in self.held_udp_ports() if low <= p <= high}
+        return self.metrics().get("vc_active_legs", 0.0), held
+
+    def wait_media_idle(self, timeout: float = 10.0) -> tuple[float, set[int]]:
+        """Waits until no leg is active and no RTP port is held (calls end asynchronously
+        after their BYE), up to `timeout`; returns the last media_state()."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.media_state()
+            if state == (0.0, set()) or time.monotonic() > deadline:
+                return state
+            time.sleep(0.1)
+
     def provision(self, require_encryption: bool = False) -> Provisioned:
         vc_id, host = self.create_connector(require_encryption)
         meeting_id, attendee_id, token = self.create_attendee()
@@ -299,8 +315,19 @@ class SipServer:
 def sip_server(tmp_path_factory) -> SipServer:
     """A real `voice-connector serve` on 127.0.0.1 with kernel-chosen SIP, TLS and API ports
     (read back from its log) and an RTP range that is free at start."""
+    yield from _serve(tmp_path_factory.mktemp("vc-sip"))
+
+
+@pytest.fixture
+def sip_private_server(tmp_path_factory) -> SipServer:
+    """A server of its own for one test, for tests that assert the server's global state
+    (active legs, held RTP ports) and must not see other tests' calls."""
+    yield from _serve(tmp_path_factory.mktemp("vc-sip-private"))
+
+
+def _serve(work: Path):
+    """Starts the server in `work`, yields it, stops it (SIGTERM) and fails on a panic."""
     binary = _find_binary()
-    work = tmp_path_factory.mktemp("vc-sip")
     data_dir = work / "data"
     data_dir.mkdir()
     log_path = work / "server.log"
@@ -440,7 +467,8 @@ def sip_rtp_peer():
 def sip_tools():
     """Helpers for test modules (imported through a fixture: `import conftest` could pick
     up tests/conftest.py instead of this file)."""
-    return SimpleNamespace(RtpPeer=RtpPeer, g711_to_pcm16=g711_to_pcm16, tone_frequency=tone_frequency)
+    return SimpleNamespace(RtpPeer=RtpPeer, g711_to_pcm16=g711_to_pcm16, tone_frequency=tone_frequency,
+                           run_sipp=run_sipp)
 
 
 def g711_to_pcm16(payload: bytes, law: str = "u") -> list[int]:
