@@ -270,3 +270,47 @@ def test_cancel_before_answer_gets_487(sip_private_server, sip_tools, tmp_path):
     assert (legs, held) == (0, set()), (legs, held, server.log()[-3000:])
     stats = server.call_ended(meeting_id)
     assert stats["_reason"] == "Cancelled", stats
+
+
+# ---------------------------------------------------------------------------------------
+# The same attendee joining twice
+
+
+def test_second_join_of_attendee_ends_first_call(sip_server, sip_sipp, sip_tools):
+    """Call A joins with token T; call B joins with T too: the server ends A with a BYE
+    whose RFC 3326 Reason says "joined from another device" (A answers it 200), and B stays
+    up until its own BYE."""
+    p = sip_server.provision()
+    results = {}
+    with sip_tools.RtpPeer() as peer_a, sip_tools.RtpPeer() as peer_b:
+        call_a = threading.Thread(target=lambda: results.update(a=sip_sipp(
+            "join_until_bye.xml", join_keys(p.host, p.token, peer_a.port), tag="A", timeout_s=20)))
+        call_a.start()
+        try:
+            first = sip_server.wait_for_log(
+                r"joined meeting call=(\S+) meeting=" + re.escape(p.meeting_id) + r"[^\n]*", timeout=15)
+            b = sip_sipp("join_uac.xml", join_keys(p.host, p.token, peer_b.port), extra=["-d", "2000"], tag="B")
+        finally:
+            call_a.join(timeout=40)
+        received_by_b = peer_b.rtp()
+    a = results.get("a")
+    assert a is not None, "call A's SIPp did not finish"
+    assert_one_successful_call(a)
+    m = re.search(r"^reason=\s*(.*) text=(.*)$", a.log, re.M)
+    assert m, a.describe()
+    reason, text = m.group(1).strip(), m.group(2).strip()
+    assert text == "joined from another device", a.log
+    assert re.fullmatch(r'SIP\s*;\s*cause=200\s*;\s*text="joined from another device"', reason), reason
+    # B: answered, never sent a BYE by the server (SIPp would count it unexpected), its own
+    # BYE answered 200 after the 2 s call, with the server's RTP flowing to it meanwhile.
+    assert_one_successful_call(b)
+    assert b.counter("FailedUnexpectedMessage") == 0, b.describe()
+    assert received_by_b, "no RTP reached call B"
+    # The server: A ended by its own BYE, B by the caller's.
+    pattern = r"call ended call=(\S+) meeting=" + re.escape(p.meeting_id) + r"[^\n]*reason=(\w+)"
+    deadline = time.monotonic() + 10
+    while len(ended := dict(re.findall(pattern, sip_server.log()))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(ended) == 2, ended
+    assert ended.pop(first.group(1)) == "LocalBye", ended
+    assert list(ended.values()) == ["RemoteBye"], ended
