@@ -12,6 +12,8 @@ object on stdout:
      "codec": "G722/16000", "proto": "RTP/SAVP", "rx_packets": int, "tx_packets": int,
      "rx_bytes": int, "crypto": ["1 AES_CM_128_HMAC_SHA1_80 inline:..."], "offer_sdp": str,
      "final_response": "SIP/2.0 ... (the INVITE's final response as received)",
+     "offers": [every SDP offer sent], "answers": [every SDP answer in a 2xx],
+     "snapshots": [{"label": "start"|"hold"|..., "at": s, "rx": packets, "tx": packets}],
      "codecs": [...], "dump": str, "error": str}
 
 All pjsua2 work runs on the main thread: threadCnt = 0 and `libHandleEvents` polling.
@@ -45,6 +47,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--record", help="WAV file that receives what the caller hears")
     p.add_argument("--duration", type=float, default=4.0, help="seconds in the call after it is confirmed")
     p.add_argument("--timeout", type=float, default=8.0, help="seconds to wait for the answer")
+    p.add_argument(
+        "--action",
+        action="append",
+        default=[],
+        help="SECONDS:hold|unhold|reinvite|reinit, seconds after the media started (repeatable)",
+    )
     p.add_argument("--log-level", type=int, default=3)
     p.add_argument("--log-file", default="")
     return p.parse_args(argv)
@@ -61,7 +69,11 @@ class JoinCall(pj.Call):
         self.answer_sdp = ""
         self.offer_sdp = ""
         self.final_response = ""
+        self.offers: list[str] = []
+        self.answers: list[str] = []
+        self._seen: set[str] = set()
         self.media_active = False
+        self.media_changed = False
         self.ever_confirmed = False
 
     def onCallState(self, prm) -> None:
@@ -74,7 +86,8 @@ class JoinCall(pj.Call):
             self.ever_confirmed = True
 
     def onCallSdpCreated(self, prm) -> None:
-        self.offer_sdp = prm.sdp.wholeSdp
+        if not self.offer_sdp:
+            self.offer_sdp = prm.sdp.wholeSdp
 
     def onCallTsxState(self, prm) -> None:
         self._keep_response(prm.e)
@@ -85,18 +98,82 @@ class JoinCall(pj.Call):
         if ev.type != pj.PJSIP_EVENT_TSX_STATE:
             return
         body = ev.body.tsxState
-        if body.type != pj.PJSIP_EVENT_RX_MSG or body.tsx.method != "INVITE":
+        if body.tsx.method != "INVITE":
+            return
+        if body.type == pj.PJSIP_EVENT_TX_MSG:
+            # Offers as sent (hold's a=sendonly is applied after onCallSdpCreated).
+            sent = body.src.tdata.wholeMsg
+            if sent.startswith("INVITE ") and "\r\n\r\n" in sent and sent not in self._seen:
+                self._seen.add(sent)
+                self.offers.append(sent.split("\r\n\r\n", 1)[1])
+            return
+        if body.type != pj.PJSIP_EVENT_RX_MSG:
             return
         msg = body.src.rdata.wholeMsg
+        if msg in self._seen:
+            return  # the same response, reported to onCallState and onCallTsxState
+        self._seen.add(msg)
         if msg.startswith("SIP/2.0 ") and not msg.startswith("SIP/2.0 1"):
             self.final_response = msg
         if msg.startswith("SIP/2.0 2") and "\r\n\r\n" in msg:
             sdp = msg.split("\r\n\r\n", 1)[1]
             if sdp.strip():
-                self.answer_sdp = sdp
+                if not self.answer_sdp:
+                    self.answer_sdp = sdp
+                self.answers.append(sdp)
 
     def onCallMediaState(self, prm) -> None:
+        # Called again after every re-INVITE; the stream's bridge port may be new.
         self.media_active = True
+        self.media_changed = True
+
+
+def snapshot(call: JoinCall, out: dict, label: str, at: float) -> None:
+    """Stream counters at `at` seconds after the media started (RFC 3550 §6.4 counts)."""
+    snap = {"label": label, "at": at, "rx": -1, "tx": -1}
+    if call.hasMedia():
+        st = call.getStreamStat(0)
+        snap["rx"] = st.rtcp.rxStat.pkt
+        snap["tx"] = st.rtcp.txStat.pkt
+    out["snapshots"].append(snap)
+
+
+def connect_media(call: JoinCall, player, recorder) -> None:
+    """Player -> call and call -> recorder on the conference bridge (connecting an already
+    connected pair is a no-op)."""
+    info = call.getInfo()  # kept alive: its media vector's items point into it
+    for i in range(len(info.media)):
+        media = info.media[i]
+        if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status not in (
+            pj.PJSUA_CALL_MEDIA_ACTIVE,
+            pj.PJSUA_CALL_MEDIA_LOCAL_HOLD,
+        ):
+            continue
+        aud = call.getAudioMedia(i)
+        if player is not None:
+            player.startTransmit(aud)
+        if recorder is not None:
+            aud.startTransmit(recorder)
+
+
+def do_action(call: JoinCall, what: str) -> None:
+    """Hold (RFC 3264 §8.4 a=sendonly), resume (a=sendrecv), a plain re-INVITE (pjsip
+    re-offers the same key) or one with a new media transport (new port and SDES keys,
+    RFC 4568 §7.1.4)."""
+    prm = pj.CallOpParam(True)
+    if what == "hold":
+        call.setHold(prm)
+    elif what == "unhold":
+        prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+        call.reinvite(prm)
+    elif what == "reinvite":
+        call.reinvite(prm)
+    elif what == "reinit":
+        # A new media transport: new local RTP port and new SDES keys in the offer.
+        prm.opt.flag = pj.PJSUA_CALL_REINIT_MEDIA
+        call.reinvite(prm)
+    else:
+        raise SystemExit(f"unknown action {what!r}")
 
 
 def main(argv: list[str]) -> int:
@@ -108,6 +185,9 @@ def main(argv: list[str]) -> int:
         "answer_sdp": "",
         "offer_sdp": "",
         "final_response": "",
+        "offers": [],
+        "answers": [],
+        "snapshots": [],
         "codec": "",
         "proto": "",
         "rx_packets": 0,
@@ -218,19 +298,27 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
             break
     out["confirmed"] = call.state == pj.PJSIP_INV_STATE_CONFIRMED
     if out["confirmed"]:
-        connected = False
+        actions = sorted(
+            (float(t), what) for t, what in (a.split(":", 1) for a in args.action)
+        )
+        connected_at = None
         end = time.monotonic() + args.duration
         while time.monotonic() < end:
-            ep.libHandleEvents(20)
+            ep.libHandleEvents(10)
             if call.state == pj.PJSIP_INV_STATE_DISCONNECTED:
                 break
-            if not connected and call.media_active and call.hasMedia():
-                aud = call.getAudioMedia(-1)
-                if player is not None:
-                    player.startTransmit(aud)
-                if recorder is not None:
-                    aud.startTransmit(recorder)
-                connected = True
+            if call.media_changed and call.hasMedia():
+                call.media_changed = False
+                connect_media(call, player, recorder)
+                if connected_at is None:
+                    connected_at = time.monotonic()
+                    snapshot(call, out, "start", 0.0)
+            if connected_at is not None and actions and time.monotonic() - connected_at >= actions[0][0]:
+                _, what = actions.pop(0)
+                snapshot(call, out, what, time.monotonic() - connected_at)
+                do_action(call, what)
+        if connected_at is not None:
+            snapshot(call, out, "end", time.monotonic() - connected_at)
         if call.hasMedia():
             si = call.getStreamInfo(0)
             out["codec"] = f"{si.codecName}/{si.codecClockRate}"
@@ -256,6 +344,8 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
     out["answer_sdp"] = call.answer_sdp
     out["offer_sdp"] = call.offer_sdp
     out["final_response"] = call.final_response
+    out["offers"] = call.offers
+    out["answers"] = call.answers
     out["crypto"] = [
         line[len("a=crypto:"):].strip()
         for line in call.answer_sdp.splitlines()

@@ -295,23 +295,44 @@ def goertzel_power(samples: list[int], rate: int, hz: float) -> float:
     return power / (n * n)
 
 
-def tone_levels(path: Path, freqs: tuple[float, ...] = TONES) -> dict:
-    """dB (relative to full-scale sine) of each frequency over the audible part of a
-    recording, plus the recording's length in seconds and its overall RMS in dBFS."""
+#: Analysis block (s): 10 Hz bins, short enough that a phase jump (packet-loss
+#: concealment, a re-INVITE) only costs its own block.
+BLOCK_S = 0.1
+#: A tone counts as present in a block above this level (dB relative to a full-scale sine).
+PRESENT_DB = -30.0
+
+
+def tone_levels(path: Path, freqs: tuple[float, ...] = TONES, window: tuple[float, float] | None = None) -> dict:
+    """Per frequency, the mean level (dB relative to a full-scale sine, Goertzel power per
+    100 ms block averaged over the blocks) and, under "present", the share of blocks in
+    which it is above PRESENT_DB; plus the recording's length in seconds and the analysed
+    part's RMS in dBFS. Without `window` the analysis starts at the first sound (the other
+    caller may join later); with `window` = (from, to) it covers those seconds."""
     samples, rate = read_wav(path)
-    # Only the second after the first sound onwards: the other caller may join later.
-    frame = rate // 50
-    start = next(
-        (i for i in range(0, len(samples) - frame + 1, frame)
-         if max(abs(x) for x in samples[i : i + frame]) > 300),
-        len(samples),
-    )
-    body = samples[start:]
-    out: dict = {"seconds": len(samples) / rate if rate else 0.0, "audible_seconds": len(body) / rate if rate else 0.0}
+    if window is not None:
+        body = samples[int(window[0] * rate) : int(window[1] * rate)]
+    else:
+        frame = rate // 50
+        start = next(
+            (i for i in range(0, len(samples) - frame + 1, frame)
+             if max(abs(x) for x in samples[i : i + frame]) > 300),
+            len(samples),
+        )
+        body = samples[start:]
+    out: dict = {
+        "seconds": len(samples) / rate if rate else 0.0,
+        "analysed_seconds": len(body) / rate if rate else 0.0,
+        "present": {},
+    }
     ref = 0.25 * 32768.0 * 32768.0
+    block = int(rate * BLOCK_S)
+    blocks = [body[i : i + block] for i in range(0, len(body) - block + 1, block)]
     for hz in freqs:
-        p = goertzel_power(body, rate, hz)
-        out[int(hz)] = 10.0 * math.log10(p / ref) if p > 0 else -200.0
+        powers = [goertzel_power(b, rate, hz) / ref for b in blocks]
+        mean = sum(powers) / len(powers) if powers else 0.0
+        out[int(hz)] = 10.0 * math.log10(mean) if mean > 0 else -200.0
+        floor = 10.0 ** (PRESENT_DB / 10.0)
+        out["present"][int(hz)] = sum(1 for p in powers if p > floor) / len(powers) if powers else 0.0
     rms = (sum(x * x for x in body) / len(body)) ** 0.5 if body else 0.0
     out["rms_dbfs"] = 20.0 * math.log10(rms / 32768.0) if rms > 0 else -200.0
     return out
@@ -366,6 +387,7 @@ class PjCallers:
         duration: float = 4.0,
         codecs: list[str] | None = None,
         name: str = "caller",
+        actions: list[str] | None = None,
     ) -> CallerRun:
         """Starts one caller joining with `token` at `host` (the connector's outbound host
         name) through 127.0.0.1 as outbound proxy."""
@@ -392,6 +414,8 @@ class PjCallers:
             cmd += ["--suite", s]
         for c in codecs or []:
             cmd += ["--codec", c]
+        for a in actions or []:
+            cmd += ["--action", a]
         if play is not None:
             cmd += ["--play", str(play)]
         if record is not None:
