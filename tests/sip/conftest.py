@@ -89,10 +89,21 @@ def free_udp_tcp_port() -> int:
 
 def _free_rtp_range(size: int = 200) -> tuple[int, int]:
     """An even-aligned UDP port range of `size` ports that is free right now, so parallel
-    test runs of other suites (which may use fixed ranges) do not collide with ours."""
+    test runs of other suites (which may use fixed ranges) do not collide with ours.
+
+    Taken below the kernel's ephemeral range (and below 30000, where other suites pick
+    theirs), so that no socket bound to port 0 (SIPp, the RTP peers, other programs) can land
+    in it while the server runs: a port the server finds taken is then its own doing."""
     rng = random.Random()
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    top = min(ephemeral_low, 30000)
+    lowest = 10000 if top - size > 10000 else 30000
+    highest = top - size if lowest == 10000 else 60000 - size
     for _ in range(50):
-        low = rng.randrange(30000, 60000 - size, 2)
+        low = rng.randrange(lowest, highest, 2)
         socks = []
         try:
             for port in range(low, low + size):
@@ -223,7 +234,7 @@ class SipServer:
 
     def metrics(self) -> dict[str, float]:
         """GET /metrics (Prometheus text format 0.0.4) as {series: value}, the series
-        written as in the exposition (`name` or `name{labels}`)."""
+        written as in the exposition (`name` or `name{labels}`; `name{}` read as `name`)."""
         with urllib.request.urlopen(self.api_url + "/metrics", timeout=5) as resp:
             text = resp.read().decode()
         out = {}
@@ -231,7 +242,7 @@ class SipServer:
             if not line or line.startswith("#"):
                 continue
             series, _, value = line.rpartition(" ")
-            out[series] = float(value)
+            out[series.removesuffix("{}")] = float(value)
         return out
 
     def held_udp_ports(self) -> set[int]:
@@ -323,6 +334,12 @@ def sip_private_server(tmp_path_factory) -> SipServer:
     """A server of its own for one test, for tests that assert the server's global state
     (active legs, held RTP ports) and must not see other tests' calls."""
     yield from _serve(tmp_path_factory.mktemp("vc-sip-private"))
+
+
+@pytest.fixture(scope="module")
+def sip_module_server(tmp_path_factory) -> SipServer:
+    """Like sip_private_server, shared by the tests of one module."""
+    yield from _serve(tmp_path_factory.mktemp("vc-sip-module"))
 
 
 def _serve(work: Path):
@@ -463,7 +480,7 @@ def sip_rtp_peer():
         yield peer
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def sip_tools():
     """Helpers for test modules (imported through a fixture: `import conftest` could pick
     up tests/conftest.py instead of this file)."""

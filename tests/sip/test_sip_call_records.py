@@ -1,0 +1,63 @@
+"""Call detail records: one per call, answered or refused, listed by the signed admin
+endpoint GET /admin/call-records."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+CALLER = "+12065550100"
+
+
+def _records(server, vc_id: str) -> list[dict]:
+    url = f"{server.api_url}/admin/call-records?voice-connector-id={vc_id}"
+    req = AWSRequest(method="GET", url=url)
+    SigV4Auth(Credentials(server.key_id, server.secret), "chime", "us-east-1").add_auth(req)
+    prepared = urllib.request.Request(url, headers=dict(req.headers.items()), method="GET")
+    with urllib.request.urlopen(prepared, timeout=10) as resp:
+        return json.loads(resp.read())["CallRecords"]
+
+
+def _wait_records(server, vc_id: str, n: int) -> list[dict]:
+    deadline = time.monotonic() + 10
+    while True:
+        recs = _records(server, vc_id)
+        if len(recs) >= n or time.monotonic() > deadline:
+            return recs
+        time.sleep(0.1)
+
+
+def test_answered_and_refused_calls_have_records(sip_server, sip_sipp, sip_rtp_peer):
+    p = sip_server.provision()
+    keys = {"vc_host": p.host, "token": p.token, "from_user": CALLER, "rtp_port": str(sip_rtp_peer.port)}
+    result = sip_sipp("join_uac.xml", keys, "u1", extra=["-d", "1500"])
+    assert result.returncode == 0, result.describe()
+    sip_server.call_ended(p.meeting_id)
+
+    bad = dict(keys, token="A" * 43)
+    refused = sip_sipp("join_refused_403.xml", bad, "u1")
+    assert refused.returncode == 0, refused.describe()
+
+    recs = _wait_records(sip_server, p.voice_connector_id, 2)
+    assert len(recs) == 2, recs
+    done = next(r for r in recs if r["Status"] == "Completed")
+    assert done["StatusCode"] == 200
+    assert done["VoiceConnectorId"] == p.voice_connector_id
+    assert done["SourcePhoneNumber"] == CALLER
+    assert done["DestinationPhoneNumber"] == "+17035550122"
+    assert done["MeetingId"] == p.meeting_id and done["AttendeeId"] == p.attendee_id
+    assert done["Codec"] in ("PCMU", "PCMA"), done
+    assert done["Transport"] == "UDP"
+    assert done["Media"]["PacketsSent"] > 0, done
+    assert done["CallId"] and done["TransactionId"] and done["StartTime"] <= done["EndTime"]
+
+    no = next(r for r in recs if r["Status"] == "Refused")
+    assert no["StatusCode"] == 403
+    assert "invalid join token" in no["Reason"]
+    # The record holds no secrets: the token is nowhere in it.
+    assert p.token not in json.dumps(recs)
