@@ -81,6 +81,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
+        .route("/admin/call-records", get(call_records))
         .fallback(aws)
         .with_state(state)
 }
@@ -96,6 +97,67 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     resp
+}
+
+/// `GET /admin/call-records?voice-connector-id=…&max-results=…&next-token=…`: call detail
+/// records, oldest TransactionId first; signed with SigV4 like every API call.
+async fn call_records(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, _) = req.into_parts();
+    let raw_query = parts.uri.query().unwrap_or("");
+    let result = async {
+        sigv4::verify(
+            &state.credentials,
+            parts.method.as_str(),
+            parts.uri.path(),
+            raw_query,
+            &parts.headers,
+            b"",
+            time::OffsetDateTime::now_utc(),
+        )?;
+        let mut vc = None;
+        let mut max = 100u32;
+        let mut after = None;
+        for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned();
+            match k {
+                "voice-connector-id" => vc = Some(v),
+                "next-token" => after = Some(v),
+                "max-results" => {
+                    max = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!(
+                                "max-results must be 1 to 100, got {v:?}"
+                            ))
+                        })?;
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown query parameter {other:?}"
+                    )));
+                }
+            }
+        }
+        let records = state
+            .repo
+            .list_call_records(vc.as_deref(), after.as_deref(), max)
+            .await?;
+        let next = (records.len() == max as usize)
+            .then(|| records.last().and_then(|r| r.get("TransactionId")).cloned())
+            .flatten();
+        Ok::<_, ApiError>(serde_json::json!({ "CallRecords": records, "NextToken": next }))
+    }
+    .await;
+    match result {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => e.into_aws_response(Service::Voice, &request_id),
+    }
 }
 
 fn service_for_path(path: &str) -> Service {

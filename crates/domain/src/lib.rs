@@ -7,6 +7,7 @@
 //! syntax, calling regions, route limits) lives here, as pure functions.
 #![forbid(unsafe_code)]
 
+pub mod call_record;
 pub mod error;
 pub mod ids;
 pub mod meeting;

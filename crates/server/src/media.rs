@@ -107,6 +107,103 @@ struct CallInfo {
     /// Our delayed offer and the sockets waiting for its answer.
     pending: Option<(sdp::negotiate::MediaSession, Arc<UdpSocket>, Arc<UdpSocket>)>,
     started: Instant,
+    /// What the call record needs from the INVITE.
+    cdr: CdrSeed,
+}
+
+/// The parts of a call record known when the call is admitted.
+#[derive(Clone)]
+pub struct CdrSeed {
+    pub transaction_id: String,
+    pub call_id: String,
+    pub voice_connector_id: String,
+    pub source_phone_number: String,
+    pub destination_phone_number: String,
+    pub source_address: String,
+    pub transport: String,
+    pub start_ms: i64,
+}
+
+impl CdrSeed {
+    pub fn from_invite(vc_id: &str, invite: &Request, peer: &Peer) -> Self {
+        let user = |na: Option<sip::NameAddr<'_>>| {
+            na.and_then(|n| n.uri.user_decoded().map(|u| u.into_owned()))
+                .unwrap_or_default()
+        };
+        CdrSeed {
+            transaction_id: uuid::Uuid::new_v4().to_string(),
+            call_id: invite
+                .headers
+                .get(sip::HeaderName::CallId)
+                .unwrap_or_default()
+                .to_string(),
+            voice_connector_id: vc_id.to_string(),
+            source_phone_number: user(invite.headers.from()),
+            destination_phone_number: invite
+                .uri
+                .user()
+                .map(|u| String::from_utf8_lossy(&sip::percent_decode(u)).into_owned())
+                .unwrap_or_default(),
+            source_address: peer.remote.to_string(),
+            transport: format!("{:?}", peer.transport).to_ascii_uppercase(),
+            start_ms: domain::timestamp::now_millis(),
+        }
+    }
+
+    /// The finished record.
+    pub fn finish(
+        &self,
+        status: &str,
+        status_code: u16,
+        reason: Option<String>,
+    ) -> domain::call_record::CallRecord {
+        let end = domain::timestamp::now_millis();
+        domain::call_record::CallRecord {
+            transaction_id: self.transaction_id.clone(),
+            call_id: self.call_id.clone(),
+            voice_connector_id: self.voice_connector_id.clone(),
+            status: status.to_string(),
+            status_code,
+            reason,
+            source_phone_number: self.source_phone_number.clone(),
+            destination_phone_number: self.destination_phone_number.clone(),
+            direction: "Outbound".to_string(),
+            source_address: self.source_address.clone(),
+            transport: self.transport.clone(),
+            start_time: domain::timestamp::iso8601(self.start_ms),
+            end_time: domain::timestamp::iso8601(end),
+            duration_seconds: ((end - self.start_ms).max(0) / 1000) as u64,
+            meeting_id: None,
+            attendee_id: None,
+            codec: None,
+            srtp_suite: None,
+            media: None,
+        }
+    }
+}
+
+/// Writes a call record, retrying a few times: a record is never dropped silently.
+pub async fn store_call_record(
+    repo: &Arc<dyn store::Repository>,
+    rec: domain::call_record::CallRecord,
+    start_ms: i64,
+) {
+    let Ok(doc) = serde_json::to_value(&rec) else {
+        return;
+    };
+    for attempt in 0..5u32 {
+        match repo
+            .insert_call_record(&rec.transaction_id, &rec.voice_connector_id, start_ms, &doc)
+            .await
+        {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(transaction = %rec.transaction_id, attempt, error = %e, "storing the call record failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+    tracing::error!(record = %doc, "call record could not be stored; it is in this log line instead");
 }
 
 #[derive(Default)]
@@ -125,6 +222,7 @@ pub struct Media {
     commands: Mutex<Option<mpsc::Sender<Command>>>,
     engine: EngineConfig,
     pub metrics: Arc<api::metrics::Metrics>,
+    repo: Arc<dyn store::Repository>,
 }
 
 impl Media {
@@ -132,6 +230,7 @@ impl Media {
         rtp_ports: (u16, u16),
         media_ip: Option<IpAddr>,
         metrics: Arc<api::metrics::Metrics>,
+        repo: Arc<dyn store::Repository>,
     ) -> Arc<Self> {
         Arc::new(Media {
             pool: PortPool::new(rtp_ports.0, rtp_ports.1),
@@ -140,6 +239,7 @@ impl Media {
             commands: Mutex::new(None),
             engine: EngineConfig::default(),
             metrics,
+            repo,
         })
     }
 
@@ -431,6 +531,7 @@ impl CallApp for Arc<Media> {
             negotiated: None,
             pending: None,
             started: Instant::now(),
+            cdr: CdrSeed::from_invite(&connector.voice_connector_id, invite, peer),
         };
         let body = if invite.body.is_empty() {
             let over_tls = peer.transport == sip::TransportKind::Tls;
@@ -542,6 +643,39 @@ impl CallApp for Arc<Media> {
         tokio::spawn(async move {
             if let Some((info, stats)) = this.release(call).await {
                 tracing::info!(?call, meeting = %info.meeting_id, ?reason, secs = info.started.elapsed().as_secs(), stats = ?stats, "call ended");
+                let (status, code) = match reason {
+                    sip::TerminationReason::RemoteBye
+                    | sip::TerminationReason::LocalBye
+                    | sip::TerminationReason::SessionExpired => ("Completed", 200),
+                    sip::TerminationReason::Cancelled => ("Cancelled", 487),
+                    sip::TerminationReason::Rejected(c)
+                    | sip::TerminationReason::Failed(c)
+                    | sip::TerminationReason::DialogGone(c) => ("Failed", c),
+                    sip::TerminationReason::AckTimeout | sip::TerminationReason::PrackTimeout => {
+                        ("Failed", 408)
+                    }
+                };
+                this.metrics.counter_add(
+                    "vc_calls_ended_total",
+                    &format!("status=\"{status}\""),
+                    1,
+                );
+                let mut rec = info.cdr.finish(status, code, Some(format!("{reason:?}")));
+                rec.meeting_id = Some(info.meeting_id.clone());
+                rec.attendee_id = Some(info.attendee_id.clone());
+                if let Some(n) = &info.negotiated {
+                    rec.codec = Some(n.codec.clone());
+                    rec.srtp_suite = n.srtp_suite.clone();
+                }
+                rec.media = stats.map(|s| domain::call_record::MediaStatistics {
+                    packets_received: s.packets_in,
+                    packets_sent: s.packets_out,
+                    packets_lost: s.lost,
+                    jitter_ms: s.jitter_ms,
+                    round_trip_time_ms: s.rtt_ms,
+                    srtp_failures: s.srtp_failures,
+                });
+                store_call_record(&this.repo, rec, info.cdr.start_ms).await;
             }
         });
     }

@@ -62,7 +62,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         repo.clone(),
         cfg.sip_domain.clone(),
     ));
-    let media = crate::media::Media::new(cfg.rtp_ports, cfg.media_ip, metrics);
+    let media =
+        crate::media::Media::new(cfg.rtp_ports, cfg.media_ip, metrics.clone(), repo.clone());
     let edge = crate::sip_edge::start(&cfg, router, Arc::new(media.clone())).await?;
     media.set_commands(edge.commands.clone());
     for (t, name) in [

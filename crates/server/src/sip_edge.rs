@@ -414,6 +414,23 @@ fn refuse(call: CallKey, r: &Refusal) -> Command {
     }
 }
 
+/// Refused calls to an existing connector get a call record too.
+async fn record_refusal(
+    router: &Router,
+    req: &Request,
+    peer: &Peer,
+    host: &str,
+    status: u16,
+    reason: String,
+) {
+    let Ok(Some(vc)) = router.connector_for_host(host).await else {
+        return;
+    };
+    let seed = crate::media::CdrSeed::from_invite(&vc.voice_connector_id, req, peer);
+    let rec = seed.finish("Refused", status, Some(reason));
+    crate::media::store_call_record(router.repo(), rec, seed.start_ms).await;
+}
+
 async fn route_call<A: CallApp>(
     router: &Router,
     app: &A,
@@ -438,6 +455,7 @@ async fn route_call<A: CallApp>(
     match &decision {
         Decision::Refuse(r) => {
             tracing::info!(?call, status = r.status(), reason = %r, source = %peer.remote, "call refused");
+            record_refusal(router, req, peer, &facts.host, r.status(), r.to_string()).await;
             refuse(call, r)
         }
         Decision::Challenge { challenges, reason } => {
@@ -463,6 +481,7 @@ async fn route_call<A: CallApp>(
             },
             Err((status, w)) => {
                 tracing::info!(?call, status, reason = %w, "join refused");
+                record_refusal(router, req, peer, &facts.host, status, w.clone()).await;
                 Command::Answer {
                     call,
                     status,

@@ -141,6 +141,23 @@ pub trait Repository: Send + Sync + 'static {
     async fn list_meetings(&self) -> Result<Vec<MeetingRecord>, StoreError>;
     async fn touch_meeting_audio(&self, id: &str, at_ms: i64) -> Result<(), StoreError>;
 
+    // Call detail records.
+    /// Stores one call's record (a JSON document). `id` is its TransactionId.
+    async fn insert_call_record(
+        &self,
+        id: &str,
+        vc_id: &str,
+        start_ms: i64,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// Records in TransactionId order after `after`, optionally for one connector.
+    async fn list_call_records(
+        &self,
+        vc_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, StoreError>;
+
     // Attendees.
     /// Adds an attendee unless the meeting has one with the same ExternalUserId, and refuses
     /// (LimitExceeded) past `max_attendees`. Atomic with respect to concurrent inserts.

@@ -537,6 +537,51 @@ impl Repository for SqlRepository {
         Ok(())
     }
 
+    async fn insert_call_record(
+        &self,
+        id: &str,
+        vc_id: &str,
+        start_ms: i64,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO call_records (id, vc_id, start_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
+            .bind(id)
+            .bind(vc_id)
+            .bind(start_ms)
+            .bind(body.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_call_records(
+        &self,
+        vc_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows: Vec<(String, String)> = match vc_id {
+            Some(vc) => {
+                sqlx::query_as("SELECT id, body FROM call_records WHERE vc_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+                    .bind(vc)
+                    .bind(after.unwrap_or(""))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query_as("SELECT id, body FROM call_records WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(after.unwrap_or(""))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.into_iter()
+            .map(|(id, b)| from_json("call_records", &id, &b))
+            .collect()
+    }
+
     async fn insert_attendee(
         &self,
         a: &AttendeeRecord,

@@ -186,6 +186,7 @@ suite!(
     delete_meeting_cascades_to_attendees,
     delete_connector_cascades_to_settings_and_credentials,
     writes_survive_reconnect,
+    call_records_are_listed_per_connector_in_order,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1094,4 +1095,53 @@ fn database_name_replacement() {
         "postgres://u:p@h/vc_y?sslmode=disable"
     );
     assert_eq!(with_database("postgres://h:1", "z"), "postgres://h:1/z");
+}
+
+async fn call_records_are_listed_per_connector_in_order(db: &Db) {
+    let repo = &db.repo;
+    for (id, vc) in [
+        ("t3", "vc-a"),
+        ("t1", "vc-a"),
+        ("t2", "vc-b"),
+        ("t4", "vc-a"),
+    ] {
+        let doc = serde_json::json!({ "TransactionId": id, "VoiceConnectorId": vc, "Status": "Completed" });
+        repo.insert_call_record(id, vc, 1_000, &doc)
+            .await
+            .expect("insert");
+    }
+    // Storing the same record again (a retry) keeps one copy.
+    let again = serde_json::json!({ "TransactionId": "t1", "VoiceConnectorId": "vc-a", "Status": "Completed" });
+    repo.insert_call_record("t1", "vc-a", 1_000, &again)
+        .await
+        .expect("retry");
+    let ids = |v: Vec<serde_json::Value>| -> Vec<String> {
+        v.iter()
+            .map(|r| r["TransactionId"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(repo
+            .list_call_records(Some("vc-a"), None, 100)
+            .await
+            .expect("list")),
+        ["t1", "t3", "t4"]
+    );
+    assert_eq!(
+        ids(repo
+            .list_call_records(Some("vc-a"), Some("t1"), 1)
+            .await
+            .expect("page")),
+        ["t3"]
+    );
+    assert_eq!(
+        ids(repo.list_call_records(None, None, 100).await.expect("all")),
+        ["t1", "t2", "t3", "t4"]
+    );
+    assert!(
+        repo.list_call_records(Some("vc-x"), None, 100)
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }

@@ -1,0 +1,54 @@
+//! Call detail records: one per call, kept in the store and listed by the admin endpoint.
+
+use serde::{Deserialize, Serialize};
+
+/// Media figures for a call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MediaStatistics {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub packets_lost: i64,
+    pub jitter_ms: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round_trip_time_ms: Option<u32>,
+    /// Packets refused by SRTP authentication or replay protection.
+    pub srtp_failures: u64,
+}
+
+/// One call (shape of our admin API; the field names follow AWS's CDR style).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CallRecord {
+    /// Unique per call.
+    pub transaction_id: String,
+    /// The SIP Call-ID.
+    pub call_id: String,
+    pub voice_connector_id: String,
+    /// `Completed`, `Cancelled`, `Refused` or `Failed`.
+    pub status: String,
+    /// The final SIP status of the INVITE.
+    pub status_code: u16,
+    /// Why it ended or was refused, as the Warning/Reason said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub source_phone_number: String,
+    pub destination_phone_number: String,
+    /// `Outbound`: from the customer's PBX into the service (AWS's term for termination).
+    pub direction: String,
+    pub source_address: String,
+    pub transport: String,
+    pub start_time: String,
+    pub end_time: String,
+    pub duration_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meeting_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attendee_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codec: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srtp_suite: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaStatistics>,
+}
