@@ -238,11 +238,6 @@ def test_token_of_deleted_attendee_is_refused(sip_server, sip_sipp):
 CANCEL_ATTEMPTS = 5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: a CANCEL that arrives while the join is routed/accepted ends the dialog "
-    "(200 + 487, Terminated(Cancelled) -> Media::terminated finds no call yet), then "
-    "accept_join still registers the leg ('joined meeting' after the 487): no 'call ended' "
-    "line, vc_active_legs stays 1 and the RTP port pair stays bound"))
 def test_cancel_before_answer_gets_487(sip_private_server, sip_tools, tmp_path):
     """INVITE and CANCEL back to back: 200 for the CANCEL, 487 for the INVITE (RFC 3261
     §9.2), the server logs the call ended as Cancelled and keeps no leg or RTP port for it.

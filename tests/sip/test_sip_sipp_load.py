@@ -73,10 +73,6 @@ def test_thousand_joins_leave_nothing_behind(loaded):
     assert metrics.get("vc_calls_answered_total") == CALLS, {k: v for k, v in metrics.items() if k.startswith("vc_")}
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "server bug (racy): Media::release aborts the RTP reader tasks but gives the port pair back "
-    "before they drop their sockets; the next join pops that pair first, its bind fails, and "
-    "bind_pair logs 'in use by another program' and leaves the pair out of the pool for good"))
 def test_rtp_pool_keeps_every_pair_after_load(loaded, sip_tools):
     """After the load, as many calls at once as the range has RTP/RTCP pairs all get a
     port: no pair was lost. (The range lies below the ephemeral ports, so no other socket

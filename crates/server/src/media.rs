@@ -5,7 +5,7 @@
 //! next). A reader task per socket forwards datagrams into the meeting's task, which owns the
 //! sans-IO engine: it runs the 20 ms mixer ticks and sends what the engine yields.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -18,9 +18,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::router::Decision;
 use crate::sip_edge::{CallApp, Command};
 
-/// Hands out RTP/RTCP port pairs from the configured range.
+/// Hands out RTP/RTCP port pairs from the configured range, first in first out: a released
+/// pair goes to the back, so a port is reused as late as possible (stale packets of an old
+/// call rarely reach a new one), and a pair another program holds is retried later instead
+/// of being lost.
 pub struct PortPool {
-    free: Mutex<BTreeSet<u16>>,
+    free: Mutex<std::collections::VecDeque<u16>>,
 }
 
 impl PortPool {
@@ -34,12 +37,12 @@ impl PortPool {
 
     fn take(&self) -> Option<u16> {
         let mut f = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        f.pop_first()
+        f.pop_front()
     }
 
     fn give_back(&self, port: u16) {
         let mut f = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        f.insert(port);
+        f.push_back(port);
     }
 
     pub fn available(&self) -> usize {
@@ -47,26 +50,38 @@ impl PortPool {
     }
 }
 
-/// Binds an RTP/RTCP pair, trying further pairs when one is taken by another program.
+/// Binds an RTP/RTCP pair, trying further pairs when one is held by another program (those
+/// go back to the pool, to be tried again later).
 async fn bind_pair(pool: &PortPool) -> Option<(u16, UdpSocket, UdpSocket)> {
+    let mut busy = Vec::new();
+    let mut found = None;
     for _ in 0..16 {
-        let port = pool.take()?;
+        let Some(port) = pool.take() else { break };
         let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         match (
             UdpSocket::bind((any, port)).await,
             UdpSocket::bind((any, port + 1)).await,
         ) {
-            (Ok(a), Ok(b)) => return Some((port, a, b)),
+            (Ok(a), Ok(b)) => {
+                found = Some((port, a, b));
+                break;
+            }
             _ => {
-                // Leave it out of the pool for now: something else holds it.
-                tracing::warn!(
+                tracing::debug!(
                     port,
-                    "RTP port pair is in use by another program; skipping it"
+                    "RTP port pair is held by another program; trying the next"
                 );
+                busy.push(port);
             }
         }
     }
-    None
+    for port in busy {
+        pool.give_back(port);
+    }
+    if found.is_none() {
+        tracing::warn!("no RTP port pair could be bound");
+    }
+    found
 }
 
 enum MeetingMsg {
@@ -209,6 +224,9 @@ pub async fn store_call_record(
 #[derive(Default)]
 struct Registry {
     calls: HashMap<CallKey, CallInfo>,
+    /// Calls the UA ended before their join was accepted (a CANCEL racing the database
+    /// lookups), with when: `accept_join` undoes such a join. Entries expire after a minute.
+    ended_early: HashMap<CallKey, (Instant, sip::TerminationReason)>,
     by_attendee: HashMap<String, CallKey>,
     by_leg: HashMap<(String, LegId), CallKey>,
     meetings: HashMap<String, MeetingHandle>,
@@ -378,10 +396,25 @@ impl Media {
         }
     }
 
-    async fn release(&self, call: CallKey) -> Option<(CallInfo, Option<LegStats>)> {
+    async fn release(
+        &self,
+        call: CallKey,
+        ended: Option<sip::TerminationReason>,
+    ) -> Option<(CallInfo, Option<LegStats>)> {
         let (info, tx) = {
             let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
-            let info = r.calls.remove(&call)?;
+            let Some(info) = r.calls.remove(&call) else {
+                // Not admitted (yet): remember, in case the join is being accepted right now.
+                if let Some(reason) =
+                    ended.filter(|r| !matches!(r, sip::TerminationReason::Rejected(_)))
+                {
+                    let now = Instant::now();
+                    r.ended_early
+                        .retain(|_, (at, _)| now.saturating_duration_since(*at).as_secs() < 60);
+                    r.ended_early.insert(call, (now, reason));
+                }
+                return None;
+            };
             if r.by_attendee.get(&info.attendee_id) == Some(&call) {
                 r.by_attendee.remove(&info.attendee_id);
             }
@@ -575,6 +608,21 @@ impl CallApp for Arc<Media> {
             r.calls.insert(call, info);
             prev
         };
+        // A CANCEL (or any end) that overtook this join: undo it now.
+        let ended = self
+            .reg
+            .lock()
+            .ok()
+            .and_then(|mut r| r.ended_early.remove(&call));
+        if let Some((_, reason)) = ended {
+            tracing::info!(
+                ?call,
+                ?reason,
+                "the call ended while its join was being accepted; releasing it"
+            );
+            self.finish_call(call, reason).await;
+            return Err((487, "the request was cancelled".into()));
+        }
         // The same attendee joining again: the older leg goes, as Chime does.
         if let Some(old) = previous.filter(|c| *c != call) {
             tracing::info!(attendee = %attendee.attendee_id, "attendee joined from another device; ending the older call");
@@ -641,42 +689,7 @@ impl CallApp for Arc<Media> {
     fn terminated(&self, call: CallKey, reason: sip::TerminationReason) {
         let this = self.clone();
         tokio::spawn(async move {
-            if let Some((info, stats)) = this.release(call).await {
-                tracing::info!(?call, meeting = %info.meeting_id, ?reason, secs = info.started.elapsed().as_secs(), stats = ?stats, "call ended");
-                let (status, code) = match reason {
-                    sip::TerminationReason::RemoteBye
-                    | sip::TerminationReason::LocalBye
-                    | sip::TerminationReason::SessionExpired => ("Completed", 200),
-                    sip::TerminationReason::Cancelled => ("Cancelled", 487),
-                    sip::TerminationReason::Rejected(c)
-                    | sip::TerminationReason::Failed(c)
-                    | sip::TerminationReason::DialogGone(c) => ("Failed", c),
-                    sip::TerminationReason::AckTimeout | sip::TerminationReason::PrackTimeout => {
-                        ("Failed", 408)
-                    }
-                };
-                this.metrics.counter_add(
-                    "vc_calls_ended_total",
-                    &format!("status=\"{status}\""),
-                    1,
-                );
-                let mut rec = info.cdr.finish(status, code, Some(format!("{reason:?}")));
-                rec.meeting_id = Some(info.meeting_id.clone());
-                rec.attendee_id = Some(info.attendee_id.clone());
-                if let Some(n) = &info.negotiated {
-                    rec.codec = Some(n.codec.clone());
-                    rec.srtp_suite = n.srtp_suite.clone();
-                }
-                rec.media = stats.map(|s| domain::call_record::MediaStatistics {
-                    packets_received: s.packets_in,
-                    packets_sent: s.packets_out,
-                    packets_lost: s.lost,
-                    jitter_ms: s.jitter_ms,
-                    round_trip_time_ms: s.rtt_ms,
-                    srtp_failures: s.srtp_failures,
-                });
-                store_call_record(&this.repo, rec, info.cdr.start_ms).await;
-            }
+            this.finish_call(call, reason).await;
         });
     }
 
@@ -694,5 +707,45 @@ impl CallApp for Arc<Media> {
             let _ = h.tx.try_send(MeetingMsg::SetDirection { leg, direction });
         }
         Ok(Body::sdp(answer))
+    }
+}
+
+impl Media {
+    /// Releases a call's media and stores its call record.
+    async fn finish_call(self: &Arc<Self>, call: CallKey, reason: sip::TerminationReason) {
+        let this = self;
+        if let Some((info, stats)) = this.release(call, Some(reason)).await {
+            tracing::info!(?call, meeting = %info.meeting_id, ?reason, secs = info.started.elapsed().as_secs(), stats = ?stats, "call ended");
+            let (status, code) = match reason {
+                sip::TerminationReason::RemoteBye
+                | sip::TerminationReason::LocalBye
+                | sip::TerminationReason::SessionExpired => ("Completed", 200),
+                sip::TerminationReason::Cancelled => ("Cancelled", 487),
+                sip::TerminationReason::Rejected(c)
+                | sip::TerminationReason::Failed(c)
+                | sip::TerminationReason::DialogGone(c) => ("Failed", c),
+                sip::TerminationReason::AckTimeout | sip::TerminationReason::PrackTimeout => {
+                    ("Failed", 408)
+                }
+            };
+            this.metrics
+                .counter_add("vc_calls_ended_total", &format!("status=\"{status}\""), 1);
+            let mut rec = info.cdr.finish(status, code, Some(format!("{reason:?}")));
+            rec.meeting_id = Some(info.meeting_id.clone());
+            rec.attendee_id = Some(info.attendee_id.clone());
+            if let Some(n) = &info.negotiated {
+                rec.codec = Some(n.codec.clone());
+                rec.srtp_suite = n.srtp_suite.clone();
+            }
+            rec.media = stats.map(|s| domain::call_record::MediaStatistics {
+                packets_received: s.packets_in,
+                packets_sent: s.packets_out,
+                packets_lost: s.lost,
+                jitter_ms: s.jitter_ms,
+                round_trip_time_ms: s.rtt_ms,
+                srtp_failures: s.srtp_failures,
+            });
+            store_call_record(&this.repo, rec, info.cdr.start_ms).await;
+        }
     }
 }
