@@ -33,6 +33,7 @@ def _wait_records(server, vc_id: str, n: int) -> list[dict]:
 
 
 def test_answered_and_refused_calls_have_records(sip_server, sip_sipp, sip_rtp_peer):
+    before = sip_server.metrics()
     p = sip_server.provision()
     keys = {"vc_host": p.host, "token": p.token, "from_user": CALLER, "rtp_port": str(sip_rtp_peer.port)}
     result = sip_sipp("join_uac.xml", keys, "u1", extra=["-d", "1500"])
@@ -61,3 +62,12 @@ def test_answered_and_refused_calls_have_records(sip_server, sip_sipp, sip_rtp_p
     assert "invalid join token" in no["Reason"]
     # The record holds no secrets: the token is nowhere in it.
     assert p.token not in json.dumps(recs)
+
+    # Prometheus counts the attempts, the refusal by status, and the media of the call.
+    after = sip_server.metrics()
+    grew = lambda k: after.get(k, 0) - before.get(k, 0)
+    assert grew("vc_calls_attempted_total") >= 2, after
+    assert grew('vc_calls_failed_total{status="403"}') >= 1, after
+    assert grew('vc_calls_ended_total{status="Completed"}') >= 1, after
+    assert grew('vc_rtp_packets_total{direction="out"}') >= done["Media"]["PacketsSent"], after
+    assert grew("vc_call_jitter_ms_count") >= 1, after

@@ -30,6 +30,19 @@ impl Metrics {
         }
     }
 
+    /// Records `value` in histogram `name` with upper bounds `buckets` (cumulative
+    /// `_bucket{le=…}`, `_sum`, `_count`, as the exposition format wants).
+    pub fn observe(&self, name: &str, buckets: &[f64], value: f64) {
+        for b in buckets {
+            if value <= *b {
+                self.counter_add(&format!("{name}_bucket"), &format!("le=\"{b}\""), 1);
+            }
+        }
+        self.counter_add(&format!("{name}_bucket"), "le=\"+Inf\"", 1);
+        self.counter_add(&format!("{name}_count"), "", 1);
+        self.counter_add(&format!("{name}_sum"), "", value.max(0.0).round() as u64);
+    }
+
     pub fn gauge_set(&self, name: &str, labels: &str, v: i64) {
         if let Ok(mut g) = self.gauges.lock() {
             g.insert((name.to_string(), labels.to_string()), v);
@@ -49,7 +62,11 @@ impl Metrics {
                     let _ = writeln!(out, "# TYPE {name} counter");
                     last = name.clone();
                 }
-                let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {v}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                }
             }
         }
         if let Ok(g) = self.gauges.lock() {

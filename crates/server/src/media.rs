@@ -686,6 +686,15 @@ impl CallApp for Arc<Media> {
         });
     }
 
+    fn note_attempt(&self) {
+        self.metrics.counter_add("vc_calls_attempted_total", "", 1);
+    }
+
+    fn note_refusal(&self, status: u16) {
+        self.metrics
+            .counter_add("vc_calls_failed_total", &format!("status=\"{status}\""), 1);
+    }
+
     fn terminated(&self, call: CallKey, reason: sip::TerminationReason) {
         let this = self.clone();
         tokio::spawn(async move {
@@ -736,6 +745,18 @@ impl Media {
             if let Some(n) = &info.negotiated {
                 rec.codec = Some(n.codec.clone());
                 rec.srtp_suite = n.srtp_suite.clone();
+            }
+            if let Some(st) = &stats {
+                let m = &this.metrics;
+                m.counter_add("vc_rtp_packets_total", "direction=\"in\"", st.packets_in);
+                m.counter_add("vc_rtp_packets_total", "direction=\"out\"", st.packets_out);
+                m.counter_add("vc_rtp_packets_lost_total", "", st.lost.max(0) as u64);
+                m.counter_add("vc_srtp_failures_total", "", st.srtp_failures);
+                m.observe(
+                    "vc_call_jitter_ms",
+                    &[5.0, 10.0, 20.0, 40.0, 80.0, 160.0],
+                    f64::from(st.jitter_ms),
+                );
             }
             rec.media = stats.map(|s| domain::call_record::MediaStatistics {
                 packets_received: s.packets_in,

@@ -37,6 +37,9 @@ pub trait CallApp: Send + Sync + 'static {
     fn confirmed(&self, call: CallKey, ack_body: &[u8]);
     /// The call ended (BYE, CANCEL, timeout, rejection).
     fn terminated(&self, call: CallKey, reason: sip::TerminationReason);
+    /// Counts an INVITE that started a call attempt, and its refusal if it was refused.
+    fn note_attempt(&self);
+    fn note_refusal(&self, status: u16);
     /// An in-dialog offer (re-INVITE or UPDATE, for hold and resume). Returns the answer.
     fn reoffer(&self, call: CallKey, offer: &[u8]) -> Result<Body, (u16, String)>;
 }
@@ -432,6 +435,23 @@ async fn record_refusal(
 }
 
 async fn route_call<A: CallApp>(
+    router: &Router,
+    app: &A,
+    call: CallKey,
+    req: &Request,
+    peer: &Peer,
+) -> Command {
+    app.note_attempt();
+    let cmd = route_decision(router, app, call, req, peer).await;
+    if let Command::Answer { status, .. } = &cmd
+        && *status >= 300
+    {
+        app.note_refusal(*status);
+    }
+    cmd
+}
+
+async fn route_decision<A: CallApp>(
     router: &Router,
     app: &A,
     call: CallKey,
