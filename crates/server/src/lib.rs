@@ -9,3 +9,4 @@ pub mod router;
 pub mod secrets;
 pub mod serve;
 pub mod sip_edge;
+pub mod siplog;

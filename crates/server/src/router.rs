@@ -58,6 +58,8 @@ struct CpsWindow {
 
 pub struct Router {
     repo: Arc<dyn Repository>,
+    /// SIP message logs for connectors with EnableSIPLogs.
+    pub siplog: Option<Arc<crate::siplog::SipLogger>>,
     sip_domain: String,
     digest: Mutex<HashMap<String, DigestServer>>,
     cps: Mutex<HashMap<String, CpsWindow>>,
@@ -67,6 +69,7 @@ impl Router {
     pub fn new(repo: Arc<dyn Repository>, sip_domain: String) -> Self {
         Router {
             repo,
+            siplog: None,
             sip_domain,
             digest: Mutex::new(HashMap::new()),
             cps: Mutex::new(HashMap::new()),
@@ -90,6 +93,32 @@ impl Router {
             return Ok(None);
         };
         Ok(self.repo.get_voice_connector(&id).await?)
+    }
+
+    /// The connector's logging settings (all off when none were put).
+    pub async fn logging(
+        &self,
+        vc_id: &str,
+    ) -> Result<domain::voice_connector::LoggingConfiguration, RouteError> {
+        let doc = self.repo.get_setting(vc_id, SettingKind::Logging).await?;
+        Ok(doc
+            .and_then(|d| serde_json::from_value(d).ok())
+            .unwrap_or_default())
+    }
+
+    /// Starts the SIP message log of this call if its connector has EnableSIPLogs, logging
+    /// the INVITE that started it.
+    pub async fn start_sip_log(&self, vc_id: &str, invite: &sip::Request, peer: &sip::Peer) {
+        let Some(logger) = &self.siplog else { return };
+        if !matches!(self.logging(vc_id).await, Ok(l) if l.enable_sip_logs == Some(true)) {
+            return;
+        }
+        let Some(call_id) = invite.headers.get(sip::HeaderName::CallId) else {
+            return;
+        };
+        logger.enable(call_id, vc_id);
+        let bytes = invite.to_bytes();
+        logger.log(&sip::log::LoggedMessage::inbound(*peer, &bytes));
     }
 
     pub async fn termination(&self, vc_id: &str) -> Result<Option<Termination>, RouteError> {

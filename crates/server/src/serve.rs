@@ -58,10 +58,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(api = %http_addr, sip_domain = %cfg.sip_domain, database = %redact_url(&cfg.database_url), "voice-connector started");
 
     let metrics = state.metrics.clone();
-    let router = Arc::new(crate::router::Router::new(
-        repo.clone(),
-        cfg.sip_domain.clone(),
+    let mut router = crate::router::Router::new(repo.clone(), cfg.sip_domain.clone());
+    router.siplog = Some(crate::siplog::SipLogger::new(
+        cfg.data_dir.join("logs"),
+        metrics.clone(),
     ));
+    let router = Arc::new(router);
     let media =
         crate::media::Media::new(cfg.rtp_ports, cfg.media_ip, metrics.clone(), repo.clone());
     let edge = crate::sip_edge::start(&cfg, router, Arc::new(media.clone())).await?;

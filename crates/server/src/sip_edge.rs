@@ -160,12 +160,17 @@ async fn run_ua<A: CallApp>(
     router: Arc<Router>,
     app: Arc<A>,
 ) {
+    // Call-IDs of calls whose SIP messages are being logged.
+    let mut call_ids = std::collections::HashMap::new();
     loop {
         let deadline = ua.poll_timeout();
         tokio::select! {
             msg = inbound.recv() => {
                 let Some(msg) = msg else { break };
                 let peer = Peer { transport: transport_kind(msg.transport), local: msg.local, remote: msg.remote };
+                if let Some(l) = &router.siplog {
+                    l.log(&sip::log::LoggedMessage::inbound(peer, &msg.bytes));
+                }
                 if let Err(e) = ua.handle_datagram(Instant::now(), &msg.bytes, peer) {
                     tracing::debug!(remote = %msg.remote, error = %e, "malformed SIP message");
                 }
@@ -177,6 +182,9 @@ async fn run_ua<A: CallApp>(
             _ = sleep_until(deadline) => ua.handle_timeout(Instant::now()),
         }
         while let Some(t) = ua.poll_transmit() {
+            if let Some(l) = &router.siplog {
+                l.log(&sip::log::LoggedMessage::outbound(&t));
+            }
             let Some(transport) = transport_of(t.peer.transport) else {
                 continue;
             };
@@ -186,7 +194,7 @@ async fn run_ua<A: CallApp>(
             }
         }
         while let Some(ev) = ua.poll_event() {
-            on_event(&mut ua, ev, &router, &app, &cmd_tx);
+            on_event(&mut ua, ev, &router, &app, &cmd_tx, &mut call_ids);
         }
     }
 }
@@ -335,6 +343,7 @@ fn on_event<A: CallApp>(
     router: &Arc<Router>,
     app: &Arc<A>,
     cmd_tx: &mpsc::Sender<Command>,
+    call_ids: &mut std::collections::HashMap<CallKey, String>,
 ) {
     match ev {
         UaEvent::IncomingCall {
@@ -342,6 +351,11 @@ fn on_event<A: CallApp>(
             request,
             peer,
         } => {
+            if router.siplog.is_some()
+                && let Some(id) = request.headers.get(HeaderName::CallId)
+            {
+                call_ids.insert(call, id.to_string());
+            }
             let router = router.clone();
             let app = app.clone();
             let tx = cmd_tx.clone();
@@ -351,7 +365,12 @@ fn on_event<A: CallApp>(
             });
         }
         UaEvent::Confirmed { call, ack } => app.confirmed(call, &ack.body),
-        UaEvent::Terminated { call, reason } => app.terminated(call, reason),
+        UaEvent::Terminated { call, reason } => {
+            if let Some((l, id)) = router.siplog.as_ref().zip(call_ids.remove(&call)) {
+                l.disable(&id);
+            }
+            app.terminated(call, reason)
+        }
         UaEvent::Reinvite { call, request } => {
             let now = Instant::now();
             match app.reoffer(call, &request.body) {
@@ -491,25 +510,30 @@ async fn route_decision<A: CallApp>(
                 body: None,
             }
         }
-        Decision::Join { .. } => match app.accept_join(call, req, peer, &decision).await {
-            Ok(body) => Command::Answer {
-                call,
-                status: 200,
-                warning: None,
-                headers: vec![],
-                body: Some(body),
-            },
-            Err((status, w)) => {
-                tracing::info!(?call, status, reason = %w, "join refused");
-                record_refusal(router, req, peer, &facts.host, status, w.clone()).await;
-                Command::Answer {
+        Decision::Join { connector, .. } => {
+            router
+                .start_sip_log(&connector.voice_connector_id, req, peer)
+                .await;
+            match app.accept_join(call, req, peer, &decision).await {
+                Ok(body) => Command::Answer {
                     call,
-                    status,
-                    warning: Some(w),
+                    status: 200,
+                    warning: None,
                     headers: vec![],
-                    body: None,
+                    body: Some(body),
+                },
+                Err((status, w)) => {
+                    tracing::info!(?call, status, reason = %w, "join refused");
+                    record_refusal(router, req, peer, &facts.host, status, w.clone()).await;
+                    Command::Answer {
+                        call,
+                        status,
+                        warning: Some(w),
+                        headers: vec![],
+                        body: None,
+                    }
                 }
             }
-        },
+        }
     }
 }

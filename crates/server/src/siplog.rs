@@ -1,0 +1,133 @@
+//! SIP message logs for voice connectors with `EnableSIPLogs`: every message of their calls,
+//! in and out, redacted (join tokens, digest responses and SDES keys removed by
+//! [`sip::log::LoggedMessage`]), as JSON lines in
+//! `<data-dir>/logs/<voice-connector-id>/sip-messages.jsonl`.
+//!
+//! The user-agent task hands messages over a bounded channel to a writer task, so a slow disk
+//! never stalls signalling; if the channel is full the loss is counted and logged, never silent.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use sip::log::{Direction, LoggedMessage};
+use tokio::sync::mpsc;
+
+struct Line {
+    vc_id: String,
+    json: String,
+}
+
+pub struct SipLogger {
+    calls: Mutex<HashMap<String, String>>,
+    tx: mpsc::Sender<Line>,
+    metrics: Arc<api::metrics::Metrics>,
+}
+
+/// The Call-ID of a message, from its header section (`Call-ID:` or compact `i:`).
+pub fn call_id(bytes: &[u8]) -> Option<&str> {
+    let head_end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len());
+    let head = std::str::from_utf8(&bytes[..head_end]).ok()?;
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        let name = name.trim();
+        (name.eq_ignore_ascii_case("call-id") || name.eq_ignore_ascii_case("i"))
+            .then(|| value.trim())
+    })
+}
+
+impl SipLogger {
+    pub fn new(dir: PathBuf, metrics: Arc<api::metrics::Metrics>) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(8192);
+        tokio::spawn(write_lines(dir, rx));
+        Arc::new(SipLogger {
+            calls: Mutex::new(HashMap::new()),
+            tx,
+            metrics,
+        })
+    }
+
+    /// Starts logging the call with this Call-ID for a connector.
+    pub fn enable(&self, call_id: &str, vc_id: &str) {
+        let mut c = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        c.insert(call_id.to_string(), vc_id.to_string());
+    }
+
+    pub fn disable(&self, call_id: &str) {
+        let mut c = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        c.remove(call_id);
+    }
+
+    /// Logs `msg` if its call is being logged. Cheap when no call is.
+    pub fn log(&self, msg: &LoggedMessage<'_>) {
+        let vc_id = {
+            let c = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            if c.is_empty() {
+                return;
+            }
+            match call_id(msg.bytes).and_then(|id| c.get(id)) {
+                Some(vc) => vc.clone(),
+                None => return,
+            }
+        };
+        let json = serde_json::json!({
+            "Timestamp": domain::timestamp::iso8601(domain::timestamp::now_millis()),
+            "VoiceConnectorId": vc_id,
+            "CallId": call_id(msg.bytes),
+            "Direction": match msg.direction { Direction::Inbound => "Inbound", Direction::Outbound => "Outbound" },
+            "Transport": msg.transport.via_token(),
+            "Local": msg.local.to_string(),
+            "Remote": msg.remote.to_string(),
+            "Message": msg.redacted_text(),
+        })
+        .to_string();
+        if self.tx.try_send(Line { vc_id, json }).is_err() {
+            self.metrics
+                .counter_add("vc_sip_log_lines_dropped_total", "", 1);
+            tracing::warn!("SIP message log is behind; a line was dropped");
+        }
+    }
+}
+
+async fn write_lines(dir: PathBuf, mut rx: mpsc::Receiver<Line>) {
+    while let Some(line) = rx.recv().await {
+        let dir = dir.join(&line.vc_id);
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("sip-messages.jsonl"))?;
+            writeln!(f, "{}", line.json)
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "writing the SIP message log failed"),
+            Err(e) => tracing::warn!(error = %e, "SIP message log writer failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_call_id_in_long_and_compact_form() {
+        assert_eq!(
+            super::call_id(b"INVITE sip:a SIP/2.0\r\nCall-ID: abc@h\r\n\r\nbody"),
+            Some("abc@h")
+        );
+        assert_eq!(
+            super::call_id(b"SIP/2.0 200 OK\r\ni:  x1 \r\n\r\n"),
+            Some("x1")
+        );
+        assert_eq!(
+            super::call_id(b"SIP/2.0 200 OK\r\nTo: <sip:a>\r\n\r\nCall-ID: no"),
+            None
+        );
+    }
+}
