@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod meeting;
 pub mod policy;
+pub mod quality;
 pub mod timestamp;
 pub mod token;
 pub mod voice_connector;

@@ -84,6 +84,9 @@ pub struct Settings {
     /// A meeting with no audio connection for this many seconds ends (AWS's rule) [default: 300]
     #[arg(long, env = "VC_MEETING_IDLE_TIMEOUT")]
     pub meeting_idle_timeout: Option<u32>,
+    /// Seconds between media-metrics records of calls on connectors with EnableMediaMetricLogs [default: 60]
+    #[arg(long, env = "VC_MEDIA_METRICS_INTERVAL")]
+    pub media_metrics_interval: Option<u32>,
     /// TLS certificate chain (PEM) for SIP over TLS [default: issued by the development CA]
     #[arg(long, env = "VC_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -106,6 +109,7 @@ struct FileSettings {
     database_url: Option<String>,
     api_rate_limit: Option<u32>,
     meeting_idle_timeout: Option<u32>,
+    media_metrics_interval: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -124,6 +128,7 @@ pub struct Config {
     pub database_url: String,
     pub api_rate_limit: u32,
     pub meeting_idle_timeout: u32,
+    pub media_metrics_interval: u32,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -201,6 +206,11 @@ impl Settings {
             sip_domain,
             database_url,
             api_rate_limit: self.api_rate_limit.or(file.api_rate_limit).unwrap_or(1000),
+            media_metrics_interval: self
+                .media_metrics_interval
+                .or(file.media_metrics_interval)
+                .unwrap_or(60)
+                .max(1),
             meeting_idle_timeout: self
                 .meeting_idle_timeout
                 .or(file.meeting_idle_timeout)

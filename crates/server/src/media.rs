@@ -100,6 +100,10 @@ enum MeetingMsg {
         leg: LegId,
         reply: oneshot::Sender<Option<LegStats>>,
     },
+    Stats {
+        leg: LegId,
+        reply: oneshot::Sender<Option<LegStats>>,
+    },
     SetDirection {
         leg: LegId,
         direction: engine::Direction,
@@ -124,6 +128,10 @@ struct CallInfo {
     started: Instant,
     /// What the call record needs from the INVITE.
     cdr: CdrSeed,
+    /// The connector has EnableMediaMetricLogs: a record per interval.
+    media_metrics: bool,
+    /// Counters at the previous media-metrics record.
+    last_metrics: LegStats,
 }
 
 /// The parts of a call record known when the call is admitted.
@@ -346,6 +354,94 @@ impl Media {
         tx
     }
 
+    async fn media_metrics_enabled(&self, vc_id: &str) -> bool {
+        let doc = self
+            .repo
+            .get_setting(vc_id, store::SettingKind::Logging)
+            .await
+            .ok()
+            .flatten();
+        doc.and_then(|d| {
+            serde_json::from_value::<domain::voice_connector::LoggingConfiguration>(d).ok()
+        })
+        .and_then(|l| l.enable_media_metric_logs)
+        .unwrap_or(false)
+    }
+
+    /// Every `interval`, one media-metrics record per call whose connector has
+    /// EnableMediaMetricLogs: packets, loss, jitter, RTT and a MOS estimate for the interval,
+    /// as JSON lines in `<dir>/<voice-connector-id>/media-metrics.jsonl`.
+    pub async fn run_media_metrics(
+        self: Arc<Self>,
+        dir: std::path::PathBuf,
+        interval: std::time::Duration,
+    ) {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let due: Vec<(CallKey, LegId, mpsc::Sender<MeetingMsg>)> = {
+                let r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+                r.calls
+                    .iter()
+                    .filter(|(_, c)| c.media_metrics)
+                    .filter_map(|(k, c)| {
+                        Some((*k, c.leg?, r.meetings.get(&c.meeting_id)?.tx.clone()))
+                    })
+                    .collect()
+            };
+            for (call, leg, tx) in due {
+                let (reply, rx) = oneshot::channel();
+                if tx.send(MeetingMsg::Stats { leg, reply }).await.is_err() {
+                    continue;
+                }
+                let Ok(Some(now)) = rx.await else { continue };
+                let line = {
+                    let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+                    let Some(c) = r.calls.get_mut(&call) else {
+                        continue;
+                    };
+                    let prev = std::mem::replace(&mut c.last_metrics, now);
+                    let received = now.packets_in.saturating_sub(prev.packets_in);
+                    let lost = (now.lost - prev.lost).max(0) as u64;
+                    let expected = received + lost;
+                    let loss_pct = if expected == 0 {
+                        0.0
+                    } else {
+                        lost as f64 * 100.0 / expected as f64
+                    };
+                    let rtt = now.rtt_ms.map(f64::from).unwrap_or(0.0);
+                    let mos = domain::quality::mos_estimate(
+                        rtt,
+                        f64::from(now.jitter_ms),
+                        loss_pct,
+                        25.1,
+                    );
+                    (
+                        c.cdr.voice_connector_id.clone(),
+                        serde_json::json!({
+                            "Timestamp": domain::timestamp::iso8601(domain::timestamp::now_millis()),
+                            "VoiceConnectorId": c.cdr.voice_connector_id,
+                            "TransactionId": c.cdr.transaction_id,
+                            "CallId": c.cdr.call_id,
+                            "MeetingId": c.meeting_id,
+                            "IntervalSeconds": interval.as_secs(),
+                            "PacketsReceived": received,
+                            "PacketsSent": now.packets_out.saturating_sub(prev.packets_out),
+                            "PacketsLost": lost,
+                            "LossPercent": loss_pct,
+                            "JitterMs": now.jitter_ms,
+                            "RoundTripTimeMs": now.rtt_ms,
+                            "MosEstimate": (mos * 100.0).round() / 100.0,
+                        })
+                        .to_string(),
+                    )
+                };
+                crate::siplog::append_line(&dir.join(&line.0), "media-metrics.jsonl", line.1).await;
+            }
+        }
+    }
+
     /// Adds a negotiated leg to its meeting's media and starts reading its sockets.
     async fn attach(
         self: &Arc<Self>,
@@ -475,6 +571,9 @@ async fn run_meeting(
                             }
                         }
                     }
+                    MeetingMsg::Stats { leg, reply } => {
+                        let _ = reply.send(media.leg_stats(leg));
+                    }
                     MeetingMsg::SetDirection { leg, direction } => {
                         let _ = media.set_direction(leg, direction);
                     }
@@ -565,6 +664,10 @@ impl CallApp for Arc<Media> {
             pending: None,
             started: Instant::now(),
             cdr: CdrSeed::from_invite(&connector.voice_connector_id, invite, peer),
+            media_metrics: self
+                .media_metrics_enabled(&connector.voice_connector_id)
+                .await,
+            last_metrics: LegStats::default(),
         };
         let body = if invite.body.is_empty() {
             let over_tls = peer.transport == sip::TransportKind::Tls;

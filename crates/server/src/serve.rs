@@ -85,6 +85,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         media.clone(),
     ));
 
+    tokio::spawn(media.clone().run_media_metrics(
+        cfg.data_dir.join("logs"),
+        Duration::from_secs(u64::from(cfg.media_metrics_interval)),
+    ));
     let sweeper = tokio::spawn(sweep_meetings(
         state.clone(),
         media.clone(),

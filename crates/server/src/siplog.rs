@@ -113,6 +113,24 @@ async fn write_lines(dir: PathBuf, mut rx: mpsc::Receiver<Line>) {
     }
 }
 
+/// Appends one line to `<dir>/<file>`, creating the folder; failures are logged.
+pub async fn append_line(dir: &std::path::Path, file: &str, line: String) {
+    let path = dir.join(file);
+    let dir = dir.to_path_buf();
+    let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        writeln!(f, "{line}")
+    })
+    .await;
+    if !matches!(result, Ok(Ok(()))) {
+        tracing::warn!(file, "appending a log line failed");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
