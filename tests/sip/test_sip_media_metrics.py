@@ -19,8 +19,6 @@ def one_second_metrics(monkeypatch):
 
 
 def test_media_metrics_every_interval(one_second_metrics, sip_private_server, sip_tools, sip_rtp_peer, tmp_path):
-    from conftest import run_sipp  # the tests/sip conftest
-
     server = sip_private_server
     p = server.provision()
     voice = server.client("chime-sdk-voice")
@@ -28,7 +26,7 @@ def test_media_metrics_every_interval(one_second_metrics, sip_private_server, si
         VoiceConnectorId=p.voice_connector_id, LoggingConfiguration={"EnableMediaMetricLogs": True}
     )
     keys = {"vc_host": p.host, "token": p.token, "from_user": CALLER, "rtp_port": str(sip_rtp_peer.port)}
-    result = run_sipp(server, "join_uac.xml", keys, tmp_path, "u1", extra=["-d", "3500"])
+    result = sip_tools.run_sipp(server, "join_uac.xml", keys, tmp_path, "u1", extra=["-d", "3500"])
     assert result.returncode == 0, result.describe()
     server.call_ended(p.meeting_id)
 
