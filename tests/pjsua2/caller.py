@@ -13,6 +13,7 @@ object on stdout:
      "rx_bytes": int, "crypto": ["1 AES_CM_128_HMAC_SHA1_80 inline:..."], "offer_sdp": str,
      "final_response": "SIP/2.0 ... (the INVITE's final response as received)",
      "offers": [every SDP offer sent], "answers": [every SDP answer in a 2xx],
+     "remote_bye": "BYE ... (the server's BYE, when it ended the call)",
      "snapshots": [{"label": "start"|"hold"|..., "at": s, "rx": packets, "tx": packets}],
      "codecs": [...], "dump": str, "error": str}
 
@@ -53,6 +54,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         help="SECONDS:hold|unhold|reinvite|reinit, seconds after the media started (repeatable)",
     )
+    p.add_argument("--ready-file", help="created once the call's media runs")
     p.add_argument("--log-level", type=int, default=3)
     p.add_argument("--log-file", default="")
     return p.parse_args(argv)
@@ -72,6 +74,7 @@ class JoinCall(pj.Call):
         self.offers: list[str] = []
         self.answers: list[str] = []
         self._seen: set[str] = set()
+        self.remote_bye = ""
         self.media_active = False
         self.media_changed = False
         self.ever_confirmed = False
@@ -98,6 +101,11 @@ class JoinCall(pj.Call):
         if ev.type != pj.PJSIP_EVENT_TSX_STATE:
             return
         body = ev.body.tsxState
+        if body.tsx.method == "BYE" and body.type == pj.PJSIP_EVENT_RX_MSG:
+            msg = body.src.rdata.wholeMsg
+            if msg.startswith("BYE "):
+                self.remote_bye = msg  # the server ended the call
+            return
         if body.tsx.method != "INVITE":
             return
         if body.type == pj.PJSIP_EVENT_TX_MSG:
@@ -187,6 +195,7 @@ def main(argv: list[str]) -> int:
         "final_response": "",
         "offers": [],
         "answers": [],
+        "remote_bye": "",
         "snapshots": [],
         "codec": "",
         "proto": "",
@@ -313,6 +322,9 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
                 if connected_at is None:
                     connected_at = time.monotonic()
                     snapshot(call, out, "start", 0.0)
+                    if args.ready_file:
+                        with open(args.ready_file, "w") as f:
+                            f.write("media\n")
             if connected_at is not None and actions and time.monotonic() - connected_at >= actions[0][0]:
                 _, what = actions.pop(0)
                 snapshot(call, out, what, time.monotonic() - connected_at)
@@ -345,6 +357,7 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
     out["offer_sdp"] = call.offer_sdp
     out["final_response"] = call.final_response
     out["offers"] = call.offers
+    out["remote_bye"] = call.remote_bye
     out["answers"] = call.answers
     out["crypto"] = [
         line[len("a=crypto:"):].strip()

@@ -345,13 +345,24 @@ def tone_levels(path: Path, freqs: tuple[float, ...] = TONES, window: tuple[floa
 class CallerRun:
     """A running caller.py; `result()` waits for its JSON line."""
 
-    def __init__(self, cmd: list[str], log_file: Path, timeout: float):
+    def __init__(self, cmd: list[str], log_file: Path, ready_file: Path, timeout: float):
         self.cmd = cmd
         self.log_file = log_file
+        self.ready_file = ready_file
         self.timeout = timeout
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
         )
+
+    def wait_media(self, timeout: float = 15.0) -> None:
+        """Waits until the caller's call is up with media running."""
+        deadline = time.monotonic() + timeout
+        while not self.ready_file.exists():
+            if self.proc.poll() is not None:
+                pytest.fail(f"caller exited before its media ran: {self.result()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"caller's media did not start in {timeout} s (log {self.log_file})")
+            time.sleep(0.05)
 
     def result(self) -> dict:
         try:
@@ -398,6 +409,7 @@ class PjCallers:
             uri = f"sip:{MEETING_NUMBER}@{host};X-chime-join-token={token}"
             proxy = f"sip:127.0.0.1:{self.server.sip_port};lr"
         log_file = self.tmp_path / f"{name}.pjsip.log"
+        ready_file = self.tmp_path / f"{name}.ready"
         cmd = [
             sys.executable, str(CALLER_SCRIPT),
             "--uri", uri,
@@ -409,6 +421,7 @@ class PjCallers:
             "--timeout", "8",
             "--log-level", "5",
             "--log-file", str(log_file),
+            "--ready-file", str(ready_file),
         ]
         for s in suites or []:
             cmd += ["--suite", s]
@@ -420,7 +433,7 @@ class PjCallers:
             cmd += ["--play", str(play)]
         if record is not None:
             cmd += ["--record", str(record)]
-        return CallerRun(cmd, log_file, timeout=duration + 25)
+        return CallerRun(cmd, log_file, ready_file, timeout=duration + 25)
 
 
 @pytest.fixture

@@ -333,3 +333,69 @@ def test_reinvite_with_new_media_transport(pj_server, pj_callers, pj_tones, pj_t
     heard_b = pj_tools.tone_levels(rec_b, window=after)
     assert heard_a["present"][1000] > 0.9, f"A after the re-INVITE: {heard_a}"
     assert heard_b["present"][440] > 0.9, f"B after A's re-INVITE: {heard_b}"
+
+
+def reason_header(msg: str) -> str:
+    m = re.search(r"^Reason: *(.*?)\r?$", msg, re.M | re.I)
+    return m.group(1) if m else ""
+
+
+def test_server_ends_calls_on_delete_attendee_and_delete_meeting(pj_server, pj_callers):
+    """DeleteAttendee sends that attendee's caller a BYE, DeleteMeeting the remaining
+    callers, each with an RFC 3326 Reason saying why; the callers see the call end before
+    they would hang up themselves."""
+    join = pj_server.provision(require_encryption=True)
+    b_id, b_token = pj_server.add_attendee(join.meeting_id)
+    long_call = 20.0
+    a = pj_callers.start(join.host, join.token, "tls", suites=["AES_CM_128_HMAC_SHA1_80"], duration=long_call,
+                         name="a")
+    b = pj_callers.start(join.host, b_token, "tls", suites=["AES_256_CM_HMAC_SHA1_80"], duration=long_call,
+                         name="b")
+    a.wait_media()
+    b.wait_media()
+    meetings = pj_server.client("chime-sdk-meetings")
+
+    meetings.delete_attendee(MeetingId=join.meeting_id, AttendeeId=b_id)
+    res_b = b.result()
+    assert_joined(res_b)
+    assert res_b["remote_bye"], f"B's call did not end with a BYE from the server: {res_b['log_file']}"
+    assert re.match(r'SIP;cause=\d+;text="[^"]*attendee', reason_header(res_b["remote_bye"]), re.I), res_b["remote_bye"]
+    assert a.proc.poll() is None, "A's call ended with B's"
+
+    meetings.delete_meeting(MeetingId=join.meeting_id)
+    res_a = a.result()
+    assert_joined(res_a)
+    assert res_a["remote_bye"], f"A's call did not end with a BYE from the server: {res_a['log_file']}"
+    assert re.match(r'SIP;cause=\d+;text="[^"]*meeting', reason_header(res_a["remote_bye"]), re.I), res_a["remote_bye"]
+    # Both ended at the server's BYE, long before the callers' own hang-up.
+    for res in (res_a, res_b):
+        end = [s for s in res["snapshots"] if s["label"] == "end"]
+        assert end and end[0]["at"] < long_call - 5, res["snapshots"]
+
+
+def test_same_attendee_joining_again_ends_the_older_call(pj_server, pj_callers, pj_tones, pj_tools, tmp_path):
+    """A second join with the same token takes over (as Chime does): the older call gets a
+    BYE with a Reason, the newer one stays in the meeting with media."""
+    join = pj_server.provision(require_encryption=True)
+    b_id, b_token = pj_server.add_attendee(join.meeting_id)
+    long_call = 20.0
+    old = pj_callers.start(join.host, join.token, "tls", suites=["AES_CM_128_HMAC_SHA1_80"], duration=long_call,
+                           name="old")
+    old.wait_media()
+    rec = tmp_path / "new.wav"
+    new = pj_callers.start(join.host, join.token, "tls", suites=["AES_CM_128_HMAC_SHA1_32"], record=rec,
+                           duration=CALL_SECONDS, name="new")
+    other = pj_callers.start(join.host, b_token, "tls", suites=["AES_CM_128_HMAC_SHA1_80"], play=pj_tones[1000],
+                             duration=CALL_SECONDS, name="other")
+    res_old, res_new, res_other = old.result(), new.result(), other.result()
+    assert_joined(res_old)
+    assert res_old["remote_bye"], f"the older call was not ended by the server: {res_old['log_file']}"
+    assert re.match(r'SIP;cause=\d+;text="[^"]*another device', reason_header(res_old["remote_bye"]), re.I), (
+        res_old["remote_bye"]
+    )
+    assert_joined(res_new)
+    assert res_new["remote_bye"] == "", res_new["remote_bye"]
+    assert_joined(res_other)
+    assert res_new["rx_packets"] > 0, res_new
+    heard = pj_tools.tone_levels(rec)
+    assert heard["present"][1000] > 0.8, f"the newer call does not hear the meeting: {heard}"
