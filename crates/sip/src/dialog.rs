@@ -980,7 +980,14 @@ impl UserAgent {
         let target = invite.and_then(|k| self.owners.get(&k).copied());
         match target {
             Some((call, Purpose::InitialInvite)) => {
-                self.reply(now, key, &req, 200, &[]);
+                // §9.2: the 200 to the CANCEL should carry the To tag of the INVITE's
+                // responses (the dialog's local tag).
+                let mut ok = Response::for_request(&req, 200);
+                if let Some(d) = self.calls.get(&call) {
+                    ok.headers.set(HeaderName::To, &d.local_party);
+                }
+                ok.headers.push(HeaderName::Server, &self.cfg.user_agent);
+                let _ = self.txn.send_response(now, key, ok);
                 let pending = self
                     .calls
                     .get(&call)

@@ -288,6 +288,21 @@ fn cancel_gets_487_for_the_invite() {
     )));
     assert_eq!(n.sent(false, "SIP/2.0 487").len(), 1);
     assert_eq!((n.a.calls(), n.b.calls()), (0, 0));
+    // RFC 3261 §9.2: the 200 to the CANCEL carries the To tag of the INVITE's responses.
+    let tag_of = |m: &Message| m.headers().to().and_then(|t| t.tag().map(str::to_string));
+    let r487 = &n.sent(false, "SIP/2.0 487")[0];
+    let ok_cancel: Vec<_> = n
+        .sent(false, "SIP/2.0 200")
+        .into_iter()
+        .filter(|m| {
+            m.headers()
+                .get(sip::HeaderName::CSeq)
+                .is_some_and(|c| c.contains("CANCEL"))
+        })
+        .collect();
+    assert_eq!(ok_cancel.len(), 1);
+    assert!(tag_of(r487).is_some());
+    assert_eq!(tag_of(&ok_cancel[0]), tag_of(r487));
 }
 
 #[test]
