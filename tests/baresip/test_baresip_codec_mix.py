@@ -94,6 +94,14 @@ def test_opus_g722_pcmu_over_tls_srtp_three_way_mix(bs_server, bs_tools, tmp_pat
         assert stats["packets_in"] >= 100 and stats["packets_out"] >= 100, line
         assert stats["srtp_failures"] <= 2, line
 
+    # Each offer held exactly its one codec (and baresip's telephone-event, RFC 4733).
+    for name, pt, rtpmap in (("A", "96", "opus/48000/2"), ("B", "9", "G722/8000"), ("C", "0", "PCMU/8000")):
+        offer = re.search(r"m=audio \d+ RTP/SAVP ([0-9 ]+)", logs[name])  # the INVITE is traced first
+        assert offer and offer.group(1).split() == [pt, "101"], (name, offer and offer.group(0))
+        assert f"a=rtpmap:{pt} {rtpmap}" in logs[name], name
+        answer_m = re.search(r"m=audio \d+ RTP/SAVP ([0-9 ]+)", _answer_sdp(logs[name]))
+        assert answer_m and answer_m.group(1).split()[0] == pt, (name, answer_m and answer_m.group(0))
+
     # The negotiated codec, from the server's SDP answer (RFC 3264 §6: the answer's m= line
     # lists the codec the server will send) and baresip's own encoder choice.
     opus = _answer_sdp(logs["A"])
