@@ -52,7 +52,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--action",
         action="append",
         default=[],
-        help="SECONDS:hold|unhold|reinvite|reinit, seconds after the media started (repeatable)",
+        help="SECONDS:hold|unhold|reinvite|reinit|codec=PCMU/, seconds after the media started (repeatable)",
     )
     p.add_argument("--ready-file", help="created once the call's media runs")
     p.add_argument("--log-level", type=int, default=3)
@@ -164,7 +164,7 @@ def connect_media(call: JoinCall, player, recorder) -> None:
             aud.startTransmit(recorder)
 
 
-def do_action(call: JoinCall, what: str) -> None:
+def do_action(ep: pj.Endpoint, call: JoinCall, what: str) -> None:
     """Hold (RFC 3264 §8.4 a=sendonly), resume (a=sendrecv), a plain re-INVITE (pjsip
     re-offers the same key) or one with a new media transport (new port and SDES keys,
     RFC 4568 §7.1.4)."""
@@ -175,6 +175,12 @@ def do_action(call: JoinCall, what: str) -> None:
         prm.opt.flag = pj.PJSUA_CALL_UNHOLD
         call.reinvite(prm)
     elif what == "reinvite":
+        call.reinvite(prm)
+    elif what.startswith("codec="):
+        # Re-offer with only this codec (e.g. codec=PCMU/): a mid-call codec change.
+        wanted = what.split("=", 1)[1]
+        for c in ep.codecEnum2():
+            ep.codecSetPriority(c.codecId, 200 if c.codecId.startswith(wanted) else 0)
         call.reinvite(prm)
     elif what == "reinit":
         # A new media transport: new local RTP port and new SDES keys in the offer.
@@ -328,7 +334,7 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
             if connected_at is not None and actions and time.monotonic() - connected_at >= actions[0][0]:
                 _, what = actions.pop(0)
                 snapshot(call, out, what, time.monotonic() - connected_at)
-                do_action(call, what)
+                do_action(ep, call, what)
         if connected_at is not None:
             snapshot(call, out, "end", time.monotonic() - connected_at)
         if call.hasMedia():

@@ -399,3 +399,34 @@ def test_same_attendee_joining_again_ends_the_older_call(pj_server, pj_callers, 
     assert res_new["rx_packets"] > 0, res_new
     heard = pj_tools.tone_levels(rec)
     assert heard["present"][1000] > 0.8, f"the newer call does not hear the meeting: {heard}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="server bug: the answer to a re-INVITE switches to PCMU but the media engine keeps "
+    "G.722 (reoffer() only sends SetDirection): the server goes on sending PT 9 (pjsip: badpt=-1) "
+    "and decodes the caller's PCMU as G.722",
+)
+def test_reinvite_changes_codec(pj_server, pj_callers, pj_tones, pj_tools, tmp_path):
+    """A re-INVITE that offers only PCMU after a G.722 call: the answer moves to PCMU and
+    audio goes on both ways in the new codec (RFC 3264 §8.3.2)."""
+    join = pj_server.provision(require_encryption=False)
+    b_id, b_token = pj_server.add_attendee(join.meeting_id)
+    rec_a, rec_b = tmp_path / "a.wav", tmp_path / "b.wav"
+    switch, end = 1.5, 4.0
+    a = pj_callers.start(join.host, join.token, "udp", play=pj_tones[440], record=rec_a, duration=end, name="a",
+                         actions=[f"{switch}:codec=PCMU/"])
+    b = pj_callers.start(join.host, b_token, "udp", play=pj_tones[1000], record=rec_b, duration=end, name="b")
+    res_a, res_b = a.result(), b.result()
+    assert_joined(res_a)
+    assert_joined(res_b)
+    assert len(res_a["answers"]) == 2, res_a
+    assert media_line(res_a["answers"][0])[3] == "9", res_a["answers"][0]
+    assert media_line(res_a["answers"][1])[3] == "0", res_a["answers"][1]
+    assert res_a["codec"] == "PCMU/8000", res_a
+    after = (switch + 0.5, end - 0.3)
+    heard_a = pj_tools.tone_levels(rec_a, window=after)
+    heard_b = pj_tools.tone_levels(rec_b, window=after)
+    assert heard_a["present"][1000] > 0.9, f"A after switching to PCMU: {heard_a}"
+    assert heard_b["present"][440] > 0.9, f"B after A switched to PCMU: {heard_b}"
