@@ -733,7 +733,20 @@ impl CallApp for Arc<Media> {
         }
         self.metrics
             .gauge_set("vc_active_legs", "", self.active_calls() as i64);
-        tracing::info!(?call, meeting = %meeting_id, attendee = %attendee.attendee_id, port, delayed_offer = leg.is_none(), "joined meeting");
+        let (codec, suite) = {
+            let r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            r.calls
+                .get(&call)
+                .and_then(|c| c.negotiated.as_ref())
+                .map(|n| {
+                    (
+                        n.codec.clone(),
+                        n.srtp_suite.clone().unwrap_or_else(|| "none".into()),
+                    )
+                })
+                .unwrap_or_else(|| ("pending".into(), "pending".into()))
+        };
+        tracing::info!(?call, meeting = %meeting_id, attendee = %attendee.attendee_id, port, delayed_offer = leg.is_none(), %codec, srtp = %suite, "joined meeting");
         Ok(body)
     }
 
