@@ -17,6 +17,8 @@
 //!    identity: look it up (constant-time comparison, never log it), check it
 //!    belongs to `<MeetingId>`, refuse the upgrade otherwise. Accept with
 //!    `Sec-WebSocket-Protocol: _aws_wt_session` ([`SUBPROTOCOL`]); never echo the token.
+//!    For a meeting that no longer exists, accept and close with
+//!    [`CLOSE_MEETING_ENDED`] (4410), which the client reports as "meeting ended".
 //! 3. Create a [`Session`] with [`Session::new`] and push the meeting's current
 //!    attendees (the joiner included) with [`Session::attendee_joined`]; keep pushing
 //!    joins, departures ([`Session::attendee_left`]) and mute changes
@@ -30,7 +32,8 @@
 //!      inactive, BUNDLE, rtcp-mux, DTLS) and call [`Session::answer_subscribe`];
 //!    - [`Output::MuteChanged`]: apply the client's self-mute, announce it to all;
 //!    - [`Output::Leave`]: the attendee left; drop its media leg;
-//!    - [`Output::Close`]: close the WebSocket.
+//!    - [`Output::Close`]: close the WebSocket with
+//!      [`CloseReason::close_code`].
 //! 5. While active, call [`Session::audio_metadata`] 5–10 times a second with the
 //!    attendees' levels (attenuation in dB), and end a session with
 //!    [`Session::audio_status`] (410 meeting ended, 411 attendee removed, 301 joined
@@ -82,8 +85,8 @@ pub use frame::{
 };
 pub use proto::{FrameType, SdkSignalFrame};
 pub use session::{
-    AttendeeInfo, AttendeeVolume, AudioStatus, CloseReason, Output, Session, SessionConfig,
-    SessionError, State, UsageError,
+    AttendeeInfo, AttendeeVolume, AudioStatus, CLOSE_MEETING_ENDED, CloseReason, Output, Session,
+    SessionConfig, SessionError, State, UsageError,
 };
 
 /// The WebSocket subprotocol the server must select (echo) in its upgrade response.

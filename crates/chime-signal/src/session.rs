@@ -64,6 +64,12 @@ pub struct AttendeeInfo {
 }
 
 /// One attendee's level for [`Session::audio_metadata`].
+///
+/// The SDK's default volume indicator maps the attenuation `a` linearly onto 0..1:
+/// `a <= 14` dB is full scale, `a >= 42` dB is silence. Attendees left out of a frame
+/// that carries any volume are shown silent, so a frame need only list the speakers.
+/// Signal strength is shown as `signal_strength / 2` (0 none, 1 weak, 2 good); an
+/// attendee without one is shown at half strength.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttendeeVolume {
     /// The attendee's audio stream.
@@ -72,6 +78,24 @@ pub struct AttendeeVolume {
     pub attenuation_db: Option<u32>,
     /// Signal strength (0..=2 in the SDK's indicator); `None` leaves the field out.
     pub signal_strength: Option<u32>,
+}
+
+impl AttendeeVolume {
+    /// Largest attenuation sent: anything quieter is silence to the client anyway.
+    pub const MAX_ATTENUATION_DB: u32 = 127;
+
+    /// The attenuation for a level in dB relative to full scale (dBov, RFC 6464 §3:
+    /// 0 loudest, negative quieter), rounded, clamped to
+    /// `0..=`[`MAX_ATTENUATION_DB`](Self::MAX_ATTENUATION_DB); NaN and -∞ are silence.
+    pub fn attenuation_from_dbov(level_dbov: f32) -> u32 {
+        let att = -level_dbov;
+        if att.is_nan() {
+            return Self::MAX_ATTENUATION_DB;
+        }
+        let clamped = att.round().clamp(0.0, Self::MAX_ATTENUATION_DB as f32);
+        // In 0..=127 after the clamp, so the cast is exact.
+        clamped as u32
+    }
 }
 
 /// Meeting-level status codes of `AUDIO_STATUS` that end the client's session.
@@ -96,6 +120,11 @@ impl AudioStatus {
     }
 }
 
+/// WebSocket close code the SDK reads as "meeting ended" (also when it arrives
+/// before INDEX, e.g. for a deleted meeting). Codes 4500–4599 read as a server
+/// error; any other code as a bad request, after which the client may reconnect.
+pub const CLOSE_MEETING_ENDED: u16 = 4410;
+
 /// Why a session asks its driver to close the WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
@@ -107,6 +136,21 @@ pub enum CloseReason {
     ProtocolError,
     /// The application ended the session with an `AUDIO_STATUS`.
     Ended(AudioStatus),
+}
+
+impl CloseReason {
+    /// The WebSocket close code (RFC 6455 §7.4; 4000–4999 are application codes) to
+    /// close with: [`CLOSE_MEETING_ENDED`] when the meeting ended, 1000 (normal)
+    /// after another terminal `AUDIO_STATUS` (the client already knows why), 4400
+    /// for a protocol error and 4408 for a timeout (both read as a bad request).
+    pub fn close_code(self) -> u16 {
+        match self {
+            Self::Ended(AudioStatus::MeetingEnded) => CLOSE_MEETING_ENDED,
+            Self::Ended(_) => 1000,
+            Self::ProtocolError => 4400,
+            Self::JoinTimeout | Self::Idle => 4408,
+        }
+    }
 }
 
 /// What the driver must do next; drained with [`Session::poll_output`].
@@ -182,6 +226,9 @@ pub enum UsageError {
     /// The roster is full ([`SessionConfig::max_attendees`]).
     #[error("roster full ({0} attendees)")]
     RosterFull(usize),
+    /// Audio stream id 0: the client treats 0 as "no stream".
+    #[error("audio stream id 0 is reserved")]
+    ZeroStreamId,
     /// A mute change or departure for an audio stream that was never announced.
     #[error("unknown audio stream id {0}")]
     UnknownStream(u32),
@@ -455,11 +502,16 @@ impl Session {
         Ok(())
     }
 
-    /// Announces an attendee (the joiner included). Before the first SUBSCRIBE_ACK
-    /// it is only recorded and goes out with the roster snapshot; re-announcing a
-    /// known stream id replaces its entry.
+    /// Announces an attendee (the joiner included: the SDK waits for its own
+    /// presence). Before the first SUBSCRIBE_ACK it is only recorded and goes out with
+    /// the roster snapshot; re-announcing a known stream id replaces its entry. Stream
+    /// ids must be nonzero; when an attendee rejoins, give it a larger stream id than
+    /// before (the client keeps the larger one when both are present).
     pub fn attendee_joined(&mut self, now: Instant, info: AttendeeInfo) -> Result<(), UsageError> {
         self.check_live()?;
+        if info.audio_stream_id == 0 {
+            return Err(UsageError::ZeroStreamId);
+        }
         if !self.roster.contains_key(&info.audio_stream_id)
             && self.roster.len() >= self.config.max_attendees
         {

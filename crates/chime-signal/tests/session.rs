@@ -559,3 +559,55 @@ fn timers() {
         })]
     );
 }
+
+#[test]
+fn stream_id_zero_is_refused() {
+    let t0 = Instant::now();
+    let mut s = Session::new(t0, T0_MS, SessionConfig::default());
+    assert_eq!(
+        s.attendee_joined(t0, attendee(0, "z", false)),
+        Err(UsageError::ZeroStreamId)
+    );
+    assert_eq!(s.roster().count(), 0);
+}
+
+#[test]
+fn close_codes() {
+    use chime_signal::CLOSE_MEETING_ENDED;
+    assert_eq!(CLOSE_MEETING_ENDED, 4410);
+    assert_eq!(
+        CloseReason::Ended(AudioStatus::MeetingEnded).close_code(),
+        4410
+    );
+    assert_eq!(
+        CloseReason::Ended(AudioStatus::AttendeeRemoved).close_code(),
+        1000
+    );
+    assert_eq!(
+        CloseReason::Ended(AudioStatus::JoinedFromAnotherDevice).close_code(),
+        1000
+    );
+    // Not in the 4500–4599 "server error" range, and not 4410.
+    for r in [
+        CloseReason::ProtocolError,
+        CloseReason::JoinTimeout,
+        CloseReason::Idle,
+    ] {
+        let c = r.close_code();
+        assert!((4000..4500).contains(&c) && c != 4410, "{r:?} → {c}");
+    }
+}
+
+#[test]
+fn attenuation_from_level() {
+    assert_eq!(AttendeeVolume::attenuation_from_dbov(0.0), 0);
+    assert_eq!(AttendeeVolume::attenuation_from_dbov(3.0), 0);
+    assert_eq!(AttendeeVolume::attenuation_from_dbov(-14.4), 14);
+    assert_eq!(AttendeeVolume::attenuation_from_dbov(-41.6), 42);
+    assert_eq!(AttendeeVolume::attenuation_from_dbov(-300.0), 127);
+    assert_eq!(
+        AttendeeVolume::attenuation_from_dbov(f32::NEG_INFINITY),
+        127
+    );
+    assert_eq!(AttendeeVolume::attenuation_from_dbov(f32::NAN), 127);
+}
