@@ -2,10 +2,10 @@
 //!
 //! ```text
 //!  AwaitingJoin ──JOIN──▶ Joined ──SUBSCRIBE──▶ Subscribing ──answer_subscribe──▶ Active
-//!       │                   │                                                      │  ▲
-//!       │ join timeout      │ LEAVE                           SUBSCRIBE (renegotiate)  │  │
-//!       ▼                   ▼                                                      ▼  │
-//!    Closed               Left  ◀────────────── LEAVE (any joined state) ──── Subscribing
+//!                                                    ▲                            │
+//!                                                    └──── SUBSCRIBE (renegotiate) ┘
+//!  LEAVE in Joined / Subscribing / Active ─▶ Left
+//!  join timeout, idle timeout, protocol error, audio_status ─▶ Closed
 //! ```
 //!
 //! Input: [`Session::handle_frame`] with the bytes of each binary WebSocket message,
@@ -367,10 +367,15 @@ impl Session {
                     frame: kind,
                     field: "sub",
                 })?;
-                let sdp_offer = sub.sdp_offer.ok_or(SessionError::MissingField {
-                    frame: kind,
-                    field: "sdp_offer",
-                })?;
+                // An empty offer is what a client sends when it compresses SDP, which
+                // it does only when JOIN_ACK asks for it (we never do).
+                let sdp_offer =
+                    sub.sdp_offer
+                        .filter(|o| !o.is_empty())
+                        .ok_or(SessionError::MissingField {
+                            frame: kind,
+                            field: "sdp_offer",
+                        })?;
                 self.pending_duplex = sub.duplex;
                 self.state = State::Subscribing;
                 self.out.push_back(Output::Subscribe {

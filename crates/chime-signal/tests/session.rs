@@ -426,6 +426,13 @@ fn protocol_errors_close_by_blame() {
             },
         ),
         (
+            subscribe(""),
+            SessionError::MissingField {
+                frame: FrameType::Subscribe,
+                field: "sdp_offer",
+            },
+        ),
+        (
             client(FrameType::Subscribe, |_| {}),
             SessionError::MissingField {
                 frame: FrameType::Subscribe,
