@@ -39,6 +39,37 @@
 //!    [`Session::audio_status`] (410 meeting ended, 411 attendee removed, 301 joined
 //!    from another device).
 //!
+//! ```
+//! use std::time::Instant;
+//! use chime_signal::{AttendeeInfo, Output, Session, SessionConfig};
+//!
+//! # fn answer(offer: &str) -> String { format!("answer to {} bytes", offer.len()) }
+//! # let (unix_ms, ws_message) = (1_764_000_000_000, Vec::<u8>::new());
+//! let now = Instant::now();
+//! let mut session = Session::new(now, unix_ms, SessionConfig::default());
+//! session.attendee_joined(now, AttendeeInfo {
+//!     audio_stream_id: 1,
+//!     attendee_id: "attendee-id-from-token".into(),
+//!     external_user_id: "alice".into(),
+//!     muted: false,
+//! })?;
+//! // For each binary WebSocket message:
+//! if let Err(e) = session.handle_frame(now, &ws_message) {
+//!     eprintln!("client protocol error: {e}"); // Output::Close is queued
+//! }
+//! while let Some(out) = session.poll_output() {
+//!     match out {
+//!         Output::Send(bytes) => { /* ws.send(Message::Binary(bytes)) */ }
+//!         Output::Subscribe { sdp_offer, .. } => {
+//!             session.answer_subscribe(now, answer(&sdp_offer))?;
+//!         }
+//!         Output::Close { reason } => { /* ws.close(reason.close_code()) */ }
+//!         Output::Joined { .. } | Output::MuteChanged { .. } | Output::Leave => {}
+//!     }
+//! }
+//! # Ok::<(), chime_signal::UsageError>(())
+//! ```
+//!
 //! # The protocol
 //!
 //! Every message is one prefix byte ([`FRAME_PREFIX`], 0x05) and a protobuf
