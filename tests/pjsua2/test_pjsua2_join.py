@@ -290,18 +290,7 @@ def test_hold_resume_and_reinvite(pj_server, pj_callers, pj_tones, pj_tools, tmp
     "transport,suites",
     [
         pytest.param("udp", [], id="udp-rtp"),
-        pytest.param(
-            "tls",
-            ["AES_CM_128_HMAC_SHA1_80"],
-            id="tls-srtp",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="server bug: a re-INVITE's new SDES key (RFC 4568 §7.1.4) is answered with a new "
-                "key but never reaches the media engine (reoffer() only sends SetDirection), so both "
-                "directions fail SRTP authentication afterwards",
-            ),
-        ),
+        pytest.param("tls", ["AES_CM_128_HMAC_SHA1_80"], id="tls-srtp"),
     ],
 )
 def test_reinvite_with_new_media_transport(pj_server, pj_callers, pj_tones, pj_tools, tmp_path, transport, suites):
@@ -401,13 +390,6 @@ def test_same_attendee_joining_again_ends_the_older_call(pj_server, pj_callers, 
     assert heard["present"][1000] > 0.8, f"the newer call does not hear the meeting: {heard}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="server bug: the answer to a re-INVITE switches to PCMU but the media engine keeps "
-    "G.722 (reoffer() only sends SetDirection): the server goes on sending PT 9 (pjsip: badpt=-1) "
-    "and decodes the caller's PCMU as G.722",
-)
 def test_reinvite_changes_codec(pj_server, pj_callers, pj_tones, pj_tools, tmp_path):
     """A re-INVITE that offers only PCMU after a G.722 call: the answer moves to PCMU and
     audio goes on both ways in the new codec (RFC 3264 §8.3.2)."""

@@ -281,6 +281,48 @@ impl MeetingMedia {
         self.legs.get(&leg).map(Self::finish_stats)
     }
 
+    /// Applies a new negotiation to a leg (re-INVITE or UPDATE, RFC 3264 §8): codec and
+    /// payload types, SRTP keys, addresses and direction. The leg keeps its SSRC and sequence;
+    /// a codec change restarts its decoding and its RTP timeline (the mixer sets the marker).
+    pub fn update_leg(&mut self, leg: LegId, cfg: LegConfig) -> Result<(), EngineError> {
+        let l = self
+            .legs
+            .get_mut(&leg)
+            .ok_or(EngineError::UnknownLeg(leg))?;
+        if cfg.codec != l.cfg.codec {
+            let mut pc = ParticipantConfig::rtp(cfg.codec);
+            pc.muted = self.mixer.is_muted(l.participant)?;
+            self.mixer.reconfigure(l.participant, pc)?;
+            l.sender = SenderStats::new(l.ssrc, cfg.codec.rtp_clock_rate());
+            l.reception = None;
+            l.ts_base = rand::random();
+        }
+        let same_keys = |a: &Option<SrtpKeys>, b: &Option<SrtpKeys>| match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.suite == b.suite
+                    && a.remote_key == b.remote_key
+                    && a.remote_salt == b.remote_salt
+                    && a.local_key == b.local_key
+                    && a.local_salt == b.local_salt
+            }
+            _ => false,
+        };
+        if !same_keys(&l.cfg.srtp, &cfg.srtp) {
+            let (rx, tx) = match &cfg.srtp {
+                Some(k) => (
+                    Some(SrtpContext::new(k.suite, &k.remote_key, &k.remote_salt)?),
+                    Some(SrtpContext::new(k.suite, &k.local_key, &k.local_salt)?),
+                ),
+                None => (None, None),
+            };
+            l.rx = rx;
+            l.tx = tx;
+        }
+        l.cfg = cfg;
+        Ok(())
+    }
+
     /// Hold and resume (RFC 3264 §8.4): changes what flows, keeps the leg.
     pub fn set_direction(&mut self, leg: LegId, d: Direction) -> Result<(), EngineError> {
         let l = self

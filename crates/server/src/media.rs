@@ -104,9 +104,9 @@ enum MeetingMsg {
         leg: LegId,
         reply: oneshot::Sender<Option<LegStats>>,
     },
-    SetDirection {
+    Update {
         leg: LegId,
-        direction: engine::Direction,
+        cfg: LegConfig,
     },
 }
 
@@ -574,8 +574,10 @@ async fn run_meeting(
                     MeetingMsg::Stats { leg, reply } => {
                         let _ = reply.send(media.leg_stats(leg));
                     }
-                    MeetingMsg::SetDirection { leg, direction } => {
-                        let _ = media.set_direction(leg, direction);
+                    MeetingMsg::Update { leg, cfg } => {
+                        if let Err(e) = media.update_leg(leg, cfg) {
+                            tracing::warn!(%leg, error = %e, "re-negotiated media could not be applied");
+                        }
                     }
                 }
             }
@@ -826,10 +828,14 @@ impl CallApp for Arc<Media> {
         let Some(negotiated) = info.negotiated.as_mut() else {
             return Err((491, "an offer is already pending on this call".into()));
         };
-        let (answer, direction) = crate::offer::reanswer(negotiated, offer)?;
+        let (answer, _) = crate::offer::reanswer(negotiated, offer)?;
+        let cfg = negotiated.leg.clone();
         let (leg, meeting_id) = (info.leg, info.meeting_id.clone());
         if let (Some(leg), Some(h)) = (leg, r.meetings.get(&meeting_id)) {
-            let _ = h.tx.try_send(MeetingMsg::SetDirection { leg, direction });
+            // Codec, keys, addresses and direction as renegotiated (hold/resume included).
+            if h.tx.try_send(MeetingMsg::Update { leg, cfg }).is_err() {
+                return Err((500, "the meeting's media is overloaded; try again".into()));
+            }
         }
         Ok(Body::sdp(answer))
     }
