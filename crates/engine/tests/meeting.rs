@@ -283,3 +283,42 @@ fn rtcp_reports_go_to_the_rtcp_port_under_srtcp() {
     );
     assert_eq!(m.leg_stats(la).expect("stats").rtcp_out, reports);
 }
+
+#[test]
+fn renegotiation_switches_codec_and_keys() {
+    let t0 = Instant::now();
+    let mut m = MeetingMedia::new(
+        t0,
+        Duration::from_secs(1_800_000_000),
+        EngineConfig::default(),
+    );
+    let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
+    let la = m.add_leg(t0, leg(1, a_addr)).expect("leg");
+    let mut cfg = leg(7, a_addr);
+    cfg.codec = Codec::Pcma;
+    cfg.payload_type = 8;
+    m.update_leg(la, cfg).expect("update");
+    let k = keys(7);
+    let mut rx = SrtpContext::new(SUITE, &k.local_key, &k.local_salt).expect("rx");
+    let mut now = t0;
+    let mut seen = 0;
+    for _ in 0..10 {
+        now += Duration::from_millis(20);
+        m.handle_timeout(now);
+        while let Some(t) = m.poll_transmit() {
+            if t.rtcp {
+                continue;
+            }
+            let mut plain = Vec::new();
+            rx.unprotect_rtp(&t.bytes, &mut plain)
+                .expect("sent with the new key");
+            assert_eq!(
+                RtpPacket::parse(&plain).expect("rtp").payload_type(),
+                8,
+                "PCMA after the update"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 8, "{seen}");
+}
