@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use codec::Codec;
 use codec::telephone_event::{DtmfEvent, EventReceiver, event_char};
 use mixer::{Media, Mixer, MixerConfig, MixerEvent, ParticipantConfig, ParticipantId};
+use rtp::jitter::JitterConfig;
 use rtp::packet::{RtpPacket, RtpWriter, is_rtcp};
 use rtp::rtcp::{RtcpPacket, parse_compound, sdes_item, write_sdes};
 use rtp::srtp::{SrtpContext, SrtpError, SrtpSuite};
@@ -81,6 +82,12 @@ pub struct EngineConfig {
     /// Silence on the wire for this long ends a leg (RFC 3550 does not say; 30 s is common).
     pub inactivity: Duration,
     pub mixer: MixerConfig,
+    /// Jitter-buffer bounds per leg: the buffer adapts between them from the measured
+    /// transit-time spread. A clean network settles at `jitter_min`, which with one 20 ms
+    /// mixer tick is most of the delay the server adds.
+    pub jitter_min: Duration,
+    pub jitter_initial: Duration,
+    pub jitter_max: Duration,
 }
 
 impl Default for EngineConfig {
@@ -88,6 +95,9 @@ impl Default for EngineConfig {
         EngineConfig {
             inactivity: Duration::from_secs(30),
             mixer: MixerConfig::default(),
+            jitter_min: Duration::from_millis(20),
+            jitter_initial: Duration::from_millis(40),
+            jitter_max: Duration::from_millis(200),
         }
     }
 }
@@ -154,6 +164,9 @@ struct Leg {
     cfg: LegConfig,
     participant: ParticipantId,
     rx: Option<SrtpContext>,
+    /// The receive context before a re-key, kept for [`REKEY_GRACE`] so packets sent with
+    /// the old key and still in flight are not refused (RFC 4568 §7.1.4).
+    rx_previous: Option<(SrtpContext, Instant)>,
     tx: Option<SrtpContext>,
     latched: Option<SocketAddr>,
     ssrc: u32,
@@ -191,6 +204,17 @@ pub struct MeetingMedia {
     cname: Vec<u8>,
 }
 
+fn jitter_config(cfg: &EngineConfig, codec: Codec) -> JitterConfig {
+    let mut j = JitterConfig::new(codec.rtp_clock_rate());
+    j.min_delay = cfg.jitter_min;
+    j.initial_delay = cfg.jitter_initial.max(cfg.jitter_min);
+    j.max_delay = cfg.jitter_max.max(j.initial_delay);
+    j
+}
+
+/// How long the receive key before a re-key stays usable.
+const REKEY_GRACE: Duration = Duration::from_secs(2);
+
 /// Most transmits queued when the driver does not drain (a frame per leg per tick fits).
 const MAX_OUT: usize = 4096;
 const MAX_EVENTS: usize = 256;
@@ -214,6 +238,10 @@ impl MeetingMedia {
         }
     }
 
+    fn jitter_config(&self, codec: Codec) -> JitterConfig {
+        jitter_config(&self.cfg, codec)
+    }
+
     pub fn leg_count(&self) -> usize {
         self.legs.len()
     }
@@ -229,6 +257,7 @@ impl MeetingMedia {
         };
         let mut pc = ParticipantConfig::rtp(cfg.codec);
         pc.muted = cfg.muted;
+        pc.jitter = Some(self.jitter_config(cfg.codec));
         let participant = self.mixer.add_participant(pc)?;
         let id = LegId(self.next_id);
         self.next_id += 1;
@@ -240,6 +269,7 @@ impl MeetingMedia {
             Leg {
                 participant,
                 rx,
+                rx_previous: None,
                 tx,
                 latched: None,
                 ssrc,
@@ -284,7 +314,12 @@ impl MeetingMedia {
     /// Applies a new negotiation to a leg (re-INVITE or UPDATE, RFC 3264 §8): codec and
     /// payload types, SRTP keys, addresses and direction. The leg keeps its SSRC and sequence;
     /// a codec change restarts its decoding and its RTP timeline (the mixer sets the marker).
-    pub fn update_leg(&mut self, leg: LegId, cfg: LegConfig) -> Result<(), EngineError> {
+    pub fn update_leg(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        cfg: LegConfig,
+    ) -> Result<(), EngineError> {
         let l = self
             .legs
             .get_mut(&leg)
@@ -292,6 +327,7 @@ impl MeetingMedia {
         if cfg.codec != l.cfg.codec {
             let mut pc = ParticipantConfig::rtp(cfg.codec);
             pc.muted = self.mixer.is_muted(l.participant)?;
+            pc.jitter = Some(jitter_config(&self.cfg, cfg.codec));
             self.mixer.reconfigure(l.participant, pc)?;
             l.sender = SenderStats::new(l.ssrc, cfg.codec.rtp_clock_rate());
             l.reception = None;
@@ -316,7 +352,7 @@ impl MeetingMedia {
                 ),
                 None => (None, None),
             };
-            l.rx = rx;
+            l.rx_previous = std::mem::replace(&mut l.rx, rx).map(|old| (old, now + REKEY_GRACE));
             l.tx = tx;
         }
         l.cfg = cfg;
@@ -350,13 +386,20 @@ impl MeetingMedia {
         }
         if is_rtcp(data) {
             let plain: &[u8] = match &mut l.rx {
-                Some(ctx) => match ctx.unprotect_rtcp(data, &mut self.scratch) {
-                    Ok(()) => &self.scratch,
-                    Err(_) => {
+                Some(ctx) => {
+                    let ok = ctx.unprotect_rtcp(data, &mut self.scratch).is_ok()
+                        || l.rx_previous
+                            .as_mut()
+                            .filter(|(_, until)| now < *until)
+                            .is_some_and(|(old, _)| {
+                                old.unprotect_rtcp(data, &mut self.scratch).is_ok()
+                            });
+                    if !ok {
                         l.stats.srtp_failures += 1;
                         return;
                     }
-                },
+                    &self.scratch
+                }
                 None => data,
             };
             l.stats.rtcp_in += 1;
@@ -386,13 +429,18 @@ impl MeetingMedia {
             return;
         }
         let plain: &[u8] = match &mut l.rx {
-            Some(ctx) => match ctx.unprotect_rtp(data, &mut self.scratch) {
-                Ok(()) => &self.scratch,
-                Err(_) => {
+            Some(ctx) => {
+                let ok = ctx.unprotect_rtp(data, &mut self.scratch).is_ok()
+                    || l.rx_previous
+                        .as_mut()
+                        .filter(|(_, until)| now < *until)
+                        .is_some_and(|(old, _)| old.unprotect_rtp(data, &mut self.scratch).is_ok());
+                if !ok {
                     l.stats.srtp_failures += 1;
                     return;
                 }
-            },
+                &self.scratch
+            }
             None => data,
         };
         let Ok(pkt) = RtpPacket::parse(plain) else {

@@ -297,7 +297,7 @@ fn renegotiation_switches_codec_and_keys() {
     let mut cfg = leg(7, a_addr);
     cfg.codec = Codec::Pcma;
     cfg.payload_type = 8;
-    m.update_leg(la, cfg).expect("update");
+    m.update_leg(t0, la, cfg).expect("update");
     let k = keys(7);
     let mut rx = SrtpContext::new(SUITE, &k.local_key, &k.local_salt).expect("rx");
     let mut now = t0;
@@ -321,4 +321,43 @@ fn renegotiation_switches_codec_and_keys() {
         }
     }
     assert!(seen >= 8, "{seen}");
+}
+
+#[test]
+fn old_key_packets_in_flight_survive_a_rekey_briefly() {
+    let t0 = Instant::now();
+    let mut m = MeetingMedia::new(
+        t0,
+        Duration::from_secs(1_800_000_000),
+        EngineConfig::default(),
+    );
+    let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
+    let la = m.add_leg(t0, leg(1, a_addr)).expect("leg");
+    let mut old = Peer::new(1, a_addr, 440.0);
+    let first = old.packet();
+    m.handle_packet(t0, la, a_addr, &first);
+    m.update_leg(t0, la, leg(7, a_addr)).expect("re-key");
+    let late = old.packet();
+    m.handle_packet(t0 + Duration::from_millis(30), la, a_addr, &late);
+    let s = m.leg_stats(la).expect("stats");
+    assert_eq!(
+        (s.packets_in, s.srtp_failures),
+        (2, 0),
+        "in flight with the old key: accepted"
+    );
+    let stale = old.packet();
+    m.handle_packet(t0 + Duration::from_secs(3), la, a_addr, &stale);
+    assert_eq!(
+        m.leg_stats(la).expect("stats").srtp_failures,
+        1,
+        "the old key expires"
+    );
+    let mut new = Peer::new(7, a_addr, 440.0);
+    let fresh = new.packet();
+    m.handle_packet(t0 + Duration::from_secs(3), la, a_addr, &fresh);
+    assert_eq!(
+        m.leg_stats(la).expect("stats").packets_in,
+        3,
+        "the new key works"
+    );
 }

@@ -575,7 +575,7 @@ async fn run_meeting(
                         let _ = reply.send(media.leg_stats(leg));
                     }
                     MeetingMsg::Update { leg, cfg } => {
-                        if let Err(e) = media.update_leg(leg, cfg) {
+                        if let Err(e) = media.update_leg(now, leg, cfg) {
                             tracing::warn!(%leg, error = %e, "re-negotiated media could not be applied");
                         }
                     }
