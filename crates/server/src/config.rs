@@ -87,6 +87,10 @@ pub struct Settings {
     /// Seconds between media-metrics records of calls on connectors with EnableMediaMetricLogs [default: 60]
     #[arg(long, env = "VC_MEDIA_METRICS_INTERVAL")]
     pub media_metrics_interval: Option<u32>,
+    /// Open SIP transactions allowed per source address before 503 (a call holds two for
+    /// about 32 s on UDP, so N allows about N/64 calls per second from one PBX) [default: 65536]
+    #[arg(long, env = "VC_SIP_MAX_TRANSACTIONS_PER_SOURCE")]
+    pub sip_max_transactions_per_source: Option<usize>,
     /// TLS certificate chain (PEM) for SIP over TLS [default: issued by the development CA]
     #[arg(long, env = "VC_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -110,6 +114,7 @@ struct FileSettings {
     api_rate_limit: Option<u32>,
     meeting_idle_timeout: Option<u32>,
     media_metrics_interval: Option<u32>,
+    sip_max_transactions_per_source: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -129,6 +134,7 @@ pub struct Config {
     pub api_rate_limit: u32,
     pub meeting_idle_timeout: u32,
     pub media_metrics_interval: u32,
+    pub sip_max_transactions_per_source: usize,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -211,6 +217,11 @@ impl Settings {
                 .or(file.media_metrics_interval)
                 .unwrap_or(60)
                 .max(1),
+            sip_max_transactions_per_source: self
+                .sip_max_transactions_per_source
+                .or(file.sip_max_transactions_per_source)
+                .unwrap_or(65_536)
+                .max(16),
             meeting_idle_timeout: self
                 .meeting_idle_timeout
                 .or(file.meeting_idle_timeout)

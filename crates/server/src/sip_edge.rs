@@ -128,13 +128,12 @@ pub async fn start<A: CallApp>(
         .await
         .context("binding the SIP transports")?;
     let (cmd_tx, cmd_rx) = mpsc::channel(4096);
-    let ua = UserAgent::new(
-        UaConfig {
-            options_to_app: true,
-            ..UaConfig::default()
-        },
-        rand::random(),
-    );
+    let mut ua_cfg = UaConfig {
+        options_to_app: true,
+        ..UaConfig::default()
+    };
+    ua_cfg.transaction.max_transactions_per_source = cfg.sip_max_transactions_per_source;
+    let ua = UserAgent::new(ua_cfg, rand::random());
     let task = tokio::spawn(run_ua(
         ua,
         transports.clone(),
