@@ -36,6 +36,19 @@ fn leg(seed: u8, addr: SocketAddr) -> LegConfig {
     }
 }
 
+/// A meeting at a fixed wallclock with one SRTP leg (keys of seed 1) at 127.0.0.1:41000.
+fn one_leg() -> (Instant, MeetingMedia, SocketAddr, engine::LegId) {
+    let t0 = Instant::now();
+    let mut m = MeetingMedia::new(
+        t0,
+        Duration::from_secs(1_800_000_000),
+        EngineConfig::default(),
+    );
+    let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
+    let la = m.add_leg(t0, leg(1, a_addr)).expect("leg");
+    (t0, m, a_addr, la)
+}
+
 /// Energy of `freq` in `pcm` (Goertzel), normalised by length.
 fn goertzel(pcm: &[i16], rate: f64, freq: f64) -> f64 {
     let w = 2.0 * std::f64::consts::PI * freq / rate;
@@ -183,28 +196,28 @@ fn each_leg_hears_the_other_not_itself() {
 
 #[test]
 fn forged_packets_are_refused_and_do_not_latch() {
-    let t0 = Instant::now();
-    let mut m = MeetingMedia::new(
-        t0,
-        Duration::from_secs(1_800_000_000),
-        EngineConfig::default(),
-    );
-    let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
+    let (t0, mut m, a_addr, la) = one_leg();
     let evil: SocketAddr = "127.0.0.9:9999".parse().expect("addr");
-    let la = m.add_leg(t0, leg(1, a_addr)).expect("leg");
     let mut a = Peer::new(1, a_addr, 440.0);
     let mut pkt = a.packet();
     let last = pkt.len() - 1;
     pkt[last] ^= 1;
     m.handle_packet(t0, la, evil, &pkt);
     m.handle_timeout(t0 + Duration::from_millis(40));
+    let mut sent = 0;
     while let Some(t) = m.poll_transmit() {
         assert_eq!(
             t.dest, a_addr,
             "a forged packet never moves the media destination"
         );
+        sent += 1;
     }
+    assert!(
+        sent > 0,
+        "the leg keeps receiving the mix at its SDP address"
+    );
     assert_eq!(m.leg_stats(la).expect("stats").srtp_failures, 1);
+    assert_eq!(m.leg_stats(la).expect("stats").packets_in, 0);
 }
 
 #[test]
@@ -239,14 +252,7 @@ fn silence_on_the_wire_reports_inactivity() {
 
 #[test]
 fn rtcp_reports_go_to_the_rtcp_port_under_srtcp() {
-    let t0 = Instant::now();
-    let mut m = MeetingMedia::new(
-        t0,
-        Duration::from_secs(1_800_000_000),
-        EngineConfig::default(),
-    );
-    let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
-    let la = m.add_leg(t0, leg(1, a_addr)).expect("leg");
+    let (t0, mut m, a_addr, la) = one_leg();
     let mut a = Peer::new(1, a_addr, 440.0);
     let mut now = t0;
     let mut reports = 0;
@@ -286,14 +292,7 @@ fn rtcp_reports_go_to_the_rtcp_port_under_srtcp() {
 
 #[test]
 fn renegotiation_switches_codec_and_keys() {
-    let t0 = Instant::now();
-    let mut m = MeetingMedia::new(
-        t0,
-        Duration::from_secs(1_800_000_000),
-        EngineConfig::default(),
-    );
-    let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
-    let la = m.add_leg(t0, leg(1, a_addr)).expect("leg");
+    let (t0, mut m, a_addr, la) = one_leg();
     let mut cfg = leg(7, a_addr);
     cfg.codec = Codec::Pcma;
     cfg.payload_type = 8;
@@ -325,14 +324,7 @@ fn renegotiation_switches_codec_and_keys() {
 
 #[test]
 fn old_key_packets_in_flight_survive_a_rekey_briefly() {
-    let t0 = Instant::now();
-    let mut m = MeetingMedia::new(
-        t0,
-        Duration::from_secs(1_800_000_000),
-        EngineConfig::default(),
-    );
-    let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
-    let la = m.add_leg(t0, leg(1, a_addr)).expect("leg");
+    let (t0, mut m, a_addr, la) = one_leg();
     let mut old = Peer::new(1, a_addr, 440.0);
     let first = old.packet();
     m.handle_packet(t0, la, a_addr, &first);
