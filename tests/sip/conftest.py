@@ -8,6 +8,7 @@ fixtures in tests/conftest.py.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -26,7 +27,10 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -294,6 +298,25 @@ class SipServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def call_records(self, vc_id: str) -> list[dict]:
+        """GET /admin/call-records?voice-connector-id=... (SigV4-signed): the connector's
+        call detail records."""
+        url = f"{self.api_url}/admin/call-records?voice-connector-id={vc_id}"
+        req = AWSRequest(method="GET", url=url)
+        SigV4Auth(Credentials(self.key_id, self.secret), "chime", "us-east-1").add_auth(req)
+        prepared = urllib.request.Request(url, headers=dict(req.headers.items()), method="GET")
+        with urllib.request.urlopen(prepared, timeout=10) as resp:
+            return json.loads(resp.read())["CallRecords"]
+
+    def wait_call_records(self, vc_id: str, n: int, timeout: float = 10.0) -> list[dict]:
+        """The connector's call records once there are at least `n` (or after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            recs = self.call_records(vc_id)
+            if len(recs) >= n or time.monotonic() > deadline:
+                return recs
+            time.sleep(0.1)
+
     def wait_for_log(self, pattern: str, timeout: float = 10.0, start: int = 0) -> re.Match:
         """Waits until the server's stderr log (from byte offset `start`) matches `pattern`."""
         deadline = time.monotonic() + timeout
@@ -337,13 +360,21 @@ def sip_private_server(tmp_path_factory) -> SipServer:
 
 
 @pytest.fixture(scope="module")
+def sip_dropping_server(tmp_path_factory) -> SipServer:
+    """A server run with --sip-drop-unallowed-sources: sources outside a connector's
+    CidrAllowedList get no answer at all."""
+    yield from _serve(tmp_path_factory.mktemp("vc-sip-drop"), ("--sip-drop-unallowed-sources",))
+
+
+@pytest.fixture(scope="module")
 def sip_module_server(tmp_path_factory) -> SipServer:
     """Like sip_private_server, shared by the tests of one module."""
     yield from _serve(tmp_path_factory.mktemp("vc-sip-module"))
 
 
-def _serve(work: Path):
-    """Starts the server in `work`, yields it, stops it (SIGTERM) and fails on a panic."""
+def _serve(work: Path, extra_args: tuple[str, ...] = ()):
+    """Starts the server in `work` (with `extra_args` after the usual flags), yields it,
+    stops it (SIGTERM) and fails on a panic."""
     binary = _find_binary()
     data_dir = work / "data"
     data_dir.mkdir()
@@ -363,6 +394,7 @@ def _serve(work: Path):
             "--sip", "127.0.0.1:0",
             "--sip-tls", "127.0.0.1:0",
             "--rtp-ports", f"{rtp_low}-{rtp_high}",
+            *extra_args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=log_file,
@@ -553,10 +585,12 @@ def run_sipp(
     extra: list[str] | None = None,
     timeout_s: int = 20,
     tag: str = "",
+    source_ip: str = "127.0.0.1",
 ) -> SippResult:
     """Runs one SIPp call of `scenario` against the server's UDP/TCP port (127.0.0.1 as the
     outbound proxy: the Request-URI names the voice connector host, no DNS involved).
-    `tag` tells apart the trace files of several runs of one scenario in one test."""
+    `tag` tells apart the trace files of several runs of one scenario in one test;
+    `source_ip` (127.0.0.x) is the address SIPp sends from."""
     if shutil.which("sipp") is None:
         pytest.fail("sipp (Debian sip-tester) is not installed; run scripts/setup-deps")
     name = Path(scenario).stem + "-" + transport + (f"-{tag}" if tag else "")
@@ -566,9 +600,9 @@ def run_sipp(
     cmd = [
         "sipp", "-sf", str(SCENARIOS / scenario),
         "-t", transport,
-        "-i", "127.0.0.1",
+        "-i", source_ip,
         "-p", str(free_udp_tcp_port()),
-        "-mi", "127.0.0.1",
+        "-mi", source_ip,
         "-mp", str(free_udp_port()),
         "-nostdin",
         "-timeout", f"{timeout_s}s", "-timeout_error",

@@ -4,32 +4,8 @@ endpoint GET /admin/call-records."""
 from __future__ import annotations
 
 import json
-import time
-import urllib.request
-
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 CALLER = "+12065550100"
-
-
-def _records(server, vc_id: str) -> list[dict]:
-    url = f"{server.api_url}/admin/call-records?voice-connector-id={vc_id}"
-    req = AWSRequest(method="GET", url=url)
-    SigV4Auth(Credentials(server.key_id, server.secret), "chime", "us-east-1").add_auth(req)
-    prepared = urllib.request.Request(url, headers=dict(req.headers.items()), method="GET")
-    with urllib.request.urlopen(prepared, timeout=10) as resp:
-        return json.loads(resp.read())["CallRecords"]
-
-
-def _wait_records(server, vc_id: str, n: int) -> list[dict]:
-    deadline = time.monotonic() + 10
-    while True:
-        recs = _records(server, vc_id)
-        if len(recs) >= n or time.monotonic() > deadline:
-            return recs
-        time.sleep(0.1)
 
 
 def test_answered_and_refused_calls_have_records(sip_server, sip_sipp, sip_rtp_peer):
@@ -44,7 +20,7 @@ def test_answered_and_refused_calls_have_records(sip_server, sip_sipp, sip_rtp_p
     refused = sip_sipp("join_refused_403.xml", bad, "u1")
     assert refused.returncode == 0, refused.describe()
 
-    recs = _wait_records(sip_server, p.voice_connector_id, 2)
+    recs = sip_server.wait_call_records(p.voice_connector_id, 2)
     assert len(recs) == 2, recs
     done = next(r for r in recs if r["Status"] == "Completed")
     assert done["StatusCode"] == 200

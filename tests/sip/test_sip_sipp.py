@@ -7,6 +7,7 @@ voice connector's outbound host name, as a PBX does with a static route.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -179,3 +180,24 @@ def test_concurrent_meeting_joins(sip_server, sip_sipp, sip_rtp_peer, tmp_path, 
     # Every call's RTP reached the (shared) offered address.
     senders = {pkt["from"][1] for pkt in sip_rtp_peer.rtp()}
     assert senders == {int(p) for p in ports}, (senders, ports)
+
+
+def test_source_outside_allow_list_meets_silence_when_configured(sip_dropping_server, sip_tools, tmp_path):
+    """`serve --sip-drop-unallowed-sources`: an INVITE from outside the CidrAllowedList gets
+    no answer at all (a scanner cannot tell the host exists), the drop is still recorded,
+    and an allowlisted source is still answered."""
+    server = sip_dropping_server
+    vc_id, host = server.create_connector(cidrs=("127.0.0.1/32",))
+    _, _, token = server.create_attendee()
+    keys = {"vc_host": host, "token": token, "from_user": CALLER, "rtp_port": "40000"}
+    result = sip_tools.run_sipp(server, "join_unanswered.xml", keys, tmp_path, source_ip="127.0.0.2")
+    assert_one_successful_call(result)
+    assert not re.search(r"^SIP/2\.0 \d{3}", result.messages, re.M), result.describe()
+    recs = server.wait_call_records(vc_id, 1)
+    assert len(recs) == 1, recs
+    assert recs[0]["Status"] == "Refused", recs[0]
+    assert "not answered" in json.dumps(recs[0]) and "127.0.0.2" in json.dumps(recs[0]), recs[0]
+    # The same server still answers the allowlisted source (here: 403 for a non-E.164 From).
+    keys = {"vc_host": host, "token": token, "from_user": "alice", "rtp_port": "40000"}
+    result = sip_tools.run_sipp(server, "join_refused_403.xml", keys, tmp_path)
+    assert_one_successful_call(result)

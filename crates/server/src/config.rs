@@ -91,6 +91,10 @@ pub struct Settings {
     /// about 32 s on UDP, so N allows about N/64 calls per second from one PBX) [default: 65536]
     #[arg(long, env = "VC_SIP_MAX_TRANSACTIONS_PER_SOURCE")]
     pub sip_max_transactions_per_source: Option<usize>,
+    /// Answer nothing to an INVITE whose source address is outside its voice connector's
+    /// CidrAllowedList, instead of 403 (a scanner then cannot tell the host exists) [default: false]
+    #[arg(long, env = "VC_SIP_DROP_UNALLOWED_SOURCES", num_args = 0..=1, default_missing_value = "true")]
+    pub sip_drop_unallowed_sources: Option<bool>,
     /// TLS certificate chain (PEM) for SIP over TLS [default: issued by the development CA]
     #[arg(long, env = "VC_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -115,6 +119,7 @@ struct FileSettings {
     meeting_idle_timeout: Option<u32>,
     media_metrics_interval: Option<u32>,
     sip_max_transactions_per_source: Option<usize>,
+    sip_drop_unallowed_sources: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -135,6 +140,7 @@ pub struct Config {
     pub meeting_idle_timeout: u32,
     pub media_metrics_interval: u32,
     pub sip_max_transactions_per_source: usize,
+    pub sip_drop_unallowed_sources: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -222,6 +228,10 @@ impl Settings {
                 .or(file.sip_max_transactions_per_source)
                 .unwrap_or(65_536)
                 .max(16),
+            sip_drop_unallowed_sources: self
+                .sip_drop_unallowed_sources
+                .or(file.sip_drop_unallowed_sources)
+                .unwrap_or(false),
             meeting_idle_timeout: self
                 .meeting_idle_timeout
                 .or(file.meeting_idle_timeout)

@@ -852,6 +852,8 @@ impl Media {
                 | sip::TerminationReason::LocalBye
                 | sip::TerminationReason::SessionExpired => ("Completed", 200),
                 sip::TerminationReason::Cancelled => ("Cancelled", 487),
+                // No answer went out (the operator's silence for unallowed sources).
+                sip::TerminationReason::Discarded => ("Refused", 0),
                 sip::TerminationReason::Rejected(c)
                 | sip::TerminationReason::Failed(c)
                 | sip::TerminationReason::DialogGone(c) => ("Failed", c),

@@ -60,6 +60,8 @@ pub struct Router {
     repo: Arc<dyn Repository>,
     /// SIP message logs for connectors with EnableSIPLogs.
     pub siplog: Option<Arc<crate::siplog::SipLogger>>,
+    /// Answer nothing (instead of 403) to sources outside a connector's CidrAllowedList.
+    pub drop_unallowed_sources: bool,
     sip_domain: String,
     digest: Mutex<HashMap<String, DigestServer>>,
     cps: Mutex<HashMap<String, CpsWindow>>,
@@ -70,6 +72,7 @@ impl Router {
         Router {
             repo,
             siplog: None,
+            drop_unallowed_sources: false,
             sip_domain,
             digest: Mutex::new(HashMap::new()),
             cps: Mutex::new(HashMap::new()),

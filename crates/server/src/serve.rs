@@ -59,6 +59,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let metrics = state.metrics.clone();
     let mut router = crate::router::Router::new(repo.clone(), cfg.sip_domain.clone());
+    router.drop_unallowed_sources = cfg.sip_drop_unallowed_sources;
     router.siplog = Some(crate::siplog::SipLogger::new(
         cfg.data_dir.join("logs"),
         metrics.clone(),

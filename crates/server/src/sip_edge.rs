@@ -60,6 +60,9 @@ pub enum Command {
         call: CallKey,
         reason: Option<String>,
     },
+    /// Send nothing for the pending INVITE and forget it (the operator chose silence for
+    /// sources outside the allowlist); a retransmission is routed, and dropped, again.
+    Discard { call: CallKey },
     /// Answer a server transaction outside the INVITE dialogs (OPTIONS).
     Respond {
         txn: sip::TransactionKey,
@@ -240,6 +243,9 @@ fn apply(ua: &mut UserAgent, cmd: Command) {
         }
         Command::Respond { txn, response } => {
             let _ = ua.respond_request(now, txn, response);
+        }
+        Command::Discard { call } => {
+            let _ = ua.discard(call);
         }
     }
 }
@@ -491,6 +497,13 @@ async fn route_decision<A: CallApp>(
         }
     };
     match &decision {
+        Decision::Refuse(r @ Refusal::SourceNotAllowed { .. }) if router.drop_unallowed_sources => {
+            tracing::info!(?call, reason = %r, source = %peer.remote, "call dropped without an answer");
+            // SIP status 0 in the record: nothing was sent.
+            let why = format!("not answered (sip-drop-unallowed-sources): {r}");
+            record_refusal(router, req, peer, &facts.host, 0, why).await;
+            Command::Discard { call }
+        }
         Decision::Refuse(r) => {
             tracing::info!(?call, status = r.status(), reason = %r, source = %peer.remote, "call refused");
             record_refusal(router, req, peer, &facts.host, r.status(), r.to_string()).await;

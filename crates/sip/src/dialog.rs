@@ -163,6 +163,8 @@ pub enum TerminationReason {
     LocalBye,
     /// The peer cancelled before the answer (RFC 3261 §9.2).
     Cancelled,
+    /// We dropped the INVITE without any answer ([`UserAgent::discard`]).
+    Discarded,
     /// We rejected the INVITE with this final status.
     Rejected(u16),
     /// Our INVITE failed with this status (408 on timeout).
@@ -845,6 +847,19 @@ impl UserAgent {
         }
         r.headers.push(HeaderName::Server, &self.cfg.user_agent);
         Ok(r)
+    }
+
+    /// Drops the unanswered INVITE of `call` without sending anything (not even 100 Trying)
+    /// and forgets the call. Only for a call that has no response out yet.
+    pub fn discard(&mut self, call: CallKey) -> Result<(), UaError> {
+        let d = self.calls.get(&call).ok_or(UaError::UnknownCall)?;
+        if d.state != DState::Init {
+            return Err(UaError::InvalidState);
+        }
+        let (key, _) = d.pending_invite.clone().ok_or(UaError::InvalidState)?;
+        self.txn.abandon(key);
+        self.end_call(call, TerminationReason::Discarded);
+        Ok(())
     }
 
     /// Answers the pending INVITE of `call` with `status` and an optional body: a shortcut

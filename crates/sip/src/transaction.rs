@@ -498,6 +498,23 @@ impl TransactionLayer {
         }
     }
 
+    /// Forgets a server transaction without sending anything: no 100 Trying, no final
+    /// response. For an operator who wants requests from unwanted sources to meet silence
+    /// rather than a rejection (a retransmission then starts a new transaction).
+    /// Returns false for an unknown key or a client transaction.
+    pub fn abandon(&mut self, key: TransactionKey) -> bool {
+        let server = self.txns.get(&key).is_some_and(|t| {
+            matches!(
+                t.kind,
+                TransactionKind::ServerInvite | TransactionKind::ServerNonInvite
+            )
+        });
+        if server {
+            self.terminate(key);
+        }
+        server
+    }
+
     fn terminate(&mut self, key: TransactionKey) {
         if let Some(t) = self.txns.remove(&key) {
             match t.kind {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use sip::{
     Body, CallKey, HeaderName, Message, Method, OutgoingCall, Peer, Response, SessionTimerConfig,
-    TerminationReason, Transmit, TransportKind, UaConfig, UaEvent, Uri, UserAgent,
+    TerminationReason, Transmit, TransportKind, UaConfig, UaError, UaEvent, Uri, UserAgent,
 };
 
 const A: &str = "192.0.2.1:5060";
@@ -737,4 +737,42 @@ fn uas_bye_waits_for_the_ack() {
             ..
         }
     )));
+}
+
+#[test]
+fn discarded_invite_gets_no_response_at_all() {
+    let mut n = Net::new(cfg(), cfg());
+    n.call(&[]);
+    let (cb, _) = n.incoming();
+    n.b.discard(cb).unwrap();
+    assert!(matches!(n.b.discard(cb), Err(UaError::UnknownCall)));
+    assert!(n.events_b().iter().any(|e| matches!(
+        e,
+        UaEvent::Terminated { call, reason: TerminationReason::Discarded } if *call == cb
+    )));
+    assert_eq!(n.b.calls(), 0);
+    // Past the 200 ms after which an INVITE server transaction would send 100 Trying,
+    // and past A's first retransmission (Timer A, T1 = 500 ms; RFC 3261 §17.1.1.2).
+    // (600 ms: before the 100 Trying that the retransmission's own new transaction
+    // would send at 700 ms if the application did not decide in time.)
+    n.advance_to(Duration::from_millis(600));
+    assert!(
+        n.sent(false, "SIP/2.0").is_empty(),
+        "B answered a discarded INVITE"
+    );
+    // The retransmission arrives as a new call, which the application may drop again.
+    let (again, _) = n.incoming();
+    n.b.discard(again).unwrap();
+    n.advance_to(Duration::from_millis(1400));
+    assert!(n.sent(false, "SIP/2.0").is_empty());
+}
+
+#[test]
+fn only_an_unanswered_invite_can_be_discarded() {
+    let mut n = Net::new(cfg(), cfg());
+    n.call(&[]);
+    let (cb, _) = n.incoming();
+    n.b.answer(n.now, cb, 180, None).unwrap();
+    n.pump();
+    assert!(matches!(n.b.discard(cb), Err(UaError::InvalidState)));
 }
