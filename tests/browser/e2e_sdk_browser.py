@@ -1,0 +1,177 @@
+"""End to end: the official, unmodified amazon-chime-sdk-js (npm 3.32.0) in headless
+Chromium joins a meeting of the real `voice-connector serve` over its signaling WebSocket
+(`MediaPlacement.SignalingUrl`, `/control/<MeetingId>`) and WebRTC, and talks with a SIP
+caller (pjsua2, tests/pjsua2/caller.py) that joined the same meeting by its token.
+
+The browser's fake microphone plays a steady 1 kHz tone, the SIP caller 440 Hz:
+- the browser's received audio (WebAudio analyser on the SDK's remote stream) carries 440 Hz;
+- the SIP caller's recording carries 1 kHz;
+- the browser's roster lists the SIP attendee (ExternalUserId: the caller's E.164 number),
+  and drops it when the caller hangs up;
+- DeleteAttendee of the browser's attendee stops the SDK session with AUDIO_STATUS 411,
+  the SDK's `MeetingSessionStatusCode.AudioAttendeeRemoved`.
+
+Every wait is bounded; the whole test takes well under 90 s.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import harness
+
+PJSUA2_CALLER = Path(__file__).resolve().parents[1] / "pjsua2" / "caller.py"
+#: The meeting-join number of the spec.
+MEETING_NUMBER = "+17035550122"
+#: The SIP caller's E.164 number: From, and the SIP attendee's ExternalUserId.
+CALLER_NUMBER = "+12065550100"
+BROWSER_TONE_HZ = 1000
+CALLER_TONE_HZ = 440
+#: Seconds the SIP caller stays in the call once its media runs.
+CALL_SECONDS = 8.0
+#: Received-audio analysis blocks (~100 ms each) that must carry a tone: one second's worth.
+TONE_BLOCKS = 10
+
+
+@pytest.fixture(scope="session")
+def browser_bundle() -> Path:
+    """The test page, built (npm ci + esbuild) once per session; Chromium must be there."""
+    try:
+        harness.find_chromium()
+        return harness.build_page()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+
+
+@pytest.fixture
+def browser_env(start_server, browser_bundle):
+    """A running server, its SIP/UDP port, and a voice connector whose termination allows
+    127.0.0.1 (plain RTP over UDP: RequireEncryption false)."""
+    try:
+        import pjsua2  # noqa: F401
+    except ImportError:
+        pytest.fail("pjsua2 is not installed (PyPI pjsua2-python); run scripts/setup-deps")
+    server = start_server()
+    deadline = time.monotonic() + 10
+    while not (m := re.search(r'SIP listening transport="udp" addr=127\.0\.0\.1:(\d+)', server.log())):
+        assert time.monotonic() < deadline and server.alive(), f"no SIP/UDP listener:\n{server.log()[-3000:]}"
+        time.sleep(0.05)
+    voice = server.voice
+    vc = voice.create_voice_connector(Name="browser-" + uuid.uuid4().hex[:8], RequireEncryption=False)[
+        "VoiceConnector"
+    ]
+    voice.put_voice_connector_termination(
+        VoiceConnectorId=vc["VoiceConnectorId"],
+        Termination={"CidrAllowedList": ["127.0.0.1/32"], "CallingRegions": ["US"], "CpsLimit": 100},
+    )
+    yield server, int(m.group(1)), vc["OutboundHostName"]
+    server.assert_healthy()
+
+
+def start_caller(tmp_path: Path, sip_port: int, host: str, token: str, play: Path, record: Path) -> subprocess.Popen:
+    """One pjsua2 caller (tests/pjsua2/caller.py) joining by `token` over UDP through the
+    server as outbound proxy; prints one JSON line when it hangs up."""
+    cmd = [
+        sys.executable, str(PJSUA2_CALLER),
+        "--uri", f"sip:{MEETING_NUMBER}@{host};X-chime-join-token={token}",
+        "--from-uri", f"sip:{CALLER_NUMBER}@127.0.0.1",
+        "--proxy", f"sip:127.0.0.1:{sip_port};lr",
+        "--transport", "udp",
+        "--play", str(play),
+        "--record", str(record),
+        "--duration", str(CALL_SECONDS),
+        "--timeout", "8",
+        "--log-level", "5",
+        "--log-file", str(tmp_path / "caller.pjsip.log"),
+        "--ready-file", str(tmp_path / "caller.ready"),
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+
+def caller_result(proc: subprocess.Popen, timeout: float) -> dict:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate(timeout=5)
+        pytest.fail(f"SIP caller did not finish in {timeout} s:\n{err.decode(errors='replace')[-3000:]}")
+    lines = [line for line in out.decode(errors="replace").splitlines() if line.startswith("{")]
+    assert proc.returncode == 0 and lines, (
+        f"SIP caller rc={proc.returncode}\n{out.decode(errors='replace')[-2000:]}\n{err.decode(errors='replace')[-3000:]}"
+    )
+    return json.loads(lines[-1])
+
+
+def test_sdk_browser_and_sip_caller_hear_each_other(browser_env, tmp_path):
+    server, sip_port, host = browser_env
+    meetings = server.meetings
+    meeting = meetings.create_meeting(
+        ClientRequestToken=uuid.uuid4().hex, MediaRegion="us-east-1", ExternalMeetingId="browser-" + uuid.uuid4().hex[:8]
+    )["Meeting"]
+    meeting_id = meeting["MeetingId"]
+    assert meeting["MediaPlacement"]["SignalingUrl"].endswith(f"/control/{meeting_id}"), meeting
+    browser_att = meetings.create_attendee(MeetingId=meeting_id, ExternalUserId="browser-alice")["Attendee"]
+    sip_att = meetings.create_attendee(MeetingId=meeting_id, ExternalUserId=CALLER_NUMBER)["Attendee"]
+
+    mic = harness.tone_wav(tmp_path / "browser-mic.wav", BROWSER_TONE_HZ)
+    caller_tone = harness.tone_wav(tmp_path / "caller-tone.wav", CALLER_TONE_HZ, seconds=4.0, rate=16000)
+    recording = tmp_path / "caller-heard.wav"
+    join_info = {"Meeting": meeting, "Attendee": browser_att}
+
+    with harness.BrowserAttendee(tmp_path, join_info, fake_audio=mic, tones=(CALLER_TONE_HZ, BROWSER_TONE_HZ)) as browser:
+        started = browser.wait(lambda s: s["phase"] == "started", 25, "the SDK session started (audioVideoDidStart)")
+        assert started["errors"] == [], started["errors"]
+        # The joiner is in its own roster, with its ExternalUserId.
+        browser.wait(
+            lambda s: harness.roster_external_ids(s).get(browser_att["AttendeeId"]) == "browser-alice",
+            10,
+            "the browser's own attendee in its roster",
+        )
+
+        caller = start_caller(tmp_path, sip_port, host, sip_att["JoinToken"], caller_tone, recording)
+        try:
+            in_call = browser.wait(
+                lambda s: harness.roster_external_ids(s).get(sip_att["AttendeeId"]) == CALLER_NUMBER,
+                15,
+                f"the SIP attendee {sip_att['AttendeeId']} ({CALLER_NUMBER}) in the browser's roster",
+            )
+            baseline = harness.tone_blocks(in_call, CALLER_TONE_HZ)
+            heard = browser.wait(
+                lambda s: harness.tone_blocks(s, CALLER_TONE_HZ) >= baseline + TONE_BLOCKS,
+                15,
+                f"{CALLER_TONE_HZ} Hz from the SIP caller in the browser's received audio",
+            )
+            assert harness.packets_received(heard) > 0, heard["stats"]
+            res = caller_result(caller, timeout=CALL_SECONDS + 30)
+        finally:
+            if caller.poll() is None:
+                caller.kill()
+                caller.communicate(timeout=5)
+
+        assert res.get("confirmed"), res
+        presence = harness.tone_presence(recording, (BROWSER_TONE_HZ, CALLER_TONE_HZ))
+        assert presence["tones"][BROWSER_TONE_HZ]["present_blocks"] >= TONE_BLOCKS, (
+            f"the SIP caller did not hear the browser's {BROWSER_TONE_HZ} Hz: {presence}"
+        )
+
+        # The caller hung up: the browser sees the SIP attendee leave.
+        browser.wait(
+            lambda s: sip_att["AttendeeId"] not in harness.roster_external_ids(s),
+            15,
+            "the SIP attendee gone from the browser's roster after its hang-up",
+        )
+
+        # DeleteAttendee: AUDIO_STATUS 411, which the SDK reports as AudioAttendeeRemoved.
+        meetings.delete_attendee(MeetingId=meeting_id, AttendeeId=browser_att["AttendeeId"])
+        stopped = browser.wait(lambda s: s.get("stopStatus") is not None, 15, "audioVideoDidStop after DeleteAttendee")
+        assert stopped["stopStatus"]["name"] == "AudioAttendeeRemoved", stopped["stopStatus"]
+        assert stopped["stopStatus"]["isTerminal"], stopped["stopStatus"]
+        assert stopped["errors"] == [], stopped["errors"]
