@@ -9,9 +9,10 @@ The browser's fake microphone plays a steady 1 kHz tone, the SIP caller 440 Hz:
 - the browser's roster lists the SIP attendee (ExternalUserId: the caller's E.164 number),
   and drops it when the caller hangs up;
 - DeleteAttendee of the browser's attendee stops the SDK session with AUDIO_STATUS 411,
-  the SDK's `MeetingSessionStatusCode.AudioAttendeeRemoved`.
+  the SDK's `MeetingSessionStatusCode.AudioAttendeeRemoved`;
+- DeleteMeeting stops it with 410, `MeetingEnded`.
 
-Every wait is bounded; the whole test takes well under 90 s.
+Every wait is bounded; each test takes well under 90 s.
 """
 
 from __future__ import annotations
@@ -173,5 +174,29 @@ def test_sdk_browser_and_sip_caller_hear_each_other(browser_env, tmp_path):
         meetings.delete_attendee(MeetingId=meeting_id, AttendeeId=browser_att["AttendeeId"])
         stopped = browser.wait(lambda s: s.get("stopStatus") is not None, 15, "audioVideoDidStop after DeleteAttendee")
         assert stopped["stopStatus"]["name"] == "AudioAttendeeRemoved", stopped["stopStatus"]
+        assert stopped["stopStatus"]["isTerminal"], stopped["stopStatus"]
+        assert stopped["errors"] == [], stopped["errors"]
+
+
+def test_sdk_browser_delete_meeting_ends_session(browser_env, tmp_path):
+    """DeleteMeeting ends the browser's session with AUDIO_STATUS 410, the SDK's
+    `MeetingSessionStatusCode.MeetingEnded`."""
+    server, _, _ = browser_env
+    meetings = server.meetings
+    meeting = meetings.create_meeting(
+        ClientRequestToken=uuid.uuid4().hex, MediaRegion="us-east-1", ExternalMeetingId="browser-" + uuid.uuid4().hex[:8]
+    )["Meeting"]
+    attendee = meetings.create_attendee(MeetingId=meeting["MeetingId"], ExternalUserId="browser-bob")["Attendee"]
+    mic = harness.tone_wav(tmp_path / "browser-mic.wav", BROWSER_TONE_HZ)
+    with harness.BrowserAttendee(tmp_path, {"Meeting": meeting, "Attendee": attendee}, fake_audio=mic) as browser:
+        browser.wait(lambda s: s["phase"] == "started", 25, "the SDK session started (audioVideoDidStart)")
+        browser.wait(
+            lambda s: harness.roster_external_ids(s).get(attendee["AttendeeId"]) == "browser-bob",
+            10,
+            "the browser's own attendee in its roster",
+        )
+        meetings.delete_meeting(MeetingId=meeting["MeetingId"])
+        stopped = browser.wait(lambda s: s.get("stopStatus") is not None, 15, "audioVideoDidStop after DeleteMeeting")
+        assert stopped["stopStatus"]["name"] == "MeetingEnded", stopped["stopStatus"]
         assert stopped["stopStatus"]["isTerminal"], stopped["stopStatus"]
         assert stopped["errors"] == [], stopped["errors"]
