@@ -1,0 +1,175 @@
+//! `vc-loadgen`: a media load generator for the voice connector (issue 7, "Media capacity"
+//! and "Overload").
+//!
+//! It reads a joins file (see [`plan`]), places SIP calls over UDP with the sans-IO
+//! `sip::UserAgent` (INVITE with an SDES-SRTP offer, RFC 4568, AES_CM_128_HMAC_SHA1_80;
+//! ACK; BYE at the end), then sends every leg a tone as SRTP (RFC 3711) at 50 packets/s
+//! from its own UDP socket on one shared schedule ([`pacing`]), and unprotects and accounts
+//! the mix the server sends back ([`stats`]). The report is one JSON object on stdout.
+//!
+//! ```text
+//! vc-loadgen --joins joins.json --codec pcmu --legs 600 --duration 20
+//! vc-loadgen --joins joins.json --rate 200 --duration 60 --hold 10
+//! ```
+//!
+//! Bounded: at most [`plan::MAX_LEGS`] legs, durations of at most 30 minutes, loopback
+//! (127.0.0.0/8) targets only.
+#![forbid(unsafe_code)]
+
+mod media;
+mod pacing;
+mod plan;
+mod procstat;
+mod run;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Longest run allowed, in seconds.
+const MAX_SECONDS: f64 = 1800.0;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CodecArg {
+    Pcmu,
+    Opus,
+}
+
+/// Media load generator: SIP joins, SRTP audio, loss and lateness per leg.
+#[derive(Parser, Debug)]
+#[command(name = "vc-loadgen", version)]
+struct Args {
+    /// The joins file (JSON: server, meetings with their legs' Request-URIs).
+    #[arg(long)]
+    joins: PathBuf,
+    /// Codec to offer.
+    #[arg(long, value_enum, default_value = "pcmu")]
+    codec: CodecArg,
+    /// Fixed mode: legs to place (default: every leg of the file).
+    #[arg(long, conflicts_with = "rate")]
+    legs: Option<usize>,
+    /// Rate mode: calls per second to offer.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Rate mode: seconds each admitted call holds.
+    #[arg(long, default_value_t = 10.0, requires = "rate")]
+    hold: f64,
+    /// Fixed mode: seconds measured. Rate mode: seconds calls are offered.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Fixed mode: seconds between the last answer and the start of measuring.
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Fixed mode: calls per second while setting up.
+    #[arg(long, default_value_t = 200.0)]
+    cps: f64,
+    /// A packet is late when it arrives more than this many ms after its slot.
+    #[arg(long, default_value_t = 60)]
+    late_ms: u64,
+    /// Sender sub-ticks per 20 ms frame (legs are spread over them).
+    #[arg(long, default_value_t = 10)]
+    slots: u64,
+    /// Worker threads (1: everything on one thread).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Sample this process's CPU and RSS over the measurement (the server's pid).
+    #[arg(long)]
+    watch_pid: Option<u32>,
+    /// One row per leg in the report.
+    #[arg(long)]
+    per_leg: bool,
+    /// Test hook: drop every n-th authenticated packet before accounting.
+    #[arg(long, default_value_t = 0)]
+    rx_drop_every: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match real_main(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vc-loadgen: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum MainError {
+    #[error("reading the joins file: {0}")]
+    Read(std::io::Error),
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error("{0}")]
+    Usage(&'static str),
+    #[error("runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Run(#[from] run::RunError),
+}
+
+fn real_main(args: Args) -> Result<(), MainError> {
+    let text = std::fs::read_to_string(&args.joins).map_err(MainError::Read)?;
+    let plan = plan::Plan::parse(&text)?;
+    let ok_secs = |s: f64| s.is_finite() && (0.0..=MAX_SECONDS).contains(&s);
+    if !ok_secs(args.duration) || !ok_secs(args.warmup) || !ok_secs(args.hold) {
+        return Err(MainError::Usage("durations must be 0..1800 s"));
+    }
+    if let Some(n) = args.legs
+        && n > plan::MAX_LEGS
+    {
+        return Err(MainError::Usage("--legs is above the hard cap of 5000"));
+    }
+    if let Some(r) = args.rate
+        && !(r.is_finite() && r > 0.0 && r <= 2000.0)
+    {
+        return Err(MainError::Usage("--rate must be in (0, 2000] calls/s"));
+    }
+    if !(args.cps.is_finite() && args.cps > 0.0 && args.cps <= 2000.0) {
+        return Err(MainError::Usage("--cps must be in (0, 2000]"));
+    }
+    if !(1..=1000).contains(&args.slots) || !(1..=16).contains(&args.threads) {
+        return Err(MainError::Usage("--slots 1..1000, --threads 1..16"));
+    }
+    let mode = match args.rate {
+        Some(rate) => run::Mode::Rate {
+            rate,
+            hold: Duration::from_secs_f64(args.hold),
+        },
+        None => run::Mode::Fixed {
+            legs: args.legs.unwrap_or(plan::MAX_LEGS),
+            warmup: Duration::from_secs_f64(args.warmup),
+        },
+    };
+    let opts = run::Options {
+        mode,
+        codec: match args.codec {
+            CodecArg::Pcmu => codec::Codec::Pcmu,
+            CodecArg::Opus => codec::Codec::Opus(codec::Channels::Mono),
+        },
+        duration: Duration::from_secs_f64(args.duration),
+        cps: args.cps,
+        late_after: Duration::from_millis(args.late_ms),
+        slots: args.slots,
+        rx_drop_every: args.rx_drop_every,
+        per_leg: args.per_leg,
+        watch_pid: args.watch_pid,
+    };
+    let rt = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    }
+    .map_err(MainError::Runtime)?;
+    let report = rt.block_on(run::run(plan, opts))?;
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! Media of the legs: pre-encoded tone payloads, one paced sender for every leg, and one
+//! receiver task per leg that unprotects (SRTP, RFC 3711) and accounts what the server
+//! mixes back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use codec::Codec;
+use rtp::{RtpPacket, RtpWriter, SrtpContext};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::pacing::Pacer;
+use crate::stats::{Histogram, RxStats};
+
+/// Distinct tones: a leg plays the tone of its position in its meeting, modulo this.
+pub const TONES: usize = 5;
+/// Frames in one pre-encoded loop of a tone (one second).
+pub const LOOP_FRAMES: usize = 50;
+/// The frame period (RFC 3551 §4.2 ptime 20).
+pub const FRAME: Duration = Duration::from_millis(codec::FRAME_MS as u64);
+
+/// Measurement phases shared by the sender and the receivers.
+pub const PHASE_WARMUP: u8 = 0;
+/// Counting.
+pub const PHASE_MEASURE: u8 = 1;
+/// Counting stopped (calls are being ended).
+pub const PHASE_DONE: u8 = 2;
+
+/// The tone of meeting position `position`, in Hz: 350, 450, ... (multiples of 50 Hz, so
+/// every 20 ms frame holds whole periods).
+pub fn tone_hz(position: usize) -> u32 {
+    350 + 100 * (position % TONES) as u32
+}
+
+/// Why media could not be set up (our fault or the codec library's).
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The codec library refused to build an encoder.
+    #[error("codec: {0}")]
+    Codec(#[from] codec::CodecError),
+    /// Encoding a frame failed.
+    #[error("encode: {0}")]
+    Encode(#[from] codec::EncodeError),
+}
+
+/// One second of each tone, encoded once with a continuous encoder and looped: Opus
+/// encoding 50 frames/s for thousands of legs would make the generator the bottleneck,
+/// while the server still decodes real, distinct audio for every participant of a meeting.
+pub struct Payloads {
+    tones: Vec<Vec<Vec<u8>>>,
+}
+
+impl Payloads {
+    /// Encodes [`TONES`] tones of [`LOOP_FRAMES`] frames in `codec` at about -16 dBFS.
+    pub fn new(codec: Codec) -> Result<Payloads, MediaError> {
+        let rate = f64::from(codec.sample_rate());
+        let n = codec.samples_per_frame() * codec.channels().count();
+        let mut tones = Vec::with_capacity(TONES);
+        for t in 0..TONES {
+            let hz = f64::from(tone_hz(t));
+            let mut enc = codec.encoder()?;
+            let mut frames = Vec::with_capacity(LOOP_FRAMES);
+            for f in 0..LOOP_FRAMES {
+                let pcm: Vec<i16> = (0..n)
+                    .map(|i| {
+                        let s = (f * n + i) as f64;
+                        (5000.0 * (2.0 * std::f64::consts::PI * hz * s / rate).sin()) as i16
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                enc.encode(&pcm, &mut out)?;
+                frames.push(out);
+            }
+            tones.push(frames);
+        }
+        Ok(Payloads { tones })
+    }
+
+    /// Payload of frame `n` of tone `tone`.
+    pub fn frame(&self, tone: usize, n: u64) -> &[u8] {
+        self.tones
+            .get(tone % TONES)
+            .and_then(|f| f.get((n % LOOP_FRAMES as u64) as usize))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+/// One leg's sending state, owned by the sender.
+pub struct SendLeg {
+    /// Leg id (its slot is `id % slots`).
+    pub id: u64,
+    /// The leg's socket (shared with its receiver).
+    pub sock: Arc<UdpSocket>,
+    /// The server's RTP address from the answer.
+    pub remote: SocketAddr,
+    /// Our SRTP context (our key).
+    pub srtp: SrtpContext,
+    /// Payload type from the answer.
+    pub payload_type: u8,
+    /// Our SSRC.
+    pub ssrc: u32,
+    /// RTP timestamp step per frame.
+    pub ts_step: u32,
+    /// Tone index.
+    pub tone: usize,
+    /// Next sequence number, timestamp and frame.
+    pub seq: u16,
+    /// Next RTP timestamp.
+    pub ts: u32,
+    /// Frames sent or skipped so far.
+    pub frames: u64,
+}
+
+impl SendLeg {
+    fn skip(&mut self) {
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(self.ts_step);
+        self.frames += 1;
+    }
+}
+
+/// Messages to the sender.
+pub enum SenderMsg {
+    /// Start sending for a leg.
+    Add(Box<SendLeg>),
+    /// Stop sending for a leg.
+    Remove(u64),
+}
+
+/// What the sender did.
+#[derive(Debug, Default)]
+pub struct TxTotals {
+    /// Packets handed to the kernel.
+    pub sent: u64,
+    /// Packets the kernel refused (socket buffer full) or protect failures.
+    pub send_errors: u64,
+    /// Frames not sent because the generator fell more than the catch-up limit behind.
+    pub skipped: u64,
+    /// How late each sender wake-up ran behind its deadline (while measuring).
+    pub behind: Histogram,
+    /// Packets sent while measuring.
+    pub sent_measured: u64,
+}
+
+/// Sends every leg's frame on its sub-tick until `stop` fires. `slots` sub-ticks per 20 ms.
+pub async fn run_sender(
+    payloads: Arc<Payloads>,
+    slots: u64,
+    mut rx: mpsc::UnboundedReceiver<SenderMsg>,
+    mut stop: oneshot::Receiver<()>,
+    phase: Arc<AtomicU8>,
+) -> TxTotals {
+    let mut pacer = Pacer::new(FRAME, slots, FRAME * 5);
+    let mut legs: Vec<Vec<SendLeg>> = (0..pacer.slots()).map(|_| Vec::new()).collect();
+    let mut totals = TxTotals::default();
+    let mut buf = Vec::with_capacity(1500);
+    let start = Instant::now();
+    let apply = |legs: &mut Vec<Vec<SendLeg>>, msg: SenderMsg, slots: u64| match msg {
+        SenderMsg::Add(leg) => {
+            if let Some(v) = legs.get_mut((leg.id % slots) as usize) {
+                v.push(*leg);
+            }
+        }
+        SenderMsg::Remove(id) => {
+            if let Some(v) = legs.get_mut((id % slots) as usize) {
+                v.retain(|l| l.id != id);
+            }
+        }
+    };
+    loop {
+        let deadline = start + pacer.next_deadline();
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            msg = rx.recv() => match msg {
+                Some(m) => { apply(&mut legs, m, slots); continue; }
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+        while let Ok(m) = rx.try_recv() {
+            apply(&mut legs, m, slots);
+        }
+        let due = pacer.poll(start.elapsed());
+        let measuring = phase.load(Ordering::Relaxed) == PHASE_MEASURE;
+        if measuring && !due.send.is_empty() {
+            totals.behind.record(due.behind);
+        }
+        for k in due.skip.clone() {
+            let (slot, _) = pacer.slot_and_frame(k);
+            if let Some(v) = legs.get_mut(slot as usize) {
+                for leg in v.iter_mut() {
+                    leg.skip();
+                    totals.skipped += 1;
+                }
+            }
+        }
+        for k in due.send.clone() {
+            let (slot, _) = pacer.slot_and_frame(k);
+            let Some(v) = legs.get_mut(slot as usize) else {
+                continue;
+            };
+            for leg in v.iter_mut() {
+                let w = RtpWriter {
+                    marker: leg.frames == 0,
+                    payload_type: leg.payload_type,
+                    sequence_number: leg.seq,
+                    timestamp: leg.ts,
+                    ssrc: leg.ssrc,
+                    ..RtpWriter::default()
+                };
+                let payload = payloads.frame(leg.tone, leg.frames);
+                let ok = w.write(payload, &mut buf).is_ok()
+                    && leg.srtp.protect_rtp_in_place(&mut buf).is_ok()
+                    && leg.sock.try_send_to(&buf, leg.remote).is_ok();
+                if ok {
+                    totals.sent += 1;
+                    if measuring {
+                        totals.sent_measured += 1;
+                    }
+                } else {
+                    totals.send_errors += 1;
+                }
+                leg.skip();
+            }
+        }
+    }
+    totals
+}
+
+/// What one leg's receiver saw.
+#[derive(Debug, Default)]
+pub struct RxResult {
+    /// Sequence, loss and lateness accounting of authenticated RTP while measuring.
+    pub stats: RxStats,
+    /// Packets whose SRTP authentication (or decryption) failed, while measuring.
+    pub srtp_failures: u64,
+    /// RTCP packets (rtcp-mux) seen.
+    pub rtcp: u64,
+    /// Packets dropped on purpose before accounting (`--rx-drop-every`, a test hook).
+    pub dropped_by_test: u64,
+    /// Authenticated RTP packets over the whole call, warm-up included.
+    pub authenticated_total: u64,
+}
+
+/// Settings of a receiver.
+#[derive(Clone, Debug)]
+pub struct RxSettings {
+    /// RTP clock rate of the negotiated codec.
+    pub clock_rate: u32,
+    /// Lateness threshold.
+    pub late_after: Duration,
+    /// Drop every n-th authenticated packet before accounting (0: never).
+    pub drop_every: u64,
+}
+
+/// Receives and accounts the server's packets for one leg until `stop` fires.
+pub async fn run_receiver(
+    sock: Arc<UdpSocket>,
+    mut srtp: SrtpContext,
+    settings: RxSettings,
+    phase: Arc<AtomicU8>,
+    mut stop: oneshot::Receiver<()>,
+) -> RxResult {
+    let mut r = RxResult::default();
+    let mut buf = vec![0u8; 2048];
+    let origin = Instant::now();
+    loop {
+        buf.resize(2048, 0);
+        let n = tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            res = sock.recv_from(&mut buf) => match res {
+                Ok((n, _)) => n,
+                Err(_) => continue,
+            },
+        };
+        let arrival = origin.elapsed();
+        buf.truncate(n);
+        if rtp::is_rtcp(&buf) {
+            r.rtcp += 1;
+            continue;
+        }
+        let ph = phase.load(Ordering::Relaxed);
+        if srtp.unprotect_rtp_in_place(&mut buf).is_err() {
+            if ph == PHASE_MEASURE {
+                r.srtp_failures += 1;
+            }
+            continue;
+        }
+        let Ok(pkt) = RtpPacket::parse(&buf) else {
+            continue;
+        };
+        r.authenticated_total += 1;
+        if ph != PHASE_MEASURE {
+            continue;
+        }
+        if settings.drop_every > 0 && r.authenticated_total % settings.drop_every == 0 {
+            r.dropped_by_test += 1;
+            continue;
+        }
+        r.stats.on_packet(
+            pkt.sequence_number(),
+            pkt.timestamp(),
+            settings.clock_rate,
+            arrival,
+            settings.late_after,
+        );
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_loops_are_encoded_for_both_codecs() {
+        let pcmu = Payloads::new(Codec::Pcmu).unwrap();
+        assert_eq!(pcmu.frame(0, 0).len(), 160);
+        assert_eq!(pcmu.frame(7, 51), pcmu.frame(2, 1));
+        let opus = Payloads::new(Codec::Opus(codec::Channels::Mono)).unwrap();
+        assert!(!opus.frame(1, 3).is_empty());
+        // A real decoder takes the frames and hears a tone (not silence).
+        let mut dec = Codec::Opus(codec::Channels::Mono).decoder().unwrap();
+        let mut pcm = Vec::new();
+        for f in 0..10 {
+            pcm.clear();
+            dec.decode(Some(opus.frame(1, f)), &mut pcm).unwrap();
+        }
+        let peak = pcm.iter().map(|s| s.unsigned_abs()).max().unwrap();
+        assert!(peak > 1000, "decoded peak {peak}");
+    }
+
+    #[test]
+    fn tones_are_distinct_per_position() {
+        let hz: Vec<u32> = (0..TONES).map(tone_hz).collect();
+        assert_eq!(hz, vec![350, 450, 550, 650, 750]);
+        assert_eq!(tone_hz(TONES), 350);
+    }
+}
