@@ -37,7 +37,7 @@ def _answer_sdp(log: str) -> str:
 
 def test_opus_g722_pcmu_over_tls_srtp_three_way_mix(bs_server, bs_tools, tmp_path):
     vc_id, host = bs_server.create_connector(require_encryption=True)
-    meeting_id, attendees = bs_server.create_meeting(len(CALLERS))
+    meeting_id, attendees = bs_server.create_meeting_with(len(CALLERS))
 
     phones = {}
     for (name, codec, tone), (_attendee, _token) in zip(CALLERS, attendees):

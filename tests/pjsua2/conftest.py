@@ -9,181 +9,24 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import random
-import re
 import shutil
-import signal
-import socket
 import struct
 import subprocess
 import sys
 import time
-import uuid
 import wave
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-import boto3
 import pytest
-from botocore.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
+from vctest.server import CALLER, MEETING_NUMBER, serve
+from vctest.server import MeetingServer as PjServer
+
 CALLER_SCRIPT = Path(__file__).resolve().parent / "caller.py"
-
-#: Upper bound for the server to come up (first start creates the database and a CA).
-STARTUP_TIMEOUT_S = 30.0
-#: The meeting-join number of the spec.
-MEETING_NUMBER = "+17035550122"
-#: E.164 caller id in From.
-CALLER = "+12065550100"
 #: Frequencies of the test tones (Hz): far apart and not harmonics of each other.
 TONES = (440, 1000, 1700)
-
-
-def _find_binary() -> Path:
-    """$VC_BIN (set by scripts/test), else the newest existing cargo build (release or
-    debug, in ./target or $CARGO_TARGET_DIR), else a fresh `cargo build -p voice-connector`."""
-    env = os.environ.get("VC_BIN")
-    if env:
-        path = Path(env)
-        if not path.is_file():
-            pytest.fail(f"VC_BIN={env} does not exist")
-        return path
-    targets = [ROOT / "target"]
-    if os.environ.get("CARGO_TARGET_DIR"):
-        targets.append(Path(os.environ["CARGO_TARGET_DIR"]))
-    built = [
-        t / profile / "voice-connector"
-        for t in targets
-        for profile in ("release", "debug")
-        if (t / profile / "voice-connector").is_file()
-    ]
-    if built:
-        return max(built, key=lambda b: b.stat().st_mtime)
-    subprocess.run(["cargo", "build", "-p", "voice-connector"], cwd=ROOT, check=True, timeout=1800)
-    return targets[-1] / "debug" / "voice-connector"
-
-
-def _free_rtp_range(size: int = 100) -> tuple[int, int]:
-    """An even-aligned UDP port range that is free right now (other suites may run beside)."""
-    rng = random.Random()
-    for _ in range(50):
-        low = rng.randrange(30000, 60000 - size, 2)
-        socks = []
-        try:
-            for port in range(low, low + size):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return low, low + size - 1
-    raise RuntimeError("no free RTP port range")
-
-
-@dataclass
-class Join:
-    """A voice connector with termination for 127.0.0.1, a meeting and one attendee."""
-
-    voice_connector_id: str
-    host: str
-    meeting_id: str
-    attendee_id: str
-    token: str
-
-
-@dataclass
-class PjServer:
-    proc: subprocess.Popen
-    data_dir: Path
-    log_path: Path
-    api_url: str
-    sip_port: int
-    tls_port: int
-    key_id: str
-    secret: str
-    _clients: dict = field(default_factory=dict)
-
-    @property
-    def ca_pem(self) -> Path:
-        return self.data_dir / "tls" / "ca.pem"
-
-    def client(self, service: str):
-        if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service,
-                endpoint_url=self.api_url,
-                region_name="us-east-1",
-                aws_access_key_id=self.key_id,
-                aws_secret_access_key=self.secret,
-                config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=10),
-            )
-        return self._clients[service]
-
-    def create_connector(self, require_encryption: bool) -> tuple[str, str]:
-        """A voice connector whose termination allows 127.0.0.1 and calls to the US;
-        returns (id, outbound host name)."""
-        voice = self.client("chime-sdk-voice")
-        vc = voice.create_voice_connector(
-            Name="pj-" + uuid.uuid4().hex[:10], RequireEncryption=require_encryption
-        )["VoiceConnector"]
-        voice.put_voice_connector_termination(
-            VoiceConnectorId=vc["VoiceConnectorId"],
-            Termination={"CidrAllowedList": ["127.0.0.1/32"], "CallingRegions": ["US"], "CpsLimit": 100},
-        )
-        return vc["VoiceConnectorId"], vc["OutboundHostName"]
-
-    def create_meeting(self) -> str:
-        meeting = self.client("chime-sdk-meetings").create_meeting(
-            ClientRequestToken=uuid.uuid4().hex,
-            MediaRegion="us-east-1",
-            ExternalMeetingId="pj-" + uuid.uuid4().hex[:12],
-        )["Meeting"]
-        return meeting["MeetingId"]
-
-    def add_attendee(self, meeting_id: str) -> tuple[str, str]:
-        """Returns (attendee id, join token)."""
-        attendee = self.client("chime-sdk-meetings").create_attendee(
-            MeetingId=meeting_id, ExternalUserId="pj-" + uuid.uuid4().hex[:12]
-        )["Attendee"]
-        return attendee["AttendeeId"], attendee["JoinToken"]
-
-    def provision(self, require_encryption: bool) -> Join:
-        vc_id, host = self.create_connector(require_encryption)
-        meeting_id = self.create_meeting()
-        attendee_id, token = self.add_attendee(meeting_id)
-        return Join(vc_id, host, meeting_id, attendee_id, token)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_log(self, pattern: str, timeout: float = 10.0) -> re.Match:
-        """Waits until the server's stderr log matches `pattern`."""
-        deadline = time.monotonic() + timeout
-        rx = re.compile(pattern)
-        while True:
-            m = rx.search(self.log())
-            if m:
-                return m
-            if self.proc.poll() is not None:
-                pytest.fail(f"voice-connector exited ({self.proc.returncode}):\n{self.log()[-4000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no server log line matching {pattern!r}:\n{self.log()[-4000:]}")
-            time.sleep(0.05)
-
-    def call_ended(self, attendee_or_meeting: str, timeout: float = 10.0) -> dict:
-        """The server's `call ended` statistics for a meeting (packets_in, packets_out,
-        srtp_failures, ...; `_reason` holds the termination reason)."""
-        m = self.wait_for_log(r"call ended [^\n]*meeting=" + re.escape(attendee_or_meeting) + r"[^\n]*", timeout)
-        stats: dict = {k: int(v) for k, v in re.findall(r"(\w+): (\d+)", m.group(0))}
-        reason = re.search(r"reason=(\S+)", m.group(0))
-        stats["_reason"] = reason.group(1) if reason else ""
-        return stats
 
 
 @pytest.fixture(scope="session")
@@ -196,55 +39,7 @@ def pj_server(tmp_path_factory) -> PjServer:
         pytest.fail("pjsua2 is not installed (PyPI pjsua2-python); run scripts/setup-deps")
     if shutil.which("sox") is None:
         pytest.fail("sox is not installed; run scripts/setup-deps")
-    binary = _find_binary()
-    work = tmp_path_factory.mktemp("vc-pjsua2")
-    data_dir = work / "data"
-    data_dir.mkdir()
-    log_path = work / "server.log"
-    rtp_low, rtp_high = _free_rtp_range()
-    env = dict(os.environ, NO_COLOR="1", RUST_BACKTRACE="1")
-    env.setdefault("RUST_LOG", "info")
-    for var in ("VC_CONFIG", "VC_DATABASE_URL", "VC_MEDIA_IP", "VC_SIP_DOMAIN", "VC_TLS_CERT", "VC_TLS_KEY"):
-        env.pop(var, None)
-    log_file = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [
-            str(binary), "serve",
-            "--data-dir", str(data_dir),
-            "--http", "127.0.0.1:0",
-            "--sip", "127.0.0.1:0",
-            "--sip-tls", "127.0.0.1:0",
-            "--rtp-ports", f"{rtp_low}-{rtp_high}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log_file,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    server = PjServer(proc, data_dir, log_path, "", 0, 0, "", "")
-    try:
-        api = server.wait_for_log(r"voice-connector started api=127\.0\.0\.1:(\d+)", STARTUP_TIMEOUT_S)
-        udp = server.wait_for_log(r'SIP listening transport="udp" addr=127\.0\.0\.1:(\d+)', STARTUP_TIMEOUT_S)
-        tls = server.wait_for_log(r'SIP listening transport="tls" addr=127\.0\.0\.1:(\d+)', STARTUP_TIMEOUT_S)
-        server.api_url = f"http://127.0.0.1:{api.group(1)}"
-        server.sip_port = int(udp.group(1))
-        server.tls_port = int(tls.group(1))
-        lines = (data_dir / "api-credentials").read_text().splitlines()
-        server.key_id, server.secret = lines[0].strip(), lines[1].strip()
-        assert server.ca_pem.is_file()
-        yield server
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        log_file.close()
-    # A panic anywhere in the server fails the session.
-    assert "panicked" not in server.log(), server.log()[-4000:]
+    yield from serve(tmp_path_factory.mktemp("vc-pjsua2"), label="pj", rtp_size=100)
 
 
 # ---------------------------------------------------------------------------------------

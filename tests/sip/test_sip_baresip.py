@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import threading
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from vctest.ports import free_baresip_sip_port, free_udp_range
+
 CALLER = "+12065550100"
 
 #: Length of the WAV baresip sends; baresip hangs up (BYE) when the file ends.
@@ -35,51 +36,6 @@ CALL_SECONDS = 3
 
 #: Safety net only: baresip quits on its own after this many seconds (`-t`).
 BARESIP_MAX_SECONDS = 20
-
-
-def _free_baresip_sip_port() -> int:
-    """baresip binds UDP and TCP on the sip_listen port and TLS on the port above it."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port >= 65534:
-            continue
-        try:
-            socks = []
-            for p, kind in ((port, socket.SOCK_DGRAM), (port, socket.SOCK_STREAM), (port + 1, socket.SOCK_STREAM)):
-                sock = socket.socket(socket.AF_INET, kind)
-                socks.append(sock)
-                sock.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return port
-    raise RuntimeError("no free port pair for baresip")
-
-
-def _free_udp_range(size: int) -> tuple[int, int]:
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            low = s.getsockname()[1] & ~1
-        if low + size > 65535:
-            continue
-        socks = []
-        try:
-            for p in range(low, low + size):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(sock)
-                sock.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return low, low + size - 1
-    raise RuntimeError("no free UDP range for baresip RTP")
 
 
 class Baresip:
@@ -91,8 +47,8 @@ class Baresip:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.dir / "baresip.log"
-        sip_port = _free_baresip_sip_port()
-        rtp_low, rtp_high = _free_udp_range(20)
+        sip_port = free_baresip_sip_port()
+        rtp_low, rtp_high = free_udp_range(20)
         (self.dir / "config").write_text(
             "\n".join(
                 [
