@@ -15,11 +15,16 @@
 //!   [`JitterConfig::min_delay`]..[`JitterConfig::max_delay`]. The RFC 3550 interarrival
 //!   jitter estimate is kept as well, for statistics and RTCP.
 //! * **Adaptation and drift.** At each pop the current delay (how long the fastest packets
-//!   wait) is compared with the target. When it runs more than a frame and a half long (the
-//!   jitter went down, or the sender's clock is faster than ours) one frame is dropped; when
-//!   it falls below the target (jitter went up, or the sender's clock is slower) one
-//!   concealment frame is inserted. The 30 ms band between the two is wider than the 20 ms
-//!   step, so the delay does not oscillate. At most one change happens per 100 ms.
+//!   wait) is compared with the target. The delay is a property of the schedule (the slot
+//!   offset minus the window's minimum transit), not of single packets, so it only moves
+//!   when the schedule does or the pop timer runs late. When it stays more than a frame
+//!   plus 5 ms long for 5 pops in a row (the jitter went down, or
+//!   the sender's clock is faster than ours) one frame is dropped; the delay then still
+//!   meets the target, so there is no oscillation, and a single late pop (a busy machine)
+//!   cannot trigger a drop. When it falls below the target (jitter went up, or the
+//!   sender's clock is slower) one concealment frame is inserted. The delay thus settles
+//!   in `[target, target + frame + margin]`, wherever the arrival phase falls against the
+//!   pop grid. At most one change happens per 100 ms.
 //! * **Loss, reordering, duplicates, lateness.** Packets are kept ordered by timestamp; a
 //!   slot with no packet yields [`Pop::Lost`] (the decoder conceals it, using
 //!   [`JitterBuffer::peek_next`] for in-band FEC); a packet whose slot has already been
@@ -147,6 +152,8 @@ pub struct JitterBuffer<P> {
     pops_since_target: u32,
     /// Pops until the next drop/insert is allowed.
     cooldown: u32,
+    /// Consecutive pops at which the delay ran long enough to drop a frame.
+    long_pops: u32,
     /// RFC 3550 jitter state: previous transit in ticks and J scaled by 16.
     prev_transit_ticks: Option<i64>,
     jitter_x16: i64,
@@ -169,6 +176,11 @@ const MARGIN_US: i64 = 5_000;
 const TARGET_EVERY: u32 = 10;
 /// Pops between two delay adjustments.
 const COOLDOWN: u32 = 5;
+/// How far beyond target + one frame the delay may run before a frame is dropped, µs: room
+/// for the pop timer's own lateness.
+const DROP_MARGIN_US: i64 = 5_000;
+/// Consecutive pops the delay must run long before a frame is dropped.
+const LONG_POPS: u32 = 5;
 /// Consecutive late packets that mean the stream was re-timed.
 const LATE_RESET: u32 = 5;
 /// Consecutive far-early packets that mean the timestamps jumped.
@@ -202,6 +214,7 @@ impl<P> JitterBuffer<P> {
             target_us: 0,
             pops_since_target: 0,
             cooldown: 0,
+            long_pops: 0,
             prev_transit_ticks: None,
             jitter_x16: 0,
             late_run: 0,
@@ -242,6 +255,7 @@ impl<P> JitterBuffer<P> {
         self.target_us = self.initial_target();
         self.pops_since_target = 0;
         self.cooldown = 0;
+        self.long_pops = 0;
         self.prev_transit_ticks = None;
         self.late_run = 0;
         self.early_run = 0;
@@ -453,8 +467,10 @@ impl<P> JitterBuffer<P> {
             .last_arrival
             .is_none_or(|t| now.saturating_duration_since(t) >= Self::IDLE_AFTER);
 
+        let long = delay > self.target_us + frame_us + DROP_MARGIN_US;
+        self.long_pops = if long { self.long_pops + 1 } else { 0 };
         if self.cooldown == 0 && !idle {
-            if delay > self.target_us + frame_us + frame_us / 2 && self.packets.len() >= 2 {
+            if self.long_pops >= LONG_POPS && self.packets.len() >= 2 {
                 // Running long: skip this slot's frame.
                 if let Some((k, _)) = self.slot_entry(playout) {
                     self.packets.remove(&k);
@@ -462,11 +478,13 @@ impl<P> JitterBuffer<P> {
                 self.stats.dropped += 1;
                 playout += self.frame_ticks;
                 self.cooldown = COOLDOWN;
+                self.long_pops = 0;
             } else if delay < self.target_us {
                 // Running short: play a concealment frame and hold the schedule.
                 // The slot is not advanced, which moves all later playout one frame later.
                 self.stats.inserted += 1;
                 self.cooldown = COOLDOWN;
+                self.long_pops = 0;
                 return Pop::Lost;
             }
         }

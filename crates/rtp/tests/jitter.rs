@@ -359,3 +359,36 @@ fn peek_next_offers_the_fec_source() {
     assert_eq!(jb.pop(at(100)), Pop::Frame("p12"));
     assert_eq!(jb.stats().lost, 1);
 }
+
+#[test]
+fn clean_network_settles_within_a_frame_of_the_minimum_whatever_the_phase() {
+    // The arrival phase against the 20 ms pop grid decides where in the band the delay
+    // lands; every phase must end between the 40 ms minimum and one frame (+5 ms) above.
+    for base in [30.0, 33.0, 36.0, 39.0, 42.0, 45.0, 48.0] {
+        let sent = stream(1500, 1, 0, 7, 1.0);
+        let net = Net {
+            base_delay_ms: base,
+            jitter_ms: 0.5,
+            loss: 0.0,
+            duplicate: 0.0,
+        };
+        let o = simulate(&sent, net, 3, 1500);
+        let st = o.buffer.stats();
+        assert_eq!(
+            (st.lost, st.inserted, st.late),
+            (0, 0, 0),
+            "base {base}: {st:?}"
+        );
+        let d = st.current_delay;
+        assert!(
+            d >= Duration::from_millis(40) && d <= Duration::from_millis(65),
+            "base {base} ms: settled at {d:?}"
+        );
+        let start = first_frame(&o.pops);
+        assert!(
+            o.pops[start..1490]
+                .iter()
+                .all(|p| matches!(p, Pop::Frame(_)))
+        );
+    }
+}
