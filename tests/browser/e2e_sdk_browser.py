@@ -200,3 +200,29 @@ def test_sdk_browser_delete_meeting_ends_session(browser_env, tmp_path):
         assert stopped["stopStatus"]["name"] == "MeetingEnded", stopped["stopStatus"]
         assert stopped["stopStatus"]["isTerminal"], stopped["stopStatus"]
         assert stopped["errors"] == [], stopped["errors"]
+
+
+def test_sdk_browser_same_token_elsewhere_replaces_session(browser_env, tmp_path):
+    """A second browser joining with the same attendee's token replaces the first session:
+    the first stops with AUDIO_STATUS 301 (`AudioJoinedFromAnotherDevice`), the second runs
+    and sees that attendee in its roster."""
+    server, _, _ = browser_env
+    meetings = server.meetings
+    meeting = meetings.create_meeting(
+        ClientRequestToken=uuid.uuid4().hex, MediaRegion="us-east-1", ExternalMeetingId="browser-" + uuid.uuid4().hex[:8]
+    )["Meeting"]
+    attendee = meetings.create_attendee(MeetingId=meeting["MeetingId"], ExternalUserId="browser-carol")["Attendee"]
+    join_info = {"Meeting": meeting, "Attendee": attendee}
+    mic = harness.tone_wav(tmp_path / "browser-mic.wav", BROWSER_TONE_HZ)
+    with harness.BrowserAttendee(tmp_path, join_info, fake_audio=mic, name="first") as first:
+        first.wait(lambda s: s["phase"] == "started", 25, "the first session started")
+        with harness.BrowserAttendee(tmp_path, join_info, fake_audio=mic, name="second") as second:
+            second.wait(lambda s: s["phase"] == "started", 25, "the second session started")
+            stopped = first.wait(lambda s: s.get("stopStatus") is not None, 15, "the first session stopped")
+            assert stopped["stopStatus"]["name"] == "AudioJoinedFromAnotherDevice", stopped["stopStatus"]
+            second.wait(
+                lambda s: harness.roster_external_ids(s).get(attendee["AttendeeId"]) == "browser-carol",
+                10,
+                "the attendee in the second session's roster",
+            )
+            assert second.state.get("stopStatus") is None, second.state.get("stopStatus")
