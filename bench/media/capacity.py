@@ -152,6 +152,26 @@ class Server:
         except OSError:
             return False
 
+    def active_legs(self) -> int | None:
+        """vc_active_legs from /metrics."""
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{self.http}/metrics", timeout=5).read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("vc_active_legs "):
+                return int(float(line.split()[1]))
+        return None
+
+    def wait_idle(self, timeout: float = 15.0) -> int | None:
+        """Waits until the server holds no legs (the previous step's BYEs are processed)."""
+        deadline = time.monotonic() + timeout
+        n = self.active_legs()
+        while n and time.monotonic() < deadline:
+            time.sleep(0.5)
+            n = self.active_legs()
+        return n
+
     def joins(self, legs: int, size: int = MEETING_SIZE) -> dict:
         """A joins file for vc-loadgen: ceil(legs/size) fresh meetings of `size` attendees."""
         meetings = []
@@ -286,11 +306,13 @@ def main() -> int:
                   f"{r['rss_per_leg_kib']} KiB/leg | generator {r['gen_cpu_pct_core']}% "
                   f"(behind p99 {r['gen_behind_p99_ms']} ms, skipped {r['gen_skipped']}) | load {r['load'][0]:.2f} "
                   f"{'clean' if r['clean'] else 'NOT CLEAN'}", flush=True)
+            left = server.wait_idle()
+            if left:
+                print(f"  !! {left} legs still active on the server 15 s after the step", flush=True)
             if not r["clean"]:
                 past += 1
                 if past > a.continue_past_knee:
                     break
-            time.sleep(2)
     finally:
         server.stop()
     clean = [r for r in rows if r["clean"]]

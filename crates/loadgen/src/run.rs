@@ -104,6 +104,8 @@ struct Call {
     answered: Option<Instant>,
     media: Option<(oneshot::Sender<()>, JoinHandle<RxResult>)>,
     hangup_sent: bool,
+    /// Call-ID of the answered call, to match the response to our BYE.
+    call_id: Option<String>,
 }
 
 struct Finished {
@@ -123,6 +125,8 @@ struct Counters {
     setup: Histogram,
     calls_503: HashSet<String>,
     calls_503_retry_after: HashSet<String>,
+    /// Call-IDs whose BYE has not been answered yet.
+    bye_pending: HashSet<String>,
 }
 
 fn media_config(codec: Codec) -> MediaConfig {
@@ -151,17 +155,22 @@ fn ua_config() -> UaConfig {
 }
 
 /// Notes a 503 to an INVITE and whether it carried Retry-After (by Call-ID, so UDP
-/// retransmissions count once).
+/// retransmissions count once), and final answers to our BYEs.
 fn inspect(bytes: &[u8], c: &mut Counters) {
     let Ok(Message::Response(r)) = sip::parse_datagram(bytes, &sip::ParseLimits::default()) else {
         return;
     };
-    if r.status != 503 || r.headers.cseq().is_none_or(|cs| cs.method != "INVITE") {
-        return;
-    }
     let Some(id) = r.headers.get(HeaderName::CallId) else {
         return;
     };
+    let method = r.headers.cseq().map(|cs| cs.method.to_string());
+    if method.as_deref() == Some("BYE") && r.status >= 200 {
+        c.bye_pending.remove(id);
+        return;
+    }
+    if r.status != 503 || method.as_deref() != Some("INVITE") {
+        return;
+    }
     c.calls_503.insert(id.to_string());
     if r.headers.get(HeaderName::RetryAfter).is_some() {
         c.calls_503_retry_after.insert(id.to_string());
@@ -184,6 +193,8 @@ struct Runner {
     phase: Arc<AtomicU8>,
     sender: mpsc::UnboundedSender<SenderMsg>,
     hangups: BinaryHeap<Reverse<(Instant, CallKey)>>,
+    hangup_queue: VecDeque<CallKey>,
+    hangup_clock: Instant,
 }
 
 impl Runner {
@@ -237,6 +248,7 @@ impl Runner {
                         answered: None,
                         media: None,
                         hangup_sent: false,
+                        call_id: None,
                     },
                 );
             }
@@ -252,10 +264,12 @@ impl Runner {
         Ok(())
     }
 
-    fn answered(&mut self, now: Instant, key: CallKey, body: &[u8]) {
+    fn answered(&mut self, now: Instant, key: CallKey, response: &sip::Response) {
+        let body = &response.body;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        call.call_id = response.headers.get(HeaderName::CallId).map(str::to_string);
         self.counters.answered += 1;
         self.counters
             .setup
@@ -362,15 +376,42 @@ impl Runner {
             && !call.hangup_sent
         {
             call.hangup_sent = true;
-            let _ = self.ua.hangup(now, key);
+            if self.ua.hangup(now, key).is_ok()
+                && let Some(id) = &call.call_id
+            {
+                self.counters.bye_pending.insert(id.clone());
+            }
         }
     }
 
-    fn hangup_all(&mut self, now: Instant) {
-        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
-        for k in keys {
-            self.hangup(now, k);
+    /// Queues every call for hang-up; [`Runner::drain_hangups`] sends the BYEs paced, so a
+    /// thousand BYEs do not overflow the server's socket buffer at once.
+    fn hangup_all(&mut self) {
+        let keys: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| !c.hangup_sent)
+            .map(|(k, _)| *k)
+            .collect();
+        self.hangup_queue.extend(keys);
+    }
+
+    fn drain_hangups(&mut self, now: Instant, per_s: f64) {
+        if self.hangup_queue.is_empty() {
+            self.hangup_clock = now;
+            return;
         }
+        let budget = per_s
+            * now
+                .saturating_duration_since(self.hangup_clock)
+                .as_secs_f64();
+        let n = (budget.floor() as usize).min(self.hangup_queue.len());
+        for _ in 0..n {
+            if let Some(k) = self.hangup_queue.pop_front() {
+                self.hangup(now, k);
+            }
+        }
+        self.hangup_clock += Duration::from_secs_f64(n as f64 / per_s);
     }
 
     async fn flush(&mut self, now: Instant) -> Result<(), RunError> {
@@ -380,7 +421,7 @@ impl Runner {
         }
         while let Some(ev) = self.ua.poll_event() {
             match ev {
-                UaEvent::Answered { call, response } => self.answered(now, call, &response.body),
+                UaEvent::Answered { call, response } => self.answered(now, call, &response),
                 UaEvent::Terminated { call, reason } => self.terminated(call, reason),
                 UaEvent::IncomingCall { call, .. } => {
                     let _ = self.ua.answer(now, call, 603, None);
@@ -444,6 +485,8 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
         phase: phase.clone(),
         sender: sender_tx,
         hangups: BinaryHeap::new(),
+        hangup_queue: VecDeque::new(),
+        hangup_clock: Instant::now(),
     };
 
     let start = Instant::now();
@@ -498,8 +541,11 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
                 }
                 if finish_deadline.is_none() && measure_end.is_some_and(|e| now >= e) {
                     phase.store(PHASE_DONE, Ordering::Relaxed);
-                    r.hangup_all(now);
-                    finish_deadline = Some(now + Duration::from_secs(10));
+                    r.hangup_all();
+                    finish_deadline = Some(
+                        now + Duration::from_secs_f64(n_legs as f64 / rate)
+                            + Duration::from_secs(15),
+                    );
                 }
             }
             Mode::Rate { hold, .. } => {
@@ -513,11 +559,13 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
                 if let Some(fd) = finish_deadline
                     && now + Duration::from_secs(10) >= fd
                 {
-                    r.hangup_all(now);
+                    r.hangup_all();
                 }
             }
         }
-        if finish_deadline.is_some() && r.calls.is_empty() {
+        r.drain_hangups(now, rate.max(50.0));
+        // Done when every call is over and every BYE answered (retransmissions included).
+        if finish_deadline.is_some() && r.calls.is_empty() && r.counters.bye_pending.is_empty() {
             break;
         }
         if finish_deadline.is_some_and(|d| now >= d) {
@@ -665,7 +713,7 @@ fn report(
         "calls": {
             "attempted": c.attempted, "answered": c.answered, "failed_by_status": failed,
             "responses_503": n503, "responses_503_with_retry_after": n503_ra,
-            "remote_bye": c.remote_bye, "other_end": c.other_end, "bad_answer": c.bad_answer,
+            "remote_bye": c.remote_bye, "bye_unanswered": c.bye_pending.len(), "other_end": c.other_end, "bad_answer": c.bad_answer,
             "pool_empty": c.pool_empty,
             "setup_ms_p50": c.setup.percentile_ms(50.0), "setup_ms_p99": c.setup.percentile_ms(99.0),
         },
