@@ -34,7 +34,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let repo = open_store(&cfg).await?;
     let (creds, origin) = secrets::api_credentials(&cfg.data_dir)?;
     let token_key = secrets::token_key(&cfg.data_dir)?;
-    let repo: Arc<dyn Repository> = Arc::new(repo);
+    // Every INVITE reads its connector's configuration: keep it for a second (this node's
+    // API writes invalidate it at once; other nodes' writes are seen within the second).
+    let repo: Arc<dyn Repository> = Arc::new(store::CachedRepository::new(
+        Arc::new(repo),
+        std::time::Duration::from_secs(1),
+    ));
     let state = api::AppState::new(
         repo.clone(),
         creds.clone(),

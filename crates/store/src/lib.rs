@@ -5,10 +5,15 @@
 //!
 //! Rows keep the search keys in columns and the rest of a record as the JSON document the API
 //! returns (the service model's shape), so a new optional field needs no migration.
+//!
+//! [`CachedRepository`] wraps a repository with a short-lived cache of the connector
+//! configuration that every INVITE reads.
 
+mod cache;
 mod migrate;
 mod repo;
 mod sql;
 
+pub use cache::CachedRepository;
 pub use repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 pub use sql::SqlRepository;

@@ -20,7 +20,10 @@ use domain::voice_connector::{
 use domain::{ConflictReason, DomainError};
 use serde_json::json;
 use sqlx::Connection as _;
-use store::{AttendeeInsert, MeetingInsert, Repository, SettingKind, SqlRepository, StoreError};
+use store::{
+    AttendeeInsert, CachedRepository, MeetingInsert, Repository, SettingKind, SqlRepository,
+    StoreError,
+};
 
 // ---------------------------------------------------------------------------------------
 // Databases.
@@ -48,6 +51,17 @@ impl Db {
             _sqlite_dir: Some(dir),
             pg: None,
         }
+    }
+
+    /// SQLite behind the connector-configuration cache (a TTL far longer than any test,
+    /// so every read after a write proves the write invalidated what it changed).
+    async fn sqlite_cached() -> Db {
+        let mut db = Db::sqlite().await;
+        db.repo = Arc::new(CachedRepository::new(
+            db.repo.clone(),
+            std::time::Duration::from_secs(3600),
+        ));
+        db
     }
 
     /// `None` (after saying so on stderr) when no PostgreSQL server is configured.
@@ -145,7 +159,7 @@ fn with_database(url: &str, name: &str) -> String {
     out
 }
 
-/// Runs every case on SQLite and on PostgreSQL.
+/// Runs every case on SQLite, on SQLite behind the cache, and on PostgreSQL.
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -153,6 +167,15 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
                     let db = super::Db::sqlite().await;
+                    super::$case(&db).await;
+                }
+            )*
+        }
+        mod sqlite_cached {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let db = super::Db::sqlite_cached().await;
                     super::$case(&db).await;
                 }
             )*
@@ -1143,5 +1166,108 @@ async fn call_records_are_listed_per_connector_in_order(db: &Db) {
             .await
             .expect("none")
             .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The cache itself.
+
+#[tokio::test]
+async fn cache_serves_connector_config_until_ttl_and_drops_it_on_its_own_writes() {
+    let db = Db::sqlite().await;
+    let inner = db.repo.clone();
+    let cached = CachedRepository::new(inner.clone(), std::time::Duration::from_secs(3600));
+    let id = vc_id(1);
+    cached
+        .insert_voice_connector(&connector(&id, "before"), 1)
+        .await
+        .unwrap();
+    cached
+        .put_setting(&id, SettingKind::Termination, &json!({"CpsLimit": 1}))
+        .await
+        .unwrap();
+    assert_eq!(
+        cached.get_voice_connector(&id).await.unwrap().unwrap().name,
+        "before"
+    );
+    assert!(
+        cached
+            .list_credential_usernames(&id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let _ = cached
+        .get_setting(&id, SettingKind::Termination)
+        .await
+        .unwrap();
+
+    // Another node writes straight to the database: within the TTL we still see the old
+    // configuration (that is the bound the TTL documents) ...
+    inner
+        .update_voice_connector(&connector(&id, "other-node"))
+        .await
+        .unwrap();
+    inner
+        .put_setting(&id, SettingKind::Termination, &json!({"CpsLimit": 2}))
+        .await
+        .unwrap();
+    assert_eq!(
+        cached.get_voice_connector(&id).await.unwrap().unwrap().name,
+        "before"
+    );
+    assert_eq!(
+        cached
+            .get_setting(&id, SettingKind::Termination)
+            .await
+            .unwrap(),
+        Some(json!({"CpsLimit": 1}))
+    );
+
+    // ... while writes through the cache are seen at once.
+    cached
+        .put_setting(&id, SettingKind::Termination, &json!({"CpsLimit": 3}))
+        .await
+        .unwrap();
+    assert_eq!(
+        cached
+            .get_setting(&id, SettingKind::Termination)
+            .await
+            .unwrap(),
+        Some(json!({"CpsLimit": 3}))
+    );
+    cached
+        .update_voice_connector(&connector(&id, "after"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cached.get_voice_connector(&id).await.unwrap().unwrap().name,
+        "after"
+    );
+    cached.delete_voice_connector(&id).await.unwrap();
+    assert!(cached.get_voice_connector(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn cache_with_zero_ttl_always_reads_through() {
+    let db = Db::sqlite().await;
+    let inner = db.repo.clone();
+    let cached = CachedRepository::new(inner.clone(), std::time::Duration::ZERO);
+    let id = vc_id(2);
+    inner
+        .insert_voice_connector(&connector(&id, "one"), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        cached.get_voice_connector(&id).await.unwrap().unwrap().name,
+        "one"
+    );
+    inner
+        .update_voice_connector(&connector(&id, "two"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cached.get_voice_connector(&id).await.unwrap().unwrap().name,
+        "two"
     );
 }
