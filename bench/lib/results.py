@@ -14,7 +14,16 @@ max of the rows that share `section` and `figure`.
      "higher_is_better": true,
      "goal": ">= 1000" | null,                # a goal from an issue, as text: ">= X" or "<= X"
      "note": "free text" | null,
-     "command": "bench/media/capacity.py --codec pcmu"}
+     "command": "bench/media/capacity.py --codec pcmu",
+     # optional: the spread inside this one run (e.g. criterion's fastest and slowest
+     # sample), used for the table's min/max when present
+     "value_min": 600.0, "value_max": 700.0, "peer_min": 500.0, "peer_max": 530.0,
+     # optional: the peer never failed (the top of a ladder), so its figure is a lower
+     # bound and our advantage an upper bound
+     "peer_capped": true}
+
+A goal may also be "ratio >= 1.0": then it is the advantage over the peer (ours/peer when
+higher is better, peer/ours when lower is better) that must reach the figure.
 """
 
 from __future__ import annotations
@@ -37,6 +46,11 @@ def emit(
     higher_is_better: bool = True,
     goal: str | None = None,
     note: str | None = None,
+    value_min: float | None = None,
+    value_max: float | None = None,
+    peer_min: float | None = None,
+    peer_max: float | None = None,
+    peer_capped: bool = False,
 ) -> dict:
     """Append one result row to `path` (if given) and return it."""
     row = {
@@ -51,17 +65,35 @@ def emit(
         "note": note,
         "command": command,
     }
+    for k, v in (("value_min", value_min), ("value_max", value_max), ("peer_min", peer_min),
+                 ("peer_max", peer_max)):
+        if v is not None:
+            row[k] = float(v)
+    if peer_capped:
+        row["peer_capped"] = True
     if path:
         with Path(path).open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
     return row
 
 
-def goal_met(goal: str | None, value: float) -> bool | None:
-    """Evaluate a goal string of the form '>= X' or '<= X' against a value."""
+def advantage(value: float, peer: float | None, higher_is_better: bool) -> float | None:
+    """How many times better ours is than the peer (> 1: ours is better)."""
+    if peer is None or peer == 0 or value == 0:
+        return None
+    return value / peer if higher_is_better else peer / value
+
+
+def goal_met(goal: str | None, value: float, ratio: float | None = None) -> bool | None:
+    """Evaluate a goal string ('>= X', '<= X', or 'ratio >= X') against a value (or the
+    advantage over the peer)."""
     if not goal:
         return None
     text = goal.strip()
+    if text.startswith("ratio"):
+        if ratio is None:
+            return None
+        value, text = ratio, text[len("ratio"):].strip()
     for op in (">=", "<="):
         if text.startswith(op):
             try:

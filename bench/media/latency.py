@@ -73,6 +73,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.environ.get("VC_BIN", str(ROOT / "target" / "release" / "voice-connector")))
     ap.add_argument("--bursts", type=int, default=20)
+    ap.add_argument("--json", help="append a result row (bench/lib/results.py) to this file")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="vc-latency-"))
@@ -167,6 +168,16 @@ def main() -> int:
             return 1
         print(f"mouth-to-ear added by the server over loopback, {len(delays)} bursts: "
               f"median {statistics.median(delays):.1f} ms, min {min(delays):.1f}, max {max(delays):.1f}")
+        if args.json:
+            sys.path.insert(0, str(ROOT / "bench" / "lib"))
+            import results
+
+            results.emit(args.json, section="Meeting media latency",
+                         figure="mouth-to-ear delay the server adds (PCMU, loopback, no network jitter)",
+                         unit="ms", value=statistics.median(delays), value_min=min(delays),
+                         value_max=max(delays), higher_is_better=False, goal="<= 40",
+                         note=f"median of {len(delays)} bursts per run",
+                         command=f"bench/media/latency.py --bursts {args.bursts}")
         for p in sipps:
             p.wait(timeout=call_ms / 1000 + 30)
         return 0
