@@ -287,6 +287,7 @@ def step(server: Server, loadgen: Path, legs: int, a, work: Path, perf: bool = F
         "received": rx["received"], "legs_without_packets": rx["legs_without_packets"],
         "srtp_failures": rx["srtp_failures"], "lateness_p99_ms": rx["lateness_ms_p99"],
         "lateness_max_ms": rx["lateness_ms_max"],
+        "late_by_second": rx.get("late_by_second", [])[:5],
         "server_cpu_pct_core": round(srv_cpu, 1), "server_cpu_pct_machine": round(srv_cpu / ncpu, 1),
         "server_rss_mib": round((srv.get("rss_kib_peak") or 0) / 1024, 1),
         "rss_per_leg_kib": round(max(0, (srv.get("rss_kib_peak") or 0) - rss0) / legs, 1),
@@ -352,6 +353,9 @@ def main() -> int:
                   f"{r['rss_per_leg_kib']} KiB/leg | generator {r['gen_cpu_pct_core']}% "
                   f"(behind p99 {r['gen_behind_p99_ms']} ms, skipped {r['gen_skipped']}) | load {r['load'][0]:.2f} "
                   f"{'clean' if r['clean'] else 'NOT CLEAN'}", flush=True)
+            if r["late_by_second"]:
+                print(f"         late packets by second of the measurement (busiest): {r['late_by_second']}; "
+                      f"max lateness {r['lateness_max_ms']:.0f} ms", flush=True)
             left = server.wait_idle()
             if left:
                 print(f"  !! {left} legs still active on the server 15 s after the step", flush=True)

@@ -256,6 +256,8 @@ pub struct RxSettings {
     pub late_after: Duration,
     /// Drop every n-th authenticated packet before accounting (0: never).
     pub drop_every: u64,
+    /// Arrival times are measured from this instant (the same for every leg).
+    pub origin: Instant,
 }
 
 /// Receives and accounts the server's packets for one leg until `stop` fires.
@@ -268,7 +270,7 @@ pub async fn run_receiver(
 ) -> RxResult {
     let mut r = RxResult::default();
     let mut buf = vec![0u8; 2048];
-    let origin = Instant::now();
+    let origin = settings.origin;
     loop {
         buf.resize(2048, 0);
         let n = tokio::select! {

@@ -195,6 +195,8 @@ struct Runner {
     hangups: BinaryHeap<Reverse<(Instant, CallKey)>>,
     hangup_queue: VecDeque<CallKey>,
     hangup_clock: Instant,
+    /// Origin of every receiver's arrival times.
+    origin: Instant,
 }
 
 impl Runner {
@@ -316,6 +318,7 @@ impl Runner {
             clock_rate: audio.clock_rate,
             late_after: self.opts.late_after,
             drop_every: self.opts.rx_drop_every,
+            origin: self.origin,
         };
         let handle = tokio::spawn(media::run_receiver(
             call.sock.clone(),
@@ -487,6 +490,7 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
         hangups: BinaryHeap::new(),
         hangup_queue: VecDeque::new(),
         hangup_clock: Instant::now(),
+        origin: Instant::now(),
     };
 
     let start = Instant::now();
@@ -626,12 +630,13 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
         (Some(s), Some(e)) => e.saturating_duration_since(s),
         _ => Duration::ZERO,
     };
+    let measure_offset = measure_start.map(|s| s.saturating_duration_since(r.origin));
     Ok(report(
         &r,
         &opts,
         &per_leg,
         &tx,
-        measured,
+        (measured, measure_offset),
         &samples,
         peak_rss_watch,
     ))
@@ -645,17 +650,28 @@ fn pct(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// The ten seconds with the most late packets, as (second since the start of the
+/// measurement, late packets), busiest first.
+fn late_seconds(by: &BTreeMap<u64, u64>, offset: Option<Duration>) -> Vec<(i64, u64)> {
+    let base = offset.map_or(0, |o| o.as_secs() as i64);
+    let mut v: Vec<(i64, u64)> = by.iter().map(|(s, n)| (*s as i64 - base, *n)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(10);
+    v
+}
+
 fn report(
     r: &Runner,
     opts: &Options,
     per_leg: &[(usize, RxResult)],
     tx: &TxTotals,
-    measured: Duration,
+    (measured, measure_offset): (Duration, Option<Duration>),
     samples: &[Sample],
     peak_rss_watch: u64,
 ) -> serde_json::Value {
     use serde_json::json;
     let mut lateness = Histogram::default();
+    let mut late_by_second: BTreeMap<u64, u64> = BTreeMap::new();
     let (mut received, mut expected, mut lost, mut late, mut dup, mut reord) = (0, 0, 0, 0, 0, 0);
     let (mut srtp_fail, mut rtcp, mut dropped, mut silent) = (0, 0, 0, 0);
     let mut legs_json = Vec::new();
@@ -674,6 +690,9 @@ fn report(
             silent += 1;
         }
         lateness.merge(&s.lateness);
+        for (sec, n) in &s.late_by_second {
+            *late_by_second.entry(*sec).or_default() += n;
+        }
         if opts.per_leg {
             let (meeting, position) = r
                 .legs
@@ -727,6 +746,7 @@ fn report(
             "lateness_ms_p99": lateness.percentile_ms(99.0),
             "lateness_ms_p999": lateness.percentile_ms(99.9),
             "lateness_ms_max": lateness.max_ms(),
+            "late_by_second": late_seconds(&late_by_second, measure_offset),
         },
         "tx": {
             "sent": tx.sent, "sent_measured": tx.sent_measured, "send_errors": tx.send_errors,

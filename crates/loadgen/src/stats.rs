@@ -22,6 +22,7 @@
 //!   transit instead of the previous packet, so one late packet is counted once and the
 //!   packets after it are not counted late unless they are late too.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Lateness histogram: 1 ms buckets from 0 to `HIST_MS - 1`, and one overflow bucket.
@@ -109,6 +110,9 @@ pub struct RxStats {
     pub late: u64,
     /// Lateness of every received packet.
     pub lateness: Histogram,
+    /// Late packets by the whole second of their arrival time (the caller's origin), to
+    /// tell one stall of everything from steady lateness.
+    pub late_by_second: BTreeMap<u64, u64>,
     /// Highest and first extended sequence numbers.
     first_ext: Option<u64>,
     max_ext: u64,
@@ -209,6 +213,7 @@ impl RxStats {
         self.lateness.record(lateness);
         if lateness > late_after {
             self.late += 1;
+            *self.late_by_second.entry(arrival.as_secs()).or_default() += 1;
         }
     }
 }
@@ -283,6 +288,10 @@ mod tests {
         assert_eq!(
             s.late, 2,
             "lateness 100 and 80 ms exceed 60 ms; 60 does not"
+        );
+        assert_eq!(
+            s.late_by_second.clone().into_iter().collect::<Vec<_>>(),
+            vec![(0, 2)]
         );
         assert_eq!(s.lost(), 0);
         assert!((s.lateness.max_ms() - 100.0).abs() < 1e-9);
