@@ -11,11 +11,17 @@
 //! latch the source once authenticated; RFC 4733 events split off) → the mixer's jitter
 //! buffer → decode, mix N-1 every 20 ms → encode → `poll_transmit` (RTP header with this
 //! leg's SSRC, sequence and timestamp, RFC 3550 §5.1; SRTP protect) → socket.
+//!
+//! A browser attendee is a WebRTC leg ([`MeetingMedia::add_webrtc_leg`], [`webrtc`]):
+//! str0m does ICE-lite, DTLS-SRTP and RTP for it; its Opus goes into the same mixer and it
+//! hears the N-1 mix as one continuous stream of 20 ms Opus frames. Its datagrams use the
+//! same `handle_packet` / `poll_transmit` path as any leg.
 #![forbid(unsafe_code)]
 
 mod meeting;
+pub mod webrtc;
 
 pub use meeting::{
     Direction, EngineConfig, EngineError, EngineEvent, LegConfig, LegId, LegStats, MeetingMedia,
-    SrtpKeys, Transmit,
+    SrtpKeys, Transmit, WebRtcAnswer,
 };

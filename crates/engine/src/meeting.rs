@@ -4,6 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::webrtc::{WebRtcEvent, WebRtcLeg};
 use codec::Codec;
 use codec::telephone_event::{DtmfEvent, EventReceiver, event_char};
 use mixer::{Media, Mixer, MixerConfig, MixerEvent, ParticipantConfig, ParticipantId};
@@ -110,6 +111,8 @@ pub enum EngineError {
     Srtp(#[from] SrtpError),
     #[error("unknown leg {0}")]
     UnknownLeg(LegId),
+    #[error("WebRTC: {0}")]
+    WebRtc(#[from] crate::webrtc::WebRtcError),
 }
 
 /// Bytes for the driver to send.
@@ -137,6 +140,19 @@ pub enum EngineEvent {
     ActiveSpeakers(Vec<LegId>),
     /// Periodic levels: (leg, Chime-style volume attenuation 0..=127, muted).
     Levels(Vec<(LegId, u8, bool)>),
+    /// A WebRTC leg's ICE and DTLS are up: media flows.
+    WebRtcConnected { leg: LegId },
+}
+
+/// What [`MeetingMedia::add_webrtc_leg`] returns.
+#[derive(Debug, Clone)]
+pub struct WebRtcAnswer {
+    /// The new leg.
+    pub leg: LegId,
+    /// The SDP answer for the browser.
+    pub sdp: String,
+    /// The leg's ICE username fragment, which routes its first STUN request.
+    pub ufrag: String,
 }
 
 /// Per-leg counters, for call records and metrics.
@@ -181,6 +197,9 @@ struct Leg {
     latched_rtcp: Option<SocketAddr>,
     dtmf: EventReceiver,
     stats: LegStats,
+    /// A browser's PeerConnection: str0m does ICE, DTLS-SRTP, RTP and RTCP for this leg,
+    /// and the fields above about SRTP, RTP framing and RTCP are unused.
+    webrtc: Option<Box<WebRtcLeg>>,
 }
 
 /// RFC 3550 §6.2: at least 5 s between reports, randomised by 0.5–1.5 (§6.3.1).
@@ -284,14 +303,118 @@ impl MeetingMedia {
                 dtmf: EventReceiver::new(),
                 stats: LegStats::default(),
                 cfg,
+                webrtc: None,
             },
         );
         Ok(id)
     }
 
+    /// Adds a browser attendee: answers its SDP offer (see [`crate::webrtc`]) and adds a
+    /// leg whose Opus joins the mix and who hears everyone else as one continuous Opus
+    /// stream of 20 ms frames. `local` is the shared WebRTC socket's address as the
+    /// browser reaches it. Its datagrams go to [`MeetingMedia::handle_packet`] like any
+    /// leg's; its transmits come out of [`MeetingMedia::poll_transmit`].
+    pub fn add_webrtc_leg(
+        &mut self,
+        now: Instant,
+        sdp_offer: &str,
+        local: SocketAddr,
+        muted: bool,
+    ) -> Result<WebRtcAnswer, EngineError> {
+        let (webrtc, sdp) = WebRtcLeg::accept_offer(now, sdp_offer, local)?;
+        let ufrag = webrtc.ufrag().to_string();
+        let cfg = LegConfig {
+            codec: Codec::Opus(codec::Channels::Mono),
+            payload_type: 111,
+            dtmf_payload_type: None,
+            srtp: None,
+            remote_rtp: None,
+            remote_rtcp: None,
+            rtcp_mux: true,
+            direction: Direction::SENDRECV,
+            muted,
+        };
+        let leg = self.add_leg(now, cfg)?;
+        if let Some(l) = self.legs.get_mut(&leg) {
+            l.webrtc = Some(Box::new(webrtc));
+            Self::drain_webrtc(
+                now,
+                leg,
+                l,
+                &mut self.mixer,
+                &mut self.out,
+                &mut self.events,
+            );
+        }
+        Ok(WebRtcAnswer { leg, sdp, ufrag })
+    }
+
+    /// Moves what a WebRTC leg produced: datagrams to the transmit queue, audio to the
+    /// mixer, state changes to events.
+    fn drain_webrtc(
+        now: Instant,
+        id: LegId,
+        l: &mut Leg,
+        mixer: &mut Mixer,
+        out: &mut VecDeque<Transmit>,
+        events: &mut VecDeque<EngineEvent>,
+    ) {
+        let Some(w) = l.webrtc.as_mut() else {
+            return;
+        };
+        while let Some((dest, bytes)) = w.poll_transmit() {
+            l.stats.bytes_out += bytes.len() as u64;
+            if out.len() < MAX_OUT {
+                out.push_back(Transmit {
+                    leg: id,
+                    dest,
+                    rtcp: false,
+                    bytes,
+                });
+            }
+        }
+        while let Some(a) = w.poll_audio() {
+            l.stats.packets_in += 1;
+            if l.cfg.direction.recv {
+                // The SSRC is the leg's: one browser sends one audio stream.
+                if mixer
+                    .push_rtp(now, l.participant, a.seq, a.timestamp, 0, &a.payload)
+                    .is_err()
+                {
+                    l.stats.invalid += 1;
+                }
+            }
+        }
+        while let Some(ev) = w.poll_event() {
+            let ev = match ev {
+                WebRtcEvent::Connected => EngineEvent::WebRtcConnected { leg: id },
+                WebRtcEvent::Disconnected => {
+                    l.inactive_reported = true;
+                    EngineEvent::Inactive { leg: id }
+                }
+            };
+            if events.len() < MAX_EVENTS {
+                events.push_back(ev);
+            }
+        }
+    }
+
     /// Removes a leg and returns its final counters.
     pub fn remove_leg(&mut self, leg: LegId) -> Option<LegStats> {
-        let l = self.legs.remove(&leg)?;
+        let mut l = self.legs.remove(&leg)?;
+        if let Some(w) = l.webrtc.as_mut() {
+            w.close();
+            while let Some((dest, bytes)) = w.poll_transmit() {
+                if self.out.len() < MAX_OUT {
+                    self.out.push_back(Transmit {
+                        leg,
+                        dest,
+                        rtcp: false,
+                        bytes,
+                    });
+                }
+            }
+        }
         self.by_participant.remove(&l.participant);
         let _ = self.mixer.remove_participant(l.participant);
         Some(Self::finish_stats(&l))
@@ -380,6 +503,22 @@ impl MeetingMedia {
         let Some(l) = self.legs.get_mut(&leg) else {
             return;
         };
+        if l.webrtc.is_some() {
+            if let Some(w) = l.webrtc.as_mut() {
+                w.handle_receive(now, from, data);
+            }
+            l.last_rx = now;
+            l.inactive_reported = false;
+            Self::drain_webrtc(
+                now,
+                leg,
+                l,
+                &mut self.mixer,
+                &mut self.out,
+                &mut self.events,
+            );
+            return;
+        }
         if data.len() < 12 {
             l.stats.invalid += 1;
             return;
@@ -508,11 +647,32 @@ impl MeetingMedia {
 
     /// The next instant [`MeetingMedia::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Instant {
-        self.mixer.poll_timeout().min(self.next_inactivity_check)
+        let mut t = self.mixer.poll_timeout().min(self.next_inactivity_check);
+        for l in self.legs.values() {
+            if let Some(w) = &l.webrtc {
+                t = t.min(w.poll_timeout());
+            }
+        }
+        t
     }
 
     /// Runs due mixer ticks and checks for inactive legs. Early calls do nothing harmful.
     pub fn handle_timeout(&mut self, now: Instant) {
+        for (id, l) in &mut self.legs {
+            if let Some(w) = l.webrtc.as_mut()
+                && w.poll_timeout() <= now
+            {
+                w.handle_timeout(now);
+                Self::drain_webrtc(
+                    now,
+                    *id,
+                    l,
+                    &mut self.mixer,
+                    &mut self.out,
+                    &mut self.events,
+                );
+            }
+        }
         self.mixer.handle_timeout(now);
         while let Some(frame) = self.mixer.poll_output() {
             let Some(leg_id) = self.by_participant.get(&frame.participant).copied() else {
@@ -525,6 +685,22 @@ impl MeetingMedia {
                 continue;
             };
             if !l.cfg.direction.send {
+                continue;
+            }
+            if l.webrtc.is_some() {
+                if let Some(w) = l.webrtc.as_mut()
+                    && w.write_audio(now, frame.timestamp, payload)
+                {
+                    l.stats.packets_out += 1;
+                }
+                Self::drain_webrtc(
+                    now,
+                    leg_id,
+                    l,
+                    &mut self.mixer,
+                    &mut self.out,
+                    &mut self.events,
+                );
                 continue;
             }
             let Some(dest) = l.latched.or(l.cfg.remote_rtp) else {
@@ -592,7 +768,8 @@ impl MeetingMedia {
         if now >= self.next_inactivity_check {
             self.next_inactivity_check = now + Duration::from_secs(1);
             for (id, l) in &mut self.legs {
-                if now >= l.next_rtcp {
+                // str0m sends a WebRTC leg's RTCP itself.
+                if l.webrtc.is_none() && now >= l.next_rtcp {
                     l.next_rtcp = now + rtcp_interval();
                     if let Some(t) = Self::rtcp_report(*id, l, &self.ntp, &self.cname, now)
                         && self.out.len() < MAX_OUT

@@ -1,0 +1,411 @@
+//! A browser attendee's WebRTC PeerConnection, sans-IO, on [`str0m`].
+//!
+//! The server is an ICE-lite agent (RFC 8445 §2.5: it only answers connectivity checks, from
+//! one host candidate) and the passive DTLS endpoint (RFC 5763 §5: it answers an `actpass`
+//! offer with `a=setup:passive` and waits for the browser's ClientHello). SRTP keys come
+//! from DTLS (RFC 5764 §4.2). Audio is Opus (RFC 7587) in one BUNDLE group over one 5-tuple
+//! with RTCP multiplexed (RFC 8843, RFC 5761); an offered video section is answered inactive.
+//!
+//! [`WebRtcLeg`] wraps one `str0m::Rtc` and keeps str0m's contract: after every mutation
+//! (a datagram, a timeout, a written frame) its output is drained completely, into queues
+//! that [`crate::MeetingMedia`] empties.
+//!
+//! All legs share one UDP port. The driver routes a datagram to its leg by source address,
+//! and a STUN binding request from a new address by the ICE username fragment that
+//! [`stun_local_ufrag`] reads (RFC 8445 §7.2.2: `USERNAME` is `local-ufrag:remote-ufrag`
+//! from the receiver's side).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec as Str0mCodec;
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
+
+/// Why a WebRTC leg could not be set up. The offer is the client's; the rest is ours.
+#[derive(Debug, thiserror::Error)]
+pub enum WebRtcError {
+    /// The SDP offer does not parse.
+    #[error("SDP offer does not parse: {0}")]
+    OfferSyntax(String),
+    /// The offer parses but cannot be answered (no audio section, no Opus, no DTLS
+    /// fingerprint, …).
+    #[error("SDP offer cannot be answered: {0}")]
+    OfferRefused(String),
+    /// The media address cannot be a host candidate (internal fault: configuration).
+    #[error("media address {0} cannot be an ICE host candidate")]
+    Candidate(SocketAddr),
+}
+
+/// Opus audio received from the browser, with the RTP header fields the mixer's jitter
+/// buffer orders by (RFC 3550 §5.1).
+#[derive(Debug, Clone)]
+pub struct ReceivedAudio {
+    pub seq: u16,
+    pub timestamp: u32,
+    pub payload: Arc<[u8]>,
+}
+
+/// What happened on a leg, besides audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebRtcEvent {
+    /// ICE and DTLS are up; SRTP flows.
+    Connected,
+    /// ICE consent lapsed (RFC 7675 §5.1) or DTLS failed: the browser is gone.
+    Disconnected,
+}
+
+/// One browser's PeerConnection. See the module documentation.
+pub struct WebRtcLeg {
+    rtc: Rtc,
+    local: SocketAddr,
+    ufrag: String,
+    audio_mid: Option<Mid>,
+    opus_pt: Option<Pt>,
+    /// RTP time of the first frame we send, so the stream starts at a random point
+    /// (RFC 3550 §5.1).
+    tx_time_base: u64,
+    connected: bool,
+    /// str0m refused to go on (an internal error); the leg is dead.
+    dead: bool,
+    next_timeout: Instant,
+    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    audio: VecDeque<ReceivedAudio>,
+    events: VecDeque<WebRtcEvent>,
+    /// Datagrams str0m refused (not STUN/DTLS/RTP/RTCP, or failing to parse).
+    pub refused: u64,
+}
+
+/// Most datagrams or frames queued per leg when the owner does not drain.
+const MAX_QUEUE: usize = 512;
+
+/// ICE `ice-char` (RFC 8839 §5.4) of `n` random characters.
+fn ice_chars(n: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..n)
+        .map(|_| {
+            let i = usize::from(rand::random::<u8>()) % ALPHABET.len();
+            char::from(ALPHABET.get(i).copied().unwrap_or(b'a'))
+        })
+        .collect()
+}
+
+impl WebRtcLeg {
+    /// Answers a browser's SDP offer. `local` is the shared WebRTC UDP socket's address as
+    /// the browser reaches it (the host candidate). Returns the leg and the SDP answer:
+    /// ICE-lite, one host candidate, `a=setup:passive`, Opus with its `a=fmtp` line, video
+    /// inactive, BUNDLE and rtcp-mux as offered.
+    pub fn accept_offer(
+        now: Instant,
+        offer: &str,
+        local: SocketAddr,
+    ) -> Result<(Self, String), WebRtcError> {
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| WebRtcError::OfferSyntax(e.to_string()))?;
+        // ufrag of 16 and password of 32 ice-chars: above the RFC 8839 §5.4 minimums of 4
+        // and 22, and unguessable, since the ufrag routes datagrams to this leg.
+        let ufrag = ice_chars(16);
+        let mut rtc = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_local_ice_credentials(IceCreds {
+                ufrag: ufrag.clone(),
+                pass: ice_chars(32),
+            })
+            .clear_codecs()
+            .enable_opus(true, false)
+            // Video is answered inactive: offering a codec lets the section match.
+            .enable_vp8(true)
+            .set_stats_interval(None)
+            .build(now);
+        let candidate = Candidate::host(local, "udp").map_err(|_| WebRtcError::Candidate(local))?;
+        if rtc.add_local_candidate(candidate).is_none() {
+            return Err(WebRtcError::Candidate(local));
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WebRtcError::OfferRefused(e.to_string()))?;
+        let mut leg = WebRtcLeg {
+            rtc,
+            local,
+            ufrag,
+            audio_mid: None,
+            opus_pt: None,
+            tx_time_base: u64::from(rand::random::<u32>()),
+            connected: false,
+            dead: false,
+            next_timeout: now,
+            transmits: VecDeque::new(),
+            audio: VecDeque::new(),
+            events: VecDeque::new(),
+            refused: 0,
+        };
+        leg.drain();
+        let answer = answer.to_sdp_string();
+        // str0m reports media only once SRTP is ready; the answer names it now.
+        leg.audio_mid = audio_mid(&answer).filter(|m| leg.rtc.media(*m).is_some());
+        if leg.audio_mid.is_none() {
+            return Err(WebRtcError::OfferRefused("no audio section".into()));
+        }
+        leg.opus_pt = leg.find_opus_pt();
+        if leg.opus_pt.is_none() {
+            return Err(WebRtcError::OfferRefused("no Opus payload type".into()));
+        }
+        Ok((leg, answer))
+    }
+
+    fn find_opus_pt(&mut self) -> Option<Pt> {
+        let mid = self.audio_mid?;
+        let writer = self.rtc.writer(mid)?;
+        writer
+            .payload_params()
+            .find(|p| p.spec().codec == Str0mCodec::Opus)
+            .map(|p| p.pt())
+    }
+
+    /// Our ICE username fragment: the key that routes this leg's first STUN request.
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    /// ICE and DTLS are up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// The leg can no longer carry media.
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// A datagram from `from` on the shared socket.
+    pub fn handle_receive(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if self.dead {
+            return;
+        }
+        let Ok(receive) = Receive::new(Protocol::Udp, from, self.local, data) else {
+            self.refused += 1;
+            return;
+        };
+        if self.rtc.handle_input(Input::Receive(now, receive)).is_err() {
+            self.refused += 1;
+        }
+        self.drain();
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_timeout
+    }
+
+    /// Advances str0m's timers (ICE consent, DTLS retransmission, RTCP); harmless early.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.dead {
+            return;
+        }
+        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            self.kill();
+        }
+        self.drain();
+    }
+
+    /// Sends one 20 ms Opus frame of the mix. `timestamp` is the mixer's RTP timestamp
+    /// relative to this listener's first frame. Dropped until DTLS is up (no keys yet).
+    /// Returns whether the frame was handed to str0m.
+    pub fn write_audio(&mut self, now: Instant, timestamp: u32, payload: &[u8]) -> bool {
+        if self.dead || !self.connected {
+            return false;
+        }
+        let (Some(mid), Some(pt)) = (self.audio_mid, self.opus_pt) else {
+            return false;
+        };
+        let Some(writer) = self.rtc.writer(mid) else {
+            return false;
+        };
+        let time = MediaTime::new(
+            self.tx_time_base + u64::from(timestamp),
+            Frequency::FORTY_EIGHT_KHZ,
+        );
+        let ok = writer.write(pt, now, time, payload.to_vec()).is_ok();
+        self.drain();
+        ok
+    }
+
+    /// Ends the PeerConnection (DTLS close_notify goes out, RFC 5246 §7.2.1).
+    pub fn close(&mut self) {
+        if !self.dead {
+            self.rtc.disconnect();
+            self.drain();
+            self.dead = true;
+        }
+    }
+
+    fn kill(&mut self) {
+        if !self.dead {
+            self.dead = true;
+            self.events.push_back(WebRtcEvent::Disconnected);
+        }
+    }
+
+    /// Drains str0m until it names its next timeout (its single-mutation invariant).
+    fn drain(&mut self) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.next_timeout = t;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    if self.transmits.len() < MAX_QUEUE {
+                        self.transmits
+                            .push_back((t.destination, t.contents.to_vec()));
+                    }
+                }
+                Ok(Output::Event(e)) => self.on_event(e),
+                Err(_) => {
+                    self.kill();
+                    // Nothing more will come; look again in a while.
+                    self.next_timeout =
+                        self.next_timeout.max(Instant::now()) + Duration::from_secs(3600);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            // The audio mid is known from the answer; MediaAdded only confirms it.
+            Event::Connected => {
+                self.connected = true;
+                self.events.push_back(WebRtcEvent::Connected);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.kill(),
+            Event::MediaData(d)
+                if Some(d.mid) == self.audio_mid && self.audio.len() < MAX_QUEUE =>
+            {
+                self.audio.push_back(ReceivedAudio {
+                    // The wire sequence number (the low 16 bits of the extended one).
+                    seq: d.seq_range.start().as_u16(),
+                    timestamp: (d.time.numer() & 0xffff_ffff) as u32,
+                    payload: d.data,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The next datagram to send from the shared socket, with its destination.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.transmits.pop_front()
+    }
+
+    /// The next Opus frame received from the browser.
+    pub fn poll_audio(&mut self) -> Option<ReceivedAudio> {
+        self.audio.pop_front()
+    }
+
+    /// The next state change.
+    pub fn poll_event(&mut self) -> Option<WebRtcEvent> {
+        self.events.pop_front()
+    }
+}
+
+/// The `a=mid` (RFC 8843 §9.1) of the first accepted (nonzero port) audio section of an
+/// SDP answer.
+fn audio_mid(sdp: &str) -> Option<Mid> {
+    let mut in_audio = false;
+    for line in sdp.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            let mut f = m.split(' ');
+            in_audio = f.next() == Some("audio") && f.next().is_some_and(|port| port != "0");
+        } else if in_audio && let Some(mid) = line.strip_prefix("a=mid:") {
+            return Some(Mid::from(mid.trim()));
+        }
+    }
+    None
+}
+
+/// The receiver's ICE username fragment of a STUN Binding request (RFC 5389 §6, §15.3;
+/// RFC 8445 §7.2.2): the part of `USERNAME` before the colon. `None` for anything that
+/// is not a STUN request carrying a well-formed `USERNAME`. Never panics on input.
+pub fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
+    const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
+    const USERNAME: u16 = 0x0006;
+    // RFC 7983 §7: STUN's first byte is 0..=3; a request has class bits 00.
+    let header = data.get(..20)?;
+    if header[0] > 3 || header[4..8] != MAGIC_COOKIE {
+        return None;
+    }
+    let msg_type = u16::from_be_bytes([header[0], header[1]]);
+    if msg_type & 0x0110 != 0 {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let body = data.get(20..20 + len)?;
+    let mut rest = body;
+    while rest.len() >= 4 {
+        let kind = u16::from_be_bytes([rest[0], rest[1]]);
+        let alen = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        let value = rest.get(4..4 + alen)?;
+        if kind == USERNAME {
+            let name = std::str::from_utf8(value).ok()?;
+            let (local, _) = name.split_once(':')?;
+            return (!local.is_empty()).then_some(local);
+        }
+        let padded = (alen + 3) & !3;
+        rest = rest.get(4 + padded..)?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding_request(username: &[u8]) -> Vec<u8> {
+        let mut attr = Vec::new();
+        attr.extend_from_slice(&0x0006u16.to_be_bytes());
+        attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        attr.extend_from_slice(username);
+        while attr.len() % 4 != 0 {
+            attr.push(0);
+        }
+        // A PRIORITY attribute after it, to check the walk.
+        attr.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 1, 2, 3, 4]);
+        let mut m = vec![0x00, 0x01];
+        m.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&attr);
+        m
+    }
+
+    #[test]
+    fn ufrag_is_read_from_a_binding_request() {
+        let m = binding_request(b"serverUfrag:browser");
+        assert_eq!(stun_local_ufrag(&m), Some("serverUfrag"));
+    }
+
+    #[test]
+    fn junk_and_responses_yield_no_ufrag() {
+        let mut resp = binding_request(b"a:b");
+        resp[1] = 0x01;
+        resp[0] = 0x01; // Binding success response (0x0101)
+        assert_eq!(stun_local_ufrag(&resp), None);
+        assert_eq!(stun_local_ufrag(&binding_request(b"nocolon")), None);
+        assert_eq!(stun_local_ufrag(&binding_request(b":b")), None);
+        assert_eq!(stun_local_ufrag(&[0x80; 40]), None, "RTP");
+        let mut short = binding_request(b"a:b");
+        short.truncate(26);
+        assert_eq!(stun_local_ufrag(&short), None, "truncated");
+        for n in 0..64 {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 37 % 251) as u8).collect();
+            let _ = stun_local_ufrag(&bytes);
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! Two browsers (str0m clients, not ICE-lite, DTLS active) join one meeting on virtual
+//! time: ICE, DTLS and SRTP run in memory; each sends an Opus tone and hears the other's
+//! tone, not its own, in one continuous 50 packets/s stream.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use codec::Channels;
+use codec::opus::{OpusConfig, OpusDecoder, OpusEncoder};
+use engine::{EngineConfig, EngineEvent, LegId, MeetingMedia};
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+const SERVER: &str = "10.0.0.1:3478";
+
+fn goertzel(pcm: &[i16], rate: f64, freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / rate;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in pcm {
+        let s = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (pcm.len() as f64).powi(2)
+}
+
+/// A browser: a full (controlling) ICE agent that offers audio sendrecv and video
+/// inactive, as the Chime SDK does, and plays a tone.
+struct Browser {
+    addr: SocketAddr,
+    rtc: Rtc,
+    mid: Mid,
+    pt: Option<Pt>,
+    leg: LegId,
+    freq: f64,
+    phase: f64,
+    enc: OpusEncoder,
+    dec: OpusDecoder,
+    heard: Vec<i16>,
+    packets: usize,
+    connected: bool,
+    next_timeout: Instant,
+    sent_frames: u64,
+}
+
+impl Browser {
+    fn join(now: Instant, media: &mut MeetingMedia, addr: &str, freq: f64) -> (Browser, String) {
+        let addr: SocketAddr = addr.parse().expect("addr");
+        let mut rtc = RtcConfig::new()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        api.add_media(MediaKind::Video, Direction::Inactive, None, None, None);
+        let (offer, pending) = api.apply().expect("offer");
+        let answer = media
+            .add_webrtc_leg(
+                now,
+                &offer.to_sdp_string(),
+                SERVER.parse().expect("addr"),
+                false,
+            )
+            .expect("answer");
+        rtc.sdp_api()
+            .accept_answer(
+                pending,
+                SdpAnswer::from_sdp_string(&answer.sdp).expect("answer parses"),
+            )
+            .expect("answer accepted");
+        let mut b = Browser {
+            addr,
+            rtc,
+            mid,
+            pt: None,
+            leg: answer.leg,
+            freq,
+            phase: 0.0,
+            enc: OpusEncoder::new(&OpusConfig::voip(Channels::Mono)).expect("encoder"),
+            dec: OpusDecoder::new(Channels::Mono).expect("decoder"),
+            heard: Vec::new(),
+            packets: 0,
+            connected: false,
+            next_timeout: now,
+            sent_frames: 0,
+        };
+        let mut out = Vec::new();
+        b.drain(&mut out);
+        assert!(out.is_empty() || out.iter().all(|(d, _)| d.to_string() == SERVER));
+        (b, answer.sdp)
+    }
+
+    /// Drains str0m; datagrams for the server go to `out`.
+    fn drain(&mut self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        loop {
+            match self.rtc.poll_output().expect("client output") {
+                Output::Timeout(t) => {
+                    self.next_timeout = t;
+                    break;
+                }
+                Output::Transmit(t) => out.push((t.destination, t.contents.to_vec())),
+                Output::Event(Event::Connected) => {
+                    self.connected = true;
+                    self.pt = self.rtc.writer(self.mid).and_then(|w| {
+                        w.payload_params()
+                            .find(|p| p.spec().codec == str0m::format::Codec::Opus)
+                            .map(|p| p.pt())
+                    });
+                }
+                Output::Event(Event::MediaData(d)) => {
+                    self.packets += 1;
+                    self.dec
+                        .decode(Some(&d.data), &mut self.heard)
+                        .expect("decode");
+                }
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    fn receive(&mut self, now: Instant, data: &[u8], out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        let r = Receive::new(
+            Protocol::Udp,
+            SERVER.parse().expect("addr"),
+            self.addr,
+            data,
+        )
+        .expect("datagram");
+        self.rtc
+            .handle_input(Input::Receive(now, r))
+            .expect("input");
+        self.drain(out);
+    }
+
+    fn timeout(&mut self, now: Instant, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        self.rtc.handle_input(Input::Timeout(now)).expect("timeout");
+        self.drain(out);
+    }
+
+    /// One 20 ms frame of the tone.
+    fn speak(&mut self, now: Instant, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        let (true, Some(pt)) = (self.connected, self.pt) else {
+            return;
+        };
+        let mut pcm = vec![0i16; 960];
+        for s in &mut pcm {
+            *s = (self.phase.sin() * 10_000.0) as i16;
+            self.phase += 2.0 * std::f64::consts::PI * self.freq / 48_000.0;
+        }
+        let mut payload = Vec::new();
+        self.enc.encode(&pcm, &mut payload).expect("encode");
+        let time = MediaTime::new(self.sent_frames * 960, Frequency::FORTY_EIGHT_KHZ);
+        self.sent_frames += 1;
+        if let Some(w) = self.rtc.writer(self.mid) {
+            w.write(pt, now, time, payload).expect("write");
+        }
+        self.drain(out);
+    }
+}
+
+/// Runs the meeting and browsers on virtual time for `dur`, 1 ms steps.
+fn run(now: &mut Instant, media: &mut MeetingMedia, browsers: &mut [Browser], dur: Duration) {
+    let end = *now + dur;
+    let mut next_frame = *now;
+    let mut to_server: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
+    while *now < end {
+        let mut out = Vec::new();
+        for b in browsers.iter_mut() {
+            if b.next_timeout <= *now {
+                b.timeout(*now, &mut out);
+            }
+            if *now >= next_frame {
+                b.speak(*now, &mut out);
+            }
+            to_server.extend(out.drain(..).map(|(d, p)| (b.addr, d, p)));
+        }
+        if *now >= next_frame {
+            next_frame += Duration::from_millis(20);
+        }
+        for (from, dest, data) in to_server.drain(..) {
+            assert_eq!(
+                dest.to_string(),
+                SERVER,
+                "the browser talks to our candidate"
+            );
+            let leg = browsers
+                .iter()
+                .find(|b| b.addr == from)
+                .map(|b| b.leg)
+                .expect("leg");
+            media.handle_packet(*now, leg, from, &data);
+        }
+        if media.poll_timeout() <= *now {
+            media.handle_timeout(*now);
+        }
+        while let Some(t) = media.poll_transmit() {
+            let b = browsers
+                .iter_mut()
+                .find(|b| b.addr == t.dest)
+                .expect("transmit to a browser");
+            assert_eq!(b.leg, t.leg);
+            let mut out = Vec::new();
+            b.receive(*now, &t.bytes, &mut out);
+            to_server.extend(out.into_iter().map(|(d, p)| (b.addr, d, p)));
+        }
+        for (from, _, data) in to_server.drain(..) {
+            let leg = browsers
+                .iter()
+                .find(|b| b.addr == from)
+                .map(|b| b.leg)
+                .expect("leg");
+            media.handle_packet(*now, leg, from, &data);
+        }
+        *now += Duration::from_millis(1);
+    }
+}
+
+#[test]
+fn two_browsers_hear_each_other_not_themselves() {
+    let mut now = Instant::now();
+    let mut media = MeetingMedia::new(
+        now,
+        Duration::from_secs(1_800_000_000),
+        EngineConfig::default(),
+    );
+    let (a, answer) = Browser::join(now, &mut media, "10.0.0.2:50000", 440.0);
+    let (b, _) = Browser::join(now, &mut media, "10.0.0.3:50002", 1000.0);
+    for line in [
+        "a=ice-lite",
+        "a=setup:passive",
+        "a=group:BUNDLE",
+        "a=rtcp-mux",
+        "opus/48000/2",
+        "a=fmtp:",
+        "typ host",
+    ] {
+        assert!(answer.contains(line), "answer lacks {line}:\n{answer}");
+    }
+    let video = answer
+        .split("m=video")
+        .nth(1)
+        .expect("the video section is answered");
+    assert!(video.contains("a=inactive"), "video inactive:\n{answer}");
+    let mut browsers = [a, b];
+    run(&mut now, &mut media, &mut browsers, Duration::from_secs(3));
+    let mut connected = Vec::new();
+    while let Some(ev) = media.poll_event() {
+        if let EngineEvent::WebRtcConnected { leg } = ev {
+            connected.push(leg);
+        }
+    }
+    assert_eq!(connected.len(), 2, "both PeerConnections came up");
+    for b in &mut browsers {
+        assert!(b.connected);
+        b.heard.clear();
+        b.packets = 0;
+    }
+    run(&mut now, &mut media, &mut browsers, Duration::from_secs(2));
+    let [a, b] = &browsers;
+    // 2 s of a continuous 50 packet/s stream.
+    for x in [a, b] {
+        assert!(
+            (95..=105).contains(&x.packets),
+            "{} packets in 2 s",
+            x.packets
+        );
+    }
+    let a440 = goertzel(&a.heard, 48_000.0, 440.0);
+    let a1000 = goertzel(&a.heard, 48_000.0, 1000.0);
+    let b440 = goertzel(&b.heard, 48_000.0, 440.0);
+    let b1000 = goertzel(&b.heard, 48_000.0, 1000.0);
+    assert!(
+        a1000 > 100.0 * a440,
+        "A hears B's 1 kHz, not its own 440 Hz: {a1000} vs {a440}"
+    );
+    assert!(
+        b440 > 100.0 * b1000,
+        "B hears A's 440 Hz, not its own 1 kHz: {b440} vs {b1000}"
+    );
+    let stats = media.leg_stats(a.leg).expect("stats");
+    assert!(
+        stats.packets_in >= 100 && stats.packets_out >= 100,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn a_browser_alone_still_gets_a_continuous_stream_and_removal_closes_it() {
+    let mut now = Instant::now();
+    let mut media = MeetingMedia::new(
+        now,
+        Duration::from_secs(1_800_000_000),
+        EngineConfig::default(),
+    );
+    let (a, _) = Browser::join(now, &mut media, "10.0.0.2:50000", 440.0);
+    let mut browsers = [a];
+    run(&mut now, &mut media, &mut browsers, Duration::from_secs(2));
+    browsers[0].packets = 0;
+    run(&mut now, &mut media, &mut browsers, Duration::from_secs(1));
+    assert!(
+        (48..=52).contains(&browsers[0].packets),
+        "{}",
+        browsers[0].packets
+    );
+    let leg = browsers[0].leg;
+    assert!(media.remove_leg(leg).is_some());
+    assert_eq!(media.leg_count(), 0);
+}
+
+#[test]
+fn offers_that_cannot_be_answered_are_refused_by_blame() {
+    let now = Instant::now();
+    let mut media = MeetingMedia::new(
+        now,
+        Duration::from_secs(1_800_000_000),
+        EngineConfig::default(),
+    );
+    let server: SocketAddr = SERVER.parse().expect("addr");
+    let err = media
+        .add_webrtc_leg(now, "this is not SDP", server, false)
+        .expect_err("junk");
+    assert!(matches!(
+        err,
+        engine::EngineError::WebRtc(engine::webrtc::WebRtcError::OfferSyntax(_))
+    ));
+    // A video-only offer has no audio to mix.
+    let mut rtc = RtcConfig::new().build(now);
+    rtc.add_local_candidate(
+        Candidate::host("10.0.0.2:5000".parse().expect("a"), "udp").expect("c"),
+    );
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
+    let (offer, _) = api.apply().expect("offer");
+    let err = media
+        .add_webrtc_leg(now, &offer.to_sdp_string(), server, false)
+        .expect_err("video only");
+    assert!(matches!(
+        err,
+        engine::EngineError::WebRtc(engine::webrtc::WebRtcError::OfferRefused(_))
+    ));
+    assert_eq!(media.leg_count(), 0);
+}
