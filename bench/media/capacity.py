@@ -87,14 +87,15 @@ def rss_kib(pid: int) -> int:
 NICE = 0
 
 
-def set_nice(pid: int) -> None:
-    """Gives a process we started the --nice priority (negative: ahead of other work on a
-    shared machine, e.g. other engineers' compilers; needs root)."""
+def set_nice() -> None:
+    """Runs in the child before exec: gives the process we start (and every thread it will
+    create) the --nice priority (negative: ahead of other work on a shared machine, e.g.
+    other engineers' compilers; needs root)."""
     if NICE:
         try:
-            os.setpriority(os.PRIO_PROCESS, pid, NICE)
-        except OSError as e:
-            print(f"  !! cannot set nice {NICE} on {pid}: {e}", file=sys.stderr)
+            os.setpriority(os.PRIO_PROCESS, 0, NICE)
+        except OSError:
+            pass
 
 
 def build(target_dir: Path) -> None:
@@ -126,8 +127,8 @@ class Server:
         env = dict(os.environ, NO_COLOR="1", VC_LOG=self.log_level)
         self.log = open(self.work / "server.log", "wb")
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=self.log,
-                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        set_nice(self.proc.pid)
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                     preexec_fn=set_nice)
         creds = data / "api-credentials"
         deadline = time.monotonic() + 30
         while True:
@@ -230,8 +231,7 @@ def run_loadgen(loadgen: Path, joins: dict, work: Path, args: list[str], timeout
     jf.write_text(json.dumps(joins))
     cmd = [str(loadgen), "--joins", str(jf), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(work / "loadgen.err", "wb"),
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    set_nice(proc.pid)
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=set_nice)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
