@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import shutil
-import signal
 import subprocess
 import wave
 from pathlib import Path
@@ -21,7 +19,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from vctest.ports import free_baresip_sip_port, free_udp_range
+from vctest.baresip import CODECS as BARESIP_CODEC_SPECS
+from vctest.baresip import Baresip
 from vctest.server import MeetingServer as BsServer
 from vctest.server import serve
 
@@ -40,118 +39,31 @@ def bs_server(tmp_path_factory) -> BsServer:
 # baresip
 
 
-#: baresip codec module and account `audio_codecs` entry per codec. The audio source and
-#: player run at the codec's own rate and channel count (no audio_srate/audio_channels in
-#: the config), so the tone WAV is made in that format.
-BARESIP_CODECS = {
-    # RFC 7587: opus/48000/2 in SDP whatever is really sent.
-    "opus": SimpleNamespace(module="opus.so", codec="opus/48000/2", rate=48000, channels=2),
-    # RFC 3551 §4.5.2: G722/8000 in SDP, sampled at 16 kHz.
-    "g722": SimpleNamespace(module="g722.so", codec="G722/8000/1", rate=16000, channels=1),
-    "pcmu": SimpleNamespace(module="g711.so", codec="PCMU/8000/1", rate=8000, channels=1),
-}
+#: baresip codec module and SDP entry per codec (the audio source and player run at the
+#: codec's own rate and channel count, so the tone WAV is made in that format).
+BARESIP_CODECS = BARESIP_CODEC_SPECS
 
 
-class BsBaresip:
-    """One baresip process with its own config directory placing one call over TLS with
-    mandatory SDES-SRTP, with exactly one audio codec module loaded and offered."""
+class BsBaresip(Baresip):
+    """One baresip placing one call over TLS with mandatory SDES-SRTP, with exactly one
+    audio codec module loaded and offered, playing a `tone_hz` sine for `seconds`."""
 
     def __init__(self, workdir: Path, server: BsServer, codec: str, tone_hz: int, seconds: float):
-        if shutil.which("baresip") is None:
-            pytest.fail("baresip is not installed; run scripts/setup-deps")
         if shutil.which("sox") is None:
             pytest.fail("sox is not installed; run scripts/setup-deps")
         spec = BARESIP_CODECS[codec]
         self.codec = codec
         self.tone_hz = tone_hz
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.dir / "baresip.log"
-        wav = self.dir / f"tone{tone_hz}.wav"
+        workdir.mkdir(parents=True, exist_ok=True)
+        wav = workdir / f"tone{tone_hz}.wav"
         subprocess.run(
             ["sox", "-n", "-r", str(spec.rate), "-c", str(spec.channels), "-b", "16", str(wav),
              "synth", str(seconds), "sine", str(tone_hz), "vol", "0.4"],
             check=True, timeout=30,
         )
-        sip_port = free_baresip_sip_port()
-        rtp_low, rtp_high = free_udp_range(20)
-        (self.dir / "config").write_text(
-            "\n".join(
-                [
-                    "poll_method\t\tepoll",
-                    f"sip_listen\t\t127.0.0.1:{sip_port}",
-                    f"sip_cafile\t\t{server.ca_pem}",
-                    "call_local_timeout\t30",
-                    "call_max_calls\t\t1",
-                    "audio_player\t\taubridge,speaker",
-                    f"audio_source\t\taufile,{wav}",
-                    "audio_alert\t\taubridge,speaker",
-                    f"rtp_ports\t\t{rtp_low}-{rtp_high}",
-                    "rtp_stats\t\tyes",
-                    "net_interface\t\t127.0.0.1",
-                    "module_path\t\t/usr/lib/baresip/modules",
-                    f"module\t\t\t{spec.module}",
-                    "module\t\t\taufile.so",
-                    "module\t\t\taubridge.so",
-                    "module\t\t\tsndfile.so",
-                    "module\t\t\tsrtp.so",
-                    "module\t\t\tmenu.so",
-                    "module\t\t\taccount.so",
-                    f"snd_path\t\t{self.dir}",
-                    "",
-                ]
-            )
-        )
-        # regint=0: no REGISTER (the connector authorises by source address). outbound=:
-        # everything goes to the server's TLS port, no DNS for the connector host name.
-        (self.dir / "accounts").write_text(
-            f"<sip:+1206555{random.randrange(1000, 9999)}@127.0.0.1;transport=tls>;regint=0;mediaenc=srtp-mand;"
-            f'outbound="sip:127.0.0.1:{server.tls_port};transport=tls";audio_codecs={spec.codec}\n'
-        )
-        (self.dir / "contacts").write_text("")
-        self.proc: subprocess.Popen | None = None
-        self._log = None
-
-    def dial(self, uri: str) -> None:
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            ["baresip", "-f", str(self.dir), "-s", "-t", str(BARESIP_MAX_SECONDS), "-e", f"/dial {uri}"],
-            cwd=self.dir,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def log(self) -> str:
-        return re.sub(r"\x1b\[[0-9;]*m", "", self.log_path.read_text(errors="replace"))
-
-    def established(self) -> bool:
-        return "Call established" in self.log()
-
-    def ended(self) -> bool:
-        return bool(re.search(r"terminated \(duration|session closed|Call failed|call: terminate", self.log()))
-
-    def hang_up(self) -> int:
-        """Stops baresip with SIGTERM (a clean `ua: stop all`, which sends BYE), SIGKILL if it
-        lingers; returns its exit status."""
-        if self.proc is None:
-            return -1
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait(timeout=5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        return rc
-
-    def decoded_wav(self) -> Path | None:
-        dumps = sorted(self.dir.glob("dump-*-dec.wav"))
-        return dumps[-1] if dumps else None
+        super().__init__(workdir, server, wav, codec=codec, mediaenc="srtp-mand",
+                         caller=f"+1206555{random.randrange(1000, 9999)}",
+                         max_seconds=BARESIP_MAX_SECONDS)
 
 
 # ---------------------------------------------------------------------------------------

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import threading
-import time
 import wave
 from pathlib import Path
 
 import pytest
 
-from vctest.ports import free_baresip_sip_port, free_udp_range
+from vctest.baresip import Baresip as VcBaresip
 
 CALLER = "+12065550100"
 
@@ -38,96 +36,10 @@ CALL_SECONDS = 3
 BARESIP_MAX_SECONDS = 20
 
 
-class Baresip:
-    """One baresip process with its own config directory, placing one call."""
-
-    def __init__(self, workdir: Path, server, mediaenc: str, source_wav: Path):
-        if shutil.which("baresip") is None:
-            pytest.fail("baresip is not installed; run scripts/setup-deps")
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.dir / "baresip.log"
-        sip_port = free_baresip_sip_port()
-        rtp_low, rtp_high = free_udp_range(20)
-        (self.dir / "config").write_text(
-            "\n".join(
-                [
-                    "poll_method\t\tepoll",
-                    f"sip_listen\t\t127.0.0.1:{sip_port}",
-                    f"sip_cafile\t\t{server.ca_pem}",
-                    "call_local_timeout\t30",
-                    "call_max_calls\t\t1",
-                    "audio_player\t\taubridge,speaker",
-                    f"audio_source\t\taufile,{source_wav}",
-                    "audio_alert\t\taubridge,speaker",
-                    "audio_srate\t\t8000",
-                    "audio_channels\t\t1",
-                    f"rtp_ports\t\t{rtp_low}-{rtp_high}",
-                    "rtp_stats\t\tyes",
-                    "net_interface\t\t127.0.0.1",
-                    "module_path\t\t/usr/lib/baresip/modules",
-                    "module\t\t\tg711.so",
-                    "module\t\t\taufile.so",
-                    "module\t\t\taubridge.so",
-                    "module\t\t\tsndfile.so",
-                    "module\t\t\tsrtp.so",
-                    "module\t\t\tmenu.so",
-                    "module\t\t\taccount.so",
-                    f"snd_path\t\t{self.dir}",
-                    "",
-                ]
-            )
-        )
-        # regint=0: no REGISTER, the connector authorises by source address (termination
-        # allow list). outbound=: send everything to the server's TLS port (no DNS for the
-        # *.voiceconnector.localhost name in the Request-URI).
-        (self.dir / "accounts").write_text(
-            f"<sip:{CALLER}@127.0.0.1;transport=tls>;regint=0;"
-            + (f"mediaenc={mediaenc};" if mediaenc else "")
-            + f'outbound="sip:127.0.0.1:{server.tls_port};transport=tls";audio_codecs=PCMU/8000/1\n'
-        )
-        (self.dir / "contacts").write_text("")
-        self.proc: subprocess.Popen | None = None
-
-    def dial(self, uri: str) -> None:
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            ["baresip", "-f", str(self.dir), "-s", "-t", str(BARESIP_MAX_SECONDS), "-e", f"/dial {uri}"],
-            cwd=self.dir,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def log(self) -> str:
-        # Strip the ANSI colours of baresip's SIP trace.
-        return re.sub(r"\x1b\[[0-9;]*m", "", self.log_path.read_text(errors="replace"))
-
-    def wait_for_call_end(self) -> int:
-        """Waits for the call to end (or baresip to exit), then stops baresip with SIGTERM
-        (a clean `ua: stop all`) and returns its exit status."""
-        assert self.proc is not None
-        deadline = time.monotonic() + BARESIP_MAX_SECONDS + 5
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if re.search(r"terminated \(duration|session closed|Call failed|call: terminate", self.log()):
-                # Give baresip a moment to print its RTP statistics and finish the BYE.
-                time.sleep(0.5)
-                break
-            time.sleep(0.1)
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait(timeout=5)
-        self._log.close()
-        return rc
-
-    def decoded_wav(self) -> Path | None:
-        dumps = sorted(self.dir.glob("dump-*-dec.wav"))
-        return dumps[-1] if dumps else None
+def Baresip(workdir: Path, server, mediaenc: str, source_wav: Path) -> VcBaresip:
+    """A PCMU-only baresip (audio at 8 kHz mono) calling as CALLER with `mediaenc`."""
+    return VcBaresip(workdir, server, source_wav, codec="pcmu", mediaenc=mediaenc, caller=CALLER,
+                     force_rate=True, max_seconds=BARESIP_MAX_SECONDS)
 
 
 @pytest.fixture
