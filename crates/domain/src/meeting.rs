@@ -36,6 +36,10 @@ pub struct MediaPlacement {
     pub audio_fallback_url: String,
     pub signaling_url: String,
     pub turn_control_url: String,
+    /// Where the browser SDK posts its client events (`POST`, `Authorization: Bearer
+    /// <JoinToken>`); absent in meetings stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_ingestion_url: Option<String>,
 }
 
 impl MediaPlacement {
@@ -47,6 +51,7 @@ impl MediaPlacement {
             audio_fallback_url: format!("ws://{host}/audio/{meeting_id}"),
             signaling_url: format!("ws://{host}/control/{meeting_id}"),
             turn_control_url: format!("http://{host}/turn/{meeting_id}"),
+            event_ingestion_url: Some(format!("http://{host}/client-events")),
         }
     }
 }

@@ -72,6 +72,10 @@ pub struct Settings {
     /// Address written into SDP [default: the local address the SIP request arrived on]
     #[arg(long, env = "VC_MEDIA_IP")]
     pub media_ip: Option<std::net::IpAddr>,
+    /// The one UDP port all browser (WebRTC) legs share; its port goes into every answer's
+    /// ICE host candidate (with --media-ip when set). Port 0 picks a free one [default: 0.0.0.0:0]
+    #[arg(long, env = "VC_WEBRTC_UDP")]
+    pub webrtc_udp: Option<SocketAddr>,
     /// Domain under which each voice connector gets `<id>.<sip-domain>` [default: voiceconnector.localhost]
     #[arg(long, env = "VC_SIP_DOMAIN")]
     pub sip_domain: Option<String>,
@@ -113,6 +117,7 @@ struct FileSettings {
     sip_tls: Option<SocketAddr>,
     rtp_ports: Option<String>,
     media_ip: Option<std::net::IpAddr>,
+    webrtc_udp: Option<SocketAddr>,
     sip_domain: Option<String>,
     database_url: Option<String>,
     api_rate_limit: Option<u32>,
@@ -134,6 +139,7 @@ pub struct Config {
     pub sip_tls: SocketAddr,
     pub rtp_ports: (u16, u16),
     pub media_ip: Option<std::net::IpAddr>,
+    pub webrtc_udp: SocketAddr,
     pub sip_domain: String,
     pub database_url: String,
     pub api_rate_limit: u32,
@@ -215,6 +221,10 @@ impl Settings {
                     .unwrap_or("20000-29999"),
             )?,
             media_ip: self.media_ip.or(file.media_ip),
+            webrtc_udp: self
+                .webrtc_udp
+                .or(file.webrtc_udp)
+                .unwrap_or(([0, 0, 0, 0], 0).into()),
             sip_domain,
             database_url,
             api_rate_limit: self.api_rate_limit.or(file.api_rate_limit).unwrap_or(1000),

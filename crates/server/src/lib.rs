@@ -8,5 +8,7 @@ pub mod offer;
 pub mod router;
 pub mod secrets;
 pub mod serve;
+pub mod signaling;
 pub mod sip_edge;
 pub mod siplog;
+pub mod webrtc;

@@ -5,12 +5,13 @@
 //! next). A reader task per socket forwards datagrams into the meeting's task, which owns the
 //! sans-IO engine: it runs the 20 ms mixer ticks and sends what the engine yields.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use engine::{EngineConfig, EngineEvent, LegConfig, LegId, LegStats, MeetingMedia};
+use chime_signal::{AttendeeInfo, AttendeeVolume, AudioStatus};
+use engine::{EngineConfig, EngineEvent, LegConfig, LegId, LegStats, MeetingMedia, WebRtcAnswer};
 use sip::{Body, CallKey, Peer, Request};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -84,7 +85,7 @@ async fn bind_pair(pool: &PortPool) -> Option<(u16, UdpSocket, UdpSocket)> {
     found
 }
 
-enum MeetingMsg {
+pub(crate) enum MeetingMsg {
     Packet {
         leg: LegId,
         from: SocketAddr,
@@ -108,6 +109,84 @@ enum MeetingMsg {
         leg: LegId,
         cfg: LegConfig,
     },
+    /// A browser's SDP offer: answer it with a WebRTC leg on the shared socket.
+    AddWebRtc {
+        offer: String,
+        candidate: SocketAddr,
+        muted: bool,
+        socket: Arc<UdpSocket>,
+        reply: oneshot::Sender<Result<WebRtcAnswer, engine::EngineError>>,
+    },
+    SetMuted {
+        leg: LegId,
+        muted: bool,
+    },
+}
+
+/// What the media side tells a browser's signaling session.
+#[derive(Debug, Clone)]
+pub enum SessionMsg {
+    /// An attendee joined the meeting's audio (or re-announces itself).
+    Joined(AttendeeInfo),
+    /// An attendee left; `dropped` when its connection was lost rather than closed.
+    Left { stream: u32, dropped: bool },
+    /// An attendee muted or unmuted.
+    Muted { stream: u32, muted: bool },
+    /// Current levels, 5 times a second.
+    Levels(Vec<AttendeeVolume>),
+    /// The session ends with this status (410, 411, 301).
+    End(AudioStatus),
+    /// The browser's media leg died (ICE consent lapsed): close the session so the client
+    /// reconnects.
+    MediaLost,
+}
+
+/// One attendee in a meeting's audio, as browsers are told (`AUDIO_STREAM_ID_INFO`).
+#[derive(Debug, Clone)]
+struct RosterEntry {
+    attendee_id: String,
+    external_user_id: String,
+    muted: bool,
+    leg: Option<LegId>,
+}
+
+/// A meeting's audio roster: SIP callers and browsers, by stream id.
+#[derive(Debug, Default)]
+struct Roster {
+    next_stream: u32,
+    entries: BTreeMap<u32, RosterEntry>,
+}
+
+/// One browser's signaling session.
+struct BrowserInfo {
+    meeting_id: String,
+    attendee_id: String,
+    stream: u32,
+    leg: Option<LegId>,
+    route: Option<u64>,
+    tx: mpsc::Sender<SessionMsg>,
+}
+
+/// What [`Media::browser_open`] gives the signaling session.
+pub struct BrowserSession {
+    pub id: u64,
+    pub stream: u32,
+    pub rx: mpsc::Receiver<SessionMsg>,
+    /// The roster at join, the joiner included.
+    pub roster: Vec<AttendeeInfo>,
+}
+
+/// Why a browser's SDP offer got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("the WebRTC port is not open")]
+    NoWebRtcPort,
+    #[error("the session has ended")]
+    SessionGone,
+    #[error("the meeting's media is gone")]
+    MeetingGone,
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
 }
 
 struct MeetingHandle {
@@ -121,6 +200,8 @@ struct CallInfo {
     leg: Option<LegId>,
     port: u16,
     readers: Vec<tokio::task::JoinHandle<()>>,
+    /// The caller's audio stream id in the meeting roster.
+    stream: u32,
     /// Negotiated media; `None` while our delayed offer awaits the ACK's answer.
     negotiated: Option<crate::offer::Negotiated>,
     /// Our delayed offer and the sockets waiting for its answer.
@@ -238,6 +319,102 @@ struct Registry {
     by_attendee: HashMap<String, CallKey>,
     by_leg: HashMap<(String, LegId), CallKey>,
     meetings: HashMap<String, MeetingHandle>,
+    /// Browser signaling sessions by id.
+    browsers: HashMap<u64, BrowserInfo>,
+    next_browser: u64,
+    /// Audio rosters by meeting id.
+    rosters: HashMap<String, Roster>,
+}
+
+impl Registry {
+    fn meeting_in_use(&self, meeting_id: &str) -> bool {
+        self.calls.values().any(|c| c.meeting_id == meeting_id)
+            || self.browsers.values().any(|b| b.meeting_id == meeting_id)
+    }
+
+    fn broadcast(&self, meeting_id: &str, msg: &SessionMsg) {
+        for b in self
+            .browsers
+            .values()
+            .filter(|b| b.meeting_id == meeting_id)
+        {
+            // A session that cannot keep up misses presence; it is closed by its own
+            // socket's backpressure long before this matters.
+            let _ = b.tx.try_send(msg.clone());
+        }
+    }
+
+    /// Adds an attendee to a meeting's roster and tells the browsers; returns its stream
+    /// id, larger than any before in this meeting (the client keeps the larger on rejoin).
+    fn roster_join(
+        &mut self,
+        meeting_id: &str,
+        attendee_id: &str,
+        external_user_id: &str,
+        muted: bool,
+        leg: Option<LegId>,
+    ) -> u32 {
+        let roster = self.rosters.entry(meeting_id.to_string()).or_default();
+        roster.next_stream = roster.next_stream.saturating_add(1);
+        let stream = roster.next_stream;
+        roster.entries.insert(
+            stream,
+            RosterEntry {
+                attendee_id: attendee_id.to_string(),
+                external_user_id: external_user_id.to_string(),
+                muted,
+                leg,
+            },
+        );
+        let info = AttendeeInfo {
+            audio_stream_id: stream,
+            attendee_id: attendee_id.to_string(),
+            external_user_id: external_user_id.to_string(),
+            muted,
+        };
+        self.broadcast(meeting_id, &SessionMsg::Joined(info));
+        stream
+    }
+
+    fn roster_leave(&mut self, meeting_id: &str, stream: u32, dropped: bool) {
+        let removed = self
+            .rosters
+            .get_mut(meeting_id)
+            .and_then(|r| r.entries.remove(&stream));
+        if removed.is_some() {
+            self.broadcast(meeting_id, &SessionMsg::Left { stream, dropped });
+        }
+        if !self.meeting_in_use(meeting_id) {
+            self.rosters.remove(meeting_id);
+        }
+    }
+
+    fn roster_set_leg(&mut self, meeting_id: &str, stream: u32, leg: Option<LegId>) {
+        if let Some(e) = self
+            .rosters
+            .get_mut(meeting_id)
+            .and_then(|r| r.entries.get_mut(&stream))
+        {
+            e.leg = leg;
+        }
+    }
+
+    fn roster_snapshot(&self, meeting_id: &str) -> Vec<AttendeeInfo> {
+        self.rosters
+            .get(meeting_id)
+            .map(|r| {
+                r.entries
+                    .iter()
+                    .map(|(s, e)| AttendeeInfo {
+                        audio_stream_id: *s,
+                        attendee_id: e.attendee_id.clone(),
+                        external_user_id: e.external_user_id.clone(),
+                        muted: e.muted,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// The media engine as the SIP edge sees it.
@@ -249,6 +426,8 @@ pub struct Media {
     engine: EngineConfig,
     pub metrics: Arc<api::metrics::Metrics>,
     repo: Arc<dyn store::Repository>,
+    /// The shared WebRTC socket, once bound.
+    webrtc: Mutex<Option<Arc<crate::webrtc::WebRtcPort>>>,
 }
 
 impl Media {
@@ -266,7 +445,215 @@ impl Media {
             engine: EngineConfig::default(),
             metrics,
             repo,
+            webrtc: Mutex::new(None),
         })
+    }
+
+    /// Connects the shared WebRTC socket (browser attendees).
+    pub fn set_webrtc(&self, port: Arc<crate::webrtc::WebRtcPort>) {
+        *self.webrtc.lock().unwrap_or_else(|p| p.into_inner()) = Some(port);
+    }
+
+    fn webrtc_port(&self) -> Option<Arc<crate::webrtc::WebRtcPort>> {
+        self.webrtc
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Browser sessions open now.
+    pub fn active_browsers(&self) -> usize {
+        self.reg.lock().map(|r| r.browsers.len()).unwrap_or(0)
+    }
+
+    /// A browser attendee's signaling session opens: it joins the meeting's roster
+    /// (everyone is told) and gets the whole roster. An older session or SIP call of the
+    /// same attendee ends (301 "joined from another device").
+    pub fn browser_open(
+        &self,
+        meeting_id: &str,
+        attendee_id: &str,
+        external_user_id: &str,
+    ) -> BrowserSession {
+        let (tx, rx) = mpsc::channel(256);
+        let (older, older_call, id, stream, roster) = {
+            let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            let older: Vec<u64> = r
+                .browsers
+                .iter()
+                .filter(|(_, b)| b.attendee_id == attendee_id)
+                .map(|(id, _)| *id)
+                .collect();
+            let older_call = r.by_attendee.get(attendee_id).copied();
+            r.next_browser += 1;
+            let id = r.next_browser;
+            let stream = r.roster_join(meeting_id, attendee_id, external_user_id, false, None);
+            r.browsers.insert(
+                id,
+                BrowserInfo {
+                    meeting_id: meeting_id.to_string(),
+                    attendee_id: attendee_id.to_string(),
+                    stream,
+                    leg: None,
+                    route: None,
+                    tx,
+                },
+            );
+            let roster = r.roster_snapshot(meeting_id);
+            (older, older_call, id, stream, roster)
+        };
+        for old in older {
+            tracing::info!(attendee = %attendee_id, "attendee joined from another device; ending the older browser session");
+            self.browser_end(old, AudioStatus::JoinedFromAnotherDevice);
+        }
+        if let Some(call) = older_call {
+            tracing::info!(attendee = %attendee_id, "attendee joined from a browser; ending the older SIP call");
+            self.hang_up(call, "SIP;cause=200;text=\"joined from another device\"");
+        }
+        self.metrics
+            .gauge_set("vc_browser_sessions", "", self.active_browsers() as i64);
+        BrowserSession {
+            id,
+            stream,
+            rx,
+            roster,
+        }
+    }
+
+    /// Tells a browser session to end with `status`; its driver then closes it.
+    fn browser_end(&self, id: u64, status: AudioStatus) {
+        let tx = self
+            .reg
+            .lock()
+            .ok()
+            .and_then(|r| r.browsers.get(&id).map(|b| b.tx.clone()));
+        if let Some(tx) = tx {
+            let _ = tx.try_send(SessionMsg::End(status));
+        }
+    }
+
+    /// Answers a browser's SDP offer (SUBSCRIBE) with a WebRTC leg in its meeting. A
+    /// renegotiation replaces the session's previous leg.
+    pub async fn browser_subscribe(
+        self: &Arc<Self>,
+        id: u64,
+        offer: String,
+        muted: bool,
+        browser_ip: Option<IpAddr>,
+    ) -> Result<String, SubscribeError> {
+        let port = self.webrtc_port().ok_or(SubscribeError::NoWebRtcPort)?;
+        let (meeting_id, old) = {
+            let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            let b = r.browsers.get_mut(&id).ok_or(SubscribeError::SessionGone)?;
+            (b.meeting_id.clone(), (b.leg.take(), b.route.take()))
+        };
+        self.drop_browser_leg(&meeting_id, old.0, old.1).await;
+        let tx = self.meeting_sender(&meeting_id);
+        let candidate = port.candidate_for(browser_ip).await;
+        let (reply, rx) = oneshot::channel();
+        tx.send(MeetingMsg::AddWebRtc {
+            offer,
+            candidate,
+            muted,
+            socket: port.socket(),
+            reply,
+        })
+        .await
+        .map_err(|_| SubscribeError::MeetingGone)?;
+        let answer = rx.await.map_err(|_| SubscribeError::MeetingGone)??;
+        let route = port.add(&answer.ufrag, tx.clone(), answer.leg);
+        let stale = {
+            let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            match r.browsers.get_mut(&id) {
+                Some(b) => {
+                    b.leg = Some(answer.leg);
+                    b.route = Some(route);
+                    let stream = b.stream;
+                    r.roster_set_leg(&meeting_id, stream, Some(answer.leg));
+                    if let Some(e) = r
+                        .rosters
+                        .get_mut(&meeting_id)
+                        .and_then(|x| x.entries.get_mut(&stream))
+                    {
+                        e.muted = muted;
+                    }
+                    false
+                }
+                None => true,
+            }
+        };
+        if stale {
+            self.drop_browser_leg(&meeting_id, Some(answer.leg), Some(route))
+                .await;
+            return Err(SubscribeError::SessionGone);
+        }
+        tracing::info!(meeting = %meeting_id, leg = %answer.leg, %candidate, "browser media leg added");
+        Ok(answer.sdp)
+    }
+
+    async fn drop_browser_leg(&self, meeting_id: &str, leg: Option<LegId>, route: Option<u64>) {
+        if let (Some(key), Some(port)) = (route, self.webrtc_port()) {
+            port.remove(key);
+        }
+        let Some(leg) = leg else { return };
+        let tx = self
+            .reg
+            .lock()
+            .ok()
+            .and_then(|r| r.meetings.get(meeting_id).map(|h| h.tx.clone()));
+        if let Some(tx) = tx {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(MeetingMsg::RemoveLeg { leg, reply }).await.is_ok() {
+                let _ = rx.await;
+            }
+        }
+    }
+
+    /// The browser muted or unmuted itself: its audio leaves or rejoins the mix and
+    /// every browser in the meeting is told.
+    pub fn browser_mute(&self, id: u64, muted: bool) {
+        let (meeting_id, leg, stream) = {
+            let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(b) = r.browsers.get(&id) else { return };
+            let (meeting_id, leg, stream) = (b.meeting_id.clone(), b.leg, b.stream);
+            if let Some(e) = r
+                .rosters
+                .get_mut(&meeting_id)
+                .and_then(|x| x.entries.get_mut(&stream))
+            {
+                e.muted = muted;
+            }
+            r.broadcast(&meeting_id, &SessionMsg::Muted { stream, muted });
+            (meeting_id, leg, stream)
+        };
+        tracing::debug!(meeting = %meeting_id, stream, muted, "browser mute");
+        if let Some(leg) = leg {
+            let tx = self
+                .reg
+                .lock()
+                .ok()
+                .and_then(|r| r.meetings.get(&meeting_id).map(|h| h.tx.clone()));
+            if let Some(tx) = tx {
+                let _ = tx.try_send(MeetingMsg::SetMuted { leg, muted });
+            }
+        }
+    }
+
+    /// The browser's session ended (LEAVE, socket closed, or status sent): its leg goes
+    /// and the others are told. `dropped` when the connection was lost rather than left.
+    pub async fn browser_close(&self, id: u64, dropped: bool) {
+        let gone = {
+            let mut r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(b) = r.browsers.remove(&id) else {
+                return;
+            };
+            r.roster_leave(&b.meeting_id, b.stream, dropped);
+            b
+        };
+        self.drop_browser_leg(&gone.meeting_id, gone.leg, gone.route)
+            .await;
+        self.metrics
+            .gauge_set("vc_browser_sessions", "", self.active_browsers() as i64);
     }
 
     /// Connects the media side to the edge's command channel (for BYEs it starts).
@@ -296,7 +683,12 @@ impl Media {
     /// Meetings that have at least one call on this node.
     pub fn active_meetings(&self) -> Vec<String> {
         let r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ids: Vec<String> = r.calls.values().map(|c| c.meeting_id.clone()).collect();
+        let mut ids: Vec<String> = r
+            .calls
+            .values()
+            .map(|c| c.meeting_id.clone())
+            .chain(r.browsers.values().map(|b| b.meeting_id.clone()))
+            .collect();
         ids.sort();
         ids.dedup();
         ids
@@ -319,6 +711,17 @@ impl Media {
         for c in calls {
             self.hang_up(c, "SIP;cause=410;text=\"meeting ended\"");
         }
+        let browsers: Vec<u64> = {
+            let r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            r.browsers
+                .iter()
+                .filter(|(_, b)| b.meeting_id == meeting_id)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for b in browsers {
+            self.browser_end(b, AudioStatus::MeetingEnded);
+        }
     }
 
     /// Ends an attendee's call (DeleteAttendee).
@@ -333,6 +736,17 @@ impl Media {
                 c,
                 "SIP;cause=410;text=\"attendee removed from the meeting\"",
             );
+        }
+        let browsers: Vec<u64> = {
+            let r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+            r.browsers
+                .iter()
+                .filter(|(_, b)| b.attendee_id == attendee_id)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for b in browsers {
+            self.browser_end(b, AudioStatus::AttendeeRemoved);
         }
     }
 
@@ -478,6 +892,49 @@ impl Media {
                 if let Some(call) = call {
                     tracing::info!(meeting = %meeting_id, %leg, "no RTP for the inactivity timeout; hanging up");
                     self.hang_up(call, "SIP;cause=408;text=\"no RTP received\"");
+                    return;
+                }
+                let browser = self.reg.lock().ok().and_then(|r| {
+                    r.browsers
+                        .values()
+                        .find(|b| b.meeting_id == meeting_id && b.leg == Some(leg))
+                        .map(|b| b.tx.clone())
+                });
+                if let Some(tx) = browser {
+                    tracing::info!(meeting = %meeting_id, %leg, "browser media lost (ICE consent or silence); closing its session");
+                    let _ = tx.try_send(SessionMsg::MediaLost);
+                }
+            }
+            EngineEvent::Levels(levels) => {
+                let r = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(roster) = r.rosters.get(meeting_id) else {
+                    return;
+                };
+                if !r.browsers.values().any(|b| b.meeting_id == meeting_id) {
+                    return;
+                }
+                let by_leg: HashMap<LegId, u32> = roster
+                    .entries
+                    .iter()
+                    .filter_map(|(s, e)| Some((e.leg?, *s)))
+                    .collect();
+                let volumes: Vec<AttendeeVolume> = levels
+                    .iter()
+                    .filter_map(|(leg, volume, muted)| {
+                        Some(AttendeeVolume {
+                            audio_stream_id: *by_leg.get(leg)?,
+                            // A muted attendee is silent to the indicator.
+                            attenuation_db: Some(if *muted {
+                                AttendeeVolume::MAX_ATTENUATION_DB
+                            } else {
+                                u32::from(*volume)
+                            }),
+                            signal_strength: Some(2),
+                        })
+                    })
+                    .collect();
+                if !volumes.is_empty() {
+                    r.broadcast(meeting_id, &SessionMsg::Levels(volumes));
                 }
             }
             EngineEvent::Dtmf {
@@ -488,7 +945,11 @@ impl Media {
                 tracing::info!(meeting = %meeting_id, %leg, %digit, duration_ms, "DTMF");
                 self.metrics.counter_add("vc_dtmf_events_total", "", 1);
             }
-            EngineEvent::ActiveSpeakers(_) | EngineEvent::Levels(_) => {}
+            EngineEvent::WebRtcConnected { leg } => {
+                tracing::info!(meeting = %meeting_id, %leg, "browser media connected (ICE, DTLS-SRTP)");
+                self.metrics.counter_add("vc_webrtc_connected_total", "", 1);
+            }
+            EngineEvent::ActiveSpeakers(_) => {}
         }
     }
 
@@ -517,6 +978,7 @@ impl Media {
             if let Some(leg) = info.leg {
                 r.by_leg.remove(&(info.meeting_id.clone(), leg));
             }
+            r.roster_leave(&info.meeting_id, info.stream, false);
             let tx = r.meetings.get(&info.meeting_id).map(|h| h.tx.clone());
             (info, tx)
         };
@@ -564,7 +1026,7 @@ async fn run_meeting(
                         let _ = reply.send(media.remove_leg(leg));
                         if media.leg_count() == 0 {
                             let mut r = media_ref.reg.lock().unwrap_or_else(|p| p.into_inner());
-                            let still_empty = !r.calls.values().any(|c| c.meeting_id == meeting_id);
+                            let still_empty = !r.meeting_in_use(&meeting_id);
                             if still_empty {
                                 r.meetings.remove(&meeting_id);
                                 break;
@@ -578,6 +1040,16 @@ async fn run_meeting(
                         if let Err(e) = media.update_leg(now, leg, cfg) {
                             tracing::warn!(%leg, error = %e, "re-negotiated media could not be applied");
                         }
+                    }
+                    MeetingMsg::AddWebRtc { offer, candidate, muted, socket, reply } => {
+                        let r = media.add_webrtc_leg(now, &offer, candidate, muted);
+                        if let Ok(a) = &r {
+                            sockets.insert(a.leg, (socket.clone(), socket));
+                        }
+                        let _ = reply.send(r);
+                    }
+                    MeetingMsg::SetMuted { leg, muted } => {
+                        let _ = media.set_muted(leg, muted);
                     }
                 }
             }
@@ -662,6 +1134,7 @@ impl CallApp for Arc<Media> {
             leg: None,
             port,
             readers: Vec::new(),
+            stream: 0,
             negotiated: None,
             pending: None,
             started: Instant::now(),
@@ -710,6 +1183,9 @@ impl CallApp for Arc<Media> {
             if let Some(leg) = leg {
                 r.by_leg.insert((meeting_id.clone(), leg), call);
             }
+            // Browsers list a SIP caller by its number (the From user), as Chime does.
+            let number = info.cdr.source_phone_number.clone();
+            info.stream = r.roster_join(&meeting_id, &attendee.attendee_id, &number, false, leg);
             r.calls.insert(call, info);
             prev
         };
@@ -788,7 +1264,9 @@ impl CallApp for Arc<Media> {
                     c.leg = Some(leg);
                     c.readers = readers;
                     c.negotiated = Some(negotiated);
-                    r.by_leg.insert((meeting_id, leg), call);
+                    let stream = c.stream;
+                    r.by_leg.insert((meeting_id.clone(), leg), call);
+                    r.roster_set_leg(&meeting_id, stream, Some(leg));
                 }
                 None => {
                     // The call ended meanwhile: undo.

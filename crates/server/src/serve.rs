@@ -86,6 +86,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(ca) = edge.transports.dev_ca_path() {
         tracing::info!(ca = %ca.display(), "development CA (trust it in PBX test setups)");
     }
+    let webrtc = crate::webrtc::WebRtcPort::bind(cfg.webrtc_udp, cfg.media_ip)
+        .await
+        .with_context(|| format!("binding the WebRTC port {}", cfg.webrtc_udp))?;
+    tracing::info!(addr = %webrtc.local_addr()?, "WebRTC (browser attendees) listening");
+    media.set_webrtc(webrtc.clone());
+    let webrtc_task = tokio::spawn(webrtc.run());
     tokio::spawn(forward_control_events(
         state.events.subscribe(),
         media.clone(),
@@ -100,11 +106,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         media.clone(),
         i64::from(cfg.meeting_idle_timeout),
     ));
-    let app = api::router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let signaling = crate::signaling::router(Arc::new(crate::signaling::SignalingState {
+        repo: repo.clone(),
+        media: media.clone(),
+        metrics: metrics.clone(),
+    }));
+    let app = signaling.merge(api::router(state.clone()));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     sweeper.abort();
+    webrtc_task.abort();
     edge.shutdown().await;
     tracing::info!("voice-connector stopped");
     Ok(())
