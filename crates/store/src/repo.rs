@@ -14,6 +14,12 @@ pub enum StoreError {
     /// The database failed or is unreachable (an internal fault).
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database refused a call record written in a group commit (an internal fault).
+    #[error("database: {source}")]
+    GroupCommit { source: std::sync::Arc<sqlx::Error> },
+    /// The call-record writer task is gone (the runtime is shutting down).
+    #[error("the call-record writer has stopped")]
+    WriterGone,
     /// A row kept changing under a compare-and-insert loop (an internal fault).
     #[error("{what} kept changing under concurrent writes")]
     Contention { what: &'static str },
@@ -142,7 +148,8 @@ pub trait Repository: Send + Sync + 'static {
     async fn touch_meeting_audio(&self, id: &str, at_ms: i64) -> Result<(), StoreError>;
 
     // Call detail records.
-    /// Stores one call's record (a JSON document). `id` is its TransactionId.
+    /// Stores one call's record (a JSON document). `id` is its TransactionId. Durable when it
+    /// returns, like every write; concurrent calls may share one commit.
     async fn insert_call_record(
         &self,
         id: &str,

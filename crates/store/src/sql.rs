@@ -2,6 +2,7 @@
 //! once, in the subset both dialects share (`$n` parameters, `ON CONFLICT`).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,6 +21,69 @@ use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreE
 pub struct SqlRepository {
     pool: AnyPool,
     postgres: bool,
+    /// Call records go through one writer task that commits them in groups.
+    records: tokio::sync::mpsc::Sender<RecordJob>,
+}
+
+/// One call record waiting for its group's commit.
+struct RecordJob {
+    id: String,
+    vc_id: String,
+    start_ms: i64,
+    body: String,
+    done: tokio::sync::oneshot::Sender<Result<(), Arc<sqlx::Error>>>,
+}
+
+/// Most call records committed in one transaction.
+const RECORD_BATCH: usize = 256;
+/// Call records queued for the writer before `insert_call_record` waits for room.
+const RECORD_QUEUE: usize = 4096;
+
+const INSERT_RECORD: &str = "INSERT INTO call_records (id, vc_id, start_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING";
+
+/// Group commit for call records: every call ends with one, and a commit costs an fsync
+/// (SQLite `synchronous=FULL`, PostgreSQL's WAL flush). The writer takes whatever records
+/// are queued when it is free (up to [`RECORD_BATCH`]), stores them in one transaction and
+/// then answers each caller, so `insert_call_record` still returns only once its record is
+/// durable, while a burst of call ends costs one fsync instead of one each.
+async fn record_writer(pool: AnyPool, mut rx: tokio::sync::mpsc::Receiver<RecordJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match write_records(&pool, &batch).await {
+            Ok(()) => {
+                for job in batch {
+                    let _ = job.done.send(Ok(()));
+                }
+            }
+            // One record must not sink the others: store each on its own.
+            Err(_) => {
+                for job in batch {
+                    let r = write_records(&pool, std::slice::from_ref(&job)).await;
+                    let _ = job.done.send(r.map_err(Arc::new));
+                }
+            }
+        }
+    }
+}
+
+async fn write_records(pool: &AnyPool, batch: &[RecordJob]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for job in batch {
+        sqlx::query(INSERT_RECORD)
+            .bind(job.id.as_str())
+            .bind(job.vc_id.as_str())
+            .bind(job.start_ms)
+            .bind(job.body.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
 }
 
 impl std::fmt::Debug for SqlRepository {
@@ -65,7 +129,14 @@ impl SqlRepository {
             .connect_with(opts)
             .await?;
         crate::migrate::run(&pool, postgres).await?;
-        Ok(SqlRepository { pool, postgres })
+        let (records, rx) = tokio::sync::mpsc::channel(RECORD_QUEUE);
+        // Ends when the last clone of this repository (the last sender) is dropped.
+        tokio::spawn(record_writer(pool.clone(), rx));
+        Ok(SqlRepository {
+            pool,
+            postgres,
+            records,
+        })
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -544,14 +615,22 @@ impl Repository for SqlRepository {
         start_ms: i64,
         body: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO call_records (id, vc_id, start_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
-            .bind(id)
-            .bind(vc_id)
-            .bind(start_ms)
-            .bind(body.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job = RecordJob {
+            id: id.to_owned(),
+            vc_id: vc_id.to_owned(),
+            start_ms,
+            body: body.to_string(),
+            done,
+        };
+        self.records
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        result
+            .await
+            .map_err(|_| StoreError::WriterGone)?
+            .map_err(|source| StoreError::GroupCommit { source })
     }
 
     async fn list_call_records(

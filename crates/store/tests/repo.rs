@@ -210,6 +210,7 @@ suite!(
     delete_connector_cascades_to_settings_and_credentials,
     writes_survive_reconnect,
     call_records_are_listed_per_connector_in_order,
+    concurrent_call_records_all_land_and_survive_reconnect,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1270,4 +1271,46 @@ async fn cache_with_zero_ttl_always_reads_through() {
         cached.get_voice_connector(&id).await.unwrap().unwrap().name,
         "two"
     );
+}
+
+async fn concurrent_call_records_all_land_and_survive_reconnect(db: &Db) {
+    // A burst of call ends (the group-commit path): every insert returns only once its
+    // record is stored, duplicates inside one group keep one copy, and nothing is lost.
+    let mut tasks = Vec::new();
+    for i in 0..600u32 {
+        let repo = db.repo.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every tenth record is sent twice, as a retry would.
+            let n = if i % 10 == 9 { i - 1 } else { i };
+            let id = format!("burst-{n:04}");
+            let doc = json!({ "TransactionId": id, "VoiceConnectorId": "vc-burst" });
+            repo.insert_call_record(&id, "vc-burst", i64::from(n), &doc)
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("insert");
+    }
+    let reopened = db.reopen().await;
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = reopened
+            .list_call_records(Some("vc-burst"), after.as_deref(), 250)
+            .await
+            .expect("list");
+        if page.is_empty() {
+            break;
+        }
+        for r in &page {
+            seen.push(r["TransactionId"].as_str().unwrap_or_default().to_string());
+        }
+        after = seen.last().cloned();
+    }
+    assert_eq!(seen.len(), 540, "600 inserts, 60 of them repeats");
+    let expected: Vec<String> = (0..600u32)
+        .filter(|i| i % 10 != 9)
+        .map(|i| format!("burst-{i:04}"))
+        .collect();
+    assert_eq!(seen, expected);
 }
