@@ -361,29 +361,7 @@ impl Session {
                 self.on_join(now, &frame);
                 Ok(())
             }
-            (_, State::AwaitingJoin) | (FrameType::Join, _) => Err(unexpected(self.state)),
-            (FrameType::Subscribe, State::Joined | State::Active) => {
-                let sub = frame.sub.ok_or(SessionError::MissingField {
-                    frame: kind,
-                    field: "sub",
-                })?;
-                // An empty offer is what a client sends when it compresses SDP, which
-                // it does only when JOIN_ACK asks for it (we never do).
-                let sdp_offer =
-                    sub.sdp_offer
-                        .filter(|o| !o.is_empty())
-                        .ok_or(SessionError::MissingField {
-                            frame: kind,
-                            field: "sdp_offer",
-                        })?;
-                self.pending_duplex = sub.duplex;
-                self.state = State::Subscribing;
-                self.out.push_back(Output::Subscribe {
-                    sdp_offer,
-                    audio_muted: sub.audio_muted,
-                });
-                Ok(())
-            }
+            // The SDK starts pinging as soon as the socket opens, before its JOIN.
             (FrameType::PingPong, _) => {
                 let ping = frame.ping_pong.ok_or(SessionError::MissingField {
                     frame: kind,
@@ -406,6 +384,29 @@ impl Session {
                         field: "ping_pong.type",
                     }),
                 }
+            }
+            (_, State::AwaitingJoin) | (FrameType::Join, _) => Err(unexpected(self.state)),
+            (FrameType::Subscribe, State::Joined | State::Active) => {
+                let sub = frame.sub.ok_or(SessionError::MissingField {
+                    frame: kind,
+                    field: "sub",
+                })?;
+                // An empty offer is what a client sends when it compresses SDP, which
+                // it does only when JOIN_ACK asks for it (we never do).
+                let sdp_offer =
+                    sub.sdp_offer
+                        .filter(|o| !o.is_empty())
+                        .ok_or(SessionError::MissingField {
+                            frame: kind,
+                            field: "sdp_offer",
+                        })?;
+                self.pending_duplex = sub.duplex;
+                self.state = State::Subscribing;
+                self.out.push_back(Output::Subscribe {
+                    sdp_offer,
+                    audio_muted: sub.audio_muted,
+                });
+                Ok(())
             }
             (FrameType::Leave, _) => {
                 let ack = SdkSignalFrame {

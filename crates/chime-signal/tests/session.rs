@@ -368,12 +368,12 @@ fn protocol_errors_close_by_blame() {
         reason: CloseReason::ProtocolError,
     })];
 
-    // Anything but JOIN first.
+    // Anything but JOIN (or PING) first.
     let mut s = Session::new(t0, T0_MS, SessionConfig::default());
     assert_eq!(
-        s.handle_frame(t0, &ping(1)),
+        s.handle_frame(t0, &subscribe("v=0")),
         Err(SessionError::Unexpected {
-            frame: FrameType::PingPong,
+            frame: FrameType::Subscribe,
             state: State::AwaitingJoin
         })
     );
@@ -472,6 +472,27 @@ fn protocol_errors_close_by_blame() {
             state: State::Subscribing
         })
     );
+}
+
+/// The SDK pings as soon as the WebSocket opens, before JOIN (seen from 3.32.0 in
+/// Chromium): the PING is answered and the session still awaits JOIN.
+#[test]
+fn ping_before_join_is_answered() {
+    let t0 = Instant::now();
+    let mut s = Session::new(t0, T0_MS, SessionConfig::default());
+    s.handle_frame(t0, &ping(9)).unwrap();
+    let out = drain(&mut s);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let Out::Frame(f) = &out[0] else {
+        panic!("a PONG frame: {out:?}")
+    };
+    assert_eq!(f.frame_type(), Some(FrameType::PingPong));
+    let pong = f.ping_pong.as_ref().unwrap();
+    assert_eq!(pong.r#type, SdkPingPongType::Pong as i32);
+    assert_eq!(pong.ping_id, 9);
+    assert_eq!(s.state(), State::AwaitingJoin);
+    s.handle_frame(t0, &join()).unwrap();
+    assert_eq!(s.state(), State::Joined);
 }
 
 #[test]

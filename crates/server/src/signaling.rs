@@ -248,7 +248,7 @@ async fn run_session(
                 match msg {
                     Some(Ok(Message::Binary(b))) => {
                         if let Err(e) = session.handle_frame(now, &b) {
-                            tracing::debug!(meeting = %meeting_id, error = %e, "signaling frame refused");
+                            tracing::info!(meeting = %meeting_id, error = %e, len = b.len(), "signaling frame refused");
                         }
                     }
                     Some(Ok(Message::Text(_))) => {
