@@ -4,8 +4,9 @@ Chromium joins a meeting of the real `voice-connector serve` over its signaling 
 caller (pjsua2, tests/pjsua2/caller.py) that joined the same meeting by its token.
 
 The browser's fake microphone plays a steady 1 kHz tone, the SIP caller 440 Hz:
-- the browser's received audio (WebAudio analyser on the SDK's remote stream) carries 440 Hz;
-- the SIP caller's recording carries 1 kHz;
+- the browser's received audio (WebAudio analyser on the SDK's remote stream) carries 440 Hz
+  and not its own 1 kHz; the SIP caller's recording carries 1 kHz and not its own 440 Hz;
+- the SIP attendee's level reaches the browser's volume indicator;
 - the browser's roster lists the SIP attendee (ExternalUserId: the caller's E.164 number),
   and drops it when the caller hangs up;
 - DeleteAttendee of the browser's attendee stops the SDK session with AUDIO_STATUS 411,
@@ -40,6 +41,8 @@ CALLER_TONE_HZ = 440
 CALL_SECONDS = 8.0
 #: Received-audio analysis blocks (~100 ms each) that must carry a tone: one second's worth.
 TONE_BLOCKS = 10
+#: Blocks in which one's own tone may come back (none should: the mix is N-1).
+OWN_TONE_BLOCKS_MAX = 3
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +63,8 @@ def browser_env(start_server, browser_bundle):
         import pjsua2  # noqa: F401
     except ImportError:
         pytest.fail("pjsua2 is not installed (PyPI pjsua2-python); run scripts/setup-deps")
-    server = start_server()
+    # Browser legs share one UDP port; on 127.0.0.1 its ICE host candidate is loopback.
+    server = start_server(extra_args=["--webrtc-udp", "127.0.0.1:0"])
     deadline = time.monotonic() + 10
     while not (m := re.search(r'SIP listening transport="udp" addr=127\.0\.0\.1:(\d+)', server.log())):
         assert time.monotonic() < deadline and server.alive(), f"no SIP/UDP listener:\n{server.log()[-3000:]}"
@@ -151,6 +155,14 @@ def test_sdk_browser_and_sip_caller_hear_each_other(browser_env, tmp_path):
                 f"{CALLER_TONE_HZ} Hz from the SIP caller in the browser's received audio",
             )
             assert harness.packets_received(heard) > 0, heard["stats"]
+            # N-1 mix: the browser does not get its own tone back.
+            assert harness.tone_blocks(heard, BROWSER_TONE_HZ) < OWN_TONE_BLOCKS_MAX, heard["audio"]
+            # The caller's level reaches the SDK's volume indicator (AUDIO_METADATA).
+            browser.wait(
+                lambda s: (s["volumes"][sip_att["AttendeeId"]]["maxVolume"] or 0) >= 0.5,
+                10,
+                "a volume indicator of at least 0.5 for the SIP attendee",
+            )
             res = caller_result(caller, timeout=CALL_SECONDS + 30)
         finally:
             if caller.poll() is None:
@@ -161,6 +173,9 @@ def test_sdk_browser_and_sip_caller_hear_each_other(browser_env, tmp_path):
         presence = harness.tone_presence(recording, (BROWSER_TONE_HZ, CALLER_TONE_HZ))
         assert presence["tones"][BROWSER_TONE_HZ]["present_blocks"] >= TONE_BLOCKS, (
             f"the SIP caller did not hear the browser's {BROWSER_TONE_HZ} Hz: {presence}"
+        )
+        assert presence["tones"][CALLER_TONE_HZ]["present_blocks"] < OWN_TONE_BLOCKS_MAX, (
+            f"the SIP caller heard its own {CALLER_TONE_HZ} Hz: {presence}"
         )
 
         # The caller hung up: the browser sees the SIP attendee leave.

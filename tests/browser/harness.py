@@ -9,9 +9,9 @@ hears to a small HTTP server of this module, which a test asserts on.
 
 `join_info` is {"Meeting": <CreateMeeting response's Meeting>, "Attendee": <CreateAttendee
 response's Attendee>}. The page's reports (see page/app.js for the fields) arrive several
-times a second; `browser.state` is the latest, `browser.logs` every log line so far
-(also written to <tmp>/browser-page.log), and Chromium's own stderr is in
-<tmp>/chromium.log.
+times a second; `browser.state` is the latest (written to <tmp>/browser-state.json at
+the end), `browser.logs` every log line so far (also written to <tmp>/browser-page.log),
+and Chromium's own stderr is in <tmp>/browser-chromium.log.
 
 Nothing here depends on pytest: a timeout raises `BrowserTimeout` (an AssertionError) whose
 message carries the page's last state, its last log lines and Chromium's stderr tail.
@@ -186,6 +186,7 @@ class BrowserAttendee:
         self.name = name
         self.extra_flags = extra_flags
         self.page_log_path = self.work_dir / f"{name}-page.log"
+        self.state_path = self.work_dir / f"{name}-state.json"
         self.chromium_log_path = self.work_dir / f"{name}-chromium.log"
         self.state: dict = {}
         self.logs: list[str] = []
@@ -266,6 +267,9 @@ class BrowserAttendee:
         )
 
     def close(self) -> None:
+        if self.state:
+            with self._lock:
+                self.state_path.write_text(json.dumps(self.state, indent=1, sort_keys=True))
         if self._proc is not None and self._proc.poll() is None:
             # Chromium forks helpers (zygote, renderer, GPU, audio): end the whole group.
             for sig in (signal.SIGTERM, signal.SIGKILL):
