@@ -317,6 +317,8 @@ pub struct BrowserMedia {
     pub heard: Arc<Mutex<Heard>>,
     /// Whether received audio is decoded (the bench only counts packets).
     pub decode: bool,
+    /// Pre-encoded Opus frames sent in turn instead of encoding a tone (the bench).
+    pub canned: Option<Arc<[Vec<u8>]>>,
 }
 
 impl BrowserMedia {
@@ -341,6 +343,7 @@ impl BrowserMedia {
                 socket,
                 heard: Arc::new(Mutex::new(Heard::default())),
                 decode: true,
+                canned: None,
             },
             offer.to_sdp_string(),
         )
@@ -419,14 +422,23 @@ impl BrowserMedia {
                     }
                 }
                 _ = tick.tick() => {
-                    if let (Some(pt), true) = (pt, freq > 0.0) {
-                        let mut pcm = vec![0i16; 960];
-                        for s in &mut pcm {
-                            *s = (phase.sin() * 10_000.0) as i16;
-                            phase += 2.0 * std::f64::consts::PI * freq / 48_000.0;
-                        }
+                    if let (Some(pt), true) = (pt, freq > 0.0 || self.canned.is_some()) {
                         let mut payload = Vec::new();
-                        if enc.encode(&pcm, &mut payload).is_ok()
+                        let encoded = match &self.canned {
+                            Some(c) if !c.is_empty() => {
+                                payload.extend_from_slice(&c[(frames % c.len() as u64) as usize]);
+                                true
+                            }
+                            _ => {
+                                let mut pcm = vec![0i16; 960];
+                                for s in &mut pcm {
+                                    *s = (phase.sin() * 10_000.0) as i16;
+                                    phase += 2.0 * std::f64::consts::PI * freq / 48_000.0;
+                                }
+                                enc.encode(&pcm, &mut payload).is_ok()
+                            }
+                        };
+                        if encoded
                             && let Some(w) = self.rtc.writer(self.mid)
                         {
                             let time = MediaTime::new(frames * 960, Frequency::FORTY_EIGHT_KHZ);
@@ -457,12 +469,33 @@ pub struct Joined {
     pub early: Vec<SdkSignalFrame>,
 }
 
+/// A browser that sends the canned Opus frames in turn and only counts what it receives.
+pub async fn join_browser_canned(
+    http: SocketAddr,
+    meeting_id: &str,
+    token: &str,
+    canned: Arc<[Vec<u8>]>,
+) -> Joined {
+    join_browser_with(http, meeting_id, token, 0.0, false, Some(canned)).await
+}
+
 pub async fn join_browser(
     http: SocketAddr,
     meeting_id: &str,
     token: &str,
     freq: f64,
     decode: bool,
+) -> Joined {
+    join_browser_with(http, meeting_id, token, freq, decode, None).await
+}
+
+async fn join_browser_with(
+    http: SocketAddr,
+    meeting_id: &str,
+    token: &str,
+    freq: f64,
+    decode: bool,
+    canned: Option<Arc<[Vec<u8>]>>,
 ) -> Joined {
     let mut signal = SignalClient::connect(http, meeting_id, token)
         .await
@@ -475,6 +508,7 @@ pub async fn join_browser(
     early.push(index);
     let (mut media, offer) = BrowserMedia::offer().await;
     media.decode = decode;
+    media.canned = canned;
     let heard = media.heard.clone();
     signal.subscribe(offer).await;
     let (ack, skipped) = signal
