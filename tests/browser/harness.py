@@ -432,6 +432,16 @@ def tone_blocks(state: dict, hz: int) -> int:
     return int(((state.get("audio") or {}).get("tones") or {}).get(str(hz), {}).get("presentBlocks") or 0)
 
 
+def tone_absent_streak(state: dict, hz: int) -> int:
+    """How many analysis blocks in a row, up to the latest, lacked `hz`."""
+    return int(((state.get("audio") or {}).get("tones") or {}).get(str(hz), {}).get("absentStreak") or 0)
+
+
+def volume_of(state: dict, attendee_id: str) -> dict:
+    """The volume indicator the page last got for `attendee_id` ({} before any)."""
+    return (state.get("volumes") or {}).get(attendee_id) or {}
+
+
 def packets_received(state: dict) -> int:
     inbound = (state.get("stats") or {}).get("inbound") or {}
     return int(inbound.get("packetsReceived") or 0)

@@ -11,7 +11,11 @@ The browser's fake microphone plays a steady 1 kHz tone, the SIP caller 440 Hz:
   and drops it when the caller hangs up;
 - DeleteAttendee of the browser's attendee stops the SDK session with AUDIO_STATUS 411,
   the SDK's `MeetingSessionStatusCode.AudioAttendeeRemoved`;
-- DeleteMeeting stops it with 410, `MeetingEnded`.
+- DeleteMeeting stops it with 410, `MeetingEnded`;
+- the same token from a second browser stops the first with 301
+  (`AudioJoinedFromAnotherDevice`);
+- a browser's mute reaches another browser (volume indicator `muted`, its tone gone) and
+  its unmute brings both back.
 
 Every wait is bounded; each test takes well under 90 s.
 """
@@ -241,3 +245,48 @@ def test_sdk_browser_same_token_elsewhere_replaces_session(browser_env, tmp_path
                 "the attendee in the second session's roster",
             )
             assert second.state.get("stopStatus") is None, second.state.get("stopStatus")
+
+
+def test_sdk_browser_mute_reaches_the_other_browser(browser_env, tmp_path):
+    """Two browsers in one meeting hear each other; when A mutes (the SDK's
+    realtimeMuteLocalAudio: AUDIO_CONTROL to the server), B's volume indicator for A says
+    muted and A's tone leaves B's audio; after unmuting both come back."""
+    server, _, _ = browser_env
+    meetings = server.meetings
+    meeting = meetings.create_meeting(
+        ClientRequestToken=uuid.uuid4().hex, MediaRegion="us-east-1", ExternalMeetingId="browser-" + uuid.uuid4().hex[:8]
+    )["Meeting"]
+    att_a = meetings.create_attendee(MeetingId=meeting["MeetingId"], ExternalUserId="browser-a")["Attendee"]
+    att_b = meetings.create_attendee(MeetingId=meeting["MeetingId"], ExternalUserId="browser-b")["Attendee"]
+    a_id = att_a["AttendeeId"]
+    mic_a = harness.tone_wav(tmp_path / "a-mic.wav", BROWSER_TONE_HZ)
+    mic_b = harness.tone_wav(tmp_path / "b-mic.wav", CALLER_TONE_HZ)
+    tones = (CALLER_TONE_HZ, BROWSER_TONE_HZ)
+    with (
+        harness.BrowserAttendee(tmp_path, {"Meeting": meeting, "Attendee": att_a}, fake_audio=mic_a, tones=tones, name="a") as a,
+        harness.BrowserAttendee(tmp_path, {"Meeting": meeting, "Attendee": att_b}, fake_audio=mic_b, tones=tones, name="b") as b,
+    ):
+        a.wait(lambda s: s["phase"] == "started", 25, "A's session started")
+        b.wait(lambda s: s["phase"] == "started", 25, "B's session started")
+        a.wait(lambda s: harness.tone_blocks(s, CALLER_TONE_HZ) >= TONE_BLOCKS, 15, "B's 440 Hz in A's audio")
+        heard = b.wait(lambda s: harness.tone_blocks(s, BROWSER_TONE_HZ) >= TONE_BLOCKS, 15, "A's 1 kHz in B's audio")
+        b.wait(lambda s: harness.volume_of(s, a_id).get("muted") is False, 10, "A unmuted in B's volume indicator")
+
+        a.command("mute")
+        a.wait(lambda s: s["muted"] is True, 10, "A muted locally")
+        b.wait(lambda s: harness.volume_of(s, a_id).get("muted") is True, 10, "A muted in B's volume indicator")
+        b.wait(
+            lambda s: harness.tone_absent_streak(s, BROWSER_TONE_HZ) >= TONE_BLOCKS,
+            10,
+            "A's 1 kHz gone from B's audio while A is muted",
+        )
+
+        a.command("unmute")
+        before = harness.tone_blocks(b.state, BROWSER_TONE_HZ)
+        b.wait(lambda s: harness.volume_of(s, a_id).get("muted") is False, 10, "A unmuted again in B's volume indicator")
+        b.wait(
+            lambda s: harness.tone_blocks(s, BROWSER_TONE_HZ) >= before + TONE_BLOCKS,
+            15,
+            "A's 1 kHz back in B's audio after unmuting",
+        )
+        assert a.state["errors"] == [] and b.state["errors"] == [], (a.state["errors"], b.state["errors"])

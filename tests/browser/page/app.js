@@ -68,13 +68,13 @@ const state = {
     streams: 0, // remote streams analysed so far
     blocks: 0, // analysis blocks so far
     rmsDb: null, // last block
-    tones: {}, // hz -> {lastDb, maxDb, presentBlocks}
+    tones: {}, // hz -> {lastDb, maxDb, presentBlocks, absentStreak}
   },
   stats: null, // {inbound: {...}, outbound: {...}, pair: {...}, at}
   errors: [],
   droppedLogs: 0,
 };
-for (const hz of TONES) state.audio.tones[hz] = { lastDb: null, maxDb: null, presentBlocks: 0 };
+for (const hz of TONES) state.audio.tones[hz] = { lastDb: null, maxDb: null, presentBlocks: 0, absentStreak: 0 };
 
 let pendingLogs = [];
 let session = null;
@@ -249,7 +249,12 @@ function analyse(audioElement) {
     const t = state.audio.tones[hz];
     t.lastDb = db;
     t.maxDb = t.maxDb === null ? db : Math.max(t.maxDb, db);
-    if (db > PRESENT_DB) t.presentBlocks += 1;
+    if (db > PRESENT_DB) {
+      t.presentBlocks += 1;
+      t.absentStreak = 0;
+    } else {
+      t.absentStreak += 1; // consecutive blocks without the tone
+    }
   }
 }
 
