@@ -11,7 +11,8 @@ The browser's fake microphone plays a steady 1 kHz tone, the SIP caller 440 Hz:
   and drops it when the caller hangs up;
 - DeleteAttendee of the browser's attendee stops the SDK session with AUDIO_STATUS 411,
   the SDK's `MeetingSessionStatusCode.AudioAttendeeRemoved`;
-- DeleteMeeting stops it with 410, `MeetingEnded`;
+- the SDK's events reach the EventIngestionUrl; DeleteMeeting stops it with 410,
+  `MeetingEnded`;
 - the same token from a second browser stops the first with 301
   (`AudioJoinedFromAnotherDevice`);
 - a browser's mute reaches another browser (volume indicator `muted`, its tone gone) and
@@ -31,6 +32,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 import harness
 
@@ -197,9 +199,17 @@ def test_sdk_browser_and_sip_caller_hear_each_other(browser_env, tmp_path):
         assert stopped["errors"] == [], stopped["errors"]
 
 
-def test_sdk_browser_delete_meeting_ends_session(browser_env, tmp_path):
-    """DeleteMeeting ends the browser's session with AUDIO_STATUS 410, the SDK's
-    `MeetingSessionStatusCode.MeetingEnded`."""
+def client_events_total(server) -> int:
+    """The server's count of SDK events received at `MediaPlacement.EventIngestionUrl`."""
+    text = requests.get(server.endpoint + "/metrics", timeout=5).text
+    m = re.search(r"^vc_client_events_total(?:\{[^}]*\})? (\d+)", text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def test_sdk_browser_events_and_delete_meeting(browser_env, tmp_path):
+    """The SDK's events reach `MediaPlacement.EventIngestionUrl` (cross-origin POST with
+    the JoinToken as bearer, accepted with a 2xx), and DeleteMeeting ends the browser's
+    session with AUDIO_STATUS 410, the SDK's `MeetingSessionStatusCode.MeetingEnded`."""
     server, _, _ = browser_env
     meetings = server.meetings
     meeting = meetings.create_meeting(
@@ -214,6 +224,14 @@ def test_sdk_browser_delete_meeting_ends_session(browser_env, tmp_path):
             10,
             "the browser's own attendee in its roster",
         )
+        assert meeting["MediaPlacement"].get("EventIngestionUrl"), meeting["MediaPlacement"]
+        deadline = time.monotonic() + 15
+        while client_events_total(server) == 0:
+            assert time.monotonic() < deadline, f"no SDK event reached the EventIngestionUrl\n{browser.describe()}"
+            time.sleep(0.2)
+        refused = [line for line in browser.logs if "InMemoryJSONEventBuffer" in line and "ERROR" in line.split()[1]]
+        assert refused == [], refused
+
         meetings.delete_meeting(MeetingId=meeting["MeetingId"])
         stopped = browser.wait(lambda s: s.get("stopStatus") is not None, 15, "audioVideoDidStop after DeleteMeeting")
         assert stopped["stopStatus"]["name"] == "MeetingEnded", stopped["stopStatus"]
