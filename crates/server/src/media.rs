@@ -1022,8 +1022,19 @@ async fn run_meeting(
                         let _ = reply.send(r);
                     }
                     MeetingMsg::RemoveLeg { leg, reply } => {
-                        sockets.remove(&leg);
+                        let socks = sockets.remove(&leg);
                         let _ = reply.send(media.remove_leg(leg));
+                        // A WebRTC leg's last datagrams (DTLS close_notify) still go out.
+                        while let Some(t) = media.poll_transmit() {
+                            let sock = if t.leg == leg {
+                                socks.as_ref().map(|s| &s.0)
+                            } else {
+                                sockets.get(&t.leg).map(|s| if t.rtcp { &s.1 } else { &s.0 })
+                            };
+                            if let Some(sock) = sock {
+                                let _ = sock.try_send_to(&t.bytes, t.dest);
+                            }
+                        }
                         if media.leg_count() == 0 {
                             let mut r = media_ref.reg.lock().unwrap_or_else(|p| p.into_inner());
                             let still_empty = !r.meeting_in_use(&meeting_id);
