@@ -258,6 +258,43 @@ pub struct RxSettings {
     pub drop_every: u64,
     /// Arrival times are measured from this instant (the same for every leg).
     pub origin: Instant,
+    /// The same origin on the wall clock (since the Unix epoch), for kernel timestamps.
+    pub origin_wall: Option<Duration>,
+}
+
+/// Turns on kernel receive timestamps (SO_TIMESTAMPNS, socket(7)) so arrival times are when
+/// the kernel queued the datagram, not when this process got round to reading it: a stall of
+/// the generator then does not count as lateness of the server.
+pub fn enable_rx_timestamps(sock: &UdpSocket) -> bool {
+    nix::sys::socket::setsockopt(sock, nix::sys::socket::sockopt::ReceiveTimestampns, &true).is_ok()
+}
+
+/// One datagram and its kernel receive time (wall clock, since the Unix epoch) if the kernel
+/// gave one.
+fn recv_timestamped(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+) -> std::io::Result<(usize, Option<Duration>)> {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    sock.try_io(tokio::io::Interest::READABLE, || {
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        let msg = nix::sys::socket::recvmsg::<()>(
+            fd,
+            &mut iov,
+            Some(&mut *cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .map_err(std::io::Error::from)?;
+        let ts = msg.cmsgs().ok().and_then(|mut it| {
+            it.find_map(|c| match c {
+                nix::sys::socket::ControlMessageOwned::ScmTimestampns(t) => Some(Duration::from(t)),
+                _ => None,
+            })
+        });
+        Ok((msg.bytes, ts))
+    })
 }
 
 /// Receives and accounts the server's packets for one leg until `stop` fires.
@@ -270,18 +307,27 @@ pub async fn run_receiver(
 ) -> RxResult {
     let mut r = RxResult::default();
     let mut buf = vec![0u8; 2048];
+    let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
     let origin = settings.origin;
     loop {
         buf.resize(2048, 0);
-        let n = tokio::select! {
+        let got = tokio::select! {
             biased;
             _ = &mut stop => break,
-            res = sock.recv_from(&mut buf) => match res {
-                Ok((n, _)) => n,
+            res = sock.readable() => match res {
+                Ok(()) => recv_timestamped(&sock, &mut buf, &mut cmsg),
                 Err(_) => continue,
             },
         };
-        let arrival = origin.elapsed();
+        let (n, kernel_ts) = match got {
+            Ok(x) => x,
+            Err(_) => continue, // WouldBlock (spurious readiness) or a transient error
+        };
+        // Kernel time relative to the shared origin, else the time we read it.
+        let arrival = match (kernel_ts, settings.origin_wall) {
+            (Some(k), Some(o)) => k.saturating_sub(o),
+            _ => origin.elapsed(),
+        };
         buf.truncate(n);
         if rtp::is_rtcp(&buf) {
             r.rtcp += 1;

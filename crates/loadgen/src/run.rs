@@ -127,6 +127,8 @@ struct Counters {
     calls_503_retry_after: HashSet<String>,
     /// Call-IDs whose BYE has not been answered yet.
     bye_pending: HashSet<String>,
+    /// Legs whose socket refused SO_TIMESTAMPNS (arrival = read time instead).
+    no_kernel_timestamps: u64,
 }
 
 fn media_config(codec: Codec) -> MediaConfig {
@@ -197,6 +199,7 @@ struct Runner {
     hangup_clock: Instant,
     /// Origin of every receiver's arrival times.
     origin: Instant,
+    origin_wall: Option<Duration>,
 }
 
 impl Runner {
@@ -319,7 +322,11 @@ impl Runner {
             late_after: self.opts.late_after,
             drop_every: self.opts.rx_drop_every,
             origin: self.origin,
+            origin_wall: self.origin_wall,
         };
+        if !media::enable_rx_timestamps(&call.sock) {
+            self.counters.no_kernel_timestamps += 1;
+        }
         let handle = tokio::spawn(media::run_receiver(
             call.sock.clone(),
             rx,
@@ -491,6 +498,9 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
         hangup_queue: VecDeque::new(),
         hangup_clock: Instant::now(),
         origin: Instant::now(),
+        origin_wall: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok(),
     };
 
     let start = Instant::now();
@@ -733,7 +743,7 @@ fn report(
             "attempted": c.attempted, "answered": c.answered, "failed_by_status": failed,
             "responses_503": n503, "responses_503_with_retry_after": n503_ra,
             "remote_bye": c.remote_bye, "bye_unanswered": c.bye_pending.len(), "other_end": c.other_end, "bad_answer": c.bad_answer,
-            "pool_empty": c.pool_empty,
+            "pool_empty": c.pool_empty, "legs_without_kernel_timestamps": c.no_kernel_timestamps,
             "setup_ms_p50": c.setup.percentile_ms(50.0), "setup_ms_p99": c.setup.percentile_ms(99.0),
         },
         "rx": {
