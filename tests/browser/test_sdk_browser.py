@@ -122,6 +122,9 @@ def caller_result(proc: subprocess.Popen, timeout: float) -> dict:
 
 
 def test_sdk_browser_and_sip_caller_hear_each_other(browser_env, tmp_path):
+    """The browser (1 kHz) and a SIP caller (440 Hz) in one meeting hear each other and not
+    themselves; the roster and volume indicator show the caller, and its departure;
+    DeleteAttendee stops the browser with AudioAttendeeRemoved (411)."""
     server, sip_port, host = browser_env
     meetings = server.meetings
     meeting = meetings.create_meeting(
