@@ -11,7 +11,8 @@ The ladder raises the leg count step by step (fresh meetings per step); per step
   lost %    sequence gaps in what the server sent, of the packets expected
   CPU %     the server's user+system CPU over the measurement, of one core and of the
             machine (/proc/<pid>/stat), and the load generator's own CPU
-  RSS/leg   (server VmRSS peak during the step - VmRSS before it) / legs
+  RSS/leg   (server VmRSS peak during the step - VmRSS of the idle server after start) / legs
+            (the idle baseline, not the previous step's, since the allocator keeps memory)
 
 The knee is the largest step whose late and lost packets are both at most 0.1 % with every
 call answered; the first step above it is where late packets pass 0.1 %. Legs per core =
@@ -163,6 +164,7 @@ class Server:
             Termination={"CidrAllowedList": ["127.0.0.0/8"], "CallingRegions": ["US"],
                          "CpsLimit": self.cps_limit})
         self.host = vc["OutboundHostName"]
+        self.idle_rss_kib = rss_kib(self.proc.pid)
 
     @property
     def pid(self) -> int:
@@ -266,7 +268,7 @@ def step(server: Server, loadgen: Path, legs: int, a, work: Path, perf: bool = F
     t0 = time.monotonic()
     joins = server.joins(legs)
     prov_s = time.monotonic() - t0
-    rss0 = rss_kib(server.pid)
+    rss0 = server.idle_rss_kib
     lg_args = ["--codec", a.codec, "--legs", str(legs), "--duration", str(a.step_seconds),
                "--warmup", str(a.warmup), "--cps", str(a.setup_cps), "--threads", str(a.threads),
                "--watch-pid", str(server.pid)]
