@@ -649,8 +649,8 @@ impl MeetingMedia {
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.mixer.poll_timeout().min(self.next_inactivity_check);
         for l in self.legs.values() {
-            if let Some(w) = &l.webrtc {
-                t = t.min(w.poll_timeout());
+            if let Some(due) = l.webrtc.as_ref().and_then(|w| w.poll_timeout()) {
+                t = t.min(due);
             }
         }
         t
@@ -660,7 +660,7 @@ impl MeetingMedia {
     pub fn handle_timeout(&mut self, now: Instant) {
         for (id, l) in &mut self.legs {
             if let Some(w) = l.webrtc.as_mut()
-                && w.poll_timeout() <= now
+                && w.poll_timeout().is_some_and(|due| due <= now)
             {
                 w.handle_timeout(now);
                 Self::drain_webrtc(

@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use str0m::change::SdpOffer;
 use str0m::format::Codec as Str0mCodec;
@@ -197,9 +197,10 @@ impl WebRtcLeg {
         self.drain();
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
-    pub fn poll_timeout(&self) -> Instant {
-        self.next_timeout
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` once the
+    /// leg is dead (nothing will happen on it again).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.dead).then_some(self.next_timeout)
     }
 
     /// Advances str0m's timers (ICE consent, DTLS retransmission, RTCP); harmless early.
@@ -268,9 +269,6 @@ impl WebRtcLeg {
                 Ok(Output::Event(e)) => self.on_event(e),
                 Err(_) => {
                     self.kill();
-                    // Nothing more will come; look again in a while.
-                    self.next_timeout =
-                        self.next_timeout.max(Instant::now()) + Duration::from_secs(3600);
                     break;
                 }
             }
