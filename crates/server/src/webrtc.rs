@@ -179,3 +179,111 @@ impl WebRtcPort {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding_request(username: &str) -> Vec<u8> {
+        let mut attr = vec![0x00, 0x06];
+        attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        attr.extend_from_slice(username.as_bytes());
+        while attr.len() % 4 != 0 {
+            attr.push(0);
+        }
+        let mut m = vec![0x00, 0x01];
+        m.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        m.extend_from_slice(&[9; 12]);
+        m.extend_from_slice(&attr);
+        m
+    }
+
+    async fn next_packet(rx: &mut mpsc::Receiver<MeetingMsg>) -> Option<(LegId, SocketAddr)> {
+        let msg = tokio::time::timeout(std::time::Duration::from_millis(300), rx.recv())
+            .await
+            .ok()??;
+        match msg {
+            MeetingMsg::Packet { leg, from, .. } => Some((leg, from)),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn datagrams_are_routed_by_ufrag_then_by_source_address() {
+        let port = WebRtcPort::bind("127.0.0.1:0".parse().expect("addr"), None)
+            .await
+            .expect("bind");
+        let server = port.local_addr().expect("addr");
+        tokio::spawn(port.clone().run());
+        let mut media = MeetingMedia::new(
+            std::time::Instant::now(),
+            std::time::Duration::from_secs(1_800_000_000),
+            engine::EngineConfig::default(),
+        );
+        // Two real legs of one meeting, for their ids.
+        let leg_a = media
+            .add_leg(std::time::Instant::now(), test_leg())
+            .expect("leg");
+        let leg_b = media
+            .add_leg(std::time::Instant::now(), test_leg())
+            .expect("leg");
+        let (tx, mut rx) = mpsc::channel(16);
+        let key_a = port.add("ufragA", tx.clone(), leg_a);
+        port.add("ufragB", tx, leg_b);
+        let browser = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let from = browser.local_addr().expect("addr");
+
+        // Unknown address, not STUN: dropped.
+        browser.send_to(&[0x80; 40], server).await.expect("send");
+        assert_eq!(next_packet(&mut rx).await, None);
+        // STUN naming an unknown ufrag: dropped.
+        browser
+            .send_to(&binding_request("nobody:x"), server)
+            .await
+            .expect("send");
+        assert_eq!(next_packet(&mut rx).await, None);
+        // STUN naming leg A's ufrag: routed, and the address is learnt.
+        browser
+            .send_to(&binding_request("ufragA:browser"), server)
+            .await
+            .expect("send");
+        assert_eq!(next_packet(&mut rx).await, Some((leg_a, from)));
+        browser.send_to(&[0x80; 40], server).await.expect("send");
+        assert_eq!(next_packet(&mut rx).await, Some((leg_a, from)));
+        // The same address checking leg B's ufrag (a reconnect) moves to leg B.
+        browser
+            .send_to(&binding_request("ufragB:browser"), server)
+            .await
+            .expect("send");
+        assert_eq!(next_packet(&mut rx).await, Some((leg_b, from)));
+        assert_eq!(port.routed_legs(), 2);
+        port.remove(key_a);
+        assert_eq!(port.routed_legs(), 1);
+        browser
+            .send_to(&binding_request("ufragA:browser"), server)
+            .await
+            .expect("send");
+        assert_eq!(
+            next_packet(&mut rx).await.map(|p| p.0),
+            Some(leg_b),
+            "A is gone; the address stays B's"
+        );
+    }
+
+    fn test_leg() -> engine::LegConfig {
+        engine::LegConfig {
+            codec: codec::Codec::Pcmu,
+            payload_type: 0,
+            dtmf_payload_type: None,
+            srtp: None,
+            remote_rtp: None,
+            remote_rtcp: None,
+            rtcp_mux: true,
+            direction: engine::Direction::SENDRECV,
+            muted: false,
+        }
+    }
+
+    use engine::MeetingMedia;
+}
