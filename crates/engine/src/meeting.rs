@@ -221,6 +221,8 @@ pub struct MeetingMedia {
     next_inactivity_check: Instant,
     ntp: NtpClock,
     cname: Vec<u8>,
+    /// The DTLS certificate this meeting's WebRTC legs present, made at the first one.
+    dtls_cert: Option<str0m::config::DtlsCert>,
 }
 
 fn jitter_config(cfg: &EngineConfig, codec: Codec) -> JitterConfig {
@@ -254,6 +256,7 @@ impl MeetingMedia {
             scratch: Vec::with_capacity(1500),
             rtp_buf: Vec::with_capacity(1500),
             next_inactivity_check: now + Duration::from_secs(1),
+            dtls_cert: None,
         }
     }
 
@@ -321,7 +324,10 @@ impl MeetingMedia {
         local: SocketAddr,
         muted: bool,
     ) -> Result<WebRtcAnswer, EngineError> {
-        let (webrtc, sdp) = WebRtcLeg::accept_offer(now, sdp_offer, local)?;
+        if self.dtls_cert.is_none() {
+            self.dtls_cert = crate::webrtc::generate_certificate();
+        }
+        let (webrtc, sdp) = WebRtcLeg::accept_offer(now, sdp_offer, local, self.dtls_cert.clone())?;
         let ufrag = webrtc.ufrag().to_string();
         let cfg = LegConfig {
             codec: Codec::Opus(codec::Channels::Mono),

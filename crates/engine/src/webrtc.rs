@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::change::SdpOffer;
+use str0m::config::DtlsCert;
 use str0m::format::Codec as Str0mCodec;
 use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
@@ -99,17 +100,26 @@ impl WebRtcLeg {
     /// the browser reaches it (the host candidate). Returns the leg and the SDP answer:
     /// ICE-lite, one host candidate, `a=setup:passive`, Opus with its `a=fmtp` line, video
     /// inactive, BUNDLE and rtcp-mux as offered.
+    ///
+    /// `cert` is the DTLS certificate to present (shared by a meeting's legs: a key pair
+    /// per leg costs a key generation per join for no gain, as each handshake derives fresh
+    /// keys, RFC 5764 §4.2); `None` makes str0m generate one.
     pub fn accept_offer(
         now: Instant,
         offer: &str,
         local: SocketAddr,
+        cert: Option<DtlsCert>,
     ) -> Result<(Self, String), WebRtcError> {
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| WebRtcError::OfferSyntax(e.to_string()))?;
         // ufrag of 16 and password of 32 ice-chars: above the RFC 8839 §5.4 minimums of 4
         // and 22, and unguessable, since the ufrag routes datagrams to this leg.
         let ufrag = ice_chars(16);
-        let mut rtc = RtcConfig::new()
+        let mut config = RtcConfig::new();
+        if let Some(cert) = cert {
+            config = config.set_dtls_cert(cert);
+        }
+        let mut rtc = config
             .set_ice_lite(true)
             .set_local_ice_credentials(IceCreds {
                 ufrag: ufrag.clone(),
@@ -311,6 +321,14 @@ impl WebRtcLeg {
     pub fn poll_event(&mut self) -> Option<WebRtcEvent> {
         self.events.pop_front()
     }
+}
+
+/// A fresh self-signed DTLS certificate from the configured crypto provider (`None` if the
+/// provider cannot make one; str0m then generates one per leg).
+pub fn generate_certificate() -> Option<DtlsCert> {
+    str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate()
 }
 
 /// The `a=mid` (RFC 8843 §9.1) of the first accepted (nonzero port) audio section of an

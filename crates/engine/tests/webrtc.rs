@@ -229,7 +229,18 @@ fn two_browsers_hear_each_other_not_themselves() {
         EngineConfig::default(),
     );
     let (a, answer) = Browser::join(now, &mut media, "10.0.0.2:50000", 440.0);
-    let (b, _) = Browser::join(now, &mut media, "10.0.0.3:50002", 1000.0);
+    let (b, answer_b) = Browser::join(now, &mut media, "10.0.0.3:50002", 1000.0);
+    let fingerprint = |sdp: &str| {
+        sdp.lines()
+            .find(|l| l.starts_with("a=fingerprint:"))
+            .map(str::to_string)
+    };
+    assert!(fingerprint(&answer).is_some());
+    assert_eq!(
+        fingerprint(&answer),
+        fingerprint(&answer_b),
+        "a meeting's legs share one DTLS certificate"
+    );
     for line in [
         "a=ice-lite",
         "a=setup:passive",
