@@ -44,6 +44,8 @@ struct Browser {
     connected: bool,
     next_timeout: Instant,
     sent_frames: u64,
+    /// The browser's network is gone: nothing it sends arrives, nothing reaches it.
+    offline: bool,
 }
 
 impl Browser {
@@ -88,6 +90,7 @@ impl Browser {
             connected: false,
             next_timeout: now,
             sent_frames: 0,
+            offline: false,
         };
         let mut out = Vec::new();
         b.drain(&mut out);
@@ -177,6 +180,9 @@ fn run(now: &mut Instant, media: &mut MeetingMedia, browsers: &mut [Browser], du
             if *now >= next_frame {
                 b.speak(*now, &mut out);
             }
+            if b.offline {
+                out.clear();
+            }
             to_server.extend(out.drain(..).map(|(d, p)| (b.addr, d, p)));
         }
         if *now >= next_frame {
@@ -204,6 +210,9 @@ fn run(now: &mut Instant, media: &mut MeetingMedia, browsers: &mut [Browser], du
                 .find(|b| b.addr == t.dest)
                 .expect("transmit to a browser");
             assert_eq!(b.leg, t.leg);
+            if b.offline {
+                continue;
+            }
             let mut out = Vec::new();
             b.receive(*now, &t.bytes, &mut out);
             to_server.extend(out.into_iter().map(|(d, p)| (b.addr, d, p)));
@@ -355,4 +364,40 @@ fn offers_that_cannot_be_answered_are_refused_by_blame() {
         engine::EngineError::WebRtc(engine::webrtc::WebRtcError::OfferRefused(_))
     ));
     assert_eq!(media.leg_count(), 0);
+}
+
+#[test]
+fn a_browser_whose_network_is_gone_is_reported_inactive() {
+    let mut now = Instant::now();
+    let mut media = MeetingMedia::new(
+        now,
+        Duration::from_secs(1_800_000_000),
+        EngineConfig::default(),
+    );
+    let (a, _) = Browser::join(now, &mut media, "10.0.0.2:50000", 440.0);
+    let (b, _) = Browser::join(now, &mut media, "10.0.0.3:50002", 1000.0);
+    let mut browsers = [a, b];
+    run(&mut now, &mut media, &mut browsers, Duration::from_secs(2));
+    while media.poll_event().is_some() {}
+    browsers[0].offline = true;
+    run(&mut now, &mut media, &mut browsers, Duration::from_secs(35));
+    let mut inactive = Vec::new();
+    while let Some(ev) = media.poll_event() {
+        if let EngineEvent::Inactive { leg } = ev {
+            inactive.push(leg);
+        }
+    }
+    assert_eq!(
+        inactive,
+        [browsers[0].leg],
+        "only the silent browser is reported"
+    );
+    // The other browser still hears a continuous stream (of silence now).
+    browsers[1].packets = 0;
+    run(&mut now, &mut media, &mut browsers, Duration::from_secs(1));
+    assert!(
+        (48..=52).contains(&browsers[1].packets),
+        "{}",
+        browsers[1].packets
+    );
 }
