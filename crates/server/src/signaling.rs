@@ -29,6 +29,9 @@ use crate::media::{Media, SessionMsg};
 const MAX_WS_MESSAGE: usize = chime_signal::DEFAULT_MAX_FRAME_LEN;
 /// Largest client-event batch accepted.
 pub const MAX_EVENTS_BODY: usize = 256 * 1024;
+/// How long a closing session waits for the client's Close frame.
+const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// WebSocket close code for a server-side failure (the SDK reads 4500–4599 as a server
 /// error and may reconnect).
 const CLOSE_SERVER_ERROR: u16 = 4500;
@@ -180,6 +183,11 @@ async fn run_session(
     let (mut sink, mut stream) = socket.split();
     // Whether the client said LEAVE (else a closed socket is a dropped connection).
     let mut left = false;
+    // Whether we sent a Close frame: then the client's Close is awaited before the TCP
+    // connection goes (RFC 6455 §7.1.1), or frames it sent meanwhile (its LEAVE after an
+    // AUDIO_STATUS) would make our kernel reset the connection, and the client would see
+    // 1006 instead of our close code.
+    let mut close_sent = false;
     'session: loop {
         while let Some(out) = session.poll_output() {
             match out {
@@ -229,12 +237,13 @@ async fn run_session(
                     if let CloseReason::ProtocolError | CloseReason::Idle = reason {
                         tracing::info!(meeting = %meeting_id, ?reason, "closing browser signaling session");
                     }
-                    let _ = sink
+                    close_sent = sink
                         .send(Message::Close(Some(CloseFrame {
                             code: reason.close_code(),
                             reason: "".into(),
                         })))
-                        .await;
+                        .await
+                        .is_ok();
                     break 'session;
                 }
             }
@@ -302,6 +311,16 @@ async fn run_session(
             _ = tokio::time::sleep_until(deadline.into()) => session.handle_timeout(Instant::now()),
         }
     }
+    if close_sent {
+        let drain = async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, drain).await;
+    }
     let _ = sink.close().await;
     st.media.browser_close(bs.id, !left).await;
     tracing::info!(meeting = %meeting_id, attendee = %attendee.attendee_id, left, "browser signaling session closed");
@@ -334,7 +353,8 @@ async fn preflight() -> Response {
 }
 
 /// `POST /client-events`: the SDK's event batches (`Authorization: Bearer <JoinToken>`).
-/// Accepted (204) when the token is an attendee's and the body is JSON of at most
+/// Accepted (200 with `{}`: the SDK parses the body of every OK answer as JSON) when the
+/// token is an attendee's and the body is JSON of at most
 /// [`MAX_EVENTS_BODY`] bytes; counted, not stored.
 async fn client_events(
     State(st): State<Arc<SignalingState>>,
@@ -370,11 +390,20 @@ async fn client_events(
         st.metrics
             .counter_add("vc_client_events_total", "", n as u64);
         tracing::debug!(meeting = %attendee.meeting_id, attendee = %attendee.attendee_id, events = n, "client events");
-        Ok::<_, StatusCode>(StatusCode::NO_CONTENT)
+        Ok::<_, StatusCode>(StatusCode::OK)
     }
     .await
     .unwrap_or_else(|s| s);
-    let mut r = status.into_response();
+    let mut r = if status == StatusCode::OK {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{}",
+        )
+            .into_response()
+    } else {
+        status.into_response()
+    };
     cors(r.headers_mut());
     r
 }
