@@ -23,6 +23,7 @@ pub mod opus;
 pub mod plc;
 pub mod resample;
 pub mod telephone_event;
+pub mod tone;
 
 use thiserror::Error;
 

@@ -49,18 +49,7 @@ fn one_leg() -> (Instant, MeetingMedia, SocketAddr, engine::LegId) {
     (t0, m, a_addr, la)
 }
 
-/// Energy of `freq` in `pcm` (Goertzel), normalised by length.
-fn goertzel(pcm: &[i16], rate: f64, freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / rate;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in pcm {
-        let s = f64::from(x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (pcm.len() as f64).powi(2)
-}
+use codec::tone::goertzel_energy as goertzel;
 
 /// A peer: sends a PCMU tone over SRTP with the keys the engine expects from it, and
 /// decrypts what the engine sends it.

@@ -15,17 +15,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 const SERVER: &str = "10.0.0.1:3478";
 
-fn goertzel(pcm: &[i16], rate: f64, freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / rate;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in pcm {
-        let s = f64::from(x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (pcm.len() as f64).powi(2)
-}
+use codec::tone::goertzel_energy as goertzel;
 
 /// A browser: a full (controlling) ICE agent that offers audio sendrecv and video
 /// inactive, as the Chime SDK does, and plays a tone.
