@@ -29,6 +29,14 @@ use crate::media::{Media, SessionMsg};
 const MAX_WS_MESSAGE: usize = chime_signal::DEFAULT_MAX_FRAME_LEN;
 /// Largest client-event batch accepted.
 pub const MAX_EVENTS_BODY: usize = 256 * 1024;
+/// A WebSocket Close frame (RFC 6455 §5.5.1) with `code` and a reason for people.
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
 /// How long a closing session waits for the client's Close frame.
 const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -140,10 +148,10 @@ async fn control(
         // The client reads close code 4410 as "meeting ended", before or after JOIN.
         return ws.on_upgrade(|mut socket| async move {
             let _ = socket
-                .send(Message::Close(Some(CloseFrame {
-                    code: chime_signal::CLOSE_MEETING_ENDED,
-                    reason: "meeting ended".into(),
-                })))
+                .send(close_frame(
+                    chime_signal::CLOSE_MEETING_ENDED,
+                    "meeting ended",
+                ))
                 .await;
         });
     }
@@ -221,12 +229,10 @@ async fn run_session(
                         }
                         Err(e) => {
                             tracing::info!(meeting = %meeting_id, error = %e, "browser SDP offer not answered; closing");
-                            let _ = sink
-                                .send(Message::Close(Some(CloseFrame {
-                                    code: CLOSE_SERVER_ERROR,
-                                    reason: "media unavailable".into(),
-                                })))
-                                .await;
+                            close_sent = sink
+                                .send(close_frame(CLOSE_SERVER_ERROR, "media unavailable"))
+                                .await
+                                .is_ok();
                             break 'session;
                         }
                     }
@@ -238,10 +244,7 @@ async fn run_session(
                         tracing::info!(meeting = %meeting_id, ?reason, "closing browser signaling session");
                     }
                     close_sent = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code: reason.close_code(),
-                            reason: "".into(),
-                        })))
+                        .send(close_frame(reason.close_code(), ""))
                         .await
                         .is_ok();
                     break 'session;
@@ -262,12 +265,7 @@ async fn run_session(
                     }
                     Some(Ok(Message::Text(_))) => {
                         tracing::debug!(meeting = %meeting_id, "text message on the signaling socket; closing");
-                        let _ = sink
-                            .send(Message::Close(Some(CloseFrame {
-                                code: CloseReason::ProtocolError.close_code(),
-                                reason: "binary frames only".into(),
-                            })))
-                            .await;
+                        close_sent = sink.send(close_frame(CloseReason::ProtocolError.close_code(), "binary frames only")).await.is_ok();
                         break 'session;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -295,12 +293,7 @@ async fn run_session(
                         Ok(())
                     }
                     SessionMsg::MediaLost => {
-                        let _ = sink
-                            .send(Message::Close(Some(CloseFrame {
-                                code: CLOSE_SERVER_ERROR,
-                                reason: "media connection lost".into(),
-                            })))
-                            .await;
+                        close_sent = sink.send(close_frame(CLOSE_SERVER_ERROR, "media connection lost")).await.is_ok();
                         break 'session;
                     }
                 };
