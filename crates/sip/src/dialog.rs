@@ -563,7 +563,8 @@ impl UserAgent {
         if status > 100 && r.headers.to().is_some_and(|t| t.tag().is_none()) {
             let to = r.headers.get(HeaderName::To).unwrap_or("").to_owned();
             let tag = self.txn.new_token();
-            r.headers.set(HeaderName::To, &format!("{to};tag={tag}"));
+            r.headers
+                .set(HeaderName::To, &crate::util::with_tag(&to, &tag));
         }
         for (n, v) in extra {
             r.headers.push(*n, v);
@@ -782,7 +783,7 @@ impl UserAgent {
             peer,
             call_id: call_id.to_owned(),
             local_tag: local_tag.clone(),
-            local_party: format!("{to};tag={local_tag}"),
+            local_party: crate::util::with_tag(to, &local_tag),
             remote_party: from.to_owned(),
             local_seq: 0,
             remote_seq: Some(cseq.seq),

@@ -192,7 +192,7 @@ pub fn bad_request_response(raw: &[u8], err: &ParseError, warn_agent: &str) -> O
         // RFC 3261 §8.2.6.2: a To tag, stable across retransmissions of the request.
         let tag = crate::util::stable_tag(call_id, cseq);
         resp.headers
-            .push(HeaderName::To, &format!("{to};tag={tag}"));
+            .push(HeaderName::To, &crate::util::with_tag(to, &tag));
     }
     resp.headers.push(HeaderName::CallId, call_id);
     resp.headers.push(HeaderName::CSeq, cseq);

@@ -16,3 +16,23 @@ pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
 pub(crate) fn stable_tag(call_id: &str, cseq: &str) -> String {
     format!("{:x}", fnv1a(&[call_id, cseq]))
 }
+
+/// A From/To value with `;tag=<tag>` added (RFC 3261 §8.2.6.2). A value that already ends
+/// in a bare `;` (legal to read, an empty parameter) would otherwise become `;;tag=`, which
+/// no parser reads back.
+pub(crate) fn with_tag(value: &str, tag: &str) -> String {
+    let base = value.trim_end().trim_end_matches(';').trim_end();
+    format!("{base};tag={tag}")
+}
+
+#[cfg(test)]
+mod with_tag_tests {
+    use super::with_tag;
+
+    #[test]
+    fn a_trailing_empty_parameter_does_not_double_the_semicolon() {
+        assert_eq!(with_tag("<sip:a@b>", "x"), "<sip:a@b>;tag=x");
+        assert_eq!(with_tag("sip:a@b ;", "x"), "sip:a@b;tag=x");
+        assert_eq!(with_tag("sip:a@b;;  ", "x"), "sip:a@b;tag=x");
+    }
+}
