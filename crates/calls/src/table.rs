@@ -125,6 +125,14 @@ pub enum Answer {
     Accept(Body),
     /// A final refusal.
     Refuse(Refusal),
+    /// 407: credentials are needed (RFC 3261 §22.3), with these `Proxy-Authenticate`
+    /// values and a `Warning` that says why.
+    Challenge {
+        /// One challenge per digest algorithm offered.
+        challenges: Vec<String>,
+        /// Why credentials are needed (missing, stale, wrong).
+        warning: String,
+    },
     /// No answer at all: the operator drops calls from unallowed sources.
     Silence,
 }

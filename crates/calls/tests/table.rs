@@ -156,6 +156,11 @@ impl World {
                     resp.headers.push(HeaderName::Warning, &r.warning);
                     let _ = self.edge.respond(now, *sip, resp);
                 }
+                Answer::Challenge { warning, .. } => {
+                    let mut resp = self.edge.make_response(*sip, 407).unwrap();
+                    resp.headers.push(HeaderName::Warning, warning);
+                    let _ = self.edge.respond(now, *sip, resp);
+                }
                 Answer::Silence => {
                     let _ = self.edge.discard(*sip);
                 }

@@ -1,14 +1,29 @@
-//! The `voice-connector` server as a library: configuration, the tokio drivers for the API
-//! and the SIP edge, and the wiring between the sans-IO crates. `main.rs` only parses the
-//! command line and calls in here, so tests can drive the same code.
+//! The `voice-connector` server as a library: configuration, the tokio drivers around the
+//! sans-IO crates, and their wiring. `main.rs` only parses the command line and calls in
+//! here, so tests can drive the same code.
+//!
+//! Drivers, each in its own module, none importing one that imports it back:
+//! - [`edge`]: the SIP edge task, owning the `sip::UserAgent` and the `calls::CallTable`;
+//! - [`meeting`]: one task per meeting, owning its media, roster and browsers, found
+//!   through [`directory`];
+//! - [`records`]: the call-record writer;
+//! - [`ports`]: the RTP port pool;
+//! - [`media_metrics`]: the media-metrics writer;
+//! - [`signaling`] and [`browser`]: browser attendees' WebSocket sessions and legs, with
+//!   [`webrtc_port`], the UDP port all WebRTC legs share.
 
+pub mod admission;
+pub mod browser;
 pub mod config;
-pub mod media;
+pub mod directory;
+pub mod edge;
+pub mod media_metrics;
+pub mod meeting;
 pub mod offer;
-pub mod router;
+pub mod ports;
+pub mod records;
 pub mod secrets;
 pub mod serve;
 pub mod signaling;
-pub mod sip_edge;
 pub mod siplog;
-pub mod webrtc;
+pub mod webrtc_port;

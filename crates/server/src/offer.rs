@@ -62,8 +62,62 @@ fn leg_config(a: &NegotiatedAudio) -> LegConfig {
     }
 }
 
-fn parse(offer: &[u8]) -> Result<SessionDescription, (u16, String)> {
-    SessionDescription::parse(offer).map_err(|e| (400, format!("malformed SDP: {e}")))
+/// Why an offer or answer was not usable: the status (400, 488, ...) and the words the
+/// `sdp` crate gives.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text}")]
+pub struct SdpError {
+    pub status: u16,
+    pub text: String,
+}
+
+impl From<sdp::SdpError> for SdpError {
+    fn from(e: sdp::SdpError) -> Self {
+        SdpError {
+            status: e.sip_status(),
+            text: e.warning_text(),
+        }
+    }
+}
+
+impl From<sdp::AnswerError> for SdpError {
+    fn from(e: sdp::AnswerError) -> Self {
+        SdpError {
+            status: e.sip_status(),
+            text: e.warning_text(),
+        }
+    }
+}
+
+impl From<SdpError> for calls::JoinError {
+    fn from(e: SdpError) -> Self {
+        calls::JoinError::Sdp {
+            status: e.status,
+            text: e.text,
+        }
+    }
+}
+
+impl From<SdpError> for calls::ReofferError {
+    fn from(e: SdpError) -> Self {
+        calls::ReofferError::Sdp {
+            status: e.status,
+            text: e.text,
+        }
+    }
+}
+
+impl From<SdpError> for calls::Refusal {
+    fn from(e: SdpError) -> Self {
+        calls::Refusal::new(e.status, e.text)
+    }
+}
+
+fn parse(offer: &[u8]) -> Result<SessionDescription, SdpError> {
+    SessionDescription::parse(offer).map_err(|e| SdpError {
+        status: 400,
+        text: format!("malformed SDP: {e}"),
+    })
 }
 
 /// Delayed offer (RFC 3261 §13.2.1, RFC 3264): the INVITE had no SDP, so we offer in the
@@ -91,10 +145,8 @@ pub fn offer(
 }
 
 /// Takes the answer to our delayed offer (from the ACK).
-pub fn accept(mut session: MediaSession, answer: &[u8]) -> Result<Negotiated, (u16, String)> {
-    let audio = session
-        .accept_answer_body(answer)
-        .map_err(|e| (e.sip_status(), e.warning_text()))?;
+pub fn accept(mut session: MediaSession, answer: &[u8]) -> Result<Negotiated, SdpError> {
+    let audio = session.accept_answer_body(answer)?;
     let answer = session
         .last_local_sdp()
         .map(|s| s.to_bytes())
@@ -114,7 +166,7 @@ pub fn answer(
     require_srtp: bool,
     ip: IpAddr,
     port: u16,
-) -> Result<Negotiated, (u16, String)> {
+) -> Result<Negotiated, SdpError> {
     let offer = parse(offer)?;
     let config = MediaConfig {
         require_srtp,
@@ -126,9 +178,7 @@ pub fn answer(
         rtcp_port: Some(port + 1),
     };
     let mut session = MediaSession::new(config, local, rand::random::<u32>() as u64);
-    let ans = session
-        .answer(&offer)
-        .map_err(|e| (e.sip_status(), e.warning_text()))?;
+    let ans = session.answer(&offer)?;
     Ok(Negotiated {
         leg: leg_config(&ans.audio),
         answer: ans.sdp.to_bytes(),
@@ -139,15 +189,9 @@ pub fn answer(
 }
 
 /// Answers a re-offer (hold, resume, new key) inside the call.
-pub fn reanswer(
-    n: &mut Negotiated,
-    offer: &[u8],
-) -> Result<(Vec<u8>, MediaDirection), (u16, String)> {
+pub fn reanswer(n: &mut Negotiated, offer: &[u8]) -> Result<(Vec<u8>, MediaDirection), SdpError> {
     let offer = parse(offer)?;
-    let ans = n
-        .session
-        .answer(&offer)
-        .map_err(|e| (e.sip_status(), e.warning_text()))?;
+    let ans = n.session.answer(&offer)?;
     n.leg = leg_config(&ans.audio);
     n.answer = ans.sdp.to_bytes();
     Ok((n.answer.clone(), n.leg.direction))

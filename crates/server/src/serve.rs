@@ -30,99 +30,164 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// A running server: the API and signaling on one HTTP listener, the SIP edge, the
+/// WebRTC port and the background drivers.
+pub struct Server {
+    pub http: std::net::SocketAddr,
+    pub repo: Arc<dyn Repository>,
+    pub controller: crate::edge::Controller,
+    pub meetings: Arc<crate::directory::Meetings>,
+    pub webrtc: Arc<crate::webrtc_port::WebRtcPort>,
+    edge: crate::edge::SipEdge,
+    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: Arc<tokio::sync::Notify>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// `voice-connector serve`: runs until SIGINT or SIGTERM.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let repo = open_store(&cfg).await?;
-    let (creds, origin) = secrets::api_credentials(&cfg.data_dir)?;
-    let token_key = secrets::token_key(&cfg.data_dir)?;
-    // Every INVITE reads its connector's configuration: keep it for a second (this node's
-    // API writes invalidate it at once; other nodes' writes are seen within the second).
-    let repo: Arc<dyn Repository> = Arc::new(store::CachedRepository::new(
-        Arc::new(repo),
-        std::time::Duration::from_secs(1),
-    ));
-    let state = api::AppState::new(
-        repo.clone(),
-        creds.clone(),
-        token_key,
-        api::ApiConfig {
-            sip_domain: cfg.sip_domain.clone(),
-            rate_limit: cfg.api_rate_limit,
-        },
-    );
-    state
-        .metrics
-        .set_start_time(domain::timestamp::now_millis() / 1000);
-
-    let listener = tokio::net::TcpListener::bind(cfg.http)
-        .await
-        .with_context(|| format!("binding the API to {}", cfg.http))?;
-    let http_addr = listener.local_addr()?;
-    if let secrets::Origin::Generated = origin {
-        print_first_start(&creds, &http_addr.to_string(), &cfg);
-    }
-    tracing::info!(api = %http_addr, sip_domain = %cfg.sip_domain, database = %redact_url(&cfg.database_url), "voice-connector started");
-
-    let metrics = state.metrics.clone();
-    let mut router = crate::router::Router::new(repo.clone(), cfg.sip_domain.clone());
-    router.drop_unallowed_sources = cfg.sip_drop_unallowed_sources;
-    router.siplog = Some(crate::siplog::SipLogger::new(
-        cfg.data_dir.join("logs"),
-        metrics.clone(),
-    ));
-    let router = Arc::new(router);
-    let media =
-        crate::media::Media::new(cfg.rtp_ports, cfg.media_ip, metrics.clone(), repo.clone());
-    let edge = crate::sip_edge::start(&cfg, router, Arc::new(media.clone())).await?;
-    media.set_commands(edge.commands.clone());
-    for (t, name) in [
-        (sip_transport::Transport::Udp, "udp"),
-        (sip_transport::Transport::Tcp, "tcp"),
-        (sip_transport::Transport::Tls, "tls"),
-    ] {
-        if let Some(a) = edge.local_addr(t) {
-            tracing::info!(transport = name, addr = %a, "SIP listening");
-        }
-    }
-    if let Some(ca) = edge.transports.dev_ca_path() {
-        tracing::info!(ca = %ca.display(), "development CA (trust it in PBX test setups)");
-    }
-    let webrtc = crate::webrtc::WebRtcPort::bind(cfg.webrtc_udp, cfg.media_ip)
-        .await
-        .with_context(|| format!("binding the WebRTC port {}", cfg.webrtc_udp))?;
-    tracing::info!(addr = %webrtc.local_addr()?, "WebRTC (browser attendees) listening");
-    media.set_webrtc(webrtc.clone());
-    let webrtc_task = tokio::spawn(webrtc.run());
-    tokio::spawn(forward_control_events(
-        state.events.subscribe(),
-        media.clone(),
-    ));
-
-    tokio::spawn(media.clone().run_media_metrics(
-        cfg.data_dir.join("logs"),
-        Duration::from_secs(u64::from(cfg.media_metrics_interval)),
-    ));
-    let sweeper = tokio::spawn(sweep_meetings(
-        state.clone(),
-        media.clone(),
-        i64::from(cfg.meeting_idle_timeout),
-    ));
-    let signaling = crate::signaling::router(Arc::new(crate::signaling::SignalingState {
-        repo: repo.clone(),
-        media: media.clone(),
-        metrics: metrics.clone(),
-    }));
-    let app = signaling.merge(api::router(state.clone()));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
-    sweeper.abort();
-    webrtc_task.abort();
-    edge.shutdown().await;
+    let server = Server::start(cfg).await?;
+    shutdown_signal().await;
+    server.stop().await?;
     tracing::info!("voice-connector stopped");
     Ok(())
+}
+
+impl Server {
+    /// Stops taking requests, lets the HTTP connections finish, and stops the rest.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.notify_one();
+        let served = self.http_task.await;
+        for t in self.tasks {
+            t.abort();
+        }
+        self.edge.shutdown().await;
+        served??;
+        Ok(())
+    }
+
+    /// Opens the store and starts everything.
+    pub async fn start(cfg: Config) -> anyhow::Result<Server> {
+        let repo = open_store(&cfg).await?;
+        let (creds, origin) = secrets::api_credentials(&cfg.data_dir)?;
+        let token_key = secrets::token_key(&cfg.data_dir)?;
+        // Every INVITE reads its connector's configuration: keep it for a second (this node's
+        // API writes invalidate it at once; other nodes' writes are seen within the second).
+        let repo: Arc<dyn Repository> = Arc::new(store::CachedRepository::new(
+            Arc::new(repo),
+            std::time::Duration::from_secs(1),
+        ));
+        let state = api::AppState::new(
+            repo.clone(),
+            creds.clone(),
+            token_key,
+            api::ApiConfig {
+                sip_domain: cfg.sip_domain.clone(),
+                rate_limit: cfg.api_rate_limit,
+            },
+        );
+        state
+            .metrics
+            .set_start_time(domain::timestamp::now_millis() / 1000);
+
+        let listener = tokio::net::TcpListener::bind(cfg.http)
+            .await
+            .with_context(|| format!("binding the API to {}", cfg.http))?;
+        let http_addr = listener.local_addr()?;
+        if let secrets::Origin::Generated = origin {
+            print_first_start(&creds, &http_addr.to_string(), &cfg);
+        }
+        tracing::info!(api = %http_addr, sip_domain = %cfg.sip_domain, database = %redact_url(&cfg.database_url), "voice-connector started");
+
+        let metrics = state.metrics.clone();
+        let mut admission = crate::admission::Admission::new(repo.clone(), cfg.sip_domain.clone());
+        admission.drop_unallowed_sources = cfg.sip_drop_unallowed_sources;
+        admission.siplog = Some(crate::siplog::SipLogger::new(
+            cfg.data_dir.join("logs"),
+            metrics.clone(),
+        ));
+        let (events_tx, events_rx) = tokio::sync::mpsc::channel(1024);
+        let meetings = crate::directory::Meetings::new(
+            engine::EngineConfig::default(),
+            events_tx,
+            Arc::new(MeetingMetrics(metrics.clone())),
+        );
+        let ctx = crate::edge::JoinContext {
+            admission: Arc::new(admission),
+            meetings: meetings.clone(),
+            ports: Arc::new(crate::ports::PortPool::new(
+                cfg.rtp_ports.0,
+                cfg.rtp_ports.1,
+            )),
+            media_ip: cfg.media_ip,
+            records: crate::records::RecordWriter::start(repo.clone()),
+            metrics: metrics.clone(),
+        };
+        let edge = crate::edge::start(&cfg, ctx, events_rx).await?;
+        let controller = edge.controller.clone();
+        for (t, name) in [
+            (sip_transport::Transport::Udp, "udp"),
+            (sip_transport::Transport::Tcp, "tcp"),
+            (sip_transport::Transport::Tls, "tls"),
+        ] {
+            if let Some(a) = edge.local_addr(t) {
+                tracing::info!(transport = name, addr = %a, "SIP listening");
+            }
+        }
+        if let Some(ca) = edge.transports.dev_ca_path() {
+            tracing::info!(ca = %ca.display(), "development CA (trust it in PBX test setups)");
+        }
+        let webrtc = crate::webrtc_port::WebRtcPort::bind(cfg.webrtc_udp, cfg.media_ip)
+            .await
+            .with_context(|| format!("binding the WebRTC port {}", cfg.webrtc_udp))?;
+        tracing::info!(addr = %webrtc.local_addr()?, "WebRTC (browser attendees) listening");
+        let webrtc_task = tokio::spawn(webrtc.clone().run());
+        let control_task = tokio::spawn(forward_control_events(
+            state.events.subscribe(),
+            controller.clone(),
+        ));
+        let metrics_task = tokio::spawn(crate::media_metrics::run(
+            controller.clone(),
+            cfg.data_dir.join("logs"),
+            Duration::from_secs(u64::from(cfg.media_metrics_interval)),
+        ));
+        let sweeper = tokio::spawn(sweep_meetings(
+            state.clone(),
+            controller.clone(),
+            i64::from(cfg.meeting_idle_timeout),
+        ));
+        let signaling = crate::signaling::routes(Arc::new(crate::signaling::SignalingState {
+            repo: repo.clone(),
+            browsers: crate::browser::Browsers {
+                controller,
+                meetings: meetings.clone(),
+                port: webrtc.clone(),
+            },
+            metrics: metrics.clone(),
+        }));
+        let app = signaling.merge(api::router(state.clone()));
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = stop.clone();
+        let http_task = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stopped.notified().await })
+            .await
+        });
+        Ok(Server {
+            http: http_addr,
+            repo,
+            controller: edge.controller.clone(),
+            meetings,
+            webrtc,
+            edge,
+            http_task,
+            stop,
+            tasks: vec![sweeper, webrtc_task, control_task, metrics_task],
+        })
+    }
 }
 
 fn print_first_start(creds: &api::sigv4::Credentials, http: &str, cfg: &Config) {
@@ -139,16 +204,30 @@ fn print_first_start(creds: &api::sigv4::Credentials, http: &str, cfg: &Config) 
     );
 }
 
+/// Counts what meeting tasks see, for `/metrics`.
+struct MeetingMetrics(Arc<api::metrics::Metrics>);
+
+impl crate::meeting::MeetingObserver for MeetingMetrics {
+    fn dtmf(&self) {
+        self.0.counter_add("vc_dtmf_events_total", "", 1);
+    }
+    fn webrtc_connected(&self) {
+        self.0.counter_add("vc_webrtc_connected_total", "", 1);
+    }
+}
+
 /// Deleted meetings and attendees end their calls.
-async fn forward_control_events(
+pub async fn forward_control_events(
     mut rx: tokio::sync::broadcast::Receiver<api::ControlEvent>,
-    media: Arc<crate::media::Media>,
+    controller: crate::edge::Controller,
 ) {
     loop {
         match rx.recv().await {
-            Ok(api::ControlEvent::MeetingDeleted { meeting_id }) => media.end_meeting(&meeting_id),
+            Ok(api::ControlEvent::MeetingDeleted { meeting_id }) => {
+                controller.delete_meeting(&meeting_id).await
+            }
             Ok(api::ControlEvent::AttendeeDeleted { attendee_id, .. }) => {
-                media.end_attendee(&attendee_id)
+                controller.delete_attendee(&attendee_id).await
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!(missed = n, "control events lagged");
@@ -163,7 +242,7 @@ async fn forward_control_events(
 /// without one (several nodes sharing a database each refresh their own meetings).
 async fn sweep_meetings(
     state: Arc<api::AppState>,
-    media: Arc<crate::media::Media>,
+    controller: crate::edge::Controller,
     idle_secs: i64,
 ) {
     let period = Duration::from_secs((idle_secs as u64 / 4).clamp(1, 30));
@@ -171,7 +250,7 @@ async fn sweep_meetings(
     loop {
         tick.tick().await;
         let now = domain::timestamp::now_millis();
-        for id in media.active_meetings() {
+        for id in controller.meetings().await {
             if let Err(e) = state.repo.touch_meeting_audio(&id, now).await {
                 tracing::warn!(meeting = %id, error = %e, "could not record audio activity");
             }

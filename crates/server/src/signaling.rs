@@ -5,7 +5,7 @@
 //! The protocol itself is `chime_signal::Session` (sans-IO); this module is its driver:
 //! the upgrade (the client offers the subprotocols `_aws_wt_session` and its JoinToken; we
 //! select `_aws_wt_session`, RFC 6455 §4.2.2, and never echo the token), frames in and out,
-//! timers, and the link to the media side (`Media::browser_*`): presence, levels, mute,
+//! timers, and the link to the media side (`crate::browser::Browsers`): presence, levels, mute,
 //! the WebRTC leg for the SDP offer, and the statuses that end a session.
 
 use std::net::{IpAddr, SocketAddr};
@@ -23,7 +23,8 @@ use chime_signal::{CloseReason, Output, Session, SessionConfig};
 use futures_util::{SinkExt, StreamExt};
 use store::Repository;
 
-use crate::media::{Media, SessionMsg};
+use crate::browser::Browsers;
+use crate::meeting::SessionMsg;
 
 /// Largest signaling message accepted from a client.
 const MAX_WS_MESSAGE: usize = chime_signal::DEFAULT_MAX_FRAME_LEN;
@@ -47,13 +48,13 @@ const CLOSE_SERVER_ERROR: u16 = 4500;
 /// What the signaling routes need.
 pub struct SignalingState {
     pub repo: Arc<dyn Repository>,
-    pub media: Arc<Media>,
+    pub browsers: Browsers,
     pub metrics: Arc<api::metrics::Metrics>,
 }
 
 /// `GET /control/{meeting_id}` and `POST /client-events` (with CORS preflight). Serve with
 /// `into_make_service_with_connect_info::<SocketAddr>()`.
-pub fn router(state: Arc<SignalingState>) -> Router {
+pub fn routes(state: Arc<SignalingState>) -> Router {
     Router::new()
         .route("/control/{meeting_id}", get(control))
         .route("/client-events", post(client_events).options(preflight))
@@ -177,17 +178,31 @@ async fn run_session(
     let now = Instant::now();
     let unix_ms = u64::try_from(domain::timestamp::now_millis()).unwrap_or(0);
     let mut session = Session::new(now, unix_ms, SessionConfig::default());
-    let mut bs = st.media.browser_open(
-        &meeting_id,
-        &attendee.attendee_id,
-        &attendee.external_user_id,
-    );
+    let mut bs = match st
+        .browsers
+        .open(
+            &meeting_id,
+            &attendee.attendee_id,
+            &attendee.external_user_id,
+        )
+        .await
+    {
+        Ok(bs) => bs,
+        Err(e) => {
+            tracing::warn!(meeting = %meeting_id, error = %e, "browser session not opened");
+            let (mut sink, _) = socket.split();
+            let _ = sink
+                .send(close_frame(CLOSE_SERVER_ERROR, "media unavailable"))
+                .await;
+            return;
+        }
+    };
     for info in bs.roster.drain(..) {
         if let Err(e) = session.attendee_joined(now, info) {
             tracing::warn!(meeting = %meeting_id, error = %e, "roster entry not announced");
         }
     }
-    tracing::info!(meeting = %meeting_id, attendee = %attendee.attendee_id, stream = bs.stream, "browser signaling session open");
+    tracing::info!(meeting = %meeting_id, attendee = %attendee.attendee_id, leg = %bs.leg, stream = bs.stream, "browser signaling session open");
     let (mut sink, mut stream) = socket.split();
     // Whether the client said LEAVE (else a closed socket is a dropped connection).
     let mut left = false;
@@ -215,8 +230,8 @@ async fn run_session(
                 } => {
                     let muted = audio_muted.unwrap_or(false);
                     match st
-                        .media
-                        .browser_subscribe(bs.id, sdp_offer, muted, Some(browser_ip))
+                        .browsers
+                        .subscribe(&mut bs, sdp_offer, muted, Some(browser_ip))
                         .await
                     {
                         Ok(answer) => {
@@ -224,7 +239,7 @@ async fn run_session(
                                 tracing::warn!(meeting = %meeting_id, error = %e, "SDP answer not sent");
                             }
                             if muted {
-                                st.media.browser_mute(bs.id, true);
+                                st.browsers.mute(&bs, true);
                             }
                         }
                         Err(e) => {
@@ -237,7 +252,7 @@ async fn run_session(
                         }
                     }
                 }
-                Output::MuteChanged { muted } => st.media.browser_mute(bs.id, muted),
+                Output::MuteChanged { muted } => st.browsers.mute(&bs, muted),
                 Output::Leave => left = true,
                 Output::Close { reason } => {
                     if let CloseReason::ProtocolError | CloseReason::Idle = reason {
@@ -315,7 +330,7 @@ async fn run_session(
         let _ = tokio::time::timeout(CLOSE_HANDSHAKE, drain).await;
     }
     let _ = sink.close().await;
-    st.media.browser_close(bs.id, !left).await;
+    st.browsers.close(bs, !left).await;
     tracing::info!(meeting = %meeting_id, attendee = %attendee.attendee_id, left, "browser signaling session closed");
 }
 

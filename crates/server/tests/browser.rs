@@ -227,7 +227,7 @@ async fn two_browsers_hear_each_other_and_see_roster_mute_levels_and_statuses() 
     let _ = b.task.await;
 
     // DeleteAttendee: alice's session ends with 411; bob (new device) sees her leave.
-    srv.media.end_attendee(&alice_id);
+    srv.server.controller.delete_attendee(&alice_id).await;
     let mut status = None;
     for _ in 0..200 {
         match a.signal.next(WAIT).await {
@@ -261,7 +261,7 @@ async fn two_browsers_hear_each_other_and_see_roster_mute_levels_and_statuses() 
     assert!(roster_b2.values().any(|e| e.0 == bob_id));
 
     // DeleteMeeting: 410.
-    srv.media.end_meeting(&meeting);
+    srv.server.controller.delete_meeting(&meeting).await;
     let mut status = None;
     let mut code = None;
     for _ in 0..200 {
@@ -284,12 +284,12 @@ async fn two_browsers_hear_each_other_and_see_roster_mute_levels_and_statuses() 
     let _ = b2.task.await;
     // Everything is released.
     for _ in 0..50 {
-        if srv.media.active_browsers() == 0 && srv.webrtc.routed_legs() == 0 {
+        if srv.server.meetings.is_empty() && srv.webrtc.routed_legs() == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(srv.media.active_browsers(), 0);
+    assert!(srv.server.meetings.is_empty(), "the meeting's task is gone");
     assert_eq!(srv.webrtc.routed_legs(), 0);
 }
 

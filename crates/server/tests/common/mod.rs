@@ -18,7 +18,7 @@ use domain::meeting::{
 };
 use domain::token::TokenKey;
 use futures_util::{SinkExt, StreamExt};
-use store::{Repository, SqlRepository};
+use store::Repository;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
@@ -29,15 +29,15 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use voice_connector::media::Media;
-use voice_connector::signaling::{SignalingState, router};
-use voice_connector::webrtc::WebRtcPort;
+use voice_connector::config::Config;
+use voice_connector::serve::Server;
+use voice_connector::webrtc_port::WebRtcPort;
 
 /// The server's browser side on loopback.
 pub struct TestServer {
     pub http: SocketAddr,
     pub repo: Arc<dyn Repository>,
-    pub media: Arc<Media>,
+    pub server: Server,
     pub key: TokenKey,
     pub webrtc: Arc<WebRtcPort>,
     _dir: TempDir,
@@ -61,36 +61,31 @@ impl TestServer {
             NEXT_DIR.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let url = format!("sqlite://{}", dir.join("vc.db").display());
-        let repo: Arc<dyn Repository> =
-            Arc::new(SqlRepository::connect(&url).await.expect("store"));
-        let metrics = Arc::new(api::metrics::Metrics::default());
-        let media = Media::new((41000, 41100), None, metrics.clone(), repo.clone());
-        let webrtc = WebRtcPort::bind("127.0.0.1:0".parse().expect("addr"), None)
-            .await
-            .expect("webrtc port");
-        media.set_webrtc(webrtc.clone());
-        tokio::spawn(webrtc.clone().run());
-        let app = router(Arc::new(SignalingState {
-            repo: repo.clone(),
-            media: media.clone(),
-            metrics,
-        }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("http");
-        let http = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await;
-        });
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let cfg = Config {
+            data_dir: dir.clone(),
+            http: any,
+            sip: any,
+            sip_tls: any,
+            rtp_ports: (41000, 41100),
+            media_ip: None,
+            webrtc_udp: any,
+            sip_domain: "voiceconnector.localhost".into(),
+            database_url: format!("sqlite://{}", dir.join("vc.db").display()),
+            api_rate_limit: 1000,
+            meeting_idle_timeout: 300,
+            media_metrics_interval: 60,
+            sip_max_transactions_per_source: 1000,
+            sip_drop_unallowed_sources: false,
+            tls_cert: None,
+            tls_key: None,
+        };
+        let server = Server::start(cfg).await.expect("server");
+        let (http, repo, webrtc) = (server.http, server.repo.clone(), server.webrtc.clone());
         TestServer {
             http,
             repo,
-            media,
+            server,
             key: TokenKey::generate(),
             webrtc,
             _dir: TempDir(dir),

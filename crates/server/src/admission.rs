@@ -1,4 +1,4 @@
-//! Call routing: which voice connector an INVITE is for, whether its termination policy lets
+//! Admission of INVITEs: which voice connector an INVITE is for, whether its termination policy lets
 //! the call in, and which meeting a join token opens. It reads the store and returns a
 //! [`Decision`]; the SIP edge turns the decision into a wire answer.
 
@@ -56,7 +56,7 @@ struct CpsWindow {
     count: u32,
 }
 
-pub struct Router {
+pub struct Admission {
     repo: Arc<dyn Repository>,
     /// SIP message logs for connectors with EnableSIPLogs.
     pub siplog: Option<Arc<crate::siplog::SipLogger>>,
@@ -67,9 +67,9 @@ pub struct Router {
     cps: Mutex<HashMap<String, CpsWindow>>,
 }
 
-impl Router {
+impl Admission {
     pub fn new(repo: Arc<dyn Repository>, sip_domain: String) -> Self {
-        Router {
+        Admission {
             repo,
             siplog: None,
             drop_unallowed_sources: false,
@@ -122,6 +122,21 @@ impl Router {
         logger.enable(call_id, vc_id);
         let bytes = invite.to_bytes();
         logger.log(&sip::log::LoggedMessage::inbound(*peer, &bytes));
+    }
+
+    /// Whether the connector's LoggingConfiguration has EnableMediaMetricLogs.
+    pub async fn media_metrics_enabled(&self, vc_id: &str) -> bool {
+        let doc = self
+            .repo
+            .get_setting(vc_id, SettingKind::Logging)
+            .await
+            .ok()
+            .flatten();
+        doc.and_then(|d| {
+            serde_json::from_value::<domain::voice_connector::LoggingConfiguration>(d).ok()
+        })
+        .and_then(|l| l.enable_media_metric_logs)
+        .unwrap_or(false)
     }
 
     pub async fn termination(&self, vc_id: &str) -> Result<Option<Termination>, RouteError> {

@@ -16,7 +16,7 @@ use engine::LegId;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::media::MeetingMsg;
+use crate::meeting::MeetingMsg;
 
 /// Most source addresses remembered per leg (ICE may try a few candidate pairs).
 const MAX_ADDRS_PER_LEG: usize = 8;

@@ -1,0 +1,148 @@
+//! A browser attendee's leg as its signaling session drives it: it joins the call table
+//! (which ends an older leg of the same attendee) and its meeting's roster, answers SDP
+//! offers with a WebRTC leg on the shared port, mutes, and leaves.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use calls::{LegId, Member};
+use chime_signal::AttendeeInfo;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::directory::Meetings;
+use crate::edge::Controller;
+use crate::meeting::{MeetingMsg, SessionMsg, SubscribeError};
+use crate::webrtc_port::WebRtcPort;
+
+/// Session ids: unique per process.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// What browser sessions share.
+pub struct Browsers {
+    pub controller: Controller,
+    pub meetings: Arc<Meetings>,
+    pub port: Arc<WebRtcPort>,
+}
+
+/// One browser's leg.
+pub struct BrowserLeg {
+    pub leg: LegId,
+    pub stream: u32,
+    pub rx: mpsc::Receiver<SessionMsg>,
+    /// The roster at join, the joiner included.
+    pub roster: Vec<AttendeeInfo>,
+    meeting: mpsc::Sender<MeetingMsg>,
+    route: Option<u64>,
+}
+
+/// Why a browser could not join the meeting's audio.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the call controller has stopped")]
+    ControllerGone,
+    #[error("the meeting's media is gone")]
+    MeetingGone,
+}
+
+impl Browsers {
+    /// The session joins: the call table first (an older leg of the attendee ends), then
+    /// the meeting's roster (everyone is told).
+    pub async fn open(
+        &self,
+        meeting_id: &str,
+        attendee_id: &str,
+        external_user_id: &str,
+    ) -> Result<BrowserLeg, OpenError> {
+        let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+        let member = Member {
+            meeting_id: meeting_id.to_string(),
+            attendee_id: attendee_id.to_string(),
+        };
+        let leg = self
+            .controller
+            .browser_open(session, member)
+            .await
+            .ok_or(OpenError::ControllerGone)?;
+        let (tx, rx) = mpsc::channel(256);
+        for _ in 0..2 {
+            let meeting = self.meetings.get_or_start(meeting_id);
+            let (reply, answer) = oneshot::channel();
+            let msg = MeetingMsg::BrowserOpen {
+                leg,
+                attendee_id: attendee_id.to_string(),
+                external_user_id: external_user_id.to_string(),
+                session: tx.clone(),
+                reply,
+            };
+            if meeting.send(msg).await.is_err() {
+                continue;
+            }
+            if let Ok((stream, roster)) = answer.await {
+                return Ok(BrowserLeg {
+                    leg,
+                    stream,
+                    rx,
+                    roster,
+                    meeting,
+                    route: None,
+                });
+            }
+        }
+        self.controller.browser_closed(leg, true).await;
+        Err(OpenError::MeetingGone)
+    }
+
+    /// Answers the browser's SDP offer (SUBSCRIBE) with a WebRTC leg; a renegotiation
+    /// replaces the previous one.
+    pub async fn subscribe(
+        &self,
+        b: &mut BrowserLeg,
+        offer: String,
+        muted: bool,
+        browser_ip: Option<IpAddr>,
+    ) -> Result<String, SubscribeError> {
+        if let Some(old) = b.route.take() {
+            self.port.remove(old);
+        }
+        let candidate = self.port.candidate_for(browser_ip).await;
+        let (reply, rx) = oneshot::channel();
+        b.meeting
+            .send(MeetingMsg::Subscribe {
+                leg: b.leg,
+                offer,
+                candidate,
+                muted,
+                socket: self.port.socket(),
+                reply,
+            })
+            .await
+            .map_err(|_| SubscribeError::MeetingGone)?;
+        let answer = rx.await.map_err(|_| SubscribeError::MeetingGone)??;
+        b.route = Some(self.port.add(&answer.ufrag, b.meeting.clone(), answer.leg));
+        tracing::info!(leg = %b.leg, engine_leg = %answer.leg, %candidate, "browser media leg added");
+        Ok(answer.sdp)
+    }
+
+    /// The browser muted or unmuted itself.
+    pub fn mute(&self, b: &BrowserLeg, muted: bool) {
+        let _ = b.meeting.try_send(MeetingMsg::Mute { leg: b.leg, muted });
+    }
+
+    /// The session ended (LEAVE, socket closed, or a status sent): its leg goes and the
+    /// others are told. `dropped` when the connection was lost rather than left.
+    pub async fn close(&self, b: BrowserLeg, dropped: bool) {
+        if let Some(route) = b.route {
+            self.port.remove(route);
+        }
+        let _ = b
+            .meeting
+            .send(MeetingMsg::Remove {
+                leg: b.leg,
+                dropped,
+                reply: None,
+            })
+            .await;
+        self.controller.browser_closed(b.leg, dropped).await;
+    }
+}

@@ -1,0 +1,295 @@
+//! The work of one incoming INVITE that waits on the database and the network: admission
+//! (connector, termination policy, digest, CPS, join token), then the join's media (an RTP
+//! port pair, the SDP answer or our delayed offer, the leg in its meeting's mixer). It runs
+//! in its own task and reports one [`JoinOutcome`] to the edge task, which decides with
+//! the call table.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use calls::{Answer, JoinError, LegId, Member, Refusal};
+use domain::policy::Refusal as PolicyRefusal;
+use sip::{Body, HeaderName, Peer, Request, TransportKind};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::admission::{Admission, Decision, InviteFacts};
+use crate::directory::Meetings;
+use crate::meeting::MeetingMsg;
+use crate::offer;
+use crate::ports::{PortPool, media_address};
+use crate::records::{CdrSeed, RecordWriter};
+
+use super::legs::SipLeg;
+
+/// What the join tasks share.
+pub struct JoinContext {
+    pub admission: Arc<Admission>,
+    pub meetings: Arc<Meetings>,
+    pub ports: Arc<PortPool>,
+    pub media_ip: Option<std::net::IpAddr>,
+    pub records: RecordWriter,
+    pub metrics: Arc<api::metrics::Metrics>,
+}
+
+/// How an INVITE's admission and join ended.
+pub enum JoinOutcome {
+    /// Refused by admission (policy, token, digest challenge) or silently dropped.
+    Refused(Answer),
+    /// Admitted, but the join could not be completed.
+    Failed(JoinError),
+    /// Ready: answer 200 with `sdp`.
+    Ready {
+        member: Member,
+        sdp: Body,
+        delayed_offer: bool,
+        media: Box<SipLeg>,
+    },
+}
+
+/// Reads what admission needs from an INVITE.
+fn invite_facts(req: &Request, peer: &Peer) -> InviteFacts {
+    let uri = &req.uri;
+    let token = uri
+        .param("X-chime-join-token")
+        .flatten()
+        .or_else(|| uri.param("X-joinToken").flatten())
+        .map(|t| String::from_utf8_lossy(&sip::percent_decode(t)).into_owned())
+        .or_else(|| {
+            req.headers
+                .get_raw("X-chime-join-token")
+                .next()
+                .map(|v| v.trim().to_string())
+        });
+    let from_user = req
+        .headers
+        .from()
+        .and_then(|f| f.uri.user_decoded().map(|u| u.into_owned()))
+        .unwrap_or_default();
+    InviteFacts {
+        host: uri
+            .host()
+            .trim_matches(|c| c == '[' || c == ']')
+            .to_string(),
+        user: uri
+            .user()
+            .map(|u| String::from_utf8_lossy(&sip::percent_decode(u)).into_owned())
+            .unwrap_or_default(),
+        join_token: token,
+        from_user,
+        source: peer.remote.ip(),
+        over_tls: peer.transport == TransportKind::Tls,
+        request_uri: uri.to_string(),
+        proxy_authorization: req
+            .headers
+            .get(HeaderName::ProxyAuthorization)
+            .map(str::to_string),
+    }
+}
+
+fn refusal_of(r: &PolicyRefusal) -> Refusal {
+    Refusal {
+        status: r.status(),
+        warning: r.to_string(),
+        retry_after: matches!(r, PolicyRefusal::CpsExceeded { .. }).then_some(1),
+    }
+}
+
+/// Refused calls to an existing connector get a call record too.
+async fn record_refusal(ctx: &JoinContext, req: &Request, peer: &Peer, host: &str, r: &Refusal) {
+    let Ok(Some(vc)) = ctx.admission.connector_for_host(host).await else {
+        return;
+    };
+    let seed = CdrSeed::from_invite(&vc.voice_connector_id, req, peer);
+    let rec = seed.finish("Refused", r.status, Some(r.warning.clone()));
+    ctx.records.write(rec, seed.start_ms).await;
+}
+
+/// Admits and joins one INVITE.
+pub async fn run(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> JoinOutcome {
+    ctx.metrics.counter_add("vc_calls_attempted_total", "", 1);
+    let outcome = decide(ctx, leg, req, peer).await;
+    let status = match &outcome {
+        JoinOutcome::Refused(Answer::Refuse(r)) => Some(r.status),
+        JoinOutcome::Failed(e) => Some(e.refusal().status),
+        _ => None,
+    };
+    if let Some(s) = status.filter(|s| *s >= 300) {
+        ctx.metrics
+            .counter_add("vc_calls_failed_total", &format!("status=\"{s}\""), 1);
+    }
+    outcome
+}
+
+async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> JoinOutcome {
+    let facts = invite_facts(req, peer);
+    let decision = match ctx.admission.route_invite(Instant::now(), &facts).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "routing failed");
+            return JoinOutcome::Failed(JoinError::Internal);
+        }
+    };
+    match decision {
+        Decision::Refuse(r @ PolicyRefusal::SourceNotAllowed { .. })
+            if ctx.admission.drop_unallowed_sources =>
+        {
+            tracing::info!(%leg, reason = %r, source = %peer.remote, "call dropped without an answer");
+            // SIP status 0 in the record: nothing was sent.
+            let why = Refusal::new(0, format!("not answered (sip-drop-unallowed-sources): {r}"));
+            record_refusal(ctx, req, peer, &facts.host, &why).await;
+            JoinOutcome::Refused(Answer::Silence)
+        }
+        Decision::Refuse(r) => {
+            tracing::info!(%leg, status = r.status(), reason = %r, source = %peer.remote, "call refused");
+            let refusal = refusal_of(&r);
+            record_refusal(ctx, req, peer, &facts.host, &refusal).await;
+            JoinOutcome::Refused(Answer::Refuse(refusal))
+        }
+        Decision::Challenge { challenges, reason } => JoinOutcome::Refused(Answer::Challenge {
+            challenges,
+            warning: reason.to_string(),
+        }),
+        Decision::Join {
+            connector,
+            meeting,
+            attendee,
+        } => {
+            ctx.admission
+                .start_sip_log(&connector.voice_connector_id, req, peer)
+                .await;
+            let member = Member {
+                meeting_id: meeting.meeting.meeting_id.clone(),
+                attendee_id: attendee.attendee_id.clone(),
+            };
+            match join(ctx, leg, req, peer, &connector, member).await {
+                Ok(ready) => ready,
+                Err(e) => {
+                    let r = e.refusal();
+                    tracing::info!(%leg, status = r.status, reason = %r.warning, "join refused");
+                    record_refusal(ctx, req, peer, &facts.host, &r).await;
+                    JoinOutcome::Failed(e)
+                }
+            }
+        }
+    }
+}
+
+/// The join's media: ports, SDP, and (unless the offer is ours) the leg in the mixer.
+async fn join(
+    ctx: &JoinContext,
+    leg: LegId,
+    req: &Request,
+    peer: &Peer,
+    connector: &domain::voice_connector::VoiceConnector,
+    member: Member,
+) -> Result<JoinOutcome, JoinError> {
+    let ip = media_address(ctx.media_ip, peer).await;
+    let (port, rtp, rtcp) = ctx.ports.bind_pair().await.ok_or(JoinError::NoMediaPorts)?;
+    let cdr = CdrSeed::from_invite(&connector.voice_connector_id, req, peer);
+    let media_metrics = ctx
+        .admission
+        .media_metrics_enabled(&connector.voice_connector_id)
+        .await;
+    let mut media = SipLeg {
+        member: member.clone(),
+        caller: cdr.source_phone_number.clone(),
+        port,
+        rtp: Arc::new(rtp),
+        rtcp: Arc::new(rtcp),
+        meeting: None,
+        negotiated: None,
+        pending: None,
+        cdr,
+        media_metrics,
+        started: Instant::now(),
+    };
+    let delayed_offer = req.body.is_empty();
+    let sdp = if delayed_offer {
+        let over_tls = peer.transport == TransportKind::Tls;
+        let (session, offer) = offer::offer(connector.require_encryption, over_tls, ip, port);
+        media.pending = Some(session);
+        Body::sdp(offer)
+    } else {
+        let negotiated = match offer::answer(&req.body, connector.require_encryption, ip, port) {
+            Ok(n) => n,
+            Err(e) => {
+                drop(media);
+                ctx.ports.give_back(port);
+                return Err(e.into());
+            }
+        };
+        let body = Body::sdp(negotiated.answer.clone());
+        let req = media.attach_request(&negotiated);
+        match attach(&ctx.meetings, leg, req).await {
+            Ok(tx) => media.meeting = Some(tx),
+            Err(e) => {
+                drop(media);
+                ctx.ports.give_back(port);
+                return Err(e);
+            }
+        }
+        media.negotiated = Some(negotiated);
+        body
+    };
+    let (codec, suite) = media
+        .negotiated
+        .as_ref()
+        .map(|n| {
+            (
+                n.codec.clone(),
+                n.srtp_suite.clone().unwrap_or_else(|| "none".into()),
+            )
+        })
+        .unwrap_or_else(|| ("pending".into(), "pending".into()));
+    tracing::info!(call = %leg, meeting = %member.meeting_id, attendee = %member.attendee_id, port, delayed_offer, %codec, srtp = %suite, "joined meeting");
+    Ok(JoinOutcome::Ready {
+        member,
+        sdp,
+        delayed_offer,
+        media: Box::new(media),
+    })
+}
+
+/// What a SIP leg's media needs to go into its meeting's mixer.
+pub struct AttachRequest {
+    pub member: Member,
+    /// The caller's number, as browsers list it.
+    pub caller: String,
+    pub rtp: Arc<tokio::net::UdpSocket>,
+    pub rtcp: Arc<tokio::net::UdpSocket>,
+    pub cfg: engine::LegConfig,
+}
+
+/// Puts a SIP leg's negotiated media into its meeting's mixer. A meeting task that was
+/// retiring at that moment refuses; a new one is started then.
+pub async fn attach(
+    meetings: &Arc<Meetings>,
+    leg: LegId,
+    req: AttachRequest,
+) -> Result<mpsc::Sender<MeetingMsg>, JoinError> {
+    for _ in 0..2 {
+        let tx = meetings.get_or_start(&req.member.meeting_id);
+        let (reply, rx) = oneshot::channel();
+        let msg = MeetingMsg::AddSip {
+            leg,
+            attendee_id: req.member.attendee_id.clone(),
+            external_user_id: req.caller.clone(),
+            cfg: req.cfg.clone(),
+            rtp: req.rtp.clone(),
+            rtcp: req.rtcp.clone(),
+            reply,
+        };
+        if tx.send(msg).await.is_err() {
+            continue;
+        }
+        match rx.await {
+            Ok(Ok(())) => return Ok(tx),
+            Ok(Err(e)) => {
+                tracing::warn!(%leg, error = %e, "the meeting's media refused the leg");
+                return Err(JoinError::MeetingUnavailable);
+            }
+            Err(_) => continue,
+        }
+    }
+    Err(JoinError::MeetingUnavailable)
+}

@@ -1,0 +1,601 @@
+//! The SIP edge and call controller: binds UDP, TCP and TLS (crate `sip-transport`) and runs
+//! one task that owns the sans-IO [`sip::UserAgent`] and the sans-IO [`calls::CallTable`].
+//!
+//! The task feeds the UA datagrams and timer ticks and turns its events into call-table
+//! inputs; it carries out the table's commands (answer, hang up with a Reason, apply a
+//! delayed offer's answer, attach, release). Work that waits on the database or the
+//! network (admitting and joining an INVITE, releasing a leg, answering OPTIONS) runs in
+//! spawned tasks that report back through a bounded channel, so the UA never blocks on it.
+//! Browser sessions, meeting tasks and the API's control events reach the table through
+//! the same channel ([`Controller`]).
+
+mod join;
+mod legs;
+mod options;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use calls::{Answer, Attachment, CallTable, Command, Endpoint, LegId, Member, TableConfig};
+use sip::{Body, CallKey, HeaderName, Method, Peer, TransportKind, UaConfig, UaEvent, UserAgent};
+use sip_transport::{Inbound, Outbound, TlsConfig, Transport, TransportConfig, Transports};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::meeting::{MeetingEvent, MeetingMsg};
+
+pub use join::JoinContext;
+use join::JoinOutcome;
+use legs::{Release, SipLeg};
+
+/// What reaches the edge task besides SIP.
+pub enum Input {
+    /// An INVITE's admission and join finished.
+    Joined {
+        leg: LegId,
+        outcome: JoinOutcome,
+    },
+    /// A delayed offer's leg went into its mixer (or could not).
+    Attached {
+        leg: LegId,
+        meeting: Option<mpsc::Sender<MeetingMsg>>,
+    },
+    /// Answer a request outside the INVITE dialogs (OPTIONS).
+    Respond {
+        txn: sip::TransactionKey,
+        response: sip::Response,
+    },
+    /// A browser attendee's session joined the meeting's audio.
+    BrowserOpen {
+        session: u64,
+        member: Member,
+        reply: oneshot::Sender<LegId>,
+    },
+    /// A browser attendee's session closed.
+    BrowserClosed {
+        leg: LegId,
+        dropped: bool,
+    },
+    DeleteAttendee(String),
+    DeleteMeeting(String),
+    /// Meetings with legs here (for the auto-end sweep).
+    Meetings(oneshot::Sender<Vec<String>>),
+    /// The SIP legs whose connectors log media metrics.
+    MetricsTargets(oneshot::Sender<Vec<MetricsTarget>>),
+}
+
+/// A leg due a media-metrics record.
+pub struct MetricsTarget {
+    pub leg: LegId,
+    pub meeting: mpsc::Sender<MeetingMsg>,
+    pub meeting_id: String,
+    pub cdr: crate::records::CdrSeed,
+}
+
+/// How the rest of the server reaches the call controller.
+#[derive(Clone)]
+pub struct Controller {
+    tx: mpsc::Sender<Input>,
+}
+
+impl Controller {
+    async fn send(&self, input: Input) {
+        if self.tx.send(input).await.is_err() {
+            tracing::debug!("the SIP edge has stopped");
+        }
+    }
+
+    /// A browser attendee joins; an older leg of the same attendee is ended.
+    pub async fn browser_open(&self, session: u64, member: Member) -> Option<LegId> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::BrowserOpen {
+            session,
+            member,
+            reply,
+        })
+        .await;
+        rx.await.ok()
+    }
+
+    pub async fn browser_closed(&self, leg: LegId, dropped: bool) {
+        self.send(Input::BrowserClosed { leg, dropped }).await;
+    }
+
+    pub async fn delete_attendee(&self, attendee_id: &str) {
+        self.send(Input::DeleteAttendee(attendee_id.to_string()))
+            .await;
+    }
+
+    pub async fn delete_meeting(&self, meeting_id: &str) {
+        self.send(Input::DeleteMeeting(meeting_id.to_string()))
+            .await;
+    }
+
+    /// Meetings with at least one leg on this node.
+    pub async fn meetings(&self) -> Vec<String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::Meetings(reply)).await;
+        rx.await.unwrap_or_default()
+    }
+
+    pub async fn metrics_targets(&self) -> Vec<MetricsTarget> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::MetricsTargets(reply)).await;
+        rx.await.unwrap_or_default()
+    }
+}
+
+/// A running SIP edge.
+pub struct SipEdge {
+    pub transports: Transports,
+    pub controller: Controller,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SipEdge {
+    pub fn local_addr(&self, t: Transport) -> Option<SocketAddr> {
+        self.transports.local_addr(t)
+    }
+    pub async fn shutdown(self) {
+        self.transports.shutdown();
+        self.task.abort();
+    }
+}
+
+fn transport_kind(t: Transport) -> TransportKind {
+    match t {
+        Transport::Udp => TransportKind::Udp,
+        Transport::Tcp => TransportKind::Tcp,
+        Transport::Tls => TransportKind::Tls,
+    }
+}
+
+fn transport_of(k: TransportKind) -> Option<Transport> {
+    match k {
+        TransportKind::Udp => Some(Transport::Udp),
+        TransportKind::Tcp => Some(Transport::Tcp),
+        TransportKind::Tls => Some(Transport::Tls),
+        _ => None,
+    }
+}
+
+/// Binds the SIP transports and starts the edge task. Meeting tasks report on `events`.
+pub async fn start(
+    cfg: &Config,
+    ctx: JoinContext,
+    events: mpsc::Receiver<MeetingEvent>,
+) -> anyhow::Result<SipEdge> {
+    let mut tcfg = TransportConfig::new(cfg.sip);
+    tcfg.tls = Some(match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => TlsConfig::from_files(cfg.sip_tls, c, k),
+        _ => TlsConfig::development(cfg.sip_tls, &cfg.data_dir, &cfg.sip_domain),
+    });
+    let (transports, inbound) = Transports::bind(tcfg)
+        .await
+        .context("binding the SIP transports")?;
+    let (tx, rx) = mpsc::channel(4096);
+    let mut ua_cfg = UaConfig {
+        options_to_app: true,
+        ..UaConfig::default()
+    };
+    ua_cfg.transaction.max_transactions_per_source = cfg.sip_max_transactions_per_source;
+    let edge = Edge {
+        ua: UserAgent::new(ua_cfg, rand::random()),
+        table: CallTable::new(TableConfig::default()),
+        legs: HashMap::new(),
+        invites: HashMap::new(),
+        browsers: 0,
+        release: Arc::new(Release {
+            ports: ctx.ports.clone(),
+            records: ctx.records.clone(),
+            metrics: ctx.metrics.clone(),
+        }),
+        ctx: Arc::new(ctx),
+        transports: transports.clone(),
+        tx: tx.clone(),
+        call_ids: HashMap::new(),
+    };
+    let task = tokio::spawn(edge.run(inbound, rx, events));
+    Ok(SipEdge {
+        transports,
+        controller: Controller { tx },
+        task,
+    })
+}
+
+/// The edge task's state.
+struct Edge {
+    ua: UserAgent,
+    table: CallTable,
+    /// SIP legs' media, by leg.
+    legs: HashMap<LegId, SipLeg>,
+    /// INVITEs being admitted: their SIP call, for the table.
+    invites: HashMap<LegId, CallKey>,
+    browsers: i64,
+    release: Arc<Release>,
+    ctx: Arc<JoinContext>,
+    transports: Transports,
+    tx: mpsc::Sender<Input>,
+    /// Call-IDs of calls whose SIP messages are being logged.
+    call_ids: HashMap<CallKey, String>,
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Edge {
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut inputs: mpsc::Receiver<Input>,
+        mut events: mpsc::Receiver<MeetingEvent>,
+    ) {
+        loop {
+            let deadline = [self.ua.poll_timeout(), self.table.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            tokio::select! {
+                msg = inbound.recv() => {
+                    let Some(msg) = msg else { break };
+                    let peer = Peer { transport: transport_kind(msg.transport), local: msg.local, remote: msg.remote };
+                    if let Some(l) = &self.ctx.admission.siplog {
+                        l.log(&sip::log::LoggedMessage::inbound(peer, &msg.bytes));
+                    }
+                    if let Err(e) = self.ua.handle_datagram(Instant::now(), &msg.bytes, peer) {
+                        tracing::debug!(remote = %msg.remote, error = %e, "malformed SIP message");
+                    }
+                }
+                input = inputs.recv() => {
+                    let Some(input) = input else { break };
+                    self.on_input(input);
+                }
+                ev = events.recv() => {
+                    if let Some(MeetingEvent::Inactive(leg)) = ev {
+                        self.table.media_inactive(Instant::now(), leg);
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    self.ua.handle_timeout(now);
+                    self.table.handle_timeout(now);
+                }
+            }
+            self.drain().await;
+        }
+    }
+
+    /// Drains the UA and the table until neither has anything more.
+    async fn drain(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(ev) = self.ua.poll_event() {
+                moved = true;
+                self.on_ua_event(ev);
+            }
+            while let Some(c) = self.table.poll_command() {
+                moved = true;
+                self.on_command(c);
+            }
+            while let Some(t) = self.ua.poll_transmit() {
+                if let Some(l) = &self.ctx.admission.siplog {
+                    l.log(&sip::log::LoggedMessage::outbound(&t));
+                }
+                let Some(transport) = transport_of(t.peer.transport) else {
+                    continue;
+                };
+                let out = Outbound::to(transport, t.peer.remote, t.payload.into());
+                if let Err(e) = self.transports.send(out).await {
+                    tracing::warn!(remote = %t.peer.remote, error = %e, "SIP send failed");
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        self.ctx
+            .metrics
+            .gauge_set("vc_active_legs", "", self.legs.len() as i64);
+    }
+
+    fn on_input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Joined { leg, outcome } => {
+                self.invites.remove(&leg);
+                match outcome {
+                    JoinOutcome::Refused(answer) => self.table.sip_refused(now, leg, answer),
+                    JoinOutcome::Failed(e) => self.table.sip_join_failed(now, leg, e),
+                    JoinOutcome::Ready {
+                        member,
+                        sdp,
+                        delayed_offer,
+                        media,
+                    } => {
+                        self.legs.insert(leg, *media);
+                        self.table
+                            .sip_join_ready(now, leg, member, sdp, delayed_offer);
+                    }
+                }
+            }
+            Input::Attached { leg, meeting } => match (self.legs.get_mut(&leg), meeting) {
+                (Some(l), Some(tx)) => l.meeting = Some(tx),
+                (Some(_), None) => self.table.media_failed(now, leg),
+                // The leg ended meanwhile: take it out of the mixer again.
+                (None, Some(tx)) => {
+                    let _ = tx.try_send(MeetingMsg::Remove {
+                        leg,
+                        dropped: false,
+                        reply: None,
+                    });
+                }
+                (None, None) => {}
+            },
+            Input::Respond { txn, response } => {
+                let _ = self.ua.respond_request(now, txn, response);
+            }
+            Input::BrowserOpen {
+                session,
+                member,
+                reply,
+            } => {
+                let leg = self.table.webrtc_open(now, session, member);
+                self.browsers += 1;
+                self.ctx
+                    .metrics
+                    .gauge_set("vc_browser_sessions", "", self.browsers);
+                let _ = reply.send(leg);
+            }
+            Input::BrowserClosed { leg, dropped } => {
+                let why = if dropped { "connection lost" } else { "left" };
+                self.table.webrtc_closed(now, leg, why);
+            }
+            Input::DeleteAttendee(id) => self.table.delete_attendee(now, &id),
+            Input::DeleteMeeting(id) => self.table.delete_meeting(now, &id),
+            Input::Meetings(reply) => {
+                let _ = reply.send(self.table.meetings());
+            }
+            Input::MetricsTargets(reply) => {
+                let due = self
+                    .legs
+                    .iter()
+                    .filter(|(_, l)| l.media_metrics)
+                    .filter_map(|(leg, l)| {
+                        Some(MetricsTarget {
+                            leg: *leg,
+                            meeting: l.meeting.clone()?,
+                            meeting_id: l.member.meeting_id.clone(),
+                            cdr: l.cdr.clone(),
+                        })
+                    })
+                    .collect();
+                let _ = reply.send(due);
+            }
+        }
+    }
+
+    fn on_ua_event(&mut self, ev: UaEvent) {
+        let now = Instant::now();
+        match ev {
+            UaEvent::IncomingCall {
+                call,
+                request,
+                peer,
+            } => {
+                if self.ctx.admission.siplog.is_some()
+                    && let Some(id) = request.headers.get(HeaderName::CallId)
+                {
+                    self.call_ids.insert(call, id.to_string());
+                }
+                let leg = self.table.sip_incoming(now, call);
+                self.invites.insert(leg, call);
+                let ctx = self.ctx.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let outcome = join::run(&ctx, leg, &request, &peer).await;
+                    let _ = tx.send(Input::Joined { leg, outcome }).await;
+                });
+            }
+            UaEvent::Confirmed { call, ack } => {
+                if self.table.leg_of_sip(call).is_some() {
+                    self.ctx
+                        .metrics
+                        .counter_add("vc_calls_answered_total", "", 1);
+                }
+                self.table.sip_confirmed(now, call, &ack.body);
+            }
+            UaEvent::Terminated { call, reason } => {
+                if let Some((l, id)) = self
+                    .ctx
+                    .admission
+                    .siplog
+                    .as_ref()
+                    .zip(self.call_ids.remove(&call))
+                {
+                    l.disable(&id);
+                }
+                self.table.sip_ended(now, call, reason);
+            }
+            UaEvent::Reinvite { call, request } => match self.reoffer(call, &request.body) {
+                Ok(body) => {
+                    let _ = self.ua.answer(now, call, 200, Some(body));
+                }
+                Err(r) => {
+                    if let Ok(mut resp) = self.ua.make_response(call, r.status) {
+                        wire::decorate(&mut resp, &r);
+                        let _ = self.ua.respond(now, call, resp);
+                    }
+                }
+            },
+            UaEvent::Request { call, txn, request } => {
+                let mut resp = sip::Response::for_request(&request, 200);
+                if request.method == Method::Update && !request.body.is_empty() {
+                    match self.reoffer(call, &request.body) {
+                        Ok(b) => {
+                            resp.headers.set(HeaderName::ContentType, &b.content_type);
+                            resp.body = b.bytes;
+                        }
+                        Err(r) => {
+                            resp = sip::Response::for_request(&request, r.status);
+                            wire::decorate(&mut resp, &r);
+                        }
+                    }
+                }
+                let _ = self.ua.respond_request(now, txn, resp);
+            }
+            UaEvent::OutOfDialogRequest { txn, request, peer }
+                if request.method == Method::Options =>
+            {
+                let ok = self.ua.options_response(&request);
+                let admission = self.ctx.admission.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let response = options::answer(&admission, ok, &request, &peer).await;
+                    let _ = tx.send(Input::Respond { txn, response }).await;
+                });
+            }
+            UaEvent::OutOfDialogRequest { txn, request, .. } => {
+                let resp = sip::Response::for_request(&request, 405);
+                let _ = self.ua.respond_request(now, txn, resp);
+            }
+            UaEvent::Answered { call, .. } => self.table.sip_answered(now, call),
+            UaEvent::Prack { .. }
+            | UaEvent::Provisional { .. }
+            | UaEvent::InDialogResponse { .. } => {}
+        }
+    }
+
+    /// An in-dialog offer: the table says which leg answers, the leg's SDP state answers.
+    fn reoffer(&mut self, call: CallKey, sdp: &[u8]) -> Result<Body, calls::Refusal> {
+        let now = Instant::now();
+        let leg = self.table.sip_reoffer(call).map_err(|e| e.refusal())?;
+        let media = self
+            .legs
+            .get_mut(&leg)
+            .ok_or(calls::ReofferError::UnknownCall)
+            .map_err(|e| e.refusal())?;
+        let (body, peer_sends) = media.reoffer(leg, sdp).map_err(|e| e.refusal())?;
+        self.table.media_direction(now, leg, peer_sends);
+        Ok(body)
+    }
+
+    fn on_command(&mut self, c: Command) {
+        let now = Instant::now();
+        match c {
+            Command::Answer { sip, answer, .. } => self.answer(now, sip, answer),
+            Command::HangUp {
+                leg,
+                endpoint,
+                cause,
+            } => match endpoint {
+                Endpoint::SipUas(k) | Endpoint::SipUac(k) => {
+                    tracing::info!(call = %leg, ?cause, "hanging up");
+                    let _ = self
+                        .ua
+                        .hangup_with_reason(now, k, &wire::reason_value(&cause));
+                }
+                Endpoint::WebRtc(_) => {
+                    let meeting = self
+                        .table
+                        .leg(leg)
+                        .and_then(|l| l.member.as_ref())
+                        .and_then(|m| self.ctx.meetings.get(&m.meeting_id));
+                    if let Some(tx) = meeting {
+                        let end = wire::session_end(&cause);
+                        let _ = tx.try_send(MeetingMsg::EndBrowser { leg, end });
+                    }
+                }
+            },
+            Command::ApplyAnswer { leg, sdp } => {
+                let result = match self.legs.get_mut(&leg) {
+                    Some(l) => l.apply_answer(&sdp),
+                    None => Err(calls::Refusal::new(481, "call does not exist")),
+                };
+                if let Err(r) = &result {
+                    tracing::info!(call = %leg, status = r.status, reason = %r.warning, "the ACK's answer to our offer is unusable; hanging up");
+                }
+                self.table.answer_applied(now, leg, result);
+            }
+            Command::Attach {
+                leg,
+                to: Attachment::Meeting(_),
+            } => self.attach_delayed(leg),
+            Command::Attach { leg, to } | Command::Detach { leg, from: to } => {
+                tracing::warn!(call = %leg, ?to, "this server does not serve bridges or applications yet");
+            }
+            Command::Release {
+                leg, endpoint, end, ..
+            } => match endpoint {
+                Endpoint::WebRtc(_) => {
+                    self.browsers = (self.browsers - 1).max(0);
+                    self.ctx
+                        .metrics
+                        .gauge_set("vc_browser_sessions", "", self.browsers);
+                }
+                Endpoint::SipUas(_) | Endpoint::SipUac(_) => {
+                    if let Some(media) = self.legs.remove(&leg) {
+                        let release = self.release.clone();
+                        tokio::spawn(async move { release.sip_leg(leg, media, end).await });
+                    }
+                }
+            },
+        }
+    }
+
+    fn answer(&mut self, now: Instant, call: CallKey, answer: Answer) {
+        match answer {
+            Answer::Accept(body) => {
+                if let Err(e) = self.ua.answer(now, call, 200, Some(body)) {
+                    tracing::debug!(?call, error = %e, "answer for a call that is gone");
+                }
+            }
+            Answer::Refuse(r) => {
+                if let Ok(mut resp) = self.ua.make_response(call, r.status) {
+                    wire::decorate(&mut resp, &r);
+                    let _ = self.ua.respond(now, call, resp);
+                }
+            }
+            Answer::Challenge {
+                challenges,
+                warning,
+            } => {
+                if let Ok(mut resp) = self.ua.make_response(call, 407) {
+                    resp.headers
+                        .push(HeaderName::Warning, &wire::warning_value(&warning));
+                    for c in challenges {
+                        resp.headers.push(HeaderName::ProxyAuthenticate, &c);
+                    }
+                    let _ = self.ua.respond(now, call, resp);
+                }
+            }
+            Answer::Silence => {
+                let _ = self.ua.discard(call);
+            }
+        }
+    }
+
+    /// A delayed offer's answer is in: the leg goes into its meeting's mixer.
+    fn attach_delayed(&mut self, leg: LegId) {
+        let Some(req) = self
+            .legs
+            .get(&leg)
+            .and_then(|l| Some(l.attach_request(l.negotiated.as_ref()?)))
+        else {
+            return;
+        };
+        let meetings = self.ctx.meetings.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let meeting = join::attach(&meetings, leg, req).await.ok();
+            let _ = tx.send(Input::Attached { leg, meeting }).await;
+        });
+    }
+}

@@ -1,0 +1,497 @@
+//! One task per meeting: it owns the meeting's [`engine::MeetingMedia`], the sockets of its
+//! legs, its audio roster and its browsers' session channels. Nothing else holds any of
+//! them, so there is no lock over calls: every change is a [`MeetingMsg`].
+//!
+//! Legs are named by the call table's [`calls::LegId`]; the engine's own leg ids stay in
+//! here. What the engine reports about a leg (inactivity) goes out as [`MeetingEvent`]s to
+//! the call controller, which decides.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use calls::LegId;
+use chime_signal::{AttendeeInfo, AttendeeVolume, AudioStatus};
+use engine::{EngineEvent, LegConfig, LegStats, MeetingMedia, WebRtcAnswer};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+/// Messages a meeting's task takes.
+pub enum MeetingMsg {
+    /// A datagram for one of the engine's legs (from a leg's socket reader or the shared
+    /// WebRTC port).
+    Packet {
+        leg: engine::LegId,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// A SIP leg's negotiated media joins the mix as `attendee_id`, listed in the roster
+    /// as `external_user_id` (the caller's number, as Chime lists SIP callers).
+    AddSip {
+        leg: LegId,
+        attendee_id: String,
+        external_user_id: String,
+        cfg: LegConfig,
+        rtp: Arc<UdpSocket>,
+        rtcp: Arc<UdpSocket>,
+        reply: oneshot::Sender<Result<(), engine::EngineError>>,
+    },
+    /// Renegotiated media of a SIP leg (codec, keys, addresses, hold and resume).
+    Update { leg: LegId, cfg: LegConfig },
+    /// The leg leaves: its media, its roster entry; the reply has its last statistics.
+    Remove {
+        leg: LegId,
+        /// A browser whose connection was lost rather than closed.
+        dropped: bool,
+        reply: Option<oneshot::Sender<Option<LegStats>>>,
+    },
+    /// A leg's statistics now (media-metrics records).
+    Stats {
+        leg: LegId,
+        reply: oneshot::Sender<Option<LegStats>>,
+    },
+    /// A browser's signaling session joins the roster; the reply has its stream id and
+    /// the roster, itself included.
+    BrowserOpen {
+        leg: LegId,
+        attendee_id: String,
+        external_user_id: String,
+        session: mpsc::Sender<SessionMsg>,
+        reply: oneshot::Sender<(u32, Vec<AttendeeInfo>)>,
+    },
+    /// A browser's SDP offer: answered with a WebRTC leg on the shared socket, in place
+    /// of the session's previous one.
+    Subscribe {
+        leg: LegId,
+        offer: String,
+        candidate: SocketAddr,
+        muted: bool,
+        socket: Arc<UdpSocket>,
+        reply: oneshot::Sender<Result<WebRtcAnswer, SubscribeError>>,
+    },
+    /// A browser muted or unmuted itself.
+    Mute { leg: LegId, muted: bool },
+    /// End a browser's session with this status.
+    EndBrowser { leg: LegId, end: SessionMsg },
+}
+
+/// Why a browser's SDP offer got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("the WebRTC port is not open")]
+    NoWebRtcPort,
+    #[error("the session has ended")]
+    SessionGone,
+    #[error("the meeting's media is gone")]
+    MeetingGone,
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+}
+
+/// What the media side tells a browser's signaling session.
+#[derive(Debug, Clone)]
+pub enum SessionMsg {
+    /// An attendee joined the meeting's audio.
+    Joined(AttendeeInfo),
+    /// An attendee left; `dropped` when its connection was lost rather than closed.
+    Left { stream: u32, dropped: bool },
+    /// An attendee muted or unmuted.
+    Muted { stream: u32, muted: bool },
+    /// Current levels, 5 times a second.
+    Levels(Vec<AttendeeVolume>),
+    /// The session ends with this status (410, 411, 301).
+    End(AudioStatus),
+    /// The browser's media leg died (ICE consent lapsed): close the session so the client
+    /// reconnects.
+    MediaLost,
+}
+
+/// What a meeting's task reports to the call controller.
+#[derive(Debug, Clone, Copy)]
+pub enum MeetingEvent {
+    /// No media from the leg for the inactivity timeout (or a browser's ICE consent
+    /// lapsed).
+    Inactive(LegId),
+}
+
+/// What the task must tell the world, counted for `/metrics`.
+pub trait MeetingObserver: Send + Sync + 'static {
+    fn dtmf(&self);
+    fn webrtc_connected(&self);
+}
+
+/// One leg of the meeting, as its task knows it.
+struct Slot {
+    attendee_id: String,
+    external_user_id: String,
+    stream: u32,
+    muted: bool,
+    engine: Option<engine::LegId>,
+    sockets: Option<(Arc<UdpSocket>, Arc<UdpSocket>)>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    browser: Option<mpsc::Sender<SessionMsg>>,
+}
+
+impl Slot {
+    fn info(&self) -> AttendeeInfo {
+        AttendeeInfo {
+            audio_stream_id: self.stream,
+            attendee_id: self.attendee_id.clone(),
+            external_user_id: self.external_user_id.clone(),
+            muted: self.muted,
+        }
+    }
+}
+
+/// The task's state.
+pub struct Meeting {
+    id: String,
+    media: MeetingMedia,
+    slots: BTreeMap<LegId, Slot>,
+    by_engine: HashMap<engine::LegId, LegId>,
+    next_stream: u32,
+    tx: mpsc::Sender<MeetingMsg>,
+    events: mpsc::Sender<MeetingEvent>,
+    observer: Arc<dyn MeetingObserver>,
+}
+
+impl Meeting {
+    pub fn new(
+        id: String,
+        media: MeetingMedia,
+        tx: mpsc::Sender<MeetingMsg>,
+        events: mpsc::Sender<MeetingEvent>,
+        observer: Arc<dyn MeetingObserver>,
+    ) -> Self {
+        Meeting {
+            id,
+            media,
+            slots: BTreeMap::new(),
+            by_engine: HashMap::new(),
+            next_stream: 0,
+            tx,
+            events,
+            observer,
+        }
+    }
+
+    /// Runs until the meeting has no legs left and `retire` agrees (no newer message came
+    /// through the directory meanwhile).
+    pub async fn run(mut self, mut rx: mpsc::Receiver<MeetingMsg>, retire: impl Fn() -> bool) {
+        loop {
+            let deadline = self.media.poll_timeout();
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    self.handle(Instant::now(), msg);
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.media.handle_timeout(Instant::now());
+                }
+            }
+            self.flush();
+            if self.slots.is_empty() && rx.is_empty() && retire() {
+                break;
+            }
+        }
+        // Whatever raced the retirement is refused (its reply channel dropped): the
+        // sender starts a new task through the directory.
+        rx.close();
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                MeetingMsg::AddSip { .. }
+                | MeetingMsg::BrowserOpen { .. }
+                | MeetingMsg::Subscribe { .. } => {}
+                other => {
+                    self.handle(Instant::now(), other);
+                    self.flush();
+                }
+            }
+        }
+        for slot in self.slots.values() {
+            for r in &slot.readers {
+                r.abort();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(t) = self.media.poll_transmit() {
+            let sock = self
+                .by_engine
+                .get(&t.leg)
+                .and_then(|l| self.slots.get(l))
+                .and_then(|s| s.sockets.as_ref())
+                .map(|(rtp, rtcp)| if t.rtcp { rtcp } else { rtp });
+            if let Some(sock) = sock {
+                // Non-blocking: a full socket buffer drops this packet rather than stall
+                // the mix.
+                let _ = sock.try_send_to(&t.bytes, t.dest);
+            }
+        }
+        while let Some(ev) = self.media.poll_event() {
+            self.on_engine_event(ev);
+        }
+    }
+
+    fn broadcast(&self, msg: &SessionMsg) {
+        for b in self.slots.values().filter_map(|s| s.browser.as_ref()) {
+            // A session that cannot keep up misses presence; its own socket's
+            // backpressure closes it long before this matters.
+            let _ = b.try_send(msg.clone());
+        }
+    }
+
+    /// A new roster entry: its stream id is larger than any before in this meeting (the
+    /// client keeps the larger one on rejoin).
+    fn join_roster(&mut self, leg: LegId, mut slot: Slot) -> u32 {
+        self.next_stream = self.next_stream.saturating_add(1);
+        slot.stream = self.next_stream;
+        self.broadcast(&SessionMsg::Joined(slot.info()));
+        self.slots.insert(leg, slot);
+        self.next_stream
+    }
+
+    fn handle(&mut self, now: Instant, msg: MeetingMsg) {
+        match msg {
+            MeetingMsg::Packet { leg, from, data } => {
+                self.media.handle_packet(now, leg, from, &data)
+            }
+            MeetingMsg::AddSip {
+                leg,
+                attendee_id,
+                external_user_id,
+                cfg,
+                rtp,
+                rtcp,
+                reply,
+            } => {
+                let added = self.media.add_leg(now, cfg);
+                if let Ok(e) = added {
+                    self.by_engine.insert(e, leg);
+                    let readers = vec![
+                        spawn_reader(rtp.clone(), e, self.tx.clone()),
+                        spawn_reader(rtcp.clone(), e, self.tx.clone()),
+                    ];
+                    let slot = Slot {
+                        attendee_id,
+                        external_user_id,
+                        stream: 0,
+                        muted: false,
+                        engine: Some(e),
+                        sockets: Some((rtp, rtcp)),
+                        readers,
+                        browser: None,
+                    };
+                    self.join_roster(leg, slot);
+                }
+                let _ = reply.send(added.map(|_| ()));
+            }
+            MeetingMsg::Update { leg, cfg } => {
+                if let Some(e) = self.slots.get(&leg).and_then(|s| s.engine)
+                    && let Err(err) = self.media.update_leg(now, e, cfg)
+                {
+                    tracing::warn!(meeting = %self.id, %leg, error = %err, "re-negotiated media could not be applied");
+                }
+            }
+            MeetingMsg::Remove {
+                leg,
+                dropped,
+                reply,
+            } => {
+                let stats = self.remove(leg, dropped);
+                if let Some(r) = reply {
+                    let _ = r.send(stats);
+                }
+            }
+            MeetingMsg::Stats { leg, reply } => {
+                let stats = self
+                    .slots
+                    .get(&leg)
+                    .and_then(|s| s.engine)
+                    .and_then(|e| self.media.leg_stats(e));
+                let _ = reply.send(stats);
+            }
+            MeetingMsg::BrowserOpen {
+                leg,
+                attendee_id,
+                external_user_id,
+                session,
+                reply,
+            } => {
+                let slot = Slot {
+                    attendee_id,
+                    external_user_id,
+                    stream: 0,
+                    muted: false,
+                    engine: None,
+                    sockets: None,
+                    readers: Vec::new(),
+                    browser: Some(session),
+                };
+                let stream = self.join_roster(leg, slot);
+                let roster = self.slots.values().map(Slot::info).collect();
+                let _ = reply.send((stream, roster));
+            }
+            MeetingMsg::Subscribe {
+                leg,
+                offer,
+                candidate,
+                muted,
+                socket,
+                reply,
+            } => {
+                let r = self.subscribe(now, leg, &offer, candidate, muted, socket);
+                let _ = reply.send(r);
+            }
+            MeetingMsg::Mute { leg, muted } => {
+                let Some(slot) = self.slots.get_mut(&leg) else {
+                    return;
+                };
+                slot.muted = muted;
+                let (stream, engine) = (slot.stream, slot.engine);
+                if let Some(e) = engine {
+                    let _ = self.media.set_muted(e, muted);
+                }
+                tracing::debug!(meeting = %self.id, stream, muted, "browser mute");
+                self.broadcast(&SessionMsg::Muted { stream, muted });
+            }
+            MeetingMsg::EndBrowser { leg, end } => {
+                if let Some(b) = self.slots.get(&leg).and_then(|s| s.browser.as_ref()) {
+                    let _ = b.try_send(end);
+                }
+            }
+        }
+    }
+
+    /// A browser's offer: a new WebRTC leg replaces the session's previous one.
+    fn subscribe(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        offer: &str,
+        candidate: SocketAddr,
+        muted: bool,
+        socket: Arc<UdpSocket>,
+    ) -> Result<WebRtcAnswer, SubscribeError> {
+        let Some(slot) = self.slots.get_mut(&leg) else {
+            return Err(SubscribeError::SessionGone);
+        };
+        if let Some(old) = slot.engine.take() {
+            self.by_engine.remove(&old);
+            self.media.remove_leg(old);
+        }
+        let answer = self.media.add_webrtc_leg(now, offer, candidate, muted)?;
+        if let Some(slot) = self.slots.get_mut(&leg) {
+            slot.engine = Some(answer.leg);
+            slot.sockets = Some((socket.clone(), socket));
+            slot.muted = muted;
+        }
+        self.by_engine.insert(answer.leg, leg);
+        Ok(answer)
+    }
+
+    fn remove(&mut self, leg: LegId, dropped: bool) -> Option<LegStats> {
+        let slot = self.slots.remove(&leg)?;
+        for r in &slot.readers {
+            r.abort();
+        }
+        let stats = slot.engine.and_then(|e| {
+            self.by_engine.remove(&e);
+            let stats = self.media.remove_leg(e);
+            // A WebRTC leg's last datagrams (DTLS close_notify) still go out.
+            while let Some(t) = self.media.poll_transmit() {
+                let sock = if t.leg == e {
+                    slot.sockets.as_ref().map(|s| &s.0)
+                } else {
+                    self.by_engine
+                        .get(&t.leg)
+                        .and_then(|l| self.slots.get(l))
+                        .and_then(|s| s.sockets.as_ref())
+                        .map(|s| if t.rtcp { &s.1 } else { &s.0 })
+                };
+                if let Some(sock) = sock {
+                    let _ = sock.try_send_to(&t.bytes, t.dest);
+                }
+            }
+            stats
+        });
+        self.broadcast(&SessionMsg::Left {
+            stream: slot.stream,
+            dropped,
+        });
+        stats
+    }
+
+    fn on_engine_event(&mut self, ev: EngineEvent) {
+        match ev {
+            EngineEvent::Inactive { leg } => {
+                if let Some(l) = self.by_engine.get(&leg) {
+                    tracing::info!(meeting = %self.id, leg = %l, "no media for the inactivity timeout");
+                    let _ = self.events.try_send(MeetingEvent::Inactive(*l));
+                }
+            }
+            EngineEvent::Levels(levels) => {
+                if !self.slots.values().any(|s| s.browser.is_some()) {
+                    return;
+                }
+                let volumes: Vec<AttendeeVolume> = levels
+                    .iter()
+                    .filter_map(|(leg, volume, muted)| {
+                        let slot = self.slots.get(self.by_engine.get(leg)?)?;
+                        Some(AttendeeVolume {
+                            audio_stream_id: slot.stream,
+                            // A muted attendee is silent to the indicator.
+                            attenuation_db: Some(if *muted {
+                                AttendeeVolume::MAX_ATTENUATION_DB
+                            } else {
+                                u32::from(*volume)
+                            }),
+                            signal_strength: Some(2),
+                        })
+                    })
+                    .collect();
+                if !volumes.is_empty() {
+                    self.broadcast(&SessionMsg::Levels(volumes));
+                }
+            }
+            EngineEvent::Dtmf {
+                leg,
+                digit,
+                duration_ms,
+            } => {
+                let l = self.by_engine.get(&leg).copied();
+                tracing::info!(meeting = %self.id, leg = ?l, %digit, duration_ms, "DTMF");
+                self.observer.dtmf();
+            }
+            EngineEvent::WebRtcConnected { leg } => {
+                let l = self.by_engine.get(&leg).copied();
+                tracing::info!(meeting = %self.id, leg = ?l, "browser media connected (ICE, DTLS-SRTP)");
+                self.observer.webrtc_connected();
+            }
+            EngineEvent::ActiveSpeakers(_) => {}
+        }
+    }
+}
+
+/// Reads a leg's socket into its meeting's task until the socket or the task goes.
+fn spawn_reader(
+    sock: Arc<UdpSocket>,
+    leg: engine::LegId,
+    tx: mpsc::Sender<MeetingMsg>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                break;
+            };
+            let data = buf[..n].to_vec();
+            match tx.try_send(MeetingMsg::Packet { leg, from, data }) {
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
+            }
+        }
+    })
+}
