@@ -185,14 +185,17 @@ impl Meeting {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     self.handle(Instant::now(), msg);
+                    self.flush();
+                    // Only a message can empty the meeting (its first one is always a
+                    // leg joining, or one that failed to).
+                    if self.slots.is_empty() && rx.is_empty() && retire() {
+                        break;
+                    }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.media.handle_timeout(Instant::now());
+                    self.flush();
                 }
-            }
-            self.flush();
-            if self.slots.is_empty() && rx.is_empty() && retire() {
-                break;
             }
         }
         // Whatever raced the retirement is refused (its reply channel dropped): the
