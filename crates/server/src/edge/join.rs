@@ -110,6 +110,7 @@ pub async fn run(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> J
     let outcome = decide(ctx, leg, req, peer).await;
     let status = match &outcome {
         JoinOutcome::Refused(Answer::Refuse(r)) => Some(r.status),
+        JoinOutcome::Refused(Answer::Challenge { .. }) => Some(407),
         JoinOutcome::Failed(e) => Some(e.refusal().status),
         _ => None,
     };
