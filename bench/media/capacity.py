@@ -34,7 +34,6 @@ import os
 import resource
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,26 +43,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench" / "lib"))
+sys.path.insert(0, str(ROOT / "tests"))
 from results import emit  # noqa: E402
+from vctest.ports import free_udp_tcp_port  # noqa: E402
 
 MEETING_SIZE = 5
 PER_BATCH = 100
 MAX_LEGS = 5000
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP (the server binds its SIP port on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                    t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def raise_nofile() -> None:
@@ -127,7 +113,7 @@ class Server:
 
         data = self.work / "data"
         data.mkdir(parents=True, exist_ok=True)
-        self.http, self.sip, self.tls = free_port(), free_port(), free_port()
+        self.http, self.sip, self.tls = free_udp_tcp_port(), free_udp_tcp_port(), free_udp_tcp_port()
         self.cmd = [str(self.binary), "serve", "--data-dir", str(data),
                     "--http", f"127.0.0.1:{self.http}", "--sip", f"127.0.0.1:{self.sip}",
                     "--sip-tls", f"127.0.0.1:{self.tls}", "--rtp-ports", "20000-39999",

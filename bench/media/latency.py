@@ -26,15 +26,10 @@ from pathlib import Path
 import boto3
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from vctest.ports import free_udp_port, free_udp_tcp_port  # noqa: E402
+
 SCENARIO = ROOT / "tests" / "sip" / "scenarios" / "join_uac.xml"
-
-
-def free_port(kind=socket.SOCK_DGRAM) -> int:
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def ulaw(sample: int) -> int:
@@ -77,7 +72,7 @@ def main() -> int:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="vc-latency-"))
-    http, sip = free_port(socket.SOCK_STREAM), free_port()
+    http, sip = free_udp_tcp_port(), free_udp_tcp_port()
     server = subprocess.Popen(
         [args.bin, "serve", "--data-dir", str(work / "data"), "--http", f"127.0.0.1:{http}",
          "--sip", f"127.0.0.1:{sip}", "--sip-tls", "127.0.0.1:0", "--rtp-ports", "42000-42999"],
@@ -110,7 +105,7 @@ def main() -> int:
         sipps = [subprocess.Popen(
             ["sipp", "-sf", str(SCENARIO), "-key", "vc_host", vc["OutboundHostName"], "-key", "token", tok,
              "-key", "from_user", "+12065550100", "-key", "rtp_port", str(s.getsockname()[1]),
-             "-i", "127.0.0.1", "-p", str(free_port()), "-m", "1", "-d", str(call_ms), "-nostdin",
+             "-i", "127.0.0.1", "-p", str(free_udp_port()), "-m", "1", "-d", str(call_ms), "-nostdin",
              "-timeout", f"{call_ms // 1000 + 20}s", f"127.0.0.1:{sip}"],
             cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for tok, s in zip(tokens, socks)]
 

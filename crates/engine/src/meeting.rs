@@ -1,6 +1,6 @@
 //! One meeting's media: legs around a mixer.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -8,6 +8,8 @@ use crate::webrtc::{WebRtcEvent, WebRtcLeg};
 use codec::Codec;
 use codec::telephone_event::{DtmfEvent, EventReceiver, event_char};
 use mixer::{Media, Mixer, MixerConfig, MixerEvent, ParticipantConfig, ParticipantId};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use rtp::jitter::JitterConfig;
 use rtp::packet::{RtpPacket, RtpWriter, is_rtcp};
 use rtp::rtcp::{RtcpPacket, parse_compound, sdes_item, write_sdes};
@@ -203,15 +205,16 @@ struct Leg {
 }
 
 /// RFC 3550 §6.2: at least 5 s between reports, randomised by 0.5–1.5 (§6.3.1).
-fn rtcp_interval() -> Duration {
-    Duration::from_millis(2500 + u64::from(rand::random::<u16>() % 5000))
+fn rtcp_interval(rng: &mut StdRng) -> Duration {
+    Duration::from_millis(rng.random_range(2500..7500))
 }
 
 /// One meeting's media. See the crate documentation.
 pub struct MeetingMedia {
     cfg: EngineConfig,
     mixer: Mixer,
-    legs: HashMap<LegId, Leg>,
+    /// Ordered, so that legs are visited (and draw from `rng`) in the same order each run.
+    legs: BTreeMap<LegId, Leg>,
     by_participant: HashMap<ParticipantId, LegId>,
     next_id: u64,
     out: VecDeque<Transmit>,
@@ -223,6 +226,10 @@ pub struct MeetingMedia {
     cname: Vec<u8>,
     /// The DTLS certificate this meeting's WebRTC legs present, made at the first one.
     dtls_cert: Option<str0m::config::DtlsCert>,
+    /// Every non-cryptographic random value of the meeting: SSRCs, first sequence numbers,
+    /// RTP timestamp bases, RTCP intervals, the CNAME, and WebRTC legs' ICE credentials
+    /// and str0m's own draws (see [`crate::webrtc`]).
+    rng: StdRng,
 }
 
 fn jitter_config(cfg: &EngineConfig, codec: Codec) -> JitterConfig {
@@ -242,13 +249,21 @@ const MAX_EVENTS: usize = 256;
 
 impl MeetingMedia {
     /// `wallclock` is the time since the Unix epoch at `now` (for RTCP NTP timestamps).
-    pub fn new(now: Instant, wallclock: Duration, cfg: EngineConfig) -> Self {
+    ///
+    /// `seed` seeds every random value the meeting makes (SSRCs, sequence numbers, RTP
+    /// timestamps, ICE credentials, …; the DTLS certificate and handshake excepted, see
+    /// [`crate::webrtc`]): the same seed and the same inputs give the same output. Pass a
+    /// random number: SSRCs and ICE credentials must differ across meetings, and a WebRTC
+    /// leg's ufrag must be unguessable.
+    pub fn new(now: Instant, wallclock: Duration, cfg: EngineConfig, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
         MeetingMedia {
             ntp: NtpClock::new(now, wallclock),
-            cname: format!("vc-{:08x}@voice-connector", rand::random::<u32>()).into_bytes(),
+            cname: format!("vc-{:08x}@voice-connector", rng.random::<u32>()).into_bytes(),
+            rng,
             mixer: Mixer::new(cfg.mixer, now),
             cfg,
-            legs: HashMap::new(),
+            legs: BTreeMap::new(),
             by_participant: HashMap::new(),
             next_id: 1,
             out: VecDeque::new(),
@@ -284,7 +299,10 @@ impl MeetingMedia {
         let id = LegId(self.next_id);
         self.next_id += 1;
         self.by_participant.insert(participant, id);
-        let ssrc: u32 = rand::random();
+        let ssrc: u32 = self.rng.random();
+        let seq: u16 = self.rng.random();
+        let ts_base: u32 = self.rng.random();
+        let next_rtcp = now + rtcp_interval(&mut self.rng);
         let clock = cfg.codec.rtp_clock_rate();
         self.legs.insert(
             id,
@@ -296,10 +314,10 @@ impl MeetingMedia {
                 latched: None,
                 ssrc,
                 sender: SenderStats::new(ssrc, clock),
-                next_rtcp: now + rtcp_interval(),
+                next_rtcp,
                 latched_rtcp: None,
-                seq: rand::random(),
-                ts_base: rand::random(),
+                seq,
+                ts_base,
                 last_rx: now,
                 inactive_reported: false,
                 reception: None,
@@ -327,7 +345,8 @@ impl MeetingMedia {
         if self.dtls_cert.is_none() {
             self.dtls_cert = crate::webrtc::generate_certificate();
         }
-        let (webrtc, sdp) = WebRtcLeg::accept_offer(now, sdp_offer, local, self.dtls_cert.clone())?;
+        let (webrtc, sdp) =
+            WebRtcLeg::accept_offer(now, sdp_offer, local, self.dtls_cert.clone(), &mut self.rng)?;
         let ufrag = webrtc.ufrag().to_string();
         let cfg = LegConfig {
             codec: Codec::Opus(codec::Channels::Mono),
@@ -460,7 +479,7 @@ impl MeetingMedia {
             self.mixer.reconfigure(l.participant, pc)?;
             l.sender = SenderStats::new(l.ssrc, cfg.codec.rtp_clock_rate());
             l.reception = None;
-            l.ts_base = rand::random();
+            l.ts_base = self.rng.random();
         }
         let same_keys = |a: &Option<SrtpKeys>, b: &Option<SrtpKeys>| match (a, b) {
             (None, None) => true,
@@ -776,7 +795,7 @@ impl MeetingMedia {
             for (id, l) in &mut self.legs {
                 // str0m sends a WebRTC leg's RTCP itself.
                 if l.webrtc.is_none() && now >= l.next_rtcp {
-                    l.next_rtcp = now + rtcp_interval();
+                    l.next_rtcp = now + rtcp_interval(&mut self.rng);
                     if let Some(t) = Self::rtcp_report(*id, l, &self.ntp, &self.cname, now)
                         && self.out.len() < MAX_OUT
                     {

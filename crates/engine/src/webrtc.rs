@@ -14,12 +14,25 @@
 //! and a STUN binding request from a new address by the ICE username fragment that
 //! [`stun_local_ufrag`] reads (RFC 8445 §7.2.2: `USERNAME` is `local-ufrag:remote-ufrag`
 //! from the receiver's side).
+//!
+//! Randomness: everything this module draws (the ICE ufrag and password, the first RTP
+//! timestamp) comes from the meeting's seeded generator, passed to [`WebRtcLeg::accept_offer`].
+//! str0m draws its own non-cryptographic values (the SSRCs and first sequence numbers of
+//! the streams it sends, CNAME and MSID, the SDP session id, the ICE tie-breaker, STUN
+//! transaction ids) from fastrand's thread-local generator: each leg keeps its own fastrand
+//! state, seeded from the meeting's generator, and swaps it in around every call into str0m
+//! ([`Str0mRng`]), so those follow the meeting's seed too, and neither disturb nor are
+//! disturbed by other code on the thread. What is not seeded is cryptographic: the DTLS
+//! certificate's key pair ([`generate_certificate`]), and the DTLS handshake's randoms,
+//! keys and retransmission jitter inside str0m's DTLS stack (and an SCTP association's
+//! verification tags, were a data channel ever negotiated); the SRTP keys come from DTLS.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rand::Rng;
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::format::Codec as Str0mCodec;
@@ -65,6 +78,8 @@ pub struct WebRtcLeg {
     rtc: Rtc,
     local: SocketAddr,
     ufrag: String,
+    /// This leg's fastrand state for str0m's own draws (see the module documentation).
+    str0m_rng: u64,
     audio_mid: Option<Mid>,
     opus_pt: Option<Pt>,
     /// RTP time of the first frame we send, so the stream starts at a random point
@@ -85,14 +100,48 @@ pub struct WebRtcLeg {
 const MAX_QUEUE: usize = 512;
 
 /// ICE `ice-char` (RFC 8839 §5.4) of `n` random characters.
-fn ice_chars(n: usize) -> String {
+fn ice_chars(rng: &mut impl Rng, n: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     (0..n)
         .map(|_| {
-            let i = usize::from(rand::random::<u8>()) % ALPHABET.len();
+            let i = rng.random_range(0..ALPHABET.len());
             char::from(ALPHABET.get(i).copied().unwrap_or(b'a'))
         })
         .collect()
+}
+
+/// A leg's fastrand state swapped into the thread-local generator str0m draws from, for
+/// the length of one call into str0m: [`Str0mRng::enter`] saves the thread's state and
+/// installs the leg's, [`Str0mRng::leave`] gives back the leg's advanced state and restores
+/// the thread's (so does dropping it, should str0m panic).
+struct Str0mRng {
+    thread_state: Option<u64>,
+}
+
+impl Str0mRng {
+    fn enter(leg_state: u64) -> Self {
+        let thread_state = fastrand::get_seed();
+        fastrand::seed(leg_state);
+        Str0mRng {
+            thread_state: Some(thread_state),
+        }
+    }
+
+    fn leave(mut self) -> u64 {
+        let leg_state = fastrand::get_seed();
+        if let Some(s) = self.thread_state.take() {
+            fastrand::seed(s);
+        }
+        leg_state
+    }
+}
+
+impl Drop for Str0mRng {
+    fn drop(&mut self) {
+        if let Some(s) = self.thread_state.take() {
+            fastrand::seed(s);
+        }
+    }
 }
 
 impl WebRtcLeg {
@@ -104,17 +153,42 @@ impl WebRtcLeg {
     /// `cert` is the DTLS certificate to present (shared by a meeting's legs: a key pair
     /// per leg costs a key generation per join for no gain, as each handshake derives fresh
     /// keys, RFC 5764 §4.2); `None` makes str0m generate one.
+    ///
+    /// Every non-cryptographic random value of the leg, str0m's included, derives from
+    /// `rng` (see the module documentation).
     pub fn accept_offer(
         now: Instant,
         offer: &str,
         local: SocketAddr,
         cert: Option<DtlsCert>,
+        rng: &mut impl Rng,
+    ) -> Result<(Self, String), WebRtcError> {
+        // ufrag of 16 and password of 32 ice-chars: above the RFC 8839 §5.4 minimums of 4
+        // and 22, and unguessable, since the ufrag routes datagrams to this leg.
+        let ufrag = ice_chars(rng, 16);
+        let pass = ice_chars(rng, 32);
+        let tx_time_base = u64::from(rng.random::<u32>());
+        let scope = Str0mRng::enter(rng.random());
+        let result = Self::accept_offer_str0m(now, offer, local, cert, ufrag, pass, tx_time_base);
+        let state = scope.leave();
+        result.map(|(mut leg, answer)| {
+            leg.str0m_rng = state;
+            (leg, answer)
+        })
+    }
+
+    /// [`Self::accept_offer`]'s calls into str0m, inside the leg's [`Str0mRng`] scope.
+    fn accept_offer_str0m(
+        now: Instant,
+        offer: &str,
+        local: SocketAddr,
+        cert: Option<DtlsCert>,
+        ufrag: String,
+        pass: String,
+        tx_time_base: u64,
     ) -> Result<(Self, String), WebRtcError> {
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| WebRtcError::OfferSyntax(e.to_string()))?;
-        // ufrag of 16 and password of 32 ice-chars: above the RFC 8839 §5.4 minimums of 4
-        // and 22, and unguessable, since the ufrag routes datagrams to this leg.
-        let ufrag = ice_chars(16);
         let mut config = RtcConfig::new();
         if let Some(cert) = cert {
             config = config.set_dtls_cert(cert);
@@ -123,7 +197,7 @@ impl WebRtcLeg {
             .set_ice_lite(true)
             .set_local_ice_credentials(IceCreds {
                 ufrag: ufrag.clone(),
-                pass: ice_chars(32),
+                pass,
             })
             .clear_codecs()
             .enable_opus(true, false)
@@ -143,9 +217,10 @@ impl WebRtcLeg {
             rtc,
             local,
             ufrag,
+            str0m_rng: 0,
             audio_mid: None,
             opus_pt: None,
-            tx_time_base: u64::from(rand::random::<u32>()),
+            tx_time_base,
             connected: false,
             dead: false,
             next_timeout: now,
@@ -201,10 +276,12 @@ impl WebRtcLeg {
             self.refused += 1;
             return;
         };
+        let scope = Str0mRng::enter(self.str0m_rng);
         if self.rtc.handle_input(Input::Receive(now, receive)).is_err() {
             self.refused += 1;
         }
         self.drain();
+        self.str0m_rng = scope.leave();
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` once the
@@ -218,10 +295,12 @@ impl WebRtcLeg {
         if self.dead {
             return;
         }
+        let scope = Str0mRng::enter(self.str0m_rng);
         if self.rtc.handle_input(Input::Timeout(now)).is_err() {
             self.kill();
         }
         self.drain();
+        self.str0m_rng = scope.leave();
     }
 
     /// Sends one 20 ms Opus frame of the mix. `timestamp` is the mixer's RTP timestamp
@@ -234,23 +313,27 @@ impl WebRtcLeg {
         let (Some(mid), Some(pt)) = (self.audio_mid, self.opus_pt) else {
             return false;
         };
-        let Some(writer) = self.rtc.writer(mid) else {
-            return false;
-        };
         let time = MediaTime::new(
             self.tx_time_base + u64::from(timestamp),
             Frequency::FORTY_EIGHT_KHZ,
         );
-        let ok = writer.write(pt, now, time, payload.to_vec()).is_ok();
+        let scope = Str0mRng::enter(self.str0m_rng);
+        let ok = self
+            .rtc
+            .writer(mid)
+            .is_some_and(|writer| writer.write(pt, now, time, payload.to_vec()).is_ok());
         self.drain();
+        self.str0m_rng = scope.leave();
         ok
     }
 
     /// Ends the PeerConnection (DTLS close_notify goes out, RFC 5246 §7.2.1).
     pub fn close(&mut self) {
         if !self.dead {
+            let scope = Str0mRng::enter(self.str0m_rng);
             self.rtc.disconnect();
             self.drain();
+            self.str0m_rng = scope.leave();
             self.dead = true;
         }
     }

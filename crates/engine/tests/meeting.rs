@@ -43,6 +43,7 @@ fn one_leg() -> (Instant, MeetingMedia, SocketAddr, engine::LegId) {
         t0,
         Duration::from_secs(1_800_000_000),
         EngineConfig::default(),
+        1,
     );
     let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
     let la = m.add_leg(t0, leg(1, a_addr)).expect("leg");
@@ -135,6 +136,7 @@ fn each_leg_hears_the_other_not_itself() {
         t0,
         Duration::from_secs(1_800_000_000),
         EngineConfig::default(),
+        2,
     );
     let a_addr: SocketAddr = "127.0.0.1:41000".parse().expect("addr");
     let b_addr: SocketAddr = "127.0.0.1:41002".parse().expect("addr");
@@ -219,6 +221,7 @@ fn silence_on_the_wire_reports_inactivity() {
             inactivity: Duration::from_secs(5),
             ..Default::default()
         },
+        3,
     );
     let la = m
         .add_leg(t0, leg(1, "127.0.0.1:41000".parse().expect("addr")))

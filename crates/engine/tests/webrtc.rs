@@ -226,6 +226,7 @@ fn two_browsers_hear_each_other_not_themselves() {
         now,
         Duration::from_secs(1_800_000_000),
         EngineConfig::default(),
+        1,
     );
     let (a, answer) = Browser::join(now, &mut media, "10.0.0.2:50000", 440.0);
     let (b, answer_b) = Browser::join(now, &mut media, "10.0.0.3:50002", 1000.0);
@@ -306,6 +307,7 @@ fn a_browser_alone_still_gets_a_continuous_stream_and_removal_closes_it() {
         now,
         Duration::from_secs(1_800_000_000),
         EngineConfig::default(),
+        2,
     );
     let (a, _) = Browser::join(now, &mut media, "10.0.0.2:50000", 440.0);
     let mut browsers = [a];
@@ -329,6 +331,7 @@ fn offers_that_cannot_be_answered_are_refused_by_blame() {
         now,
         Duration::from_secs(1_800_000_000),
         EngineConfig::default(),
+        3,
     );
     let server: SocketAddr = SERVER.parse().expect("addr");
     let err = media
@@ -363,6 +366,7 @@ fn a_browser_whose_network_is_gone_is_reported_inactive() {
         now,
         Duration::from_secs(1_800_000_000),
         EngineConfig::default(),
+        4,
     );
     let (a, _) = Browser::join(now, &mut media, "10.0.0.2:50000", 440.0);
     let (b, _) = Browser::join(now, &mut media, "10.0.0.3:50002", 1000.0);

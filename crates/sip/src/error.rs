@@ -196,8 +196,7 @@ pub fn bad_request_response(raw: &[u8], err: &ParseError, warn_agent: &str) -> O
     }
     resp.headers.push(HeaderName::CallId, call_id);
     resp.headers.push(HeaderName::CSeq, cseq);
-    let safe: String = reason.chars().filter(|c| *c != '"' && *c != '\\').collect();
-    resp.headers
-        .push(HeaderName::Warning, &format!("399 {warn_agent} \"{safe}\""));
+    let warning = crate::write::Warning::misc(warn_agent, reason);
+    resp.headers.push(HeaderName::Warning, &warning.to_string());
     Some(resp.to_bytes())
 }

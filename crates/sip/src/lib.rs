@@ -46,6 +46,15 @@
 //! calls beyond [`UaConfig::max_calls`] 503. [`stamp_via`] adds received/rport (RFC 3581);
 //! [`UriRef::equivalent`] compares URIs per §19.1.4.
 //!
+//! # Writing header values
+//!
+//! [`HeaderValue`] builds values with parameters (name-addr with display name and URI,
+//! `;name=value` joining that never writes `;;`), [`Reason`] writes an RFC 3326 Reason
+//! (`SIP;cause=410;text="meeting ended"`, used by [`UserAgent::hangup_with`]) and
+//! [`Warning`] an RFC 3261 §20.43 Warning (`399 voice-connector "text"`); free text is
+//! written as a quoted-string with quotes and backslashes escaped and control characters
+//! dropped.
+//!
 //! # Digest authentication (RFC 7616, RFC 8760)
 //!
 //! [`auth::DigestServer`] issues challenges (`challenges(now, stale)`, one per algorithm,
@@ -75,6 +84,7 @@ pub mod transaction;
 pub mod typed;
 mod uri;
 mod util;
+mod write;
 
 pub use dialog::{
     Body, CallKey, Credentials, OutgoingCall, SessionTimerConfig, TerminationReason, UaConfig,
@@ -92,3 +102,4 @@ pub use transaction::{
 };
 pub use typed::{CSeq, Contact, MediaType, NameAddr, RAck, Refresher, SessionExpires, Via};
 pub use uri::{Scheme, Uri, UriError, UriRef};
+pub use write::{HeaderValue, Reason, ReasonProtocol, Warning};

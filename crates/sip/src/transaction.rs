@@ -725,13 +725,11 @@ impl TransactionLayer {
         {
             let mut resp = Response::for_request(&req, 503);
             resp.headers.push(HeaderName::RetryAfter, "5");
-            resp.headers.push(
-                HeaderName::Warning,
-                &format!(
-                    "399 {} \"too many transactions from this source\"",
-                    self.cfg.warning_agent
-                ),
+            let warning = crate::write::Warning::misc(
+                self.cfg.warning_agent,
+                "too many transactions from this source",
             );
+            resp.headers.push(HeaderName::Warning, &warning.to_string());
             self.send_stateless(peer, &Message::Response(resp));
             return;
         }
@@ -1078,33 +1076,24 @@ pub fn stamp_via(req: &mut Request, source: SocketAddr) -> bool {
         return false;
     }
     // Rebuild the top Via value: the first element of the first Via line.
-    let mut out = String::with_capacity(top.len() + 40);
     let (before_params, params) = match top.find(';') {
         Some(i) => (&top[..i], &top[i + 1..]),
         None => (top, ""),
     };
-    out.push_str(before_params.trim_end());
+    let mut out = crate::write::HeaderValue::new(before_params);
+    let port = source.port().to_string();
     for (n, v) in crate::params::Params::new(params).iter() {
-        if n.is_empty() {
-            continue;
-        }
-        out.push(';');
         if n.eq_ignore_ascii_case("rport") && v.is_none() {
-            out.push_str(&format!("rport={}", source.port()));
+            out = out.param("rport", Some(&port));
         } else {
-            out.push_str(n);
-            if let Some(v) = v {
-                out.push('=');
-                out.push_str(v);
-            }
+            out = out.param(n, v);
         }
     }
     let received = match ip {
         IpAddr::V4(a) => a.to_string(),
         IpAddr::V6(a) => format!("[{a}]"),
     };
-    out.push_str(";received=");
-    out.push_str(&received);
+    let out = out.param("received", Some(&received));
     // Replace only the first element of the first Via line.
     let line = req.headers.get(HeaderName::Via).unwrap_or("").to_owned();
     let rest = match crate::text::find_unquoted(&line, b',', true) {

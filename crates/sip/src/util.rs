@@ -1,5 +1,7 @@
 //! Small helpers shared by the layers.
 
+use crate::write::HeaderValue;
+
 /// 64-bit FNV-1a: a fast, non-cryptographic hash for deterministic identifiers.
 pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -19,10 +21,11 @@ pub(crate) fn stable_tag(call_id: &str, cseq: &str) -> String {
 
 /// A From/To value with `;tag=<tag>` added (RFC 3261 §8.2.6.2). A value that already ends
 /// in a bare `;` (legal to read, an empty parameter) would otherwise become `;;tag=`, which
-/// no parser reads back.
+/// no parser reads back; [`HeaderValue`] does the joining.
 pub(crate) fn with_tag(value: &str, tag: &str) -> String {
-    let base = value.trim_end().trim_end_matches(';').trim_end();
-    format!("{base};tag={tag}")
+    HeaderValue::new(value)
+        .param("tag", Some(tag))
+        .into_string()
 }
 
 #[cfg(test)]

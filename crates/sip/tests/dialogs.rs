@@ -776,3 +776,122 @@ fn only_an_unanswered_invite_can_be_discarded() {
     n.pump();
     assert!(matches!(n.b.discard(cb), Err(UaError::InvalidState)));
 }
+
+/// The `Terminated` events among `events`.
+fn terminations(events: Vec<UaEvent>) -> Vec<(CallKey, TerminationReason)> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            UaEvent::Terminated { call, reason } => Some((call, reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn unpracked_reliable_provisional_ends_the_call_once_as_prack_timeout() {
+    let mut n = Net::new(cfg(), cfg());
+    n.filter = Box::new(|by_a, t| !(by_a && t.payload.starts_with(b"PRACK ")));
+    let ca = n.call(&[(HeaderName::Require, "100rel")]);
+    let (cb, _) = n.incoming();
+    n.b.answer(n.now, cb, 183, Some(Body::sdp("v=0 early\r\n")))
+        .unwrap();
+    n.pump();
+    // RFC 3262 §3: no PRACK within 64*T1 -> 500 to the INVITE.
+    n.advance_to(Duration::from_secs(40));
+    let ended = terminations(n.events_b());
+    assert_eq!(ended, vec![(cb, TerminationReason::PrackTimeout)]);
+    assert_eq!(n.sent(false, "SIP/2.0 500").len(), 1);
+    // A's own PRACK transaction timed out at the same time (Timer F, 408).
+    let ev = n.events_a();
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, UaEvent::Terminated { call, .. } if *call == ca)),
+        "{ev:?}"
+    );
+    assert_eq!((n.a.calls(), n.b.calls()), (0, 0));
+}
+
+#[test]
+fn cancel_ends_the_uas_call_once_as_cancelled() {
+    let mut n = Net::new(cfg(), cfg());
+    let ca = n.call(&[]);
+    let (cb, _) = n.incoming();
+    n.b.answer(n.now, cb, 180, None).unwrap();
+    n.pump();
+    n.a.cancel(n.now, ca).unwrap();
+    n.pump();
+    let ended = terminations(n.events_b());
+    assert_eq!(ended, vec![(cb, TerminationReason::Cancelled)]);
+}
+
+#[test]
+fn hangup_with_writes_a_typed_reason_header() {
+    let mut n = Net::new(cfg(), cfg());
+    let (ca, _) = n.established();
+    let reason = sip::Reason::sip(410, "meeting \"ended\"\r\nX: y");
+    n.a.hangup_with(n.now, ca, &reason).unwrap();
+    n.pump();
+    let byes = n.sent(true, "BYE ");
+    let Message::Request(bye) = &byes[0] else {
+        panic!()
+    };
+    assert_eq!(
+        bye.headers.get(HeaderName::Reason),
+        Some(r#"SIP;cause=410;text="meeting \"ended\"X: y""#)
+    );
+    // The string form stays, with control characters dropped.
+    let (ca, _) = n.established();
+    n.a.hangup_with_reason(n.now, ca, "Q.850;cause=16\r\nX: y")
+        .unwrap();
+    n.pump();
+    let byes = n.sent(true, "BYE ");
+    let Message::Request(bye) = &byes[1] else {
+        panic!()
+    };
+    assert_eq!(
+        bye.headers.get(HeaderName::Reason),
+        Some("Q.850;cause=16X: y")
+    );
+}
+
+#[test]
+fn our_from_to_and_contact_are_written_whole() {
+    let mut n = Net::new(cfg(), cfg());
+    n.a.invite(
+        n.now,
+        peer(A, B),
+        OutgoingCall {
+            target: Uri::parse("sip:+17035550122@192.0.2.2").unwrap(),
+            // A From value with a trailing empty parameter.
+            from: "\"Caller\" <sip:+12065550100@192.0.2.1>;".into(),
+            to: "<sip:+17035550122@192.0.2.2>".into(),
+            body: None,
+            headers: Vec::new(),
+            credentials: None,
+        },
+    )
+    .unwrap();
+    n.pump();
+    let (cb, inv) = n.incoming();
+    let from = inv.headers.from().unwrap();
+    assert!(from.tag().is_some());
+    assert_eq!(from.display_name().as_deref(), Some("Caller"));
+    assert!(!inv.headers.get(HeaderName::From).unwrap().contains(";;"));
+    assert_eq!(
+        inv.headers.get(HeaderName::Contact),
+        Some("<sip:vc@192.0.2.1:5060>")
+    );
+    n.b.answer(n.now, cb, 200, None).unwrap();
+    n.pump();
+    let ok = n.sent(false, "SIP/2.0 200");
+    let Message::Response(ok) = &ok[0] else {
+        panic!()
+    };
+    assert!(ok.headers.to().unwrap().tag().is_some());
+    assert_eq!(
+        ok.headers.get(HeaderName::SessionExpires),
+        Some("1800;refresher=uac"),
+        "A supports timer and named no refresher: A refreshes (RFC 4028 §9)"
+    );
+}
