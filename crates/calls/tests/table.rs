@@ -171,8 +171,9 @@ impl World {
                 ..
             } => {
                 let (code, text) = cause.sip_reason();
-                let reason = format!("SIP;cause={code};text=\"{text}\"");
-                let _ = self.edge.hangup_with_reason(now, *k, &reason);
+                let _ = self
+                    .edge
+                    .hangup_with(now, *k, &sip::Reason::sip(code, text));
             }
             Command::ApplyAnswer { leg, .. } => {
                 let result = if self.answer_ok {

@@ -66,7 +66,7 @@ impl Meetings {
         let wallclock = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let media = MeetingMedia::new(Instant::now(), wallclock, self.engine);
+        let media = MeetingMedia::new(Instant::now(), wallclock, self.engine, rand::random());
         let task = Meeting::new(
             meeting_id.to_string(),
             media,

@@ -220,6 +220,7 @@ mod tests {
             std::time::Instant::now(),
             std::time::Duration::from_secs(1_800_000_000),
             engine::EngineConfig::default(),
+            7,
         );
         // Two real legs of one meeting, for their ids.
         let leg_a = media

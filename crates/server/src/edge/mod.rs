@@ -498,10 +498,8 @@ impl Edge {
             } => match endpoint {
                 Endpoint::SipUas(k) | Endpoint::SipUac(k) => {
                     tracing::info!(call = %leg, ?cause, "hanging up");
-                    let reason = wire::reason_value(&cause);
-                    if let Err(sip::UaError::UnknownCall) =
-                        self.ua.hangup_with_reason(now, k, &reason)
-                    {
+                    let reason = wire::reason(&cause);
+                    if let Err(sip::UaError::UnknownCall) = self.ua.hangup_with(now, k, &reason) {
                         // The SIP layer forgot the call already: end the leg here too.
                         self.table
                             .sip_ended(now, k, sip::TerminationReason::LocalBye);

@@ -11,26 +11,15 @@ use crate::meeting::SessionMsg;
 /// The host the Warning header names (RFC 3261 §20.43 warn-agent).
 const WARN_AGENT: &str = "voice-connector";
 
-/// `399 voice-connector "…"`, quoted-string safe (quotes become apostrophes, control
-/// characters go).
+/// `399 voice-connector "…"`, written by `sip::Warning` (quoted-string escaping).
 pub fn warning_value(text: &str) -> String {
-    let escaped: String = text
-        .chars()
-        .filter(|c| !c.is_control())
-        .map(|c| if c == '"' { '\'' } else { c })
-        .collect();
-    format!("399 {WARN_AGENT} \"{}\"", escaped.replace('\\', "/"))
+    sip::Warning::misc(WARN_AGENT, text).to_string()
 }
 
-/// `SIP;cause=N;text="…"` for a BYE.
-pub fn reason_value(cause: &HangupCause) -> String {
+/// The RFC 3326 `Reason` of a BYE for `cause`.
+pub fn reason(cause: &HangupCause) -> sip::Reason {
     let (code, text) = cause.sip_reason();
-    let text: String = text
-        .chars()
-        .filter(|c| !c.is_control())
-        .map(|c| if c == '"' { '\'' } else { c })
-        .collect();
-    format!("SIP;cause={code};text=\"{}\"", text.replace('\\', "/"))
+    sip::Reason::sip(code, text)
 }
 
 /// Adds a refusal's Warning and Retry-After to its response.
@@ -61,17 +50,17 @@ mod tests {
     #[test]
     fn warning_and_reason_are_quoted_string_safe() {
         assert_eq!(
-            warning_value("a \"b\"\r\n\\c"),
-            "399 voice-connector \"a 'b'/c\""
+            warning_value("a \"b\"\r\n"),
+            "399 voice-connector \"a \\\"b\\\"\""
         );
         assert_eq!(
-            reason_value(&HangupCause::MeetingEnded),
+            reason(&HangupCause::MeetingEnded).to_string(),
             "SIP;cause=410;text=\"meeting ended\""
         );
         let odd = HangupCause::UnusableAnswer {
             status: 488,
-            text: "no \"PCMU\"\n".into(),
+            text: "no PCMU\n".into(),
         };
-        assert_eq!(reason_value(&odd), "SIP;cause=488;text=\"no 'PCMU'\"");
+        assert_eq!(reason(&odd).to_string(), "SIP;cause=488;text=\"no PCMU\"");
     }
 }
