@@ -45,15 +45,17 @@ def assert_joined(res: dict) -> None:
     assert res["answer_sdp"], "no SDP answer in the 200 OK"
 
 
-def assert_media_flowed(res: dict, stats: dict) -> None:
+def assert_media_flowed(res: dict, rec: dict) -> None:
     """RTP flowed both ways: pjsua2 received (and, for SRTP, authenticated and decrypted)
-    packets, and the server counted the caller's packets without SRTP failures."""
+    packets, and the server's call record (`MeetingServer.call_ended`) counted the caller's
+    packets without SRTP failures or packets it could not take."""
     assert res["rx_packets"] > 0, res["dump"]
     assert res["tx_packets"] > 0, res["dump"]
-    assert stats["packets_in"] > 0, stats
-    assert stats["packets_out"] > 0, stats
-    assert stats["srtp_failures"] == 0, stats
-    assert stats["invalid"] == 0, stats
+    media = rec["Media"]
+    assert media["PacketsReceived"] > 0, rec
+    assert media["PacketsSent"] > 0, rec
+    assert media["SrtpFailures"] == 0, rec
+    assert media["InvalidPackets"] == 0, rec
 
 
 def assert_hears_only_others(levels: dict, own_hz: int, others_hz: list[int], who: str) -> None:
@@ -66,22 +68,6 @@ def assert_hears_only_others(levels: dict, own_hz: int, others_hz: list[int], wh
     assert levels[own_hz] < quietest - OWN_TONE_MARGIN_DB, (
         f"{who} hears its own {own_hz} Hz (N-1 mixing broken): {levels}"
     )
-
-
-def call_ended_for(server, attendee_id: str, meeting_id: str) -> dict:
-    """The `call ended` statistics of one attendee's leg: the server logs the meeting, so
-    the leg is found by the port of that attendee's `joined meeting` line."""
-    joined = server.wait_for_log(
-        r"joined meeting [^\n]*meeting=" + re.escape(meeting_id) + r" attendee=" + re.escape(attendee_id)
-        + r" port=(\d+)"
-    )
-    call = re.search(r"call=(CallKey\(\d+\))", joined.group(0))
-    assert call, joined.group(0)
-    m = server.wait_for_log(r"call ended call=" + re.escape(call.group(1)) + r"[^\n]*")
-    stats: dict = {k: int(v) for k, v in re.findall(r"(\w+): (\d+)", m.group(0))}
-    reason = re.search(r"reason=(\S+)", m.group(0))
-    stats["_reason"] = reason.group(1) if reason else ""
-    return stats
 
 
 @pytest.mark.parametrize("suite", PJSIP_SUITES)
@@ -109,7 +95,7 @@ def test_tls_sdes_srtp_suite(pj_server, pj_callers, pj_tones, pj_tools, tmp_path
         assert f"SRTP status: Active Crypto-suite: {suite}" in res["dump"], res["dump"]
         # No opus in this pjsip build: G.722 is the best codec both sides have.
         assert res["codec"] == "G722/16000", res
-        assert_media_flowed(res, call_ended_for(pj_server, attendee, join.meeting_id))
+        assert_media_flowed(res, pj_server.call_ended(join.meeting_id, attendee))
 
     assert_hears_only_others(pj_tools.tone_levels(rec_a), 440, [1000], "a")
     assert_hears_only_others(pj_tools.tone_levels(rec_b), 1000, [440], "b")
@@ -160,7 +146,7 @@ def test_udp_plain_rtp(pj_server, pj_callers, pj_tones, pj_tools, tmp_path, code
         assert res["crypto"] == [], res["answer_sdp"]
         assert "SRTP status: Active" not in res["dump"], res["dump"]
         assert res["codec"] == expected, res
-        assert_media_flowed(res, call_ended_for(pj_server, attendee, join.meeting_id))
+        assert_media_flowed(res, pj_server.call_ended(join.meeting_id, attendee))
     assert_hears_only_others(pj_tools.tone_levels(rec_a), 440, [1000], "a")
     assert_hears_only_others(pj_tools.tone_levels(rec_b), 1000, [440], "b")
 
@@ -184,8 +170,8 @@ def test_two_callers_srtp_and_rtp_hear_each_other_not_themselves(
     assert_joined(res_b)
     assert media_line(res_a["answer_sdp"])[2] == "RTP/SAVP", res_a["answer_sdp"]
     assert media_line(res_b["answer_sdp"])[2] == "RTP/AVP", res_b["answer_sdp"]
-    assert_media_flowed(res_a, call_ended_for(pj_server, join.attendee_id, join.meeting_id))
-    assert_media_flowed(res_b, call_ended_for(pj_server, other_id, join.meeting_id))
+    assert_media_flowed(res_a, pj_server.call_ended(join.meeting_id, join.attendee_id))
+    assert_media_flowed(res_b, pj_server.call_ended(join.meeting_id, other_id))
     assert_hears_only_others(pj_tools.tone_levels(rec_a), 440, [1000], "a")
     assert_hears_only_others(pj_tools.tone_levels(rec_b), 1000, [440], "b")
 
@@ -211,7 +197,7 @@ def test_three_callers_each_hear_the_two_others(pj_server, pj_callers, pj_tones,
         assert_joined(res)
     assert [results[hz]["codec"] for hz in (440, 1000, 1700)] == ["G722/16000", "PCMU/8000", "PCMA/8000"]
     for hz, attendee in ((440, join.attendee_id), (1000, b_id), (1700, c_id)):
-        assert_media_flowed(results[hz], call_ended_for(pj_server, attendee, join.meeting_id))
+        assert_media_flowed(results[hz], pj_server.call_ended(join.meeting_id, attendee))
         others = [o for o in (440, 1000, 1700) if o != hz]
         assert_hears_only_others(pj_tools.tone_levels(recs[hz]), hz, others, f"{hz} Hz caller")
 
@@ -273,8 +259,8 @@ def test_hold_resume_and_reinvite(pj_server, pj_callers, pj_tones, pj_tools, tmp
     assert rx_between(res_a["snapshots"], "hold", "unhold") <= 2, res_a["snapshots"]
     assert rx_between(res_a["snapshots"], "unhold", "reinvite") > 0, res_a["snapshots"]
     assert rx_between(res_a["snapshots"], "reinvite", "end") > 0, res_a["snapshots"]
-    assert_media_flowed(res_a, call_ended_for(pj_server, join.attendee_id, join.meeting_id))
-    assert_media_flowed(res_b, call_ended_for(pj_server, b_id, join.meeting_id))
+    assert_media_flowed(res_a, pj_server.call_ended(join.meeting_id, join.attendee_id))
+    assert_media_flowed(res_b, pj_server.call_ended(join.meeting_id, b_id))
 
     guard = 0.4
     during_hold = pj_tools.tone_levels(rec_b, window=(hold + guard, unhold))
@@ -314,9 +300,8 @@ def test_reinvite_with_new_media_transport(pj_server, pj_callers, pj_tones, pj_t
         assert crypto_keys(first) != crypto_keys(second), "pjsip re-offered the same key"
         assert [k.split()[1] for k in (res_a["answers"][1].splitlines()) if k.startswith("a=crypto:")] == suites
     assert rx_between(res_a["snapshots"], "reinit", "end") > 0, res_a["snapshots"]
-    stats_a = call_ended_for(pj_server, join.attendee_id, join.meeting_id)
-    assert_media_flowed(res_a, stats_a)
-    assert_media_flowed(res_b, call_ended_for(pj_server, b_id, join.meeting_id))
+    assert_media_flowed(res_a, pj_server.call_ended(join.meeting_id, join.attendee_id))
+    assert_media_flowed(res_b, pj_server.call_ended(join.meeting_id, b_id))
     after = (reinit + 0.5, end - 0.3)
     heard_a = pj_tools.tone_levels(rec_a, window=after)
     heard_b = pj_tools.tone_levels(rec_b, window=after)

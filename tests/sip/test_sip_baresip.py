@@ -86,15 +86,16 @@ def test_baresip_tls_srtp_meeting_join(sip_server, sip_tone_wav, tmp_path, media
     # The server's view: the caller joined this meeting as this attendee and left with BYE.
     joined = sip_server.wait_for_log(r"joined meeting [^\n]*meeting=" + re.escape(p.meeting_id) + r"[^\n]*")
     assert f"attendee={p.attendee_id}" in joined.group(0)
-    stats = sip_server.call_ended(p.meeting_id)
-    assert stats["_reason"] == "RemoteBye", stats
+    rec = sip_server.call_ended(p.meeting_id)
+    assert rec["Reason"] == "RemoteBye", rec
+    media = rec["Media"]
     # SRTP and SRTCP from baresip authenticated. baresip 1.0.0 sends exactly two RTCP
     # packets unprotected (an APP "PINGPONG" as SRTP starts, and its final RTCP BYE after
     # SRTP is torn down; seen with tshark), which the server rightly drops as SRTP
     # failures; every other packet must pass.
-    assert stats["packets_in"] > 0, stats
-    assert stats["rtcp_in"] >= 1, stats
-    assert stats["srtp_failures"] <= 2, stats
+    assert media["PacketsReceived"] > 0, rec
+    assert media["RtcpPacketsReceived"] >= 1, rec
+    assert media["SrtpFailures"] <= 2, rec
 
     # baresip's RTP statistics: packets received from the server, none failing SRTP.
     rx = re.search(r"packets:\s+(\d+)\s+(\d+)", log)
@@ -102,9 +103,9 @@ def test_baresip_tls_srtp_meeting_join(sip_server, sip_tone_wav, tmp_path, media
     assert rx and errors, log[-3000:]
     assert int(rx.group(1)) > 0 and int(rx.group(2)) > 0, rx.group(0)
     assert int(errors.group(2)) == 0, errors.group(0)
-    assert stats["packets_in"] <= int(rx.group(1)), (stats, rx.group(0))
+    assert media["PacketsReceived"] <= int(rx.group(1)), (rec, rx.group(0))
     # What the server counted as sent covers what baresip counted as received.
-    assert stats["packets_out"] >= int(rx.group(2)), (stats, rx.group(0))
+    assert media["PacketsSent"] >= int(rx.group(2)), (rec, rx.group(0))
 
     # The decoded receive path was recorded: a non-empty 8 kHz mono WAV.
     dec = phone.decoded_wav()

@@ -20,11 +20,11 @@ def test_delayed_offer_join(sip_server, sip_sipp, sip_rtp_peer, transport):
 
     joined = sip_server.wait_for_log(r"joined meeting [^\n]*meeting=" + p.meeting_id + r"[^\n]*")
     assert "delayed_offer=true" in joined.group(0), joined.group(0)
-    stats = sip_server.call_ended(p.meeting_id)
-    assert stats["_reason"] == "RemoteBye", stats
+    rec = sip_server.call_ended(p.meeting_id)
+    assert rec["Reason"] == "RemoteBye", rec
 
     # Media went to the port the ACK's answer named, as PCMU (payload type 0).
     rtp = sip_rtp_peer.rtp()
     assert rtp, "no RTP after the ACK's answer"
     assert {pkt["pt"] for pkt in rtp} == {0}, {pkt["pt"] for pkt in rtp}
-    assert stats["packets_out"] >= len(rtp), stats
+    assert rec["Media"]["PacketsSent"] >= len(rtp), rec

@@ -14,7 +14,6 @@ import hashlib
 import re
 import socket
 import threading
-import time
 import uuid
 
 import pytest
@@ -144,7 +143,7 @@ def test_credentials_challenge_then_join(sip_server, sip_sipp, sip_rtp_peer, alg
     assert re.search(r"^outcome=answered port=\d+$", result.log, re.M), result.describe()
     joined = sip_server.wait_for_log(r"joined meeting [^\n]*meeting=" + re.escape(meeting_id) + r"[^\n]*")
     assert f"attendee={attendee_id}" in joined.group(0)
-    assert sip_server.call_ended(meeting_id)["_reason"] == "RemoteBye"
+    assert sip_server.call_ended(meeting_id)["Reason"] == "RemoteBye"
     assert password not in sip_server.log()
 
 
@@ -305,7 +304,7 @@ def _cancel_race(server, host: str, token: str) -> tuple[str, list[tuple[str, st
 
 def test_cancel_before_answer_gets_487(sip_private_server):
     """INVITE and CANCEL back to back: 200 for the CANCEL, 487 for the INVITE (RFC 3261
-    §9.2), the server logs the call ended as Cancelled and keeps no leg or RTP port for it.
+    §9.2), the call record says Cancelled (487), and the server keeps no leg or RTP port.
     A run the server answered first (200 for the INVITE) is ended with ACK+BYE and retried.
     Runs on a server of its own: it asserts the server's global media state."""
     server = sip_private_server
@@ -317,15 +316,15 @@ def test_cancel_before_answer_gets_487(sip_private_server):
         outcomes.append(outcome)
         if outcome == "cancelled":
             break
-        assert server.call_ended(meeting_id)["_reason"] == "RemoteBye"
+        assert server.call_ended(meeting_id)["Reason"] == "RemoteBye"
     assert outcomes[-1] == "cancelled", f"the server answered every INVITE before its CANCEL: {outcomes}"
     # 200 for the CANCEL and 487 for the INVITE (a 100 Trying may come first).
     assert [r for r in responses if r[0] != "100"] == [("200", "CANCEL"), ("487", "INVITE")], responses
     # The server: no leg and no RTP port left, and the call ended as Cancelled.
     legs, held = server.wait_media_idle(timeout=5)
     assert (legs, held) == (0, set()), (legs, held, server.log()[-3000:])
-    stats = server.call_ended(meeting_id)
-    assert stats["_reason"] == "Cancelled", stats
+    rec = server.call_ended(meeting_id)
+    assert (rec["Reason"], rec["Status"], rec["StatusCode"]) == ("Cancelled", "Cancelled", 487), rec
 
 
 # ---------------------------------------------------------------------------------------
@@ -343,8 +342,7 @@ def test_second_join_of_attendee_ends_first_call(sip_server, sip_sipp, sip_tools
             "join_until_bye.xml", join_keys(p.host, p.token, peer_a.port), tag="A", timeout_s=20)))
         call_a.start()
         try:
-            first = sip_server.wait_for_log(
-                r"joined meeting call=(\S+) meeting=" + re.escape(p.meeting_id) + r"[^\n]*", timeout=15)
+            sip_server.wait_for_log(r"joined meeting [^\n]*meeting=" + re.escape(p.meeting_id), timeout=15)
             b = sip_sipp("join_uac.xml", join_keys(p.host, p.token, peer_b.port), extra=["-d", "2000"], tag="B")
         finally:
             call_a.join(timeout=40)
@@ -362,11 +360,13 @@ def test_second_join_of_attendee_ends_first_call(sip_server, sip_sipp, sip_tools
     assert_one_successful_call(b)
     assert b.counter("FailedUnexpectedMessage") == 0, b.describe()
     assert received_by_b, "no RTP reached call B"
-    # The server: A ended by its own BYE, B by the caller's.
-    pattern = r"call ended call=(\S+) meeting=" + re.escape(p.meeting_id) + r"[^\n]*reason=(\w+)"
-    deadline = time.monotonic() + 10
-    while len(ended := dict(re.findall(pattern, sip_server.log()))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(ended) == 2, ended
-    assert ended.pop(first.group(1)) == "LocalBye", ended
-    assert list(ended.values()) == ["RemoteBye"], ended
+    # The server's call records (told apart by SIP Call-ID): A ended by its own BYE, B by
+    # the caller's.
+    call_ids = {name: re.search(r"^Call-ID: *(\S+)", r.messages, re.M | re.I) for name, r in (("A", a), ("B", b))}
+    assert all(call_ids.values()), (a.messages[-2000:], b.messages[-2000:])
+    recs = sip_server.wait_call_records(n=2, meeting_id=p.meeting_id, attendee_id=p.attendee_id)
+    ended = {r["CallId"]: (r["Status"], r["Reason"]) for r in recs}
+    assert len(recs) == 2 and ended == {
+        call_ids["A"].group(1): ("Completed", "LocalBye"),
+        call_ids["B"].group(1): ("Completed", "RemoteBye"),
+    }, recs

@@ -47,7 +47,8 @@ def loaded(sip_module_server, sip_tools, tmp_path_factory):
         extra = ["-inf", str(_inf(tmp / "joins.csv", host, order)), "-m", str(CALLS), "-r", str(RATE),
                  "-l", str(4 * RATE), "-d", str(HOLD_MS)]
         result = sip_tools.run_sipp(server, "join_uac_inf.xml", keys, tmp, extra=extra, timeout_s=90)
-    return SimpleNamespace(server=server, host=host, meetings=meetings, order=order, result=result, tmp=tmp)
+    return SimpleNamespace(server=server, vc_id=vc_id, host=host, meetings=meetings, order=order, result=result,
+                           tmp=tmp)
 
 
 def test_thousand_joins_leave_nothing_behind(loaded):
@@ -64,10 +65,11 @@ def test_thousand_joins_leave_nothing_behind(loaded):
     legs, held = server.wait_media_idle(timeout=15)
     assert legs == 0, server.log()[-3000:]
     assert held == set(), (sorted(held), server.rtp_ports)
-    log = server.log()
-    reasons = Counter(re.findall(r"call ended [^\n]*reason=(\w+)", log))
-    assert reasons == {"RemoteBye": CALLS}, reasons
-    joined = Counter(re.findall(r"joined meeting [^\n]*meeting=(\S+)", log))
+    records = server.wait_call_records(loaded.vc_id, CALLS)
+    reasons = Counter((r["Status"], r.get("Reason")) for r in records)
+    assert reasons == {("Completed", "RemoteBye"): CALLS}, reasons
+    assert {r["AttendeeId"] for r in records} == {a for _, a, _ in loaded.order}
+    joined = Counter(re.findall(r"joined meeting [^\n]*meeting=(\S+)", server.log()))
     assert joined == {m: CALLS // 4 for m in loaded.meetings}, joined
     metrics = server.metrics()
     assert metrics.get("vc_calls_answered_total") == CALLS, {k: v for k, v in metrics.items() if k.startswith("vc_")}

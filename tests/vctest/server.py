@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -242,24 +243,69 @@ class MeetingServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def call_records(self, vc_id: str) -> list[dict]:
-        """GET /admin/call-records?voice-connector-id=... (SigV4-signed): the connector's
-        call detail records."""
-        url = f"{self.api_url}/admin/call-records?voice-connector-id={vc_id}"
+    def call_records(
+        self, vc_id: str | None = None, meeting_id: str | None = None, attendee_id: str | None = None
+    ) -> list[dict]:
+        """GET /admin/call-records (SigV4-signed), every page: the call detail records of
+        the connector `vc_id`, the meeting `meeting_id` and/or the attendee `attendee_id`
+        (all of them when none is given), oldest first. See `call_ended` for the fields."""
+        query = {
+            k: v
+            for k, v in (("voice-connector-id", vc_id), ("meeting-id", meeting_id), ("attendee-id", attendee_id))
+            if v is not None
+        }
+        records: list[dict] = []
+        while True:
+            body = self.signed_get("/admin/call-records", query)
+            records += body["CallRecords"]
+            if not body.get("NextToken"):
+                return records
+            query["next-token"] = body["NextToken"]
+
+    def signed_get(self, path: str, query: dict[str, str]) -> dict:
+        """A SigV4-signed GET of our admin API; the JSON answer."""
+        url = self.api_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
         req = AWSRequest(method="GET", url=url)
         SigV4Auth(Credentials(self.key_id, self.secret), "chime", "us-east-1").add_auth(req)
         prepared = urllib.request.Request(url, headers=dict(req.headers.items()), method="GET")
         with urllib.request.urlopen(prepared, timeout=10) as resp:
-            return json.loads(resp.read())["CallRecords"]
+            return json.loads(resp.read())
 
-    def wait_call_records(self, vc_id: str, n: int, timeout: float = 10.0) -> list[dict]:
-        """The connector's call records once there are at least `n` (or after `timeout`)."""
+    def wait_call_records(
+        self,
+        vc_id: str | None = None,
+        n: int = 1,
+        timeout: float = 10.0,
+        meeting_id: str | None = None,
+        attendee_id: str | None = None,
+    ) -> list[dict]:
+        """The call records `call_records(vc_id, meeting_id, attendee_id)` once there are
+        at least `n` (or after `timeout`): a record is stored when its call has ended."""
         deadline = time.monotonic() + timeout
         while True:
-            recs = self.call_records(vc_id)
+            recs = self.call_records(vc_id, meeting_id, attendee_id)
             if len(recs) >= n or time.monotonic() > deadline:
                 return recs
             time.sleep(0.1)
+
+    def call_ended(self, meeting_id: str, attendee_id: str | None = None, timeout: float = 10.0) -> dict:
+        """Waits for the call record of the one call of `meeting_id` (and `attendee_id`):
+        the server stores it once the call has ended. Fails when none comes within
+        `timeout` or when more than one call matches.
+
+        A record (`domain::call_record::CallRecord`, JSON with PascalCase names) holds what
+        the tests read: TransactionId, CallId (the SIP Call-ID), VoiceConnectorId, Status
+        (Completed / Cancelled / Refused / Failed), StatusCode (the INVITE's final status),
+        Reason (how it ended: RemoteBye when the caller's BYE ended it, LocalBye for ours,
+        Cancelled, ...), MeetingId, AttendeeId, Codec, SrtpSuite, Transport, and Media
+        {PacketsReceived, PacketsSent, PacketsLost, JitterMs, RoundTripTimeMs (when known),
+        SrtpFailures} for a call that had media."""
+        recs = self.wait_call_records(None, 1, timeout, meeting_id=meeting_id, attendee_id=attendee_id)
+        who = f"meeting {meeting_id}" + (f" attendee {attendee_id}" if attendee_id else "")
+        if not recs:
+            pytest.fail(f"no call record for {who} within {timeout} s:\n{self.log()[-4000:]}")
+        assert len(recs) == 1, f"{len(recs)} call records for {who}: {recs}"
+        return recs[0]
 
     def wait_for_log(self, pattern: str, timeout: float = 10.0, start: int = 0) -> re.Match:
         """Waits until the server's stderr log (from byte offset `start`) matches `pattern`."""
@@ -274,19 +320,6 @@ class MeetingServer:
             if time.monotonic() > deadline:
                 pytest.fail(f"no server log line matching {pattern!r}:\n{self.log()[-4000:]}")
             time.sleep(0.05)
-
-    def call_ended(self, meeting_id: str, timeout: float = 10.0) -> dict[str, int]:
-        """Waits for the server's `call ended` line for `meeting_id` and returns its leg
-        statistics (packets_in, packets_out, srtp_failures, ...)."""
-        m = self.wait_for_log(
-            r"call ended [^\n]*meeting=" + re.escape(meeting_id) + r"[^\n]*", timeout
-        )
-        stats = dict(
-            (k, int(v)) for k, v in re.findall(r"(\w+): (\d+)", m.group(0))
-        )
-        reason = re.search(r"reason=(\S+)", m.group(0))
-        stats["_reason"] = reason.group(1) if reason else ""
-        return stats
 
 
 def serve(work: Path, extra_args: tuple[str, ...] = (), label: str = "vc", rtp_size: int = 200):

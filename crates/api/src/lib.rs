@@ -99,8 +99,9 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     resp
 }
 
-/// `GET /admin/call-records?voice-connector-id=…&max-results=…&next-token=…`: call detail
-/// records, oldest TransactionId first; signed with SigV4 like every API call.
+/// `GET /admin/call-records?voice-connector-id=…&meeting-id=…&attendee-id=…&max-results=…&next-token=…`:
+/// call detail records, oldest TransactionId first, those of one connector, meeting and/or
+/// attendee when asked; signed with SigV4 like every API call.
 async fn call_records(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, _) = req.into_parts();
@@ -115,19 +116,64 @@ async fn call_records(State(state): State<Arc<AppState>>, req: Request<Body>) ->
             b"",
             time::OffsetDateTime::now_utc(),
         )?;
-        let mut vc = None;
-        let mut max = 100u32;
-        let mut after = None;
+        let query = CallRecordQuery::parse(raw_query)?;
+        let vc = query.voice_connector_id.clone();
+        let (records, next) = query
+            .list(|after, page| {
+                let (repo, vc) = (state.repo.clone(), vc.clone());
+                async move {
+                    let rows = repo
+                        .list_call_records(vc.as_deref(), after.as_deref(), page)
+                        .await?;
+                    Ok::<_, ApiError>(rows)
+                }
+            })
+            .await?;
+        Ok::<_, ApiError>(serde_json::json!({ "CallRecords": records, "NextToken": next }))
+    }
+    .await;
+    match result {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => e.into_aws_response(Service::Voice, &request_id),
+    }
+}
+
+/// The query of `GET /admin/call-records`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CallRecordQuery {
+    voice_connector_id: Option<String>,
+    /// Only records whose MeetingId is this (a GUID).
+    meeting_id: Option<String>,
+    /// Only records whose AttendeeId is this (a GUID).
+    attendee_id: Option<String>,
+    max_results: u32,
+    next_token: Option<String>,
+}
+
+impl CallRecordQuery {
+    /// Records read from the store at a time while looking for matches of a filter.
+    const SCAN_PAGE: u32 = 100;
+
+    fn parse(raw_query: &str) -> Result<Self, ApiError> {
+        let mut q = CallRecordQuery {
+            voice_connector_id: None,
+            meeting_id: None,
+            attendee_id: None,
+            max_results: 100,
+            next_token: None,
+        };
         for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let v = percent_encoding::percent_decode_str(v)
                 .decode_utf8_lossy()
                 .into_owned();
             match k {
-                "voice-connector-id" => vc = Some(v),
-                "next-token" => after = Some(v),
+                "voice-connector-id" => q.voice_connector_id = Some(v),
+                "next-token" => q.next_token = Some(v),
+                "meeting-id" => q.meeting_id = Some(guid(k, v)?),
+                "attendee-id" => q.attendee_id = Some(guid(k, v)?),
                 "max-results" => {
-                    max = v
+                    q.max_results = v
                         .parse::<u32>()
                         .ok()
                         .filter(|n| (1..=100).contains(n))
@@ -144,19 +190,80 @@ async fn call_records(State(state): State<Arc<AppState>>, req: Request<Body>) ->
                 }
             }
         }
-        let records = state
-            .repo
-            .list_call_records(vc.as_deref(), after.as_deref(), max)
-            .await?;
-        let next = (records.len() == max as usize)
-            .then(|| records.last().and_then(|r| r.get("TransactionId")).cloned())
-            .flatten();
-        Ok::<_, ApiError>(serde_json::json!({ "CallRecords": records, "NextToken": next }))
+        Ok(q)
     }
-    .await;
-    match result {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => e.into_aws_response(Service::Voice, &request_id),
+
+    /// Whether `record` passes the meeting and attendee filters (GUIDs: hex digits in
+    /// either case).
+    fn matches(&self, record: &serde_json::Value) -> bool {
+        let field_is = |name: &str, want: &Option<String>| {
+            want.as_deref().is_none_or(|w| {
+                record
+                    .get(name)
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|v| v.eq_ignore_ascii_case(w))
+            })
+        };
+        field_is("MeetingId", &self.meeting_id) && field_is("AttendeeId", &self.attendee_id)
+    }
+
+    /// Up to `max_results` matching records after `next_token`, and the token of the next
+    /// page when there may be more. `fetch(after, n)` reads up to `n` records of the store
+    /// after TransactionId `after` (of the connector asked for). Without a meeting or
+    /// attendee filter this is one store page; with one, store pages are read until enough
+    /// records match or none are left.
+    async fn list<F, Fut>(
+        &self,
+        mut fetch: F,
+    ) -> Result<(Vec<serde_json::Value>, Option<serde_json::Value>), ApiError>
+    where
+        F: FnMut(Option<String>, u32) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<serde_json::Value>, ApiError>>,
+    {
+        let filtered = self.meeting_id.is_some() || self.attendee_id.is_some();
+        let page = if filtered {
+            Self::SCAN_PAGE
+        } else {
+            self.max_results
+        };
+        let limit = self.max_results as usize;
+        let mut after = self.next_token.clone();
+        let mut out = Vec::new();
+        loop {
+            let rows = fetch(after.clone(), page).await?;
+            let exhausted = rows.len() < page as usize;
+            after = match rows.last().and_then(|r| r.get("TransactionId")) {
+                Some(serde_json::Value::String(id)) => Some(id.clone()),
+                _ => None,
+            };
+            out.extend(rows.into_iter().filter(|r| self.matches(r)));
+            if out.len() >= limit {
+                out.truncate(limit);
+                let next = out.last().and_then(|r| r.get("TransactionId")).cloned();
+                return Ok((out, next));
+            }
+            if exhausted || after.is_none() {
+                return Ok((out, None));
+            }
+        }
+    }
+}
+
+/// `value` when it is a GUID (8-4-4-4-12 hex digits, the model's GuidString), else a 400
+/// naming the query parameter `name`.
+fn guid(name: &str, value: String) -> Result<String, ApiError> {
+    let groups: Vec<&str> = value.split('-').collect();
+    let ok = groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(value)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{name} must be a GUID (8-4-4-4-12 hex digits), got {value:?}"
+        )))
     }
 }
 
@@ -286,4 +393,143 @@ async fn serve(
         .map_err(|e| (op, e))?;
     let status = StatusCode::from_u16(matched.op.success_status).unwrap_or(StatusCode::OK);
     Ok((op, status, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ApiError, CallRecordQuery};
+    use serde_json::{Value, json};
+
+    const M1: &str = "11111111-2222-3333-4444-555555555555";
+    const M2: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+    const A1: &str = "0123abcd-0000-1111-2222-333344445555";
+
+    fn bad_request(query: &str) -> String {
+        match CallRecordQuery::parse(query) {
+            Err(ApiError::BadRequest(msg)) => msg,
+            other => panic!("{query}: expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_filters_and_refuses_bad_values() {
+        let q = CallRecordQuery::parse(&format!(
+            "voice-connector-id=vc1&meeting-id={M1}&attendee-id={A1}&max-results=7&next-token=t%2F1"
+        ))
+        .unwrap();
+        assert_eq!(q.voice_connector_id.as_deref(), Some("vc1"));
+        assert_eq!(q.meeting_id.as_deref(), Some(M1));
+        assert_eq!(q.attendee_id.as_deref(), Some(A1));
+        assert_eq!(q.max_results, 7);
+        assert_eq!(q.next_token.as_deref(), Some("t/1"));
+        assert_eq!(CallRecordQuery::parse("").unwrap().max_results, 100);
+
+        let msg = bad_request("meeting-id=not-a-guid");
+        assert!(
+            msg.contains("meeting-id") && msg.contains("not-a-guid"),
+            "{msg}"
+        );
+        // One hex digit short, a non-hex digit, no dashes, empty.
+        for bad in [
+            "attendee-id=0123abc-0000-1111-2222-333344445555",
+            "attendee-id=0123abcg-0000-1111-2222-333344445555",
+            "meeting-id=11111111222233334444555555555555",
+            "meeting-id=",
+        ] {
+            let key = bad.split('=').next().unwrap();
+            assert!(bad_request(bad).contains(key), "{bad}");
+        }
+        assert!(bad_request("max-results=0").contains("max-results"));
+        assert!(bad_request("meetingid=x").contains("unknown query parameter"));
+    }
+
+    fn record(n: u32, meeting: &str, attendee: &str) -> Value {
+        json!({ "TransactionId": format!("t{n:03}"), "MeetingId": meeting, "AttendeeId": attendee })
+    }
+
+    /// `query` over `store` (ordered by TransactionId), as the handler runs it, with the
+    /// number of store reads it made.
+    async fn list(store: &[Value], query: &str) -> (Vec<Value>, Option<Value>, usize) {
+        let q = CallRecordQuery::parse(query).unwrap();
+        let mut reads = 0;
+        let (records, next) = q
+            .list(|after, page| {
+                reads += 1;
+                let rows: Vec<Value> = store
+                    .iter()
+                    .filter(|r| {
+                        after
+                            .as_deref()
+                            .is_none_or(|a| r["TransactionId"].as_str().unwrap() > a)
+                    })
+                    .take(page as usize)
+                    .cloned()
+                    .collect();
+                async move { Ok(rows) }
+            })
+            .await
+            .unwrap();
+        (records, next, reads)
+    }
+
+    /// The TransactionIds of every `step`th record of `n`.
+    fn every(step: usize, n: u32) -> Vec<String> {
+        (0..n).step_by(step).map(|n| format!("t{n:03}")).collect()
+    }
+
+    fn ids(records: &[Value]) -> Vec<&str> {
+        records
+            .iter()
+            .map(|r| r["TransactionId"].as_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn filters_by_meeting_and_attendee_across_store_pages() {
+        // 250 records, every tenth of meeting M1 (attendee A1 on every twentieth).
+        let store: Vec<Value> = (0..250)
+            .map(|n| {
+                let meeting = if n % 10 == 0 { M1 } else { M2 };
+                let attendee = if n % 20 == 0 { A1 } else { M1 };
+                record(n, meeting, attendee)
+            })
+            .collect();
+
+        let (all, next, reads) = list(&store, &format!("meeting-id={M1}")).await;
+        assert_eq!(ids(&all), every(10, 250));
+        assert_eq!((next, reads), (None, 3));
+
+        let (first, next, _) = list(&store, &format!("meeting-id={M1}&max-results=4")).await;
+        assert_eq!(ids(&first), ["t000", "t010", "t020", "t030"]);
+        assert_eq!(next, Some(json!("t030")));
+        let (second, _, _) = list(
+            &store,
+            &format!("meeting-id={M1}&max-results=4&next-token=t030"),
+        )
+        .await;
+        assert_eq!(ids(&second), ["t040", "t050", "t060", "t070"]);
+
+        let (both, _, _) = list(&store, &format!("meeting-id={M1}&attendee-id={A1}")).await;
+        assert_eq!(ids(&both), every(20, 250));
+        let upper = M1.to_ascii_uppercase();
+        let (shouted, _, _) = list(&store, &format!("meeting-id={upper}&max-results=1")).await;
+        assert_eq!(ids(&shouted), ["t000"]);
+        let (none, next, _) = list(&store, &format!("meeting-id={M2}&attendee-id={A1}")).await;
+        assert_eq!((none, next), (vec![], None));
+    }
+
+    #[tokio::test]
+    async fn without_a_filter_one_store_page_is_one_answer() {
+        let store: Vec<Value> = (0..5).map(|n| record(n, M1, A1)).collect();
+        let (page, next, reads) = list(&store, "max-results=2").await;
+        assert_eq!(
+            (ids(&page), next, reads),
+            (vec!["t000", "t001"], Some(json!("t001")), 1)
+        );
+        let (rest, next, reads) = list(&store, "next-token=t001").await;
+        assert_eq!(
+            (ids(&rest), next, reads),
+            (vec!["t002", "t003", "t004"], None, 1)
+        );
+    }
 }
