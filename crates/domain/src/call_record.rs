@@ -14,6 +14,12 @@ pub struct MediaStatistics {
     pub round_trip_time_ms: Option<u32>,
     /// Packets refused by SRTP authentication or replay protection.
     pub srtp_failures: u64,
+    /// RTCP packets received (and, under SRTP, authenticated).
+    #[serde(default)]
+    pub rtcp_packets_received: u64,
+    /// Packets with a payload type that was not negotiated, or that did not parse.
+    #[serde(default)]
+    pub invalid_packets: u64,
 }
 
 /// One call (shape of our admin API; the field names follow AWS's CDR style).

@@ -134,6 +134,8 @@ impl Release {
             jitter_ms: s.jitter_ms,
             round_trip_time_ms: s.rtt_ms,
             srtp_failures: s.srtp_failures,
+            rtcp_packets_received: s.rtcp_in,
+            invalid_packets: s.invalid,
         });
         self.records.write(rec, cdr.start_ms).await;
     }
