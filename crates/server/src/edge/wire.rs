@@ -11,15 +11,28 @@ use crate::meeting::SessionMsg;
 /// The host the Warning header names (RFC 3261 §20.43 warn-agent).
 const WARN_AGENT: &str = "voice-connector";
 
-/// `399 voice-connector "…"`, written by `sip::Warning` (quoted-string escaping).
+/// Text for a quoted-string that naive parsers read right too: PBX logs and SIPp's
+/// regular expressions stop at the first `"`, escaped or not, so quotes become apostrophes
+/// and backslashes slashes (`sip::Warning` and `sip::Reason` still escape what is left).
+fn plain(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            c => c,
+        })
+        .collect()
+}
+
+/// `399 voice-connector "…"`, written by `sip::Warning`.
 pub fn warning_value(text: &str) -> String {
-    sip::Warning::misc(WARN_AGENT, text).to_string()
+    sip::Warning::misc(WARN_AGENT, plain(text)).to_string()
 }
 
 /// The RFC 3326 `Reason` of a BYE for `cause`.
 pub fn reason(cause: &HangupCause) -> sip::Reason {
     let (code, text) = cause.sip_reason();
-    sip::Reason::sip(code, text)
+    sip::Reason::sip(code, plain(&text))
 }
 
 /// Adds a refusal's Warning and Retry-After to its response.
@@ -50,8 +63,8 @@ mod tests {
     #[test]
     fn warning_and_reason_are_quoted_string_safe() {
         assert_eq!(
-            warning_value("a \"b\"\r\n"),
-            "399 voice-connector \"a \\\"b\\\"\""
+            warning_value("a \"b\"\r\n\\c"),
+            "399 voice-connector \"a 'b'/c\""
         );
         assert_eq!(
             reason(&HangupCause::MeetingEnded).to_string(),
@@ -59,8 +72,8 @@ mod tests {
         );
         let odd = HangupCause::UnusableAnswer {
             status: 488,
-            text: "no PCMU\n".into(),
+            text: "no \"PCMU\"\n".into(),
         };
-        assert_eq!(reason(&odd).to_string(), "SIP;cause=488;text=\"no PCMU\"");
+        assert_eq!(reason(&odd).to_string(), "SIP;cause=488;text=\"no 'PCMU'\"");
     }
 }
