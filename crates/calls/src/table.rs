@@ -1,6 +1,6 @@
 //! [`CallTable`]: legs by id, by SIP call and by attendee; the commands they produce.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -234,6 +234,9 @@ pub struct CallTable {
     legs: BTreeMap<LegId, Leg>,
     by_sip: HashMap<CallKey, LegId>,
     by_member: HashMap<Member, LegId>,
+    /// Armed deadlines, earliest first. An entry whose leg is gone or re-armed is stale and
+    /// skipped when due (so `poll_timeout` may be early, never late).
+    timers: BTreeSet<(Instant, LegId)>,
     commands: VecDeque<Command>,
 }
 
@@ -290,21 +293,29 @@ impl CallTable {
 
     /// When [`CallTable::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.legs.values().filter_map(|l| l.deadline).min()
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    fn arm(&mut self, id: LegId, at: Instant) {
+        if let Some(l) = self.legs.get_mut(&id) {
+            l.deadline = Some(at);
+            self.timers.insert((at, id));
+        }
     }
 
     /// Runs the timers due at `now`; calling early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<LegId> = self
-            .legs
-            .values()
-            .filter(|l| l.deadline.is_some_and(|d| d <= now))
-            .map(|l| l.id)
-            .collect();
-        for id in due {
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
             let Some(leg) = self.legs.get_mut(&id) else {
                 continue;
             };
+            if leg.deadline != Some(at) {
+                continue;
+            }
             leg.deadline = None;
             match leg.state {
                 LegState::Setup => {
@@ -312,7 +323,7 @@ impl CallTable {
                     let sip = leg.endpoint.sip();
                     leg.state = LegState::EndedInSetup;
                     leg.ended = Some(CallEnd::from_sip(TerminationReason::Rejected(503)));
-                    leg.deadline = Some(now + self.cfg.setup_timeout);
+                    self.arm(id, now + self.cfg.setup_timeout);
                     if let Some(sip) = sip {
                         self.commands.push_back(Command::Answer {
                             leg: id,
@@ -356,6 +367,9 @@ impl CallTable {
             LegState::Ringing => Some(now + self.cfg.ring_timeout),
             _ => None,
         };
+        if let Some(at) = deadline {
+            self.timers.insert((at, id));
+        }
         if let Some(k) = endpoint.sip() {
             self.by_sip.insert(k, id);
         }
@@ -596,7 +610,7 @@ impl CallTable {
                 // The join is being prepared elsewhere: undo it when it arrives.
                 l.state = LegState::EndedInSetup;
                 l.ended = Some(CallEnd::from_sip(reason));
-                l.deadline = Some(now + self.cfg.setup_timeout);
+                self.arm(id, now + self.cfg.setup_timeout);
             }
             LegState::EndedInSetup => {}
             _ => self.end(id, CallEnd::from_sip(reason)),

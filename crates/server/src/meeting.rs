@@ -144,12 +144,20 @@ impl Slot {
     }
 }
 
+/// An engine leg: whose it is and the sockets its packets leave from (looked up for every
+/// packet sent).
+struct EngineLeg {
+    leg: LegId,
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+}
+
 /// The task's state.
 pub struct Meeting {
     id: String,
     media: MeetingMedia,
     slots: BTreeMap<LegId, Slot>,
-    by_engine: HashMap<engine::LegId, LegId>,
+    by_engine: HashMap<engine::LegId, EngineLeg>,
     next_stream: u32,
     tx: mpsc::Sender<MeetingMsg>,
     events: mpsc::Sender<MeetingEvent>,
@@ -224,9 +232,7 @@ impl Meeting {
             let sock = self
                 .by_engine
                 .get(&t.leg)
-                .and_then(|l| self.slots.get(l))
-                .and_then(|s| s.sockets.as_ref())
-                .map(|(rtp, rtcp)| if t.rtcp { rtcp } else { rtp });
+                .map(|e| if t.rtcp { &e.rtcp } else { &e.rtp });
             if let Some(sock) = sock {
                 // Non-blocking: a full socket buffer drops this packet rather than stall
                 // the mix.
@@ -272,7 +278,12 @@ impl Meeting {
             } => {
                 let added = self.media.add_leg(now, cfg);
                 if let Ok(e) = added {
-                    self.by_engine.insert(e, leg);
+                    let route = EngineLeg {
+                        leg,
+                        rtp: rtp.clone(),
+                        rtcp: rtcp.clone(),
+                    };
+                    self.by_engine.insert(e, route);
                     let readers = vec![
                         spawn_reader(rtp.clone(), e, self.tx.clone()),
                         spawn_reader(rtcp.clone(), e, self.tx.clone()),
@@ -388,10 +399,15 @@ impl Meeting {
         let answer = self.media.add_webrtc_leg(now, offer, candidate, muted)?;
         if let Some(slot) = self.slots.get_mut(&leg) {
             slot.engine = Some(answer.leg);
-            slot.sockets = Some((socket.clone(), socket));
+            slot.sockets = Some((socket.clone(), socket.clone()));
             slot.muted = muted;
         }
-        self.by_engine.insert(answer.leg, leg);
+        let route = EngineLeg {
+            leg,
+            rtp: socket.clone(),
+            rtcp: socket,
+        };
+        self.by_engine.insert(answer.leg, route);
         Ok(answer)
     }
 
@@ -410,9 +426,7 @@ impl Meeting {
                 } else {
                     self.by_engine
                         .get(&t.leg)
-                        .and_then(|l| self.slots.get(l))
-                        .and_then(|s| s.sockets.as_ref())
-                        .map(|s| if t.rtcp { &s.1 } else { &s.0 })
+                        .map(|e| if t.rtcp { &e.rtcp } else { &e.rtp })
                 };
                 if let Some(sock) = sock {
                     let _ = sock.try_send_to(&t.bytes, t.dest);
@@ -430,9 +444,9 @@ impl Meeting {
     fn on_engine_event(&mut self, ev: EngineEvent) {
         match ev {
             EngineEvent::Inactive { leg } => {
-                if let Some(l) = self.by_engine.get(&leg) {
+                if let Some(l) = self.by_engine.get(&leg).map(|e| e.leg) {
                     tracing::info!(meeting = %self.id, leg = %l, "no media for the inactivity timeout");
-                    let _ = self.events.try_send(MeetingEvent::Inactive(*l));
+                    let _ = self.events.try_send(MeetingEvent::Inactive(l));
                 }
             }
             EngineEvent::Levels(levels) => {
@@ -442,7 +456,7 @@ impl Meeting {
                 let volumes: Vec<AttendeeVolume> = levels
                     .iter()
                     .filter_map(|(leg, volume, muted)| {
-                        let slot = self.slots.get(self.by_engine.get(leg)?)?;
+                        let slot = self.slots.get(&self.by_engine.get(leg)?.leg)?;
                         Some(AttendeeVolume {
                             audio_stream_id: slot.stream,
                             // A muted attendee is silent to the indicator.
@@ -464,12 +478,12 @@ impl Meeting {
                 digit,
                 duration_ms,
             } => {
-                let l = self.by_engine.get(&leg).copied();
+                let l = self.by_engine.get(&leg).map(|e| e.leg);
                 tracing::info!(meeting = %self.id, leg = ?l, %digit, duration_ms, "DTMF");
                 self.observer.dtmf();
             }
             EngineEvent::WebRtcConnected { leg } => {
-                let l = self.by_engine.get(&leg).copied();
+                let l = self.by_engine.get(&leg).map(|e| e.leg);
                 tracing::info!(meeting = %self.id, leg = ?l, "browser media connected (ICE, DTLS-SRTP)");
                 self.observer.webrtc_connected();
             }

@@ -189,6 +189,7 @@ pub async fn start(
         legs: HashMap::new(),
         invites: HashMap::new(),
         browsers: 0,
+        gauged_legs: -1,
         release: Arc::new(Release {
             ports: ctx.ports.clone(),
             records: ctx.records.clone(),
@@ -216,6 +217,8 @@ struct Edge {
     /// INVITEs being admitted: their SIP call, for the table.
     invites: HashMap<LegId, CallKey>,
     browsers: i64,
+    /// The `vc_active_legs` gauge as last set.
+    gauged_legs: i64,
     release: Arc<Release>,
     ctx: Arc<JoinContext>,
     transports: Transports,
@@ -301,9 +304,11 @@ impl Edge {
                 break;
             }
         }
-        self.ctx
-            .metrics
-            .gauge_set("vc_active_legs", "", self.legs.len() as i64);
+        let legs = self.legs.len() as i64;
+        if legs != self.gauged_legs {
+            self.gauged_legs = legs;
+            self.ctx.metrics.gauge_set("vc_active_legs", "", legs);
+        }
     }
 
     fn on_input(&mut self, input: Input) {
