@@ -12,6 +12,7 @@
 mod join;
 mod legs;
 mod options;
+mod outbox;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -197,6 +198,7 @@ pub async fn start(
         }),
         ctx: Arc::new(ctx),
         transports: transports.clone(),
+        outbox: outbox::Outbox::new(transports.clone()),
         tx: tx.clone(),
         call_ids: HashMap::new(),
     };
@@ -222,6 +224,7 @@ struct Edge {
     release: Arc<Release>,
     ctx: Arc<JoinContext>,
     transports: Transports,
+    outbox: outbox::Outbox,
     tx: mpsc::Sender<Input>,
     /// Call-IDs of calls whose SIP messages are being logged.
     call_ids: HashMap<CallKey, String>,
@@ -296,7 +299,10 @@ impl Edge {
                     continue;
                 };
                 let out = Outbound::to(transport, t.peer.remote, t.payload.into());
-                if let Err(e) = self.transports.send(out).await {
+                if transport != Transport::Udp {
+                    // A connect or TLS handshake must not hold up the user agent.
+                    self.outbox.send(out);
+                } else if let Err(e) = self.transports.send(out).await {
                     tracing::warn!(remote = %t.peer.remote, error = %e, "SIP send failed");
                 }
             }
