@@ -49,8 +49,10 @@ impl std::fmt::Debug for AuthParams<'_> {
     }
 }
 
-/// Renders an Authorization value with everything but scheme, `username`, `realm`, `uri`
-/// and `algorithm` replaced by `<redacted>`: safe for logs.
+/// Renders an Authorization value with everything but scheme, `username`, `realm`, `uri`,
+/// `algorithm` and `qop` replaced by `<redacted>` (so `response`, `cnonce`, `nonce`, `nc` and
+/// `opaque` are hidden), and join tokens removed from what stays (`uri` repeats the
+/// Request-URI, token parameter and all): safe for logs.
 pub fn redact_credentials(value: &str) -> String {
     let Some(p) = AuthParams::parse(value) else {
         return "<redacted>".to_owned();
@@ -65,7 +67,11 @@ pub fn redact_credentials(value: &str) -> String {
         let shown = ["username", "realm", "uri", "algorithm", "qop"]
             .iter()
             .any(|k| n.eq_ignore_ascii_case(k));
-        out.push_str(if shown { v } else { "<redacted>" });
+        if shown {
+            out.push_str(&crate::log::redact_join_tokens(v));
+        } else {
+            out.push_str("<redacted>");
+        }
     }
     out
 }

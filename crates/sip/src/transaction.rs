@@ -10,11 +10,63 @@
 //! Timers (RFC 3261 §17.1.1.2, §17.1.2.2, §17.2.1, §17.2.2, Table 4; RFC 6026 §8.4, §8.11):
 //! see [`Timer`]. Reliable transports (TCP, TLS, SCTP, WS) skip the retransmission timers
 //! and the wait timers are zero (§17.1.1.2, §17.1.2.2, §17.2.1, §17.2.2).
+//!
+//! # Budgets
+//!
+//! Server transactions are what a peer can create without any authentication, so each
+//! source has a budget counted in transactions and in bytes
+//! ([`TransactionConfig::max_transactions_per_source`],
+//! [`TransactionConfig::max_transaction_bytes_per_source`]), well below the global caps
+//! ([`TransactionConfig::max_transactions`], [`TransactionConfig::max_transaction_bytes`]).
+//! A source is an IPv4 address or an IPv6 /64 ([`source_key`]): one host holds a whole /64.
+//! Bytes are an estimate of what a transaction keeps ([`TransactionLayer::retained_bytes`]):
+//! [`TXN_OVERHEAD`] for the entry, its indexes and timers, the matching key, the request
+//! while it is unanswered, and the last response while retransmission may need it. After
+//! the final response a server transaction keeps only that: the request (body included) is
+//! dropped, and an INVITE in Accepted or Confirmed keeps no response either (the TU
+//! retransmits its 2xx, §13.3.1.4; Confirmed only absorbs ACKs). A request over its
+//! source's budget gets 503 with `Retry-After: 5` and [`SOURCE_LIMIT_WARNING`]; one over the
+//! global caps gets 503 with `Retry-After: 10` and [`GLOBAL_LIMIT_WARNING`]. Neither keeps a
+//! transaction.
+//!
+//! # Reflection guard
+//!
+//! UDP sources can be spoofed, so every answer to one can be aimed at a victim. With
+//! [`TransactionConfig::reflection_guard`] (off by default; the server turns it on) the
+//! layer sends to an *unverified* UDP source no more bytes than it received for the same
+//! exchange, so the reflection ratio toward anyone is at most 1:
+//!
+//! * A source is verified once it shows it receives what we send: an ACK for our non-2xx
+//!   final response carrying that response's To tag, a response to one of our client
+//!   transactions (our branch), or the ACK for our 2xx, which the UA reports with
+//!   [`TransactionLayer::verify_source`]. Reliable transports need no proof (the connection
+//!   handshake is one). Verification lasts [`VERIFIED_TTL`] after the last proof.
+//! * Toward an unverified UDP source a server transaction holds a credit: the bytes of the
+//!   request and its retransmissions, less what was sent. A response that does not fit the
+//!   credit is held and sent when a retransmission of the request brings enough; a non-2xx
+//!   final response to an INVITE is not retransmitted by Timer G. RFC 3261 §17.2.1 asks
+//!   for Timer G over unreliable transports, but the INVITE client's own Timer A
+//!   retransmissions (§17.1.1.2) reach this transaction, which answers each with its
+//!   final response, so a real caller still gets it; what a spoofed source cannot do is
+//!   make us send 11 copies of a response nobody asked for (Timer H still bounds the
+//!   transaction). Verified sources get the RFC behaviour.
+//! * No automatic 100 Trying goes to an unverified UDP source: it would stop the caller's
+//!   INVITE retransmissions (§17.1.1.2: Proceeding), which carry the response to it.
+//! * INVITE responses from 101 to 299 are not held: the TU sends them only for a request it
+//!   has admitted (a 2xx also needs its SDP on time). Once a provisional has gone out the
+//!   caller no longer retransmits, so the final response is sent at once and Timer G runs.
+//! * Stateless answers (400 to a malformed datagram, the 503s above) go to an unverified
+//!   source only when no larger than the datagram they answer.
+//! * A token bucket per source ([`TransactionConfig::response_rate_per_source`],
+//!   [`TransactionConfig::response_burst_per_source`], bytes) limits every answer to an
+//!   unverified source and, for every source, what the layer sends on its own: Timer G
+//!   retransmissions, answers to retransmitted requests and stateless answers. What is
+//!   over the rate is not sent (the peer's retransmission asks again).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::error::{ParseError, bad_request_response};
@@ -103,18 +155,36 @@ pub struct TransactionConfig {
     /// Delay before an INVITE server transaction sends 100 Trying itself (RFC 3261
     /// §17.2.1: 200 ms).
     pub trying_delay: Duration,
-    /// Most live server transactions per source IP; beyond that, new requests get 503
-    /// (RFC 3261 §21.5.4) without a transaction. Transactions live on after their final
-    /// response (Timer J/L: 64*T1 = 32 s on UDP), so a trunk doing C calls/s holds about
-    /// 64*C (INVITE + BYE): the default 8192 fits ~120 calls/s per source. Call-rate
-    /// policy (CPS) belongs above this layer.
+    /// Most live server transactions per source ([`source_key`]: an IPv4 address or an IPv6
+    /// /64); beyond that, new requests get 503 with [`SOURCE_LIMIT_WARNING`] (RFC 3261
+    /// §21.5.4) and no transaction. Transactions live on after their final response (Timer
+    /// J/L: 64*T1 = 32 s on UDP), so a trunk doing C calls/s holds about 64*C of them
+    /// (INVITE + BYE, 32 s each): the default 16,384 fits 256 calls/s from one source (the
+    /// signalling benchmark's 1,600 calls/s over 8 sources needs about 10,400 each), about a
+    /// sixth of the global count. Call-rate policy (CPS) belongs above this layer.
     pub max_transactions_per_source: usize,
-    /// Most live transactions overall (503 beyond).
+    /// Most bytes the live server transactions of one source keep
+    /// ([`TransactionLayer::retained_bytes`]); default 16 MiB, 1 KiB for each transaction of
+    /// the count budget (a completed BYE keeps about 0.9 KiB, an accepted INVITE 0.6 KiB).
+    /// Bounds what large requests can pin while they wait for their answer.
+    pub max_transaction_bytes_per_source: usize,
+    /// Most live transactions overall (503 with [`GLOBAL_LIMIT_WARNING`] beyond); default
+    /// 100,000.
     pub max_transactions: usize,
+    /// Most bytes all live transactions keep; default 256 MiB.
+    pub max_transaction_bytes: usize,
     /// Limits for [`TransactionLayer::handle_datagram`].
     pub parse_limits: ParseLimits,
     /// Host written in Warning headers of automatic error answers.
     pub warning_agent: &'static str,
+    /// Answers to unverified UDP sources never exceed what they sent (see the module
+    /// documentation, "Reflection guard"). Off by default (plain RFC 3261 behaviour).
+    pub reflection_guard: bool,
+    /// With the reflection guard: bytes per second the per-source token bucket refills
+    /// (default 16 KiB/s, about 30 refusals a second).
+    pub response_rate_per_source: u32,
+    /// With the reflection guard: the bucket's size in bytes (default 64 KiB).
+    pub response_burst_per_source: u32,
 }
 
 impl Default for TransactionConfig {
@@ -124,12 +194,64 @@ impl Default for TransactionConfig {
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
             trying_delay: Duration::from_millis(200),
-            max_transactions_per_source: 8_192,
+            max_transactions_per_source: 16_384,
+            max_transaction_bytes_per_source: 16 << 20,
             max_transactions: 100_000,
+            max_transaction_bytes: 256 << 20,
             parse_limits: ParseLimits::default(),
             warning_agent: "voice-connector",
+            reflection_guard: false,
+            response_rate_per_source: 16 << 10,
+            response_burst_per_source: 64 << 10,
         }
     }
+}
+
+/// Warning text of the 503 for a source over its budget.
+pub const SOURCE_LIMIT_WARNING: &str = "too many transactions from this source";
+
+/// Warning text of the 503 when the whole table is at its caps.
+pub const GLOBAL_LIMIT_WARNING: &str =
+    "server is at its transaction limit (all sources); retry later";
+
+/// What a transaction is charged besides its messages: the entry, its two index entries,
+/// its timers in the heap and the TU's bookkeeping (an estimate).
+pub const TXN_OVERHEAD: usize = 512;
+
+/// How long a verified source stays verified after its last proof.
+pub const VERIFIED_TTL: Duration = Duration::from_secs(3600);
+
+/// Most verified sources remembered (the oldest is forgotten first).
+const MAX_VERIFIED: usize = 65_536;
+
+/// The key a source's budget and rate limit are kept under: the address for IPv4 (an
+/// IPv4-mapped IPv6 address counts as its IPv4 address), the /64 prefix for IPv6 (RFC 4291
+/// §2.5.4: one interface, or one customer, holds a whole /64).
+pub fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// What a request of this shape occupies: its printed size, estimated from the parsed form.
+fn request_size(req: &Request) -> usize {
+    req.method.as_str().len()
+        + req.uri.as_str().len()
+        + 12
+        + req
+            .headers
+            .iter()
+            .map(|(n, _, v)| n.len() + v.len() + 4)
+            .sum::<usize>()
+        + req.body.len()
+        + 20
 }
 
 /// Names a transaction.
@@ -305,22 +427,63 @@ struct Txn {
     state: State,
     peer: Peer,
     match_key: String,
-    request: Request,
+    /// The request; a server transaction drops it with its final response.
+    request: Option<Request>,
+    /// Printed size of the request (what it is charged while kept).
+    request_len: usize,
     /// Client: the printed request (retransmissions).
     request_bytes: Vec<u8>,
-    /// Server: the last response sent. Client INVITE: the ACK for a non-2xx.
+    /// Server: the last response sent (kept while retransmission may need it). Client
+    /// INVITE: the ACK for a non-2xx.
     last_bytes: Option<Vec<u8>>,
     interval: Duration,
     timers: [Option<(Timer, Instant)>; 4],
+    /// Server: the source's budget key ([`source_key`]).
     source: Option<IpAddr>,
     /// Client INVITE: CANCEL requested before any provisional response (§9.1).
     cancel_pending: bool,
+    /// Bytes charged to the budgets.
+    charged: usize,
+    /// Reflection guard, server over UDP: bytes received for this transaction less bytes
+    /// sent to an unverified source.
+    credit: usize,
+    /// The To tag of our non-2xx final response (an ACK that carries it verifies the source).
+    local_tag: Option<Box<str>>,
+    /// Server INVITE: a provisional response went out (the caller stopped retransmitting).
+    provisional_sent: bool,
 }
 
 impl Txn {
     fn reliable(&self) -> bool {
         self.peer.transport.is_reliable()
     }
+
+    /// What the transaction keeps, estimated ([`TXN_OVERHEAD`] plus its messages).
+    fn footprint(&self) -> usize {
+        TXN_OVERHEAD
+            + self.match_key.len()
+            + if self.request.is_some() {
+                self.request_len
+            } else {
+                0
+            }
+            + self.request_bytes.len()
+            + self.last_bytes.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// Count and bytes of the live server transactions of one source.
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    count: usize,
+    bytes: usize,
+}
+
+/// A per-source token bucket in bytes.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
 }
 
 /// The transaction layer. See the module documentation.
@@ -329,7 +492,16 @@ pub struct TransactionLayer {
     txns: HashMap<TransactionKey, Txn>,
     server_index: HashMap<String, TransactionKey>,
     client_index: HashMap<String, TransactionKey>,
-    per_source: HashMap<IpAddr, usize>,
+    per_source: HashMap<IpAddr, Usage>,
+    /// Bytes charged by every live transaction.
+    total_bytes: usize,
+    /// Reflection guard: sources that showed they receive what we send, by address, with
+    /// the time of the last proof.
+    verified: HashMap<IpAddr, Instant>,
+    /// Reflection guard: response token buckets by [`source_key`].
+    buckets: HashMap<IpAddr, Bucket>,
+    /// Prune full buckets when the map reaches this size.
+    buckets_prune_at: usize,
     heap: BinaryHeap<Reverse<(Instant, TransactionKey, usize)>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -342,6 +514,7 @@ impl fmt::Debug for TransactionLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TransactionLayer")
             .field("transactions", &self.txns.len())
+            .field("retained_bytes", &self.total_bytes)
             .field("pending_transmits", &self.transmits.len())
             .field("pending_events", &self.events.len())
             .finish()
@@ -365,6 +538,10 @@ impl TransactionLayer {
             server_index: HashMap::new(),
             client_index: HashMap::new(),
             per_source: HashMap::new(),
+            total_bytes: 0,
+            verified: HashMap::new(),
+            buckets: HashMap::new(),
+            buckets_prune_at: 1024,
             heap: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -416,9 +593,159 @@ impl TransactionLayer {
         self.txns.get(&key).map(|t| t.kind)
     }
 
-    /// The request that created a transaction.
+    /// The request that created a transaction; `None` for a server transaction after its
+    /// final response (it keeps only what retransmission needs).
     pub fn request(&self, key: TransactionKey) -> Option<&Request> {
-        self.txns.get(&key).map(|t| &t.request)
+        self.txns.get(&key).and_then(|t| t.request.as_ref())
+    }
+
+    /// Bytes all live transactions keep, estimated as the budgets count them (see the
+    /// module documentation, "Budgets").
+    pub fn retained_bytes(&self) -> usize {
+        self.total_bytes
+    }
+
+    /// (live server transactions, their bytes) charged to the source of `ip`
+    /// ([`source_key`]: its IPv6 /64).
+    pub fn source_usage(&self, ip: IpAddr) -> (usize, usize) {
+        self.per_source
+            .get(&source_key(ip))
+            .map_or((0, 0), |u| (u.count, u.bytes))
+    }
+
+    /// Marks `ip` as a source that receives what we send (reflection guard): e.g. the UA
+    /// got the ACK for its 2xx, which carries the To tag only that 2xx told. Lasts
+    /// [`VERIFIED_TTL`] from `now`.
+    pub fn verify_source(&mut self, now: Instant, ip: IpAddr) {
+        if !self.cfg.reflection_guard {
+            return;
+        }
+        if self.verified.len() >= MAX_VERIFIED && !self.verified.contains_key(&ip) {
+            self.verified
+                .retain(|_, at| now.saturating_duration_since(*at) < VERIFIED_TTL);
+            if self.verified.len() >= MAX_VERIFIED
+                && let Some(oldest) = self
+                    .verified
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| *k)
+            {
+                self.verified.remove(&oldest);
+            }
+        }
+        self.verified.insert(ip, now);
+    }
+
+    /// Whether `ip` is verified at `now` (always false without the reflection guard).
+    pub fn is_verified(&self, now: Instant, ip: IpAddr) -> bool {
+        self.verified
+            .get(&ip)
+            .is_some_and(|at| now.saturating_duration_since(*at) < VERIFIED_TTL)
+    }
+
+    /// Takes `n` bytes from the response bucket of `source` (a [`source_key`]).
+    fn take_tokens(&mut self, now: Instant, source: IpAddr, n: usize) -> bool {
+        let rate = f64::from(self.cfg.response_rate_per_source);
+        let burst = f64::from(self.cfg.response_burst_per_source);
+        if self.buckets.len() >= self.buckets_prune_at {
+            // A full bucket is the same as none.
+            self.buckets.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
+            });
+            self.buckets_prune_at = (self.buckets.len() * 2).max(1024);
+        }
+        let b = self.buckets.entry(source).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * rate).min(burst);
+        b.at = now;
+        if b.tokens >= n as f64 {
+            b.tokens -= n as f64;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A response sent outside any transaction (400 to a malformed datagram, 503 over a
+    /// budget), answering `received` bytes: under the reflection guard only when no larger
+    /// than them (unverified UDP source) and within the source's bucket.
+    fn send_stateless_answer(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        payload: Vec<u8>,
+        received: usize,
+    ) {
+        if self.cfg.reflection_guard && !peer.transport.is_reliable() {
+            let ip = peer.remote.ip();
+            if !self.is_verified(now, ip) && payload.len() > received {
+                return;
+            }
+            if !self.take_tokens(now, source_key(ip), payload.len()) {
+                return;
+            }
+        }
+        self.transmits.push_back(Transmit { peer, payload });
+    }
+
+    /// Sends the last response of server transaction `key`, a first answer or (`repeat`)
+    /// a retransmission, as the reflection guard allows; without the guard, or over a
+    /// reliable transport, always.
+    /// Returns whether it was sent.
+    fn emit_last(&mut self, now: Instant, key: TransactionKey, repeat: bool) -> bool {
+        let guard = self.cfg.reflection_guard;
+        let Some(t) = self.txns.get(&key) else {
+            return false;
+        };
+        let Some(len) = t.last_bytes.as_ref().map(Vec::len) else {
+            return false;
+        };
+        let (ip, reliable, credit) = (t.peer.remote.ip(), t.reliable(), t.credit);
+        let source = t.source.unwrap_or_else(|| source_key(ip));
+        // After a provisional the caller no longer retransmits: no credit to wait for.
+        let no_credit = t.kind == TransactionKind::ServerInvite && t.provisional_sent;
+        let mut unverified = false;
+        if guard && !reliable {
+            unverified = !self.is_verified(now, ip);
+            if unverified && !no_credit && len > credit {
+                return false; // held until a retransmission of the request brings credit
+            }
+            if (unverified || repeat) && !self.take_tokens(now, source, len) {
+                return false;
+            }
+        }
+        let Some(t) = self.txns.get_mut(&key) else {
+            return false;
+        };
+        if unverified {
+            t.credit = t.credit.saturating_sub(len);
+        }
+        let Some(b) = &t.last_bytes else {
+            return false;
+        };
+        self.transmits.push_back(Transmit {
+            peer: t.peer,
+            payload: b.clone(),
+        });
+        true
+    }
+
+    /// Charges transaction `key` again after what it keeps changed.
+    fn recharge(&mut self, key: TransactionKey) {
+        let Some(t) = self.txns.get_mut(&key) else {
+            return;
+        };
+        let new = t.footprint();
+        let old = std::mem::replace(&mut t.charged, new);
+        self.total_bytes = self.total_bytes + new - old;
+        if let Some(src) = t.source
+            && let Some(u) = self.per_source.get_mut(&src)
+        {
+            u.bytes = u.bytes + new - old;
+        }
     }
 
     /// The peer of a transaction.
@@ -464,23 +791,31 @@ impl TransactionLayer {
         peer: Peer,
     ) -> Result<(), ParseError> {
         match parse_datagram(data, &self.cfg.parse_limits) {
-            Ok(msg) => {
-                self.handle_message(now, msg, peer);
+            Ok(Message::Request(r)) => {
+                self.on_request(now, r, peer, data.len());
+                Ok(())
+            }
+            Ok(Message::Response(r)) => {
+                self.on_response(now, r);
                 Ok(())
             }
             Err(e) => {
                 if let Some(payload) = bad_request_response(data, &e, self.cfg.warning_agent) {
-                    self.transmits.push_back(Transmit { peer, payload });
+                    self.send_stateless_answer(now, peer, payload, data.len());
                 }
                 Err(e)
             }
         }
     }
 
-    /// Handles a parsed message from the transport.
+    /// Handles a parsed message from the transport (a request's size, for the budgets and
+    /// the reflection guard, is estimated from its parsed form).
     pub fn handle_message(&mut self, now: Instant, msg: Message, peer: Peer) {
         match msg {
-            Message::Request(r) => self.on_request(now, r, peer),
+            Message::Request(r) => {
+                let len = request_size(&r);
+                self.on_request(now, r, peer, len)
+            }
             Message::Response(r) => self.on_response(now, r),
         }
     }
@@ -525,11 +860,13 @@ impl TransactionLayer {
                     self.client_index.remove(&t.match_key);
                 }
             }
+            self.total_bytes -= t.charged;
             if let Some(ip) = t.source
-                && let Some(n) = self.per_source.get_mut(&ip)
+                && let Some(u) = self.per_source.get_mut(&ip)
             {
-                *n -= 1;
-                if *n == 0 {
+                u.count -= 1;
+                u.bytes -= t.charged;
+                if u.count == 0 {
                     self.per_source.remove(&ip);
                 }
             }
@@ -601,14 +938,9 @@ impl TransactionLayer {
                 self.set_timer(key, Timer::E, next);
             }
             Timer::G if t.state == State::Completed => {
-                if let Some(b) = &t.last_bytes {
-                    self.transmits.push_back(Transmit {
-                        peer: t.peer,
-                        payload: b.clone(),
-                    });
-                }
                 t.interval = (t.interval * 2).min(cfg.t2);
                 let next = now + t.interval;
+                let _ = self.emit_last(now, key, true);
                 self.set_timer(key, Timer::G, next);
             }
             Timer::B | Timer::F | Timer::H => {
@@ -617,13 +949,28 @@ impl TransactionLayer {
             }
             Timer::D | Timer::I | Timer::J | Timer::K | Timer::L | Timer::M => self.terminate(key),
             Timer::Trying if t.state == State::Proceeding && t.last_bytes.is_none() => {
-                let trying = Response::for_request(&t.request, 100);
-                let bytes = trying.to_bytes();
+                let Some(req) = &t.request else {
+                    return;
+                };
+                let bytes = Response::for_request(req, 100).to_bytes();
+                let peer = t.peer;
+                // Reflection guard: none toward an unverified UDP source, whose INVITE
+                // retransmissions (Timer A) then keep asking for the final response.
+                if cfg.reflection_guard
+                    && !peer.transport.is_reliable()
+                    && !self.is_verified(now, peer.remote.ip())
+                {
+                    return;
+                }
+                if let Some(t) = self.txns.get_mut(&key) {
+                    t.last_bytes = Some(bytes.clone());
+                    t.provisional_sent = true;
+                }
+                self.recharge(key);
                 self.transmits.push_back(Transmit {
-                    peer: t.peer,
-                    payload: bytes.clone(),
+                    peer,
+                    payload: bytes,
                 });
-                t.last_bytes = Some(bytes);
             }
             _ => {}
         }
@@ -659,7 +1006,7 @@ impl TransactionLayer {
         ))
     }
 
-    fn on_request(&mut self, now: Instant, mut req: Request, peer: Peer) {
+    fn on_request(&mut self, now: Instant, mut req: Request, peer: Peer, wire_len: usize) {
         stamp_via(&mut req, peer.remote);
         let method = req.method.clone();
         let Some(mkey) = Self::server_key(&req, &method) else {
@@ -673,16 +1020,28 @@ impl TransactionLayer {
             {
                 match t.state {
                     State::Completed => {
-                        // §17.2.1: ACK for the non-2xx: absorb, wait Timer I.
+                        // §17.2.1: ACK for the non-2xx: absorb, wait Timer I. Confirmed
+                        // answers nothing, so the response is no longer kept.
                         t.state = State::Confirmed;
                         t.timers[Timer::G.slot()] = None;
                         t.timers[Timer::H.slot()] = None;
+                        t.last_bytes = None;
                         let wait = if t.reliable() {
                             Duration::ZERO
                         } else {
                             self.cfg.t4
                         };
+                        // The ACK carries the To tag only our response told: its source
+                        // receives what we send.
+                        let proof = t.local_tag.take().is_some_and(|tag| {
+                            req.headers.to().and_then(|to| to.tag()) == Some(&*tag)
+                        });
+                        let ip = t.peer.remote.ip();
+                        self.recharge(key);
                         self.set_timer(key, Timer::I, now + wait);
+                        if proof {
+                            self.verify_source(now, ip);
+                        }
                         return;
                     }
                     State::Confirmed => return,
@@ -705,32 +1064,38 @@ impl TransactionLayer {
         }
         if let Some(&key) = self.server_index.get(&mkey) {
             // A retransmission: answered from the transaction (§17.2.1, §17.2.2).
-            if let Some(t) = self.txns.get(&key) {
+            if let Some(t) = self.txns.get_mut(&key) {
+                t.credit = t.credit.saturating_add(wire_len);
                 // Both server kinds resend their last response in Proceeding/Completed.
-                let resend = matches!(t.state, State::Proceeding | State::Completed);
-                if resend && let Some(b) = &t.last_bytes {
-                    self.transmits.push_back(Transmit {
-                        peer: t.peer,
-                        payload: b.clone(),
-                    });
+                if matches!(t.state, State::Proceeding | State::Completed) {
+                    let _ = self.emit_last(now, key, true);
                 }
             }
             return;
         }
-        // New server transaction; enforce limits first.
+        // New server transaction; enforce the budgets first (source, then global).
         let ip = peer.remote.ip();
-        let from_source = self.per_source.get(&ip).copied().unwrap_or(0);
-        if from_source >= self.cfg.max_transactions_per_source
-            || self.txns.len() >= self.cfg.max_transactions
+        let source = source_key(ip);
+        let need = TXN_OVERHEAD + mkey.len() + wire_len;
+        let used = self.per_source.get(&source).copied().unwrap_or_default();
+        let cfg = &self.cfg;
+        let refusal = if used.count >= cfg.max_transactions_per_source
+            || used.bytes + need > cfg.max_transaction_bytes_per_source
         {
+            Some(("5", SOURCE_LIMIT_WARNING))
+        } else if self.txns.len() >= cfg.max_transactions
+            || self.total_bytes + need > cfg.max_transaction_bytes
+        {
+            Some(("10", GLOBAL_LIMIT_WARNING))
+        } else {
+            None
+        };
+        if let Some((retry_after, text)) = refusal {
             let mut resp = Response::for_request(&req, 503);
-            resp.headers.push(HeaderName::RetryAfter, "5");
-            let warning = crate::write::Warning::misc(
-                self.cfg.warning_agent,
-                "too many transactions from this source",
-            );
+            resp.headers.push(HeaderName::RetryAfter, retry_after);
+            let warning = crate::write::Warning::misc(cfg.warning_agent, text);
             resp.headers.push(HeaderName::Warning, &warning.to_string());
-            self.send_stateless(peer, &Message::Response(resp));
+            self.send_stateless_answer(now, peer, resp.to_bytes(), wire_len);
             return;
         }
         let key = self.alloc_key();
@@ -748,17 +1113,26 @@ impl TransactionLayer {
             },
             peer,
             match_key: mkey.clone(),
-            request: req.clone(),
+            request: Some(req.clone()),
+            request_len: wire_len,
             request_bytes: Vec::new(),
             last_bytes: None,
             interval: self.cfg.t1,
             timers: [None; 4],
-            source: Some(ip),
+            source: Some(source),
             cancel_pending: false,
+            charged: 0,
+            credit: wire_len,
+            local_tag: None,
+            provisional_sent: false,
         };
-        self.txns.insert(key, txn);
+        let charged = txn.footprint();
+        self.txns.insert(key, Txn { charged, ..txn });
         self.server_index.insert(mkey.clone(), key);
-        *self.per_source.entry(ip).or_insert(0) += 1;
+        let u = self.per_source.entry(source).or_default();
+        u.count += 1;
+        u.bytes += charged;
+        self.total_bytes += charged;
         if invite {
             self.set_timer(key, Timer::Trying, now + self.cfg.trying_delay);
         }
@@ -783,7 +1157,9 @@ impl TransactionLayer {
 
     /// Sends a response through a server transaction (§17.2.1, §17.2.2; RFC 6026 §7.1).
     /// An INVITE's 2xx moves it to Accepted, where further 2xx (the TU's retransmissions,
-    /// §13.3.1.4) are still allowed.
+    /// §13.3.1.4) are still allowed. A final response drops the request: the transaction
+    /// keeps only what retransmission needs. Under the reflection guard a response to an
+    /// unverified UDP source may be held (see the module documentation).
     pub fn send_response(
         &mut self,
         now: Instant,
@@ -799,20 +1175,42 @@ impl TransactionLayer {
         let bytes = resp.to_bytes();
         let reliable = t.reliable();
         let peer = t.peer;
+        let ip = peer.remote.ip();
+        // Sent as is, never held: everything without the guard or over a reliable
+        // transport, INVITE responses the TU gives only to an admitted request, and an
+        // INVITE's final once a provisional went out (the caller no longer retransmits).
+        let invite = t.kind == TransactionKind::ServerInvite;
+        let after_provisional = invite && t.provisional_sent;
+        let direct = !cfg.reflection_guard
+            || reliable
+            || (invite && (101..300).contains(&status))
+            || after_provisional;
         match (t.kind, t.state) {
             (TransactionKind::ServerInvite, State::Proceeding) => {
                 t.timers[Timer::Trying.slot()] = None;
-                t.last_bytes = Some(bytes.clone());
                 if status >= 300 {
                     t.state = State::Completed;
                     t.interval = cfg.t1;
-                    if !reliable {
+                    t.request = None;
+                    t.last_bytes = Some(bytes.clone());
+                    t.local_tag = resp.headers.to().and_then(|to| to.tag()).map(Box::from);
+                    // §17.2.1 Timer G; under the guard only toward a verified source (an
+                    // unverified one gets the response again for each INVITE it resends).
+                    let verified =
+                        !cfg.reflection_guard || after_provisional || self.is_verified(now, ip);
+                    if !reliable && verified {
                         self.set_timer(key, Timer::G, now + cfg.t1);
                     }
                     self.set_timer(key, Timer::H, now + cfg.t1 * 64);
                 } else if status >= 200 {
+                    // RFC 6026 §7.1: Accepted absorbs INVITE retransmissions; the TU
+                    // retransmits the 2xx itself, so nothing is kept.
                     t.state = State::Accepted;
+                    t.request = None;
+                    t.last_bytes = None;
                     self.set_timer(key, Timer::L, now + cfg.t1 * 64);
+                } else {
+                    t.last_bytes = Some(bytes.clone());
                 }
             }
             (TransactionKind::ServerInvite, State::Accepted) if (200..300).contains(&status) => {}
@@ -820,6 +1218,7 @@ impl TransactionLayer {
                 t.last_bytes = Some(bytes.clone());
                 if status >= 200 {
                     t.state = State::Completed;
+                    t.request = None;
                     let wait = if reliable {
                         Duration::ZERO
                     } else {
@@ -832,10 +1231,22 @@ impl TransactionLayer {
             }
             _ => return Err(TransactionError::InvalidState),
         }
-        self.transmits.push_back(Transmit {
-            peer,
-            payload: bytes,
-        });
+        self.recharge(key);
+        let sent = if direct {
+            self.transmits.push_back(Transmit {
+                peer,
+                payload: bytes,
+            });
+            true
+        } else {
+            self.emit_last(now, key, false)
+        };
+        if sent
+            && status < 200
+            && let Some(t) = self.txns.get_mut(&key)
+        {
+            t.provisional_sent = true;
+        }
         Ok(())
     }
 
@@ -892,16 +1303,22 @@ impl TransactionLayer {
                 },
                 peer,
                 match_key: mkey.clone(),
-                request: req,
+                request: Some(req),
+                request_len: 0,
                 request_bytes: bytes.clone(),
                 last_bytes: None,
                 interval: self.cfg.t1,
                 timers: [None; 4],
                 source: None,
                 cancel_pending: false,
+                charged: 0,
+                credit: 0,
+                local_tag: None,
+                provisional_sent: false,
             },
         );
         self.client_index.insert(mkey, key);
+        self.recharge(key);
         self.transmits.push_back(Transmit {
             peer,
             payload: bytes,
@@ -954,12 +1371,12 @@ impl TransactionLayer {
         now: Instant,
         invite: TransactionKey,
     ) -> Result<TransactionKey, TransactionError> {
-        let t = self
+        let req = self
             .txns
             .get(&invite)
-            .ok_or(TransactionError::UnknownTransaction)?;
-        let cancel = build_cancel_or_ack(&t.request, Method::Cancel, None);
-        let peer = t.peer;
+            .and_then(|t| t.request.as_ref().map(|r| (r, t.peer)));
+        let (req, peer) = req.ok_or(TransactionError::UnknownTransaction)?;
+        let cancel = build_cancel_or_ack(req, Method::Cancel, None);
         let key = self.send_request(now, cancel, peer)?;
         let at = now + self.cfg.t1 * 64;
         self.set_timer(invite, Timer::B, at);
@@ -976,6 +1393,11 @@ impl TransactionLayer {
             // §18.1.2 stray response; with RFC 6026 nothing needs it: drop.
             return;
         };
+        // Only whoever received our request knows its branch: the address we sent it to
+        // receives what we send (reflection guard).
+        if let Some(ip) = self.txns.get(&key).map(|t| t.peer.remote.ip()) {
+            self.verify_source(now, ip);
+        }
         let cfg = self.cfg;
         let Some(t) = self.txns.get_mut(&key) else {
             return;
@@ -1000,7 +1422,10 @@ impl TransactionLayer {
                         // §17.1.1.3: the transaction ACKs non-2xx finals itself.
                         t.state = State::Completed;
                         t.timers[Timer::B.slot()] = None;
-                        let ack = build_cancel_or_ack(&t.request, Method::Ack, Some(&resp));
+                        let Some(invite) = &t.request else {
+                            return;
+                        };
+                        let ack = build_cancel_or_ack(invite, Method::Ack, Some(&resp));
                         let bytes = ack.to_bytes();
                         self.transmits.push_back(Transmit {
                             peer: t.peer,
@@ -1013,6 +1438,7 @@ impl TransactionLayer {
                             Duration::from_secs(32)
                         };
                         self.set_timer(key, Timer::D, now + wait);
+                        self.recharge(key);
                     }
                     self.events.push_back(Event::Response {
                         key,

@@ -895,3 +895,57 @@ fn our_from_to_and_contact_are_written_whole() {
         "A supports timer and named no refresher: A refreshes (RFC 4028 §9)"
     );
 }
+
+fn guarded_cfg() -> UaConfig {
+    let mut c = UaConfig::default();
+    c.transaction.reflection_guard = true;
+    c
+}
+
+#[test]
+fn reflection_guard_call_verifies_the_caller_by_its_ack_and_keeps_2xx_on_time() {
+    // B guards against reflection; A's address is unknown to it until A ACKs B's 2xx.
+    let mut n = Net::new(cfg(), guarded_cfg());
+    let a_ip = A.parse::<SocketAddr>().unwrap().ip();
+    assert!(!n.b.transactions().is_verified(n.now, a_ip));
+    let t0 = n.now;
+    let (_ca, _cb) = n.established();
+    // The 2xx was not held for credit: the call was set up without any time passing.
+    assert_eq!(n.now, t0);
+    assert!(n.b.transactions().is_verified(n.now, a_ip));
+}
+
+#[test]
+fn reflection_guard_refusal_reaches_a_caller_through_its_retransmissions() {
+    // A refusal larger than the INVITE waits for A's Timer A retransmissions (0.5 s, 1.5 s)
+    // to bring the credit; the transaction answers; A ACKs with its To tag: A is verified.
+    let mut n = Net::new(cfg(), guarded_cfg());
+    let a_ip = A.parse::<SocketAddr>().unwrap().ip();
+    let ca = n.call(&[]);
+    let (cb, _) = n.incoming();
+    let mut r = n.b.make_response(cb, 404).unwrap();
+    r.headers.push(
+        HeaderName::Warning,
+        &format!("399 voice-connector \"{}\"", "x".repeat(300)),
+    );
+    n.b.respond(n.now, cb, r).unwrap();
+    n.pump();
+    assert!(
+        n.sent(false, "SIP/2.0 404").is_empty(),
+        "held: larger than the INVITE"
+    );
+    assert!(
+        n.sent(false, "SIP/2.0 100").is_empty(),
+        "no 100 Trying toward an unverified source"
+    );
+    n.advance_to(Duration::from_millis(1_600));
+    assert_eq!(n.sent(false, "SIP/2.0 404").len(), 1);
+    assert!(n.events_a().iter().any(|e| matches!(
+        e,
+        UaEvent::Terminated { call, reason: TerminationReason::Failed(404) } if *call == ca
+    )));
+    assert!(n.b.transactions().is_verified(n.now, a_ip));
+    // Nothing more: no Timer G copies.
+    n.advance_to(Duration::from_secs(40));
+    assert_eq!(n.sent(false, "SIP/2.0 404").len(), 1);
+}

@@ -276,6 +276,10 @@ impl Repository for CachedRepository {
             .await
     }
 
+    async fn delete_call_records_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.inner.delete_call_records_before(before_ms).await
+    }
+
     async fn list_call_records(
         &self,
         vc_id: Option<&str>,

@@ -22,6 +22,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 3,
         sql: include_str!("../migrations/sqlite/0003_call_records.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/sqlite/0004_call_records_start.sql"),
+    },
 ];
 pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
@@ -35,6 +39,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 3,
         sql: include_str!("../migrations/postgres/0003_call_records.sql"),
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/postgres/0004_call_records_start.sql"),
     },
 ];
 

@@ -157,6 +157,9 @@ pub trait Repository: Send + Sync + 'static {
         start_ms: i64,
         body: &serde_json::Value,
     ) -> Result<(), StoreError>;
+    /// Deletes every record of a call that started before `before_ms` (Unix milliseconds),
+    /// for the retention sweep; returns how many went.
+    async fn delete_call_records_before(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// Records in TransactionId order after `after`, optionally for one connector.
     async fn list_call_records(
         &self,

@@ -39,6 +39,10 @@ const RECORD_BATCH: usize = 256;
 /// Call records queued for the writer before `insert_call_record` waits for room.
 const RECORD_QUEUE: usize = 4096;
 
+/// Call records deleted per statement by the retention sweep: short transactions, so the
+/// sweep never holds SQLite's write lock (or a long PostgreSQL transaction) for long.
+const DELETE_BATCH: u64 = 5000;
+
 const INSERT_RECORD: &str = "INSERT INTO call_records (id, vc_id, start_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING";
 
 /// Group commit for call records: every call ends with one, and a commit costs an fsync
@@ -631,6 +635,25 @@ impl Repository for SqlRepository {
             .await
             .map_err(|_| StoreError::WriterGone)?
             .map_err(|source| StoreError::GroupCommit { source })
+    }
+
+    async fn delete_call_records_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM call_records WHERE id IN \
+                 (SELECT id FROM call_records WHERE start_ms < $1 LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(DELETE_BATCH as i64)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            deleted += done;
+            if done < DELETE_BATCH {
+                return Ok(deleted);
+            }
+        }
     }
 
     async fn list_call_records(

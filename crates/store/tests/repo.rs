@@ -210,6 +210,7 @@ suite!(
     delete_connector_cascades_to_settings_and_credentials,
     writes_survive_reconnect,
     call_records_are_listed_per_connector_in_order,
+    call_records_older_than_retention_are_deleted,
     concurrent_call_records_all_land_and_survive_reconnect,
 );
 
@@ -1166,6 +1167,71 @@ async fn call_records_are_listed_per_connector_in_order(db: &Db) {
         repo.list_call_records(Some("vc-x"), None, 100)
             .await
             .expect("none")
+            .is_empty()
+    );
+}
+
+async fn call_records_older_than_retention_are_deleted(db: &Db) {
+    let repo = &db.repo;
+    // More than one delete batch of old records, across connectors, and a few newer ones.
+    let old = 5_100u32;
+    let mut tasks = Vec::new();
+    for i in 0..old + 3 {
+        let repo = repo.clone();
+        tasks.push(tokio::spawn(async move {
+            let (start_ms, vc) = if i < old {
+                (
+                    1_000 + i64::from(i % 7),
+                    if i % 2 == 0 { "vc-a" } else { "vc-b" },
+                )
+            } else {
+                (2_000 + i64::from(i - old), "vc-a")
+            };
+            let id = format!("r-{i:05}");
+            let doc = json!({ "TransactionId": id, "VoiceConnectorId": vc });
+            repo.insert_call_record(&id, vc, start_ms, &doc).await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("insert");
+    }
+    // Strictly before: a record that started at the cut-off stays.
+    assert_eq!(
+        repo.delete_call_records_before(1_000).await.expect("none"),
+        0
+    );
+    assert_eq!(
+        repo.delete_call_records_before(2_001).await.expect("sweep"),
+        u64::from(old) + 1
+    );
+    let left: Vec<String> = db
+        .reopen()
+        .await
+        .list_call_records(None, None, 100)
+        .await
+        .expect("list")
+        .iter()
+        .map(|r| r["TransactionId"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        left,
+        [format!("r-{:05}", old + 1), format!("r-{:05}", old + 2)]
+    );
+    assert_eq!(
+        repo.delete_call_records_before(2_001).await.expect("again"),
+        0,
+        "nothing left to delete"
+    );
+    assert_eq!(
+        repo.delete_call_records_before(i64::MAX)
+            .await
+            .expect("all"),
+        2
+    );
+    assert!(
+        repo.list_call_records(None, None, 10)
+            .await
+            .expect("empty")
             .is_empty()
     );
 }

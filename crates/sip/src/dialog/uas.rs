@@ -397,6 +397,11 @@ impl UserAgent {
             d.pending_2xx = None;
             d.timers.clear(DialogTimer::Retransmit2xx);
             let bye = d.bye_after_ack;
+            // The ACK names our dialog by the To tag only our 2xx told, so the address the
+            // 2xx went to receives what we send: the transaction layer's reflection guard
+            // treats it as verified.
+            let ip = d.peer.remote.ip();
+            self.txn.verify_source(now, ip);
             self.events.push_back(UaEvent::Confirmed { call, ack });
             if bye {
                 let _ = self.send_bye(now, call);
