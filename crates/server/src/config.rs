@@ -91,8 +91,9 @@ pub struct Settings {
     /// Seconds between media-metrics records of calls on connectors with EnableMediaMetricLogs [default: 60]
     #[arg(long, env = "VC_MEDIA_METRICS_INTERVAL")]
     pub media_metrics_interval: Option<u32>,
-    /// Open SIP transactions allowed per source address before 503 (a call holds two for
-    /// about 32 s on UDP, so N allows about N/64 calls per second from one PBX) [default: 65536]
+    /// Open SIP transactions allowed per source address (IPv6: per /64) before 503, and 1 KiB
+    /// each of their bytes (a call holds two for about 32 s on UDP, so N allows about N/64
+    /// calls per second from one PBX) [default: 16384]
     #[arg(long, env = "VC_SIP_MAX_TRANSACTIONS_PER_SOURCE")]
     pub sip_max_transactions_per_source: Option<usize>,
     /// Answer nothing to an INVITE whose source address is outside its voice connector's
@@ -236,7 +237,7 @@ impl Settings {
             sip_max_transactions_per_source: self
                 .sip_max_transactions_per_source
                 .or(file.sip_max_transactions_per_source)
-                .unwrap_or(65_536)
+                .unwrap_or(sip::TransactionConfig::default().max_transactions_per_source)
                 .max(16),
             sip_drop_unallowed_sources: self
                 .sip_drop_unallowed_sources
