@@ -185,7 +185,11 @@ async fn join(
     member: Member,
 ) -> Result<JoinOutcome, JoinError> {
     let ip = media_address(ctx.media_ip, peer).await;
-    let (port, rtp, rtcp) = ctx.ports.bind_pair().await.ok_or(JoinError::NoMediaPorts)?;
+    let (port, rtp, rtcp) = ctx
+        .ports
+        .bind_pair(ctx.media_ip)
+        .await
+        .ok_or(JoinError::NoMediaPorts)?;
     let cdr = CdrSeed::from_invite(&connector.voice_connector_id, req, peer);
     let media_metrics = ctx
         .admission
