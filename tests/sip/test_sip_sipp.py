@@ -185,20 +185,25 @@ def test_concurrent_meeting_joins(sip_server, sip_sipp, sip_rtp_peer, tmp_path, 
 
 def test_source_outside_allow_list_meets_silence_when_configured(sip_dropping_server, sip_tools, tmp_path):
     """`serve --sip-drop-unallowed-sources`: an INVITE from outside the CidrAllowedList gets
-    no answer at all (a scanner cannot tell the host exists), the drop is still recorded,
-    and an allowlisted source is still answered."""
+    no answer at all (a scanner cannot tell the host exists); the drop is counted in
+    vc_calls_refused_total, not stored as a call record (an outsider must not cause durable
+    writes), and an allowlisted source is still answered, its refusal recorded."""
     server = sip_dropping_server
+    series = 'vc_calls_refused_total{reason="source_not_allowed"}'
+    before = server.metrics().get(series, 0)
     vc_id, host = server.create_connector(cidrs=("127.0.0.1/32",))
     _, _, token = server.create_attendee()
     keys = {"vc_host": host, "token": token, "from_user": CALLER, "rtp_port": "40000"}
     result = sip_tools.run_sipp(server, "join_unanswered.xml", keys, tmp_path, source_ip="127.0.0.2")
     assert_one_successful_call(result)
     assert not re.search(r"^SIP/2\.0 \d{3}", result.messages, re.M), result.describe()
-    recs = server.wait_call_records(vc_id, 1)
-    assert len(recs) == 1, recs
-    assert recs[0]["Status"] == "Refused", recs[0]
-    assert "not answered" in json.dumps(recs[0]) and "127.0.0.2" in json.dumps(recs[0]), recs[0]
+    assert server.metrics().get(series, 0) - before == 1
     # The same server still answers the allowlisted source (here: 403 for a non-E.164 From).
     keys = {"vc_host": host, "token": token, "from_user": "alice", "rtp_port": "40000"}
     result = sip_tools.run_sipp(server, "join_refused_403.xml", keys, tmp_path)
     assert_one_successful_call(result)
+    # Its record is the connector's only one: the drop left none.
+    recs = server.wait_call_records(vc_id, 1)
+    assert len(recs) == 1, recs
+    assert recs[0]["Status"] == "Refused" and "E.164" in recs[0]["Reason"], recs[0]
+    assert "127.0.0.2" not in json.dumps(recs), recs

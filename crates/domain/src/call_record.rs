@@ -20,6 +20,10 @@ pub struct MediaStatistics {
     /// Packets with a payload type that was not negotiated, or that did not parse.
     #[serde(default)]
     pub invalid_packets: u64,
+    /// Packets dropped because they came from a source other than the peer's (its SDP
+    /// address, or where it latched with --media-latch), or with another SSRC once latched.
+    #[serde(default)]
+    pub foreign_source_packets: u64,
 }
 
 /// One call (shape of our admin API; the field names follow AWS's CDR style).

@@ -71,8 +71,12 @@ pub struct LegConfig {
     pub payload_type: u8,
     pub dtmf_payload_type: Option<u8>,
     pub srtp: Option<SrtpKeys>,
-    /// Where to send until the peer's first authenticated packet tells us its real address.
+    /// The peer's RTP address as its SDP gives it (`None`: no usable address, e.g. `0.0.0.0`
+    /// or a host name). Media is taken only from it and sent only to it, unless
+    /// [`EngineConfig::media_latch`] lets the leg latch onto another source (NAT).
     pub remote_rtp: Option<SocketAddr>,
+    /// The peer's RTCP address (`a=rtcp`, RFC 3605); `None` means the RTP port plus one,
+    /// or the RTP address itself under rtcp-mux.
     pub remote_rtcp: Option<SocketAddr>,
     pub rtcp_mux: bool,
     pub direction: Direction,
@@ -91,6 +95,35 @@ pub struct EngineConfig {
     pub jitter_min: Duration,
     pub jitter_initial: Duration,
     pub jitter_max: Duration,
+    /// Symmetric-RTP latching (RFC 4961, "comedia") for peers behind NAT, whose SDP names an
+    /// address their packets do not come from. The server's `--media-latch`; off by default.
+    ///
+    /// Off, a SIP leg takes RTP only from the address its SDP signalled (`remote_rtp`) and
+    /// RTCP only from the signalled RTCP address (the RTP port plus one, or `a=rtcp`), the
+    /// RTP address, or under rtcp-mux the RTP address alone, and sends only there. Packets
+    /// from anywhere else are dropped unread and counted in [`LegStats::foreign_source`].
+    /// A leg whose SDP gave no usable address (`0.0.0.0`, a host name) takes and sends
+    /// nothing until a renegotiation gives one. The SSRC is not pinned: a PBX may switch
+    /// streams (a transfer) without renegotiating, and the address already says who it is.
+    ///
+    /// On, a leg latches once: the first packet that authenticates (SRTP legs), parses and
+    /// carries a negotiated payload type, from any source, moves the destination to that
+    /// source and pins its SSRC. Afterwards only that source with that SSRC is taken (RTCP:
+    /// from its IP address, the first RTCP port seen); other sources, and other SSRCs from
+    /// the latched source, are dropped and counted as foreign. The address the SDP signalled
+    /// stays trusted: a valid packet from it takes the leg back from whoever latched first,
+    /// so latching weakens nothing for a peer that is not behind NAT once it has sent. A
+    /// renegotiation ([`MeetingMedia::update_leg`]) unpins the SSRC, and forgets the latched
+    /// address when the SDP signals a different one.
+    ///
+    /// Without SRTP, latching trusts the first packet that reaches the port: a third party
+    /// that knows the port and sends first takes a NATed leg's audio. Hence off by default:
+    /// a connector's PBX or SBC is expected at a public address, as Amazon's termination
+    /// allow-list of public CIDRs assumes, and one behind NAT can signal its public address
+    /// (Asterisk's `external_media_address`, FreeSWITCH's `ext-rtp-ip`). Such a call is told
+    /// by its record (foreign packets, none received) and a warning when it ends; turn
+    /// latching on when the PBXs cannot be fixed, preferably with SRTP.
+    pub media_latch: bool,
 }
 
 impl Default for EngineConfig {
@@ -101,6 +134,7 @@ impl Default for EngineConfig {
             jitter_min: Duration::from_millis(20),
             jitter_initial: Duration::from_millis(40),
             jitter_max: Duration::from_millis(200),
+            media_latch: false,
         }
     }
 }
@@ -176,6 +210,10 @@ pub struct LegStats {
     pub rtcp_out: u64,
     /// Round-trip time from the peer's last report block about us (RFC 3550 §6.4.1).
     pub rtt_ms: Option<u32>,
+    /// Datagrams dropped unread because of where they came from: a source other than the
+    /// signalled (or latched) one, or, once latched, another SSRC from the latched source.
+    /// See [`EngineConfig::media_latch`].
+    pub foreign_source: u64,
 }
 
 struct Leg {
@@ -186,7 +224,10 @@ struct Leg {
     /// the old key and still in flight are not refused (RFC 4568 §7.1.4).
     rx_previous: Option<(SrtpContext, Instant)>,
     tx: Option<SrtpContext>,
+    /// Where the peer's RTP comes from, once latched ([`EngineConfig::media_latch`] only).
     latched: Option<SocketAddr>,
+    /// The SSRC of the stream that latched: the only one taken from `latched`.
+    latched_ssrc: Option<u32>,
     ssrc: u32,
     seq: u16,
     ts_base: u32,
@@ -195,13 +236,51 @@ struct Leg {
     reception: Option<ReceptionStats>,
     sender: SenderStats,
     next_rtcp: Instant,
-    /// Where the peer's RTCP comes from (symmetric RTCP, RFC 4961).
+    /// Where the peer's RTCP comes from (symmetric RTCP, RFC 4961), once latched.
     latched_rtcp: Option<SocketAddr>,
     dtmf: EventReceiver,
     stats: LegStats,
     /// A browser's PeerConnection: str0m does ICE, DTLS-SRTP, RTP and RTCP for this leg,
     /// and the fields above about SRTP, RTP framing and RTCP are unused.
     webrtc: Option<Box<WebRtcLeg>>,
+}
+
+impl Leg {
+    /// Whether an RTP datagram from `from` may be read at all (before SRTP and parsing).
+    /// See [`EngineConfig::media_latch`].
+    fn rtp_source_ok(&self, latch: bool, from: SocketAddr) -> bool {
+        let signalled = self.cfg.remote_rtp == Some(from);
+        if !latch {
+            return signalled;
+        }
+        match self.latched {
+            None => true,
+            Some(a) => a == from || signalled,
+        }
+    }
+
+    /// Whether an RTCP datagram from `from` may be read at all.
+    fn rtcp_source_ok(&self, latch: bool, from: SocketAddr) -> bool {
+        let rtp = self.cfg.remote_rtp;
+        if rtp == Some(from) || (latch && self.latched == Some(from)) {
+            return true;
+        }
+        if self.cfg.rtcp_mux {
+            return false;
+        }
+        let signalled = self
+            .cfg
+            .remote_rtcp
+            .or_else(|| rtp.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))));
+        if signalled == Some(from) {
+            return true;
+        }
+        // Behind NAT the RTCP port's mapping is unknown: the latched peer's address, on the
+        // first port its RTCP comes from.
+        latch
+            && self.latched.is_some_and(|a| a.ip() == from.ip())
+            && self.latched_rtcp.is_none_or(|r| r == from)
+    }
 }
 
 /// RFC 3550 §6.2: at least 5 s between reports, randomised by 0.5–1.5 (§6.3.1).
@@ -312,6 +391,7 @@ impl MeetingMedia {
                 rx_previous: None,
                 tx,
                 latched: None,
+                latched_ssrc: None,
                 ssrc,
                 sender: SenderStats::new(ssrc, clock),
                 next_rtcp,
@@ -503,6 +583,17 @@ impl MeetingMedia {
             l.rx_previous = std::mem::replace(&mut l.rx, rx).map(|old| (old, now + REKEY_GRACE));
             l.tx = tx;
         }
+        // A renegotiation may start a new stream (SSRC); a newly signalled address replaces
+        // whatever was latched (a hold to 0.0.0.0 keeps it).
+        l.latched_ssrc = None;
+        if cfg.remote_rtp.is_some()
+            && (cfg.remote_rtp != l.cfg.remote_rtp
+                || cfg.remote_rtcp != l.cfg.remote_rtcp
+                || cfg.rtcp_mux != l.cfg.rtcp_mux)
+        {
+            l.latched = None;
+            l.latched_rtcp = None;
+        }
         l.cfg = cfg;
         Ok(())
     }
@@ -544,11 +635,23 @@ impl MeetingMedia {
             );
             return;
         }
+        // Where it came from decides first: nothing from a foreign source is read further.
+        let latch = self.cfg.media_latch;
+        let rtcp = is_rtcp(data);
+        let source_ok = if rtcp {
+            l.rtcp_source_ok(latch, from)
+        } else {
+            l.rtp_source_ok(latch, from)
+        };
+        if !source_ok {
+            l.stats.foreign_source += 1;
+            return;
+        }
         if data.len() < 12 {
             l.stats.invalid += 1;
             return;
         }
-        if is_rtcp(data) {
+        if rtcp {
             let plain: &[u8] = match &mut l.rx {
                 Some(ctx) => {
                     let ok = ctx.unprotect_rtcp(data, &mut self.scratch).is_ok()
@@ -569,7 +672,9 @@ impl MeetingMedia {
             l.stats.rtcp_in += 1;
             l.last_rx = now;
             l.inactive_reported = false;
-            l.latched_rtcp = Some(from);
+            if latch && !l.cfg.rtcp_mux && l.latched_rtcp.is_none() {
+                l.latched_rtcp = Some(from);
+            }
             for item in parse_compound(plain) {
                 let Ok((pkt, _)) = item else { break };
                 let blocks = match pkt {
@@ -611,13 +716,41 @@ impl MeetingMedia {
             l.stats.invalid += 1;
             return;
         };
-        // Symmetric RTP (RFC 4961): answer to where authenticated media comes from.
-        l.latched = Some(from);
+        // Once latched, only the stream that latched is taken from that source, until a
+        // renegotiation unpins it.
+        let from_latched = latch && l.latched == Some(from);
+        if from_latched && l.latched_ssrc.is_some_and(|s| s != pkt.ssrc()) {
+            l.stats.foreign_source += 1;
+            return;
+        }
+        let established = !latch || from_latched;
+        let pt = pkt.payload_type();
+        if pt != l.cfg.payload_type && Some(pt) != l.cfg.dtmf_payload_type {
+            l.stats.invalid += 1;
+            if established {
+                // The peer's own (comfort noise, say): it is alive, and it latches nothing.
+                l.last_rx = now;
+                l.inactive_reported = false;
+                l.stats.packets_in += 1;
+                l.stats.bytes_in += data.len() as u64;
+            }
+            return;
+        }
+        // Symmetric RTP (RFC 4961), when allowed: answer to where valid media comes from.
+        if latch && (!from_latched || l.latched_ssrc.is_none()) {
+            if l.latched.is_some_and(|a| a != from) {
+                // Taken back by the signalled address: the earlier source's stream and
+                // RTCP port are not this peer's.
+                l.latched_rtcp = None;
+                l.reception = None;
+            }
+            l.latched = Some(from);
+            l.latched_ssrc = Some(pkt.ssrc());
+        }
         l.last_rx = now;
         l.inactive_reported = false;
         l.stats.packets_in += 1;
         l.stats.bytes_in += data.len() as u64;
-        let pt = pkt.payload_type();
         if Some(pt) == l.cfg.dtmf_payload_type {
             if l.dtmf.handle_packet(pkt.timestamp(), pkt.payload()).is_ok() {
                 while let Some(ev) = l.dtmf.poll_event() {
@@ -638,10 +771,6 @@ impl MeetingMedia {
                     }
                 }
             }
-            return;
-        }
-        if pt != l.cfg.payload_type {
-            l.stats.invalid += 1;
             return;
         }
         match &mut l.reception {
@@ -826,11 +955,14 @@ impl MeetingMedia {
         let dest = if l.cfg.rtcp_mux {
             l.latched.or(l.cfg.remote_rtp)?
         } else {
-            l.latched_rtcp.or(l.cfg.remote_rtcp).or_else(|| {
-                l.latched
-                    .or(l.cfg.remote_rtp)
-                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))
-            })?
+            let plus_one = |a: SocketAddr| SocketAddr::new(a.ip(), a.port().wrapping_add(1));
+            // Latched elsewhere than the SDP said (NAT): the signalled RTCP address is as
+            // unreachable as the signalled RTP one.
+            let nat = l.latched.filter(|a| Some(*a) != l.cfg.remote_rtp);
+            l.latched_rtcp
+                .or(nat.map(plus_one))
+                .or(l.cfg.remote_rtcp)
+                .or(l.cfg.remote_rtp.map(plus_one))?
         };
         let mut plain = Vec::with_capacity(128);
         let report = if l.stats.packets_out > 0 {

@@ -72,6 +72,12 @@ pub struct Settings {
     /// Address written into SDP [default: the local address the SIP request arrived on]
     #[arg(long, env = "VC_MEDIA_IP")]
     pub media_ip: Option<std::net::IpAddr>,
+    /// Send a SIP leg's media to where its first valid RTP comes from, instead of only to
+    /// (and taking it only from) the address its SDP names: for PBXs behind NAT that signal
+    /// a private address. Lets whoever reaches the port first take an unencrypted NATed
+    /// leg's audio: prefer SRTP, or the PBX's public address in its SDP [default: false]
+    #[arg(long, env = "VC_MEDIA_LATCH", num_args = 0..=1, default_missing_value = "true")]
+    pub media_latch: Option<bool>,
     /// The one UDP port all browser (WebRTC) legs share; its port goes into every answer's
     /// ICE host candidate (with --media-ip when set). Port 0 picks a free one [default: 0.0.0.0:0]
     #[arg(long, env = "VC_WEBRTC_UDP")]
@@ -91,14 +97,19 @@ pub struct Settings {
     /// Seconds between media-metrics records of calls on connectors with EnableMediaMetricLogs [default: 60]
     #[arg(long, env = "VC_MEDIA_METRICS_INTERVAL")]
     pub media_metrics_interval: Option<u32>,
-    /// Open SIP transactions allowed per source address before 503 (a call holds two for
-    /// about 32 s on UDP, so N allows about N/64 calls per second from one PBX) [default: 65536]
+    /// Open SIP transactions allowed per source address (IPv6: per /64) before 503, and 1 KiB
+    /// each of their bytes (a call holds two for about 32 s on UDP, so N allows about N/64
+    /// calls per second from one PBX) [default: 16384]
     #[arg(long, env = "VC_SIP_MAX_TRANSACTIONS_PER_SOURCE")]
     pub sip_max_transactions_per_source: Option<usize>,
     /// Answer nothing to an INVITE whose source address is outside its voice connector's
     /// CidrAllowedList, instead of 403 (a scanner then cannot tell the host exists) [default: false]
     #[arg(long, env = "VC_SIP_DROP_UNALLOWED_SOURCES", num_args = 0..=1, default_missing_value = "true")]
     pub sip_drop_unallowed_sources: Option<bool>,
+    /// Call records older than this many days are deleted (swept hourly); 0 keeps them
+    /// forever [default: 90]
+    #[arg(long, env = "VC_CALL_RECORD_RETENTION_DAYS")]
+    pub call_record_retention_days: Option<u32>,
     /// TLS certificate chain (PEM) for SIP over TLS [default: issued by the development CA]
     #[arg(long, env = "VC_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -117,6 +128,7 @@ struct FileSettings {
     sip_tls: Option<SocketAddr>,
     rtp_ports: Option<String>,
     media_ip: Option<std::net::IpAddr>,
+    media_latch: Option<bool>,
     webrtc_udp: Option<SocketAddr>,
     sip_domain: Option<String>,
     database_url: Option<String>,
@@ -125,6 +137,7 @@ struct FileSettings {
     media_metrics_interval: Option<u32>,
     sip_max_transactions_per_source: Option<usize>,
     sip_drop_unallowed_sources: Option<bool>,
+    call_record_retention_days: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -139,6 +152,8 @@ pub struct Config {
     pub sip_tls: SocketAddr,
     pub rtp_ports: (u16, u16),
     pub media_ip: Option<std::net::IpAddr>,
+    /// Symmetric-RTP latching for SIP legs (`engine::EngineConfig::media_latch`).
+    pub media_latch: bool,
     pub webrtc_udp: SocketAddr,
     pub sip_domain: String,
     pub database_url: String,
@@ -147,6 +162,8 @@ pub struct Config {
     pub media_metrics_interval: u32,
     pub sip_max_transactions_per_source: usize,
     pub sip_drop_unallowed_sources: bool,
+    /// 0: call records are kept forever.
+    pub call_record_retention_days: u32,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -221,6 +238,7 @@ impl Settings {
                     .unwrap_or("20000-29999"),
             )?,
             media_ip: self.media_ip.or(file.media_ip),
+            media_latch: self.media_latch.or(file.media_latch).unwrap_or(false),
             webrtc_udp: self
                 .webrtc_udp
                 .or(file.webrtc_udp)
@@ -236,12 +254,16 @@ impl Settings {
             sip_max_transactions_per_source: self
                 .sip_max_transactions_per_source
                 .or(file.sip_max_transactions_per_source)
-                .unwrap_or(65_536)
+                .unwrap_or(sip::TransactionConfig::default().max_transactions_per_source)
                 .max(16),
             sip_drop_unallowed_sources: self
                 .sip_drop_unallowed_sources
                 .or(file.sip_drop_unallowed_sources)
                 .unwrap_or(false),
+            call_record_retention_days: self
+                .call_record_retention_days
+                .or(file.call_record_retention_days)
+                .unwrap_or(90),
             meeting_idle_timeout: self
                 .meeting_idle_timeout
                 .or(file.meeting_idle_timeout)
@@ -272,6 +294,7 @@ mod tests {
         assert_eq!(c.rtp_ports, (20000, 29999));
         assert_eq!(c.sip_domain, "voiceconnector.localhost");
         assert!(c.database_url.starts_with("sqlite://"));
+        assert_eq!(c.call_record_retention_days, 90);
     }
 
     #[test]

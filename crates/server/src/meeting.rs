@@ -475,11 +475,12 @@ impl Meeting {
             }
             EngineEvent::Dtmf {
                 leg,
-                digit,
+                digit: _,
                 duration_ms,
             } => {
                 let l = self.by_engine.get(&leg).map(|e| e.leg);
-                tracing::info!(meeting = %self.id, leg = ?l, %digit, duration_ms, "DTMF");
+                // That a digit came, never which: digits are PINs and account numbers.
+                tracing::info!(meeting = %self.id, leg = ?l, duration_ms, "DTMF digit received");
                 self.observer.dtmf();
             }
             EngineEvent::WebRtcConnected { leg } => {

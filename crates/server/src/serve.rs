@@ -11,11 +11,13 @@ use crate::config::Config;
 use crate::secrets;
 
 async fn open_store(cfg: &Config) -> anyhow::Result<SqlRepository> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    SqlRepository::connect(&cfg.database_url)
+    secrets::private_data_dir(&cfg.data_dir)?;
+    secrets::create_private_database(&cfg.database_url)?;
+    let repo = SqlRepository::connect(&cfg.database_url)
         .await
-        .with_context(|| format!("opening database {}", redact_url(&cfg.database_url)))
+        .with_context(|| format!("opening database {}", redact_url(&cfg.database_url)))?;
+    secrets::private_database_files(&cfg.database_url)?;
+    Ok(repo)
 }
 
 /// The database URL without its password, for messages.
@@ -108,7 +110,10 @@ impl Server {
         ));
         let (events_tx, events_rx) = tokio::sync::mpsc::channel(1024);
         let meetings = crate::directory::Meetings::new(
-            engine::EngineConfig::default(),
+            engine::EngineConfig {
+                media_latch: cfg.media_latch,
+                ..Default::default()
+            },
             events_tx,
             Arc::new(MeetingMetrics(metrics.clone())),
         );
@@ -122,6 +127,7 @@ impl Server {
             media_ip: cfg.media_ip,
             records: crate::records::RecordWriter::start(repo.clone()),
             metrics: metrics.clone(),
+            refusals: Default::default(),
         };
         let edge = crate::edge::start(&cfg, ctx, events_rx).await?;
         let controller = edge.controller.clone();
@@ -156,6 +162,10 @@ impl Server {
             controller.clone(),
             i64::from(cfg.meeting_idle_timeout),
         ));
+        let retention = tokio::spawn(sweep_call_records(
+            repo.clone(),
+            cfg.call_record_retention_days,
+        ));
         let signaling = crate::signaling::routes(Arc::new(crate::signaling::SignalingState {
             repo: repo.clone(),
             browsers: crate::browser::Browsers {
@@ -185,7 +195,7 @@ impl Server {
             edge,
             http_task,
             stop,
-            tasks: vec![sweeper, webrtc_task, control_task, metrics_task],
+            tasks: vec![sweeper, webrtc_task, control_task, metrics_task, retention],
         })
     }
 }
@@ -264,6 +274,29 @@ async fn sweep_meetings(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "auto-end sweep could not list meetings"),
+        }
+    }
+}
+
+/// Deletes call records older than `days` (0: keeps them forever), at start and hourly.
+async fn sweep_call_records(repo: Arc<dyn Repository>, days: u32) {
+    if days == 0 {
+        return;
+    }
+    let keep_ms = i64::from(days) * 86_400_000;
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let before = domain::timestamp::now_millis() - keep_ms;
+        match repo.delete_call_records_before(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                days,
+                "call records past their retention deleted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "call-record retention sweep failed"),
         }
     }
 }

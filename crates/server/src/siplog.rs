@@ -1,7 +1,7 @@
 //! SIP message logs for voice connectors with `EnableSIPLogs`: every message of their calls,
-//! in and out, redacted (join tokens, digest responses and SDES keys removed by
-//! [`sip::log::LoggedMessage`]), as JSON lines in
-//! `<data-dir>/logs/<voice-connector-id>/sip-messages.jsonl`.
+//! in and out, redacted (join tokens in every accepted form and anything shaped like one,
+//! digest responses and SDES keys removed by [`sip::log::LoggedMessage`]), as JSON lines in
+//! `<data-dir>/logs/<voice-connector-id>/sip-messages.jsonl` (folders 0700, files 0600).
 //!
 //! The user-agent task hands messages over a bounded channel to a writer task, so a slow disk
 //! never stalls signalling; if the channel is full the loss is counted and logged, never silent.
@@ -77,7 +77,7 @@ impl SipLogger {
         let json = serde_json::json!({
             "Timestamp": domain::timestamp::iso8601(domain::timestamp::now_millis()),
             "VoiceConnectorId": vc_id,
-            "CallId": call_id(msg.bytes),
+            "CallId": call_id(msg.bytes).map(sip::log::redact_join_tokens),
             "Direction": match msg.direction { Direction::Inbound => "Inbound", Direction::Outbound => "Outbound" },
             "Transport": msg.transport.via_token(),
             "Local": msg.local.to_string(),
@@ -93,15 +93,28 @@ impl SipLogger {
     }
 }
 
+/// Opens `<dir>/<file>` for appending, creating the folder (0700) and the file (0600): logs
+/// are for the operator only.
+fn open_private(dir: &std::path::Path, file: &str) -> std::io::Result<std::fs::File> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        builder.mode(0o700);
+        opts.mode(0o600);
+    }
+    builder.create(dir)?;
+    opts.open(dir.join(file))
+}
+
 async fn write_lines(dir: PathBuf, mut rx: mpsc::Receiver<Line>) {
     while let Some(line) = rx.recv().await {
         let dir = dir.join(&line.vc_id);
         let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("sip-messages.jsonl"))?;
+            let mut f = open_private(&dir, "sip-messages.jsonl")?;
             writeln!(f, "{}", line.json)
         })
         .await;
@@ -115,14 +128,10 @@ async fn write_lines(dir: PathBuf, mut rx: mpsc::Receiver<Line>) {
 
 /// Appends one line to `<dir>/<file>`, creating the folder; failures are logged.
 pub async fn append_line(dir: &std::path::Path, file: &str, line: String) {
-    let path = dir.join(file);
     let dir = dir.to_path_buf();
+    let name = file.to_string();
     let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dir)?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
+        let mut f = open_private(&dir, &name)?;
         writeln!(f, "{line}")
     })
     .await;

@@ -4,8 +4,10 @@
 //! in its own task and reports one [`JoinOutcome`] to the edge task, which decides with
 //! the call table.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use calls::{Answer, JoinError, LegId, Member, Refusal};
 use domain::policy::Refusal as PolicyRefusal;
@@ -29,6 +31,56 @@ pub struct JoinContext {
     pub media_ip: Option<std::net::IpAddr>,
     pub records: RecordWriter,
     pub metrics: Arc<api::metrics::Metrics>,
+    /// The sampled log of refusals nobody vouched for (see [`unscreened`]).
+    pub refusals: RefusalSampler,
+}
+
+/// How often one source's unscreened refusals get an INFO line.
+const SAMPLE_PERIOD: Duration = Duration::from_secs(10);
+/// Sources remembered by the sampler; past this (a flood from many addresses at once) new
+/// sources are not logged until old ones age out, while the counter still counts them.
+const SAMPLED_SOURCES: usize = 10_000;
+
+/// Rate-limits the log lines of refusals an outsider can cause at will: at most one line
+/// per source address per [`SAMPLE_PERIOD`], saying how many were not logged since.
+#[derive(Default)]
+pub struct RefusalSampler {
+    sources: Mutex<HashMap<IpAddr, Sample>>,
+}
+
+struct Sample {
+    logged_at: Instant,
+    suppressed: u64,
+}
+
+impl RefusalSampler {
+    /// `Some(refusals not logged since the last line)` when this one should be logged.
+    fn admit(&self, now: Instant, source: IpAddr) -> Option<u64> {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = sources.get_mut(&source) {
+            if now.saturating_duration_since(s.logged_at) < SAMPLE_PERIOD {
+                s.suppressed += 1;
+                return None;
+            }
+            let suppressed = std::mem::take(&mut s.suppressed);
+            s.logged_at = now;
+            return Some(suppressed);
+        }
+        if sources.len() >= SAMPLED_SOURCES {
+            sources.retain(|_, s| now.saturating_duration_since(s.logged_at) < SAMPLE_PERIOD);
+            if sources.len() >= SAMPLED_SOURCES {
+                return None;
+            }
+        }
+        sources.insert(
+            source,
+            Sample {
+                logged_at: now,
+                suppressed: 0,
+            },
+        );
+        Some(0)
+    }
 }
 
 /// How an INVITE's admission and join ended.
@@ -94,13 +146,52 @@ fn refusal_of(r: &PolicyRefusal) -> Refusal {
     }
 }
 
-/// Refused calls to an existing connector get a call record too.
+/// The `reason` label of `vc_calls_refused_total`.
+fn reason_label(r: &PolicyRefusal) -> &'static str {
+    match r {
+        PolicyRefusal::UnknownHost { .. } => "unknown_host",
+        PolicyRefusal::TerminationNotConfigured(_) => "termination_not_configured",
+        PolicyRefusal::TerminationDisabled(_) => "termination_disabled",
+        PolicyRefusal::SourceNotAllowed { .. } => "source_not_allowed",
+        PolicyRefusal::EncryptionRequiredTransport(_) => "encryption_required",
+        PolicyRefusal::FromNotE164(_) => "from_not_e164",
+        PolicyRefusal::RegionNotAllowed { .. } => "region_not_allowed",
+        PolicyRefusal::DestinationNotE164(_) => "destination_not_e164",
+        PolicyRefusal::CpsExceeded { .. } => "cps_exceeded",
+        PolicyRefusal::NoPstnRoute(_) => "no_pstn_route",
+        PolicyRefusal::InvalidJoinToken => "invalid_join_token",
+        PolicyRefusal::MeetingEnded(_) => "meeting_ended",
+        PolicyRefusal::MeetingFull(_) => "meeting_full",
+    }
+}
+
+/// True for a refusal that anyone can cause by sending INVITEs, before the source passed a
+/// connector's CidrAllowedList: an unknown host, a connector without termination, a source
+/// outside the list (and a disabled connector, unless the source is on its list). These
+/// are counted and logged by sample, never stored one by one: a flood of them must not
+/// become a flood of durable writes.
+async fn unscreened(ctx: &JoinContext, r: &PolicyRefusal, source: IpAddr) -> bool {
+    match r {
+        PolicyRefusal::UnknownHost { .. }
+        | PolicyRefusal::TerminationNotConfigured(_)
+        | PolicyRefusal::SourceNotAllowed { .. } => true,
+        PolicyRefusal::TerminationDisabled(vc_id) => !matches!(
+            ctx.admission.termination(vc_id).await,
+            Ok(Some(t)) if t.allows_source(source)
+        ),
+        _ => false,
+    }
+}
+
+/// Refused calls from sources a connector's allowlist admitted get a call record, with
+/// anything shaped like a join token taken out of the reason.
 async fn record_refusal(ctx: &JoinContext, req: &Request, peer: &Peer, host: &str, r: &Refusal) {
     let Ok(Some(vc)) = ctx.admission.connector_for_host(host).await else {
         return;
     };
     let seed = CdrSeed::from_invite(&vc.voice_connector_id, req, peer);
-    let rec = seed.finish("Refused", r.status, Some(r.warning.clone()));
+    let reason = sip::log::redact_join_tokens(&r.warning);
+    let rec = seed.finish("Refused", r.status, Some(reason));
     ctx.records.write(rec, seed.start_ms).await;
 }
 
@@ -131,20 +222,29 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
         }
     };
     match decision {
-        Decision::Refuse(r @ PolicyRefusal::SourceNotAllowed { .. })
-            if ctx.admission.drop_unallowed_sources =>
-        {
-            tracing::info!(%leg, reason = %r, source = %peer.remote, "call dropped without an answer");
-            // SIP status 0 in the record: nothing was sent.
-            let why = Refusal::new(0, format!("not answered (sip-drop-unallowed-sources): {r}"));
-            record_refusal(ctx, req, peer, &facts.host, &why).await;
-            JoinOutcome::Refused(Answer::Silence)
-        }
         Decision::Refuse(r) => {
-            tracing::info!(%leg, status = r.status(), reason = %r, source = %peer.remote, "call refused");
-            let refusal = refusal_of(&r);
-            record_refusal(ctx, req, peer, &facts.host, &refusal).await;
-            JoinOutcome::Refused(Answer::Refuse(refusal))
+            ctx.metrics.counter_add(
+                "vc_calls_refused_total",
+                &format!("reason=\"{}\"", reason_label(&r)),
+                1,
+            );
+            let silent = matches!(r, PolicyRefusal::SourceNotAllowed { .. })
+                && ctx.admission.drop_unallowed_sources;
+            let reason = sip::log::redact_join_tokens(&r.to_string());
+            if unscreened(ctx, &r, peer.remote.ip()).await {
+                if let Some(suppressed) = ctx.refusals.admit(Instant::now(), peer.remote.ip()) {
+                    tracing::info!(%leg, status = r.status(), %reason, source = %peer.remote, silent, suppressed,
+                        "call refused (logged once per source per 10 s; vc_calls_refused_total counts them all)");
+                }
+            } else {
+                tracing::info!(%leg, status = r.status(), %reason, source = %peer.remote, "call refused");
+                record_refusal(ctx, req, peer, &facts.host, &refusal_of(&r)).await;
+            }
+            if silent {
+                JoinOutcome::Refused(Answer::Silence)
+            } else {
+                JoinOutcome::Refused(Answer::Refuse(refusal_of(&r)))
+            }
         }
         Decision::Challenge { challenges, reason } => JoinOutcome::Refused(Answer::Challenge {
             challenges,
@@ -166,7 +266,8 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
                 Ok(ready) => ready,
                 Err(e) => {
                     let r = e.refusal();
-                    tracing::info!(%leg, status = r.status, reason = %r.warning, "join refused");
+                    let reason = sip::log::redact_join_tokens(&r.warning);
+                    tracing::info!(%leg, status = r.status, %reason, "join refused");
                     record_refusal(ctx, req, peer, &facts.host, &r).await;
                     JoinOutcome::Failed(e)
                 }
@@ -185,7 +286,11 @@ async fn join(
     member: Member,
 ) -> Result<JoinOutcome, JoinError> {
     let ip = media_address(ctx.media_ip, peer).await;
-    let (port, rtp, rtcp) = ctx.ports.bind_pair().await.ok_or(JoinError::NoMediaPorts)?;
+    let (port, rtp, rtcp) = ctx
+        .ports
+        .bind_pair(ctx.media_ip)
+        .await
+        .ok_or(JoinError::NoMediaPorts)?;
     let cdr = CdrSeed::from_invite(&connector.voice_connector_id, req, peer);
     let media_metrics = ctx
         .admission
@@ -293,4 +398,46 @@ pub async fn attach(
         }
     }
     Err(JoinError::MeetingUnavailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_logged_once_per_source_per_period() {
+        let s = RefusalSampler::default();
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(s.admit(t0, a), Some(0));
+        assert_eq!(s.admit(t0, b), Some(0), "each source has its own budget");
+        for i in 1..1000u64 {
+            assert_eq!(s.admit(t0 + Duration::from_millis(i), a), None);
+        }
+        assert_eq!(
+            s.admit(t0 + SAMPLE_PERIOD, a),
+            Some(999),
+            "says how many it left out"
+        );
+        assert_eq!(s.admit(t0 + SAMPLE_PERIOD, a), None);
+    }
+
+    #[test]
+    fn the_sampler_stays_bounded_under_many_sources() {
+        let s = RefusalSampler::default();
+        let t0 = Instant::now();
+        let ip = |n: usize| IpAddr::from([10, (n >> 16) as u8, (n >> 8) as u8, n as u8]);
+        for n in 0..SAMPLED_SOURCES {
+            assert_eq!(s.admit(t0, ip(n)), Some(0));
+        }
+        assert_eq!(s.admit(t0, ip(SAMPLED_SOURCES)), None, "full: not logged");
+        let later = t0 + SAMPLE_PERIOD;
+        assert_eq!(
+            s.admit(later, ip(SAMPLED_SOURCES)),
+            Some(0),
+            "old sources aged out"
+        );
+        assert!(s.sources.lock().unwrap().len() <= SAMPLED_SOURCES);
+    }
 }

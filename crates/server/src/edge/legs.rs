@@ -126,6 +126,9 @@ impl Release {
         }
         if let Some(st) = &stats {
             self.count(st);
+            if st.foreign_source > 0 && st.packets_in == 0 {
+                tracing::warn!(call = %leg, foreign = st.foreign_source, "RTP came only from addresses other than the one in the SDP: a PBX behind NAT needs its public address in its SDP, or --media-latch");
+            }
         }
         rec.media = stats.map(|s| domain::call_record::MediaStatistics {
             packets_received: s.packets_in,
@@ -136,6 +139,7 @@ impl Release {
             srtp_failures: s.srtp_failures,
             rtcp_packets_received: s.rtcp_in,
             invalid_packets: s.invalid,
+            foreign_source_packets: s.foreign_source,
         });
         self.records.write(rec, cdr.start_ms).await;
     }
@@ -146,6 +150,7 @@ impl Release {
         m.counter_add("vc_rtp_packets_total", "direction=\"out\"", st.packets_out);
         m.counter_add("vc_rtp_packets_lost_total", "", st.lost.max(0) as u64);
         m.counter_add("vc_srtp_failures_total", "", st.srtp_failures);
+        m.counter_add("vc_rtp_foreign_source_total", "", st.foreign_source);
         m.observe(
             "vc_call_jitter_ms",
             &[5.0, 10.0, 20.0, 40.0, 80.0, 160.0],

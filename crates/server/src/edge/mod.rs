@@ -183,7 +183,19 @@ pub async fn start(
         options_to_app: true,
         ..UaConfig::default()
     };
-    ua_cfg.transaction.max_transactions_per_source = cfg.sip_max_transactions_per_source;
+    // The per-source budget (--sip-max-transactions-per-source) in transactions and, at
+    // 1 KiB each, in bytes; a budget raised past half the global caps raises them too.
+    // Answers to unverified UDP sources never exceed what they sent (sip's reflection guard).
+    let t = &mut ua_cfg.transaction;
+    t.max_transactions_per_source = cfg.sip_max_transactions_per_source;
+    t.max_transaction_bytes_per_source = cfg.sip_max_transactions_per_source.saturating_mul(1024);
+    t.max_transactions = t
+        .max_transactions
+        .max(t.max_transactions_per_source.saturating_mul(2));
+    t.max_transaction_bytes = t
+        .max_transaction_bytes
+        .max(t.max_transaction_bytes_per_source.saturating_mul(2));
+    t.reflection_guard = true;
     let edge = Edge {
         ua: UserAgent::new(ua_cfg, rand::random()),
         table: CallTable::new(TableConfig::default()),

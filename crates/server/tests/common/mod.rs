@@ -69,6 +69,7 @@ impl TestServer {
             sip_tls: any,
             rtp_ports: (41000, 41100),
             media_ip: None,
+            media_latch: false,
             webrtc_udp: any,
             sip_domain: "voiceconnector.localhost".into(),
             database_url: format!("sqlite://{}", dir.join("vc.db").display()),
@@ -77,6 +78,7 @@ impl TestServer {
             media_metrics_interval: 60,
             sip_max_transactions_per_source: 1000,
             sip_drop_unallowed_sources: false,
+            call_record_retention_days: 90,
             tls_cert: None,
             tls_key: None,
         };
