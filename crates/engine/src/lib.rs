@@ -8,7 +8,7 @@
 //! of [`MeetingMedia::poll_event`].
 //!
 //! The path of one RTP packet: socket → `handle_packet` (SRTP unprotect, RFC 3711 §3.3;
-//! latch the source once authenticated; RFC 4733 events split off) → the mixer's jitter
+//! only from the address the SDP named, or latched once with `EngineConfig::media_latch`; RFC 4733 events split off) → the mixer's jitter
 //! buffer → decode, mix N-1 every 20 ms → encode → `poll_transmit` (RTP header with this
 //! leg's SSRC, sequence and timestamp, RFC 3550 §5.1; SRTP protect) → socket.
 //!
