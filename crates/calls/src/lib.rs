@@ -30,10 +30,12 @@
 #![warn(missing_docs)]
 
 mod cause;
+mod leg;
 mod table;
 
 pub use cause::{CallEnd, EndStatus, HangupCause, JoinError, Refusal, ReofferError};
-pub use table::{
-    Answer, AppEndpoint, Attachment, BridgeError, CallId, CallTable, Command, Endpoint, Leg, LegId,
-    LegState, Member, TableConfig,
+pub use leg::{
+    Answer, AppEndpoint, Attachment, BridgeError, CallId, Command, Endpoint, Leg, LegId, LegState,
+    Member,
 };
+pub use table::{CallTable, TableConfig};
