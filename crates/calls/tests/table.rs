@@ -253,6 +253,30 @@ impl World {
         self.settle();
     }
 
+    /// Our INVITE to the PBX (a UAC leg), with an offer.
+    fn dial_pbx(&mut self) -> CallKey {
+        let out = OutgoingCall {
+            target: Uri::parse("sip:+12065550100@pbx.example.com").unwrap(),
+            from: "<sip:+17035550122@vc.example.com>".into(),
+            to: "<sip:+12065550100@pbx.example.com>".into(),
+            body: Some(Body::sdp(ANSWER)),
+            headers: vec![],
+            credentials: None,
+        };
+        self.edge.invite(self.now, peer(EDGE, PBX), out).unwrap()
+    }
+
+    /// The PBX's side of our INVITE.
+    fn pbx_incoming(&self) -> CallKey {
+        self.pbx_events
+            .iter()
+            .find_map(|e| match e {
+                UaEvent::IncomingCall { call, .. } => Some(*call),
+                _ => None,
+            })
+            .expect("the PBX saw our INVITE")
+    }
+
     fn pbx_bye(&mut self, call: CallKey) {
         self.pbx.hangup(self.now, call).unwrap();
         self.settle();
@@ -515,27 +539,12 @@ fn a_bridge_ends_when_either_side_hangs_up() {
         .sip_join_ready(w.now, a, member("a1"), Body::sdp(ANSWER), false);
     w.settle();
     // ... and we call the PBX back (a UAC leg in the same call), which answers.
-    let out = OutgoingCall {
-        target: Uri::parse("sip:+12065550100@pbx.example.com").unwrap(),
-        from: "<sip:+17035550122@vc.example.com>".into(),
-        to: "<sip:+12065550100@pbx.example.com>".into(),
-        body: Some(Body::sdp(ANSWER)),
-        headers: vec![],
-        credentials: None,
-    };
-    let k = w.edge.invite(w.now, peer(EDGE, PBX), out).unwrap();
+    let k = w.dial_pbx();
     let call = w.table.leg(a).unwrap().call;
     let b = w.table.sip_dial(w.now, k, Some(call));
     assert_eq!(w.table.leg(b).unwrap().state, LegState::Ringing);
     w.settle();
-    let pbx_side = w
-        .pbx_events
-        .iter()
-        .find_map(|e| match e {
-            UaEvent::IncomingCall { call, .. } => Some(*call),
-            _ => None,
-        })
-        .expect("the PBX saw our INVITE");
+    let pbx_side = w.pbx_incoming();
     w.pbx
         .answer(w.now, pbx_side, 200, Some(Body::sdp(OFFER)))
         .unwrap();
@@ -565,26 +574,11 @@ fn a_bridge_ends_when_either_side_hangs_up() {
 #[test]
 fn an_unanswered_outgoing_leg_is_cancelled_at_the_ring_timeout() {
     let mut w = World::new();
-    let out = OutgoingCall {
-        target: Uri::parse("sip:+12065550100@pbx.example.com").unwrap(),
-        from: "<sip:+17035550122@vc.example.com>".into(),
-        to: "<sip:+12065550100@pbx.example.com>".into(),
-        body: Some(Body::sdp(ANSWER)),
-        headers: vec![],
-        credentials: None,
-    };
-    let k = w.edge.invite(w.now, peer(EDGE, PBX), out).unwrap();
+    let k = w.dial_pbx();
     let leg = w.table.sip_dial(w.now, k, None);
     w.settle();
     // The PBX rings (180) and never answers.
-    let pbx_side = w
-        .pbx_events
-        .iter()
-        .find_map(|e| match e {
-            UaEvent::IncomingCall { call, .. } => Some(*call),
-            _ => None,
-        })
-        .unwrap();
+    let pbx_side = w.pbx_incoming();
     w.pbx.answer(w.now, pbx_side, 180, None).unwrap();
     w.advance(Duration::from_secs(61));
     assert_eq!(w.hangups(), vec![(leg, HangupCause::NoAnswer)]);

@@ -200,7 +200,6 @@ pub async fn start(
         ua: UserAgent::new(ua_cfg, rand::random()),
         table: CallTable::new(TableConfig::default()),
         legs: HashMap::new(),
-        invites: HashMap::new(),
         browsers: 0,
         gauged_legs: -1,
         release: Arc::new(Release {
@@ -228,8 +227,6 @@ struct Edge {
     table: CallTable,
     /// SIP legs' media, by leg.
     legs: HashMap<LegId, SipLeg>,
-    /// INVITEs being admitted: their SIP call, for the table.
-    invites: HashMap<LegId, CallKey>,
     browsers: i64,
     /// The `vc_active_legs` gauge as last set.
     gauged_legs: i64,
@@ -332,23 +329,20 @@ impl Edge {
     fn on_input(&mut self, input: Input) {
         let now = Instant::now();
         match input {
-            Input::Joined { leg, outcome } => {
-                self.invites.remove(&leg);
-                match outcome {
-                    JoinOutcome::Refused(answer) => self.table.sip_refused(now, leg, answer),
-                    JoinOutcome::Failed(e) => self.table.sip_join_failed(now, leg, e),
-                    JoinOutcome::Ready {
-                        member,
-                        sdp,
-                        delayed_offer,
-                        media,
-                    } => {
-                        self.legs.insert(leg, *media);
-                        self.table
-                            .sip_join_ready(now, leg, member, sdp, delayed_offer);
-                    }
+            Input::Joined { leg, outcome } => match outcome {
+                JoinOutcome::Refused(answer) => self.table.sip_refused(now, leg, answer),
+                JoinOutcome::Failed(e) => self.table.sip_join_failed(now, leg, e),
+                JoinOutcome::Ready {
+                    member,
+                    sdp,
+                    delayed_offer,
+                    media,
+                } => {
+                    self.legs.insert(leg, *media);
+                    self.table
+                        .sip_join_ready(now, leg, member, sdp, delayed_offer);
                 }
-            }
+            },
             Input::Attached { leg, meeting } => match (self.legs.get_mut(&leg), meeting) {
                 (Some(l), Some(tx)) => l.meeting = Some(tx),
                 (Some(_), None) => self.table.media_failed(now, leg),
@@ -419,7 +413,6 @@ impl Edge {
                     self.call_ids.insert(call, id.to_string());
                 }
                 let leg = self.table.sip_incoming(now, call);
-                self.invites.insert(leg, call);
                 let ctx = self.ctx.clone();
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
