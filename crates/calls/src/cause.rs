@@ -47,6 +47,9 @@ pub enum JoinError {
     /// Routing and media set-up did not finish in time (a stalled database).
     #[error("the call could not be set up in time; try again")]
     SetupTimeout,
+    /// The server is draining for a shutdown and takes no new calls.
+    #[error("server shutting down; try again later or another node")]
+    ShuttingDown,
     /// A fault of ours; the server log has the details.
     #[error("internal error; see the server log")]
     Internal,
@@ -60,6 +63,7 @@ impl JoinError {
             JoinError::Sdp { status, .. } => (*status, None),
             JoinError::MeetingUnavailable | JoinError::Internal => (500, None),
             JoinError::SetupTimeout => (503, Some(1)),
+            JoinError::ShuttingDown => (503, Some(30)),
         };
         Refusal {
             status,
@@ -133,6 +137,8 @@ pub enum HangupCause {
     },
     /// The leg's media could not be started.
     MediaFailed,
+    /// The server is shutting down and its drain time is over.
+    ServerShutdown,
 }
 
 impl HangupCause {
@@ -147,6 +153,7 @@ impl HangupCause {
             HangupCause::NoAnswer => (480, "no answer".into()),
             HangupCause::UnusableAnswer { status, text } => (*status, text.clone()),
             HangupCause::MediaFailed => (500, "media could not start".into()),
+            HangupCause::ServerShutdown => (503, "server shutting down".into()),
         }
     }
 }

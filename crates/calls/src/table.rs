@@ -551,6 +551,42 @@ impl CallTable {
         });
     }
 
+    /// The server is stopping: every leg is hung up with [`HangupCause::ServerShutdown`];
+    /// an INVITE still being set up is refused 503 with Retry-After (its join is undone
+    /// when it arrives).
+    pub fn shut_down(&mut self, now: Instant) {
+        let ids: Vec<LegId> = self.legs.keys().copied().collect();
+        for id in ids {
+            let Some(leg) = self.legs.get_mut(&id) else {
+                continue;
+            };
+            match leg.state {
+                LegState::EndedInSetup => {}
+                LegState::Setup => {
+                    let sip = leg.endpoint.sip();
+                    leg.state = LegState::EndedInSetup;
+                    leg.ended = Some(CallEnd::from_sip(TerminationReason::Rejected(503)));
+                    self.arm(id, now + self.cfg.setup_timeout);
+                    if let Some(sip) = sip {
+                        self.commands.push_back(Command::Answer {
+                            leg: id,
+                            sip,
+                            answer: Answer::Refuse(JoinError::ShuttingDown.refusal()),
+                        });
+                    }
+                }
+                _ => {
+                    let endpoint = leg.endpoint;
+                    self.commands.push_back(Command::HangUp {
+                        leg: id,
+                        endpoint,
+                        cause: HangupCause::ServerShutdown,
+                    });
+                }
+            }
+        }
+    }
+
     fn hang_up_where(&mut self, _now: Instant, cause: HangupCause, f: impl Fn(&Member) -> bool) {
         let hit: Vec<(LegId, Endpoint)> = self
             .legs

@@ -654,3 +654,41 @@ fn apps_and_meetings_listing() {
         Err(calls::BridgeError::SameLeg)
     );
 }
+
+#[test]
+fn shutting_down_hangs_up_live_legs_and_refuses_one_in_set_up() {
+    let mut w = World::new();
+    let live = w.call(Some(OFFER));
+    let l1 = w.last_incoming();
+    w.join(l1, "a1");
+    let web = w.table.webrtc_open(w.now, 9, member("a2"));
+    let pending = w.call(Some(OFFER));
+    let l3 = w.last_incoming();
+    w.settle();
+
+    w.table.shut_down(w.now);
+    w.settle();
+    let h = w.hangups();
+    assert!(h.contains(&(l1, HangupCause::ServerShutdown)), "{h:?}");
+    assert!(h.contains(&(web, HangupCause::ServerShutdown)), "{h:?}");
+    assert_eq!(w.pbx_ended(live), Some(TerminationReason::RemoteBye));
+    assert_eq!(
+        HangupCause::ServerShutdown.sip_reason(),
+        (503, "server shutting down".to_string())
+    );
+    // The INVITE still being set up is refused 503 with Retry-After ...
+    assert_eq!(w.pbx_ended(pending), Some(TerminationReason::Failed(503)));
+    let refused = w.seen.commands.iter().any(|c| {
+        matches!(c, Command::Answer { answer: Answer::Refuse(r), .. }
+            if *r == JoinError::ShuttingDown.refusal() && r.retry_after.is_some())
+    });
+    assert!(refused);
+    // ... and its join, arriving late, is undone with a record of the refusal.
+    w.join(l3, "a3");
+    w.table.webrtc_closed(w.now, web, "server shutting down");
+    w.settle();
+    let rel = w.releases();
+    assert_eq!(rel.len(), 3, "{rel:?}");
+    assert!(rel.iter().any(|(l, end, _)| *l == l3 && end.code == 503));
+    assert!(w.table.is_empty());
+}
