@@ -1,5 +1,5 @@
-//! Domain model and policy: voice connectors, termination, origination, meetings, attendees,
-//! join tokens.
+//! Domain model and policy: voice connectors, termination, origination, carriers (PSTN
+//! trunks), meetings, attendees, join tokens.
 //!
 //! The types serialize to the JSON shapes of AWS's `chime-sdk-voice` and `chime-sdk-meetings`
 //! service models (PascalCase members), so the API layer returns them as they are and the
@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod call_record;
+pub mod carrier;
 pub mod error;
 pub mod ids;
 pub mod meeting;
@@ -16,5 +17,6 @@ pub mod quality;
 pub mod timestamp;
 pub mod token;
 pub mod voice_connector;
+pub mod weighted;
 
 pub use error::{ConflictReason, DomainError};

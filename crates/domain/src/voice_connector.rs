@@ -249,6 +249,13 @@ pub struct OriginationRoute {
 }
 
 impl Origination {
+    /// The routes to try for one call, best first: lowest Priority first; among equal
+    /// priorities a weighted random order, so Weight splits first attempts in proportion
+    /// (see [`crate::weighted::order`]). `pick(n)` returns a random value in `0..n`.
+    pub fn order(&self, pick: &mut impl FnMut(u32) -> u32) -> Vec<&OriginationRoute> {
+        origination_order(&self.routes, pick)
+    }
+
     pub fn validate(&self) -> Result<(), DomainError> {
         if self.routes.len() > MAX_ROUTES {
             return Err(DomainError::invalid(
@@ -281,7 +288,27 @@ impl Origination {
     }
 }
 
-fn is_host(h: &str) -> bool {
+/// Origination routes in call order: lowest Priority first, Weight splitting equal
+/// priorities (weighted choice without replacement). Missing values count as priority 1 and
+/// weight 1 (validation requires both).
+pub fn origination_order<'a>(
+    routes: &'a [OriginationRoute],
+    pick: &mut impl FnMut(u32) -> u32,
+) -> Vec<&'a OriginationRoute> {
+    crate::weighted::order(
+        routes,
+        |r| {
+            (
+                u32::from(r.priority.unwrap_or(1)),
+                u32::from(r.weight.unwrap_or(1)),
+            )
+        },
+        pick,
+    )
+}
+
+/// A host name (RFC 1123 labels) or an IP address.
+pub fn is_host(h: &str) -> bool {
     if h.parse::<IpAddr>().is_ok() {
         return true;
     }
@@ -463,5 +490,43 @@ mod tests {
         .validate()
         .expect_err("bad");
         assert!(err.to_string().contains("Routes[0].Host"));
+    }
+
+    #[test]
+    fn origination_order_by_priority_then_weight() {
+        use rand::{Rng, SeedableRng};
+        let route = |host: &str, priority: u8, weight: u8| OriginationRoute {
+            host: Some(host.into()),
+            port: Some(5060),
+            protocol: Some("UDP".into()),
+            priority: Some(priority),
+            weight: Some(weight),
+        };
+        let o = Origination {
+            routes: vec![
+                route("second-a", 2, 1),
+                route("first", 1, 1),
+                route("second-b", 2, 3),
+            ],
+            disabled: None,
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut pick = |n: u32| rng.random_range(0..n);
+        let mut b_second = 0u32;
+        for _ in 0..4000 {
+            let order: Vec<_> = o
+                .order(&mut pick)
+                .iter()
+                .map(|r| r.host.clone().unwrap_or_default())
+                .collect();
+            assert_eq!(order.len(), 3);
+            assert_eq!(order[0], "first");
+            b_second += u32::from(order[1] == "second-b");
+        }
+        let share = f64::from(b_second) / 4000.0;
+        assert!(
+            (0.72..=0.78).contains(&share),
+            "weight 3 of 4 went first in {share}"
+        );
     }
 }
