@@ -276,6 +276,16 @@ impl Repository for CachedRepository {
             .await
     }
 
+    async fn open_call_record(
+        &self,
+        id: &str,
+        vc_id: &str,
+        start_ms: i64,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.inner.open_call_record(id, vc_id, start_ms, body).await
+    }
+
     async fn delete_call_records_before(&self, before_ms: i64) -> Result<u64, StoreError> {
         self.inner.delete_call_records_before(before_ms).await
     }

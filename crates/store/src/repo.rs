@@ -148,9 +148,19 @@ pub trait Repository: Send + Sync + 'static {
     async fn touch_meeting_audio(&self, id: &str, at_ms: i64) -> Result<(), StoreError>;
 
     // Call detail records.
-    /// Stores one call's record (a JSON document). `id` is its TransactionId. Durable when it
-    /// returns, like every write; concurrent calls may share one commit.
+    /// Stores one call's final record (a JSON document), replacing its open record if
+    /// there is one. `id` is its TransactionId. Durable when it returns, like every write;
+    /// concurrent calls may share one commit.
     async fn insert_call_record(
+        &self,
+        id: &str,
+        vc_id: &str,
+        start_ms: i64,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// Stores a call's open record (written at answer, so a crash still leaves one); a
+    /// final record already stored for `id` is kept.
+    async fn open_call_record(
         &self,
         id: &str,
         vc_id: &str,

@@ -31,6 +31,8 @@ struct RecordJob {
     vc_id: String,
     start_ms: i64,
     body: String,
+    /// An open record (at answer): it never replaces a stored one.
+    open: bool,
     done: tokio::sync::oneshot::Sender<Result<(), Arc<sqlx::Error>>>,
 }
 
@@ -43,7 +45,10 @@ const RECORD_QUEUE: usize = 4096;
 /// sweep never holds SQLite's write lock (or a long PostgreSQL transaction) for long.
 const DELETE_BATCH: u64 = 5000;
 
-const INSERT_RECORD: &str = "INSERT INTO call_records (id, vc_id, start_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING";
+/// A call's final record replaces its open one (and a retry of itself).
+const INSERT_RECORD: &str = "INSERT INTO call_records (id, vc_id, start_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET body = excluded.body";
+/// A call's open record never replaces anything: if the final record got there first, it stays.
+const OPEN_RECORD: &str = "INSERT INTO call_records (id, vc_id, start_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING";
 
 /// Group commit for call records: every call ends with one, and a commit costs an fsync
 /// (SQLite `synchronous=FULL`, PostgreSQL's WAL flush). The writer takes whatever records
@@ -79,7 +84,7 @@ async fn record_writer(pool: AnyPool, mut rx: tokio::sync::mpsc::Receiver<Record
 async fn write_records(pool: &AnyPool, batch: &[RecordJob]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     for job in batch {
-        sqlx::query(INSERT_RECORD)
+        sqlx::query(if job.open { OPEN_RECORD } else { INSERT_RECORD })
             .bind(job.id.as_str())
             .bind(job.vc_id.as_str())
             .bind(job.start_ms)
@@ -99,6 +104,34 @@ impl std::fmt::Debug for SqlRepository {
 }
 
 impl SqlRepository {
+    /// Queues a call record for the group-commit writer and waits until it is durable.
+    async fn record_job(
+        &self,
+        id: &str,
+        vc_id: &str,
+        start_ms: i64,
+        body: &serde_json::Value,
+        open: bool,
+    ) -> Result<(), StoreError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job = RecordJob {
+            id: id.to_owned(),
+            vc_id: vc_id.to_owned(),
+            start_ms,
+            body: body.to_string(),
+            open,
+            done,
+        };
+        self.records
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        result
+            .await
+            .map_err(|_| StoreError::WriterGone)?
+            .map_err(|source| StoreError::GroupCommit { source })
+    }
+
     /// Opens `sqlite://PATH` (created if missing) or `postgres://…`, then migrates.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
@@ -619,22 +652,17 @@ impl Repository for SqlRepository {
         start_ms: i64,
         body: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job = RecordJob {
-            id: id.to_owned(),
-            vc_id: vc_id.to_owned(),
-            start_ms,
-            body: body.to_string(),
-            done,
-        };
-        self.records
-            .send(job)
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
-        result
-            .await
-            .map_err(|_| StoreError::WriterGone)?
-            .map_err(|source| StoreError::GroupCommit { source })
+        self.record_job(id, vc_id, start_ms, body, false).await
+    }
+
+    async fn open_call_record(
+        &self,
+        id: &str,
+        vc_id: &str,
+        start_ms: i64,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.record_job(id, vc_id, start_ms, body, true).await
     }
 
     async fn delete_call_records_before(&self, before_ms: i64) -> Result<u64, StoreError> {

@@ -212,6 +212,7 @@ suite!(
     call_records_are_listed_per_connector_in_order,
     call_records_older_than_retention_are_deleted,
     concurrent_call_records_all_land_and_survive_reconnect,
+    open_call_records_are_replaced_by_the_final_one_never_the_reverse,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1169,6 +1170,43 @@ async fn call_records_are_listed_per_connector_in_order(db: &Db) {
             .expect("none")
             .is_empty()
     );
+}
+
+async fn open_call_records_are_replaced_by_the_final_one_never_the_reverse(db: &Db) {
+    let repo = &db.repo;
+    let doc = |id: &str, status: &str| serde_json::json!({ "TransactionId": id, "Status": status });
+    let status = |v: Vec<serde_json::Value>, id: &str| -> String {
+        v.iter()
+            .find(|r| r["TransactionId"] == id)
+            .map(|r| r["Status"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    // Answered, then ended: the final record replaces the open one.
+    repo.open_call_record("o1", "vc-o", 1_000, &doc("o1", "InProgress"))
+        .await
+        .expect("open");
+    let open = repo
+        .list_call_records(Some("vc-o"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(status(open, "o1"), "InProgress");
+    repo.insert_call_record("o1", "vc-o", 1_000, &doc("o1", "Completed"))
+        .await
+        .expect("final");
+    // The final record got there first (two writers racing): the open one is ignored.
+    repo.insert_call_record("o2", "vc-o", 1_000, &doc("o2", "Completed"))
+        .await
+        .expect("final first");
+    repo.open_call_record("o2", "vc-o", 1_000, &doc("o2", "InProgress"))
+        .await
+        .expect("open late");
+    let all = repo
+        .list_call_records(Some("vc-o"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(status(all.clone(), "o1"), "Completed");
+    assert_eq!(status(all, "o2"), "Completed");
 }
 
 async fn call_records_older_than_retention_are_deleted(db: &Db) {
