@@ -46,6 +46,13 @@
 //! calls beyond [`UaConfig::max_calls`] 503. [`stamp_via`] adds received/rport (RFC 3581);
 //! [`UriRef::equivalent`] compares URIs per §19.1.4.
 //!
+//! # Identifiers
+//!
+//! Branches, tags, Call-IDs and cnonces come from [`IdGenerator`], a CSPRNG: 128 random
+//! bits per tag and Call-ID, so a dialog cannot be guessed from others. A server builds its
+//! UA with [`UserAgent::with_ids`]`(cfg, IdGenerator::from_os())`; `UserAgent::new(cfg,
+//! seed)` is reproducible, for tests.
+//!
 //! # Writing header values
 //!
 //! [`HeaderValue`] builds values with parameters (name-addr with display name and URI,
@@ -75,6 +82,7 @@ pub mod auth;
 pub mod dialog;
 mod error;
 mod headers;
+mod ids;
 pub mod log;
 mod message;
 mod params;
@@ -92,6 +100,7 @@ pub use dialog::{
 };
 pub use error::{Disposition, ParseError, ParseErrorKind, StartKind, bad_request_response};
 pub use headers::{HeaderName, Headers};
+pub use ids::IdGenerator;
 pub use message::{Message, Method, Request, Response, reason_phrase};
 pub use params::{ParamIter, Params};
 pub use parse::{ParseLimits, StreamParse, parse_datagram, parse_stream};

@@ -37,6 +37,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::headers::HeaderName;
+use crate::ids::IdGenerator;
 use crate::message::{Message, Method, Request, Response};
 use crate::transaction::{
     Event, Peer, Timer, TransactionConfig, TransactionKey, TransactionLayer, Transmit,
@@ -463,10 +464,17 @@ fn via_for(peer: &Peer, branch: &str) -> String {
 }
 
 impl UserAgent {
-    /// A UA; `seed` must be random (branches, tags and Call-IDs derive from it).
+    /// A UA whose branches, tags and Call-IDs follow from `seed` ([`IdGenerator::seeded`]):
+    /// reproducible, for tests. A server uses [`UserAgent::with_ids`] with
+    /// [`IdGenerator::from_os`].
     pub fn new(cfg: UaConfig, seed: u64) -> Self {
+        Self::with_ids(cfg, IdGenerator::seeded(seed))
+    }
+
+    /// A UA drawing branches, tags and Call-IDs from `ids`.
+    pub fn with_ids(cfg: UaConfig, ids: IdGenerator) -> Self {
         UserAgent {
-            txn: TransactionLayer::new(cfg.transaction, seed),
+            txn: TransactionLayer::with_ids(cfg.transaction, ids),
             cfg,
             calls: HashMap::new(),
             by_id: HashMap::new(),

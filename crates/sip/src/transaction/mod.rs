@@ -80,9 +80,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::error::{ParseError, bad_request_response};
+use crate::ids::IdGenerator;
 use crate::message::{Message, Request, Response};
 use crate::parse::parse_datagram;
-use crate::typed::MAGIC_COOKIE;
 
 use limits::{Bucket, Usage, request_size};
 pub use limits::{
@@ -151,8 +151,7 @@ pub struct TransactionLayer {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_key: u64,
-    branch_seed: u64,
-    branch_counter: u64,
+    ids: IdGenerator,
 }
 
 impl fmt::Debug for TransactionLayer {
@@ -166,16 +165,16 @@ impl fmt::Debug for TransactionLayer {
     }
 }
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
 impl TransactionLayer {
-    /// A layer with `branch_seed` (pass a random number: branches must be unique across
-    /// restarts, RFC 3261 §8.1.1.7).
-    pub fn new(cfg: TransactionConfig, branch_seed: u64) -> Self {
+    /// A layer whose branches come from [`IdGenerator::seeded`]`(seed)`: reproducible,
+    /// for tests. A server uses [`TransactionLayer::with_ids`] with
+    /// [`IdGenerator::from_os`].
+    pub fn new(cfg: TransactionConfig, seed: u64) -> Self {
+        Self::with_ids(cfg, IdGenerator::seeded(seed))
+    }
+
+    /// A layer drawing branches, tags and Call-IDs from `ids`.
+    pub fn with_ids(cfg: TransactionConfig, ids: IdGenerator) -> Self {
         TransactionLayer {
             cfg,
             txns: HashMap::new(),
@@ -190,8 +189,7 @@ impl TransactionLayer {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_key: 1,
-            branch_seed,
-            branch_counter: 0,
+            ids,
         }
     }
 
@@ -202,19 +200,12 @@ impl TransactionLayer {
 
     /// A fresh `z9hG4bK...` branch (RFC 3261 §8.1.1.7).
     pub fn new_branch(&mut self) -> String {
-        self.branch_counter += 1;
-        let a = splitmix(self.branch_seed ^ self.branch_counter);
-        let b = splitmix(a ^ self.branch_counter.rotate_left(17));
-        format!("{MAGIC_COOKIE}{a:016x}{:08x}", b as u32)
+        self.ids.branch()
     }
 
-    /// A fresh tag or Call-ID fragment derived from the same generator.
+    /// A fresh tag, Call-ID local part or cnonce (128 random bits, [`IdGenerator`]).
     pub fn new_token(&mut self) -> String {
-        self.branch_counter += 1;
-        format!(
-            "{:016x}",
-            splitmix(self.branch_seed.rotate_left(7) ^ self.branch_counter)
-        )
+        self.ids.token()
     }
 
     /// Number of live transactions.
