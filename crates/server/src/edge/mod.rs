@@ -197,7 +197,7 @@ pub async fn start(
         .max(t.max_transaction_bytes_per_source.saturating_mul(2));
     t.reflection_guard = true;
     let edge = Edge {
-        ua: UserAgent::new(ua_cfg, rand::random()),
+        ua: UserAgent::with_ids(ua_cfg, sip::IdGenerator::from_os()),
         table: CallTable::new(TableConfig::default()),
         legs: HashMap::new(),
         browsers: 0,
