@@ -278,12 +278,18 @@ class MeetingServer:
         timeout: float = 10.0,
         meeting_id: str | None = None,
         attendee_id: str | None = None,
+        include_open: bool = False,
     ) -> list[dict]:
-        """The call records `call_records(vc_id, meeting_id, attendee_id)` once there are
-        at least `n` (or after `timeout`): a record is stored when its call has ended."""
+        """The finished call records `call_records(vc_id, meeting_id, attendee_id)` once
+        there are at least `n` (or after `timeout`): a call's record is stored open
+        (Status InProgress) at answer and finished when the call ends; open ones are left
+        out unless `include_open`."""
         deadline = time.monotonic() + timeout
         while True:
-            recs = self.call_records(vc_id, meeting_id, attendee_id)
+            recs = [
+                r for r in self.call_records(vc_id, meeting_id, attendee_id)
+                if include_open or r.get("Status") != "InProgress"
+            ]
             if len(recs) >= n or time.monotonic() > deadline:
                 return recs
             time.sleep(0.1)
@@ -329,7 +335,7 @@ def serve(work: Path, extra_args: tuple[str, ...] = (), label: str = "vc", rtp_s
     it with SIGTERM and fails on a panic in its log."""
     binary = find_binary()
     data_dir = work / "data"
-    data_dir.mkdir()
+    data_dir.mkdir(exist_ok=True)  # a restart on the same data keeps it
     log_path = work / "server.log"
     rtp_low, rtp_high = free_rtp_range(rtp_size)
     env = dict(os.environ, NO_COLOR="1", RUST_BACKTRACE="1")

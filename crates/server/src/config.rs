@@ -110,6 +110,10 @@ pub struct Settings {
     /// forever [default: 90]
     #[arg(long, env = "VC_CALL_RECORD_RETENTION_DAYS")]
     pub call_record_retention_days: Option<u32>,
+    /// Seconds calls may go on after SIGTERM (new calls get 503 with Retry-After meanwhile)
+    /// before they get BYE with a Reason [default: 20]
+    #[arg(long, env = "VC_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<u32>,
     /// TLS certificate chain (PEM) for SIP over TLS [default: issued by the development CA]
     #[arg(long, env = "VC_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -138,6 +142,7 @@ struct FileSettings {
     sip_max_transactions_per_source: Option<usize>,
     sip_drop_unallowed_sources: Option<bool>,
     call_record_retention_days: Option<u32>,
+    drain_timeout: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -164,6 +169,8 @@ pub struct Config {
     pub sip_drop_unallowed_sources: bool,
     /// 0: call records are kept forever.
     pub call_record_retention_days: u32,
+    /// Seconds calls may go on after SIGTERM.
+    pub drain_timeout: u32,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -264,6 +271,7 @@ impl Settings {
                 .call_record_retention_days
                 .or(file.call_record_retention_days)
                 .unwrap_or(90),
+            drain_timeout: self.drain_timeout.or(file.drain_timeout).unwrap_or(20),
             meeting_idle_timeout: self
                 .meeting_idle_timeout
                 .or(file.meeting_idle_timeout)

@@ -50,6 +50,14 @@ impl CdrSeed {
         }
     }
 
+    /// The record of a call just answered: `InProgress`, no end time yet.
+    pub fn open(&self, status_code: u16) -> CallRecord {
+        let mut rec = self.finish("InProgress", status_code, None);
+        rec.end_time = String::new();
+        rec.duration_seconds = 0;
+        rec
+    }
+
     /// The finished record.
     pub fn finish(&self, status: &str, status_code: u16, reason: Option<String>) -> CallRecord {
         let end = domain::timestamp::now_millis();
@@ -80,43 +88,136 @@ impl CdrSeed {
 /// Hands records to the writer task.
 #[derive(Clone)]
 pub struct RecordWriter {
-    tx: mpsc::Sender<(CallRecord, i64)>,
+    tx: mpsc::Sender<Job>,
+    /// Records queued or being stored, so a shutdown can wait for them.
+    pending: Arc<Pending>,
+}
+
+struct Job {
+    rec: CallRecord,
+    start_ms: i64,
+    /// The open record written at answer (never replaces the final one).
+    open: bool,
+}
+
+#[derive(Default)]
+struct Pending {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// See [`RecordWriter::hold`].
+pub struct Hold(Arc<Pending>);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.done();
+    }
+}
+
+impl Pending {
+    fn done(&self) {
+        if self.count.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
 }
 
 impl RecordWriter {
     /// Starts the writer task.
     pub fn start(repo: Arc<dyn store::Repository>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<(CallRecord, i64)>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
+        let pending = Arc::new(Pending::default());
+        let p = pending.clone();
         tokio::spawn(async move {
-            while let Some((rec, start_ms)) = rx.recv().await {
+            while let Some(job) = rx.recv().await {
                 let repo = repo.clone();
+                let p = p.clone();
                 // The store groups concurrent records into one transaction: keep many in
                 // flight.
-                tokio::spawn(async move { store(&repo, rec, start_ms).await });
+                tokio::spawn(async move {
+                    store(&repo, job).await;
+                    p.done();
+                });
             }
         });
-        RecordWriter { tx }
+        RecordWriter { tx, pending }
     }
 
-    /// Queues a record; waits while the queue is full (a record is never dropped).
+    /// Queues a call's final record; waits while the queue is full (a record is never
+    /// dropped).
     pub async fn write(&self, rec: CallRecord, start_ms: i64) {
-        if let Err(mpsc::error::SendError((rec, _))) = self.tx.send((rec, start_ms)).await {
-            let doc = serde_json::to_string(&rec).unwrap_or_default();
+        self.queue(Job {
+            rec,
+            start_ms,
+            open: false,
+        })
+        .await
+    }
+
+    /// Queues the open record of a call just answered, so that a crash still leaves one.
+    pub async fn open(&self, rec: CallRecord, start_ms: i64) {
+        self.queue(Job {
+            rec,
+            start_ms,
+            open: true,
+        })
+        .await
+    }
+
+    async fn queue(&self, job: Job) {
+        self.pending
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(job).await {
+            self.pending.done();
+            let doc = serde_json::to_string(&job.rec).unwrap_or_default();
             tracing::error!(record = %doc, "call-record writer is gone; the record is in this log line instead");
         }
+    }
+
+    /// Counts as a record on its way until dropped: a task that will write a record takes
+    /// one before it is spawned, so [`Self::flush`] waits for it too.
+    pub fn hold(&self) -> Hold {
+        self.pending
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Hold(self.pending.clone())
+    }
+
+    /// Waits until every queued record is stored (or `limit` passes); true when none is left.
+    pub async fn flush(&self, limit: std::time::Duration) -> bool {
+        let wait = async {
+            loop {
+                let idle = self.pending.idle.notified();
+                if self.pending.count.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
     }
 }
 
 /// Writes a call record, retrying a few times: a record is never dropped silently.
-async fn store(repo: &Arc<dyn store::Repository>, rec: CallRecord, start_ms: i64) {
+async fn store(repo: &Arc<dyn store::Repository>, job: Job) {
+    let Job {
+        rec,
+        start_ms,
+        open,
+    } = job;
     let Ok(doc) = serde_json::to_value(&rec) else {
         return;
     };
     for attempt in 0..5u32 {
-        match repo
-            .insert_call_record(&rec.transaction_id, &rec.voice_connector_id, start_ms, &doc)
-            .await
-        {
+        let (id, vc) = (&rec.transaction_id, &rec.voice_connector_id);
+        let stored = if open {
+            repo.open_call_record(id, vc, start_ms, &doc).await
+        } else {
+            repo.insert_call_record(id, vc, start_ms, &doc).await
+        };
+        match stored {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(transaction = %rec.transaction_id, attempt, error = %e, "storing the call record failed; retrying");

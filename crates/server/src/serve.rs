@@ -32,6 +32,9 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// How long a shutdown waits for the last call records to be stored.
+const RECORD_FLUSH: Duration = Duration::from_secs(10);
+
 /// A running server: the API and signaling on one HTTP listener, the SIP edge, the
 /// WebRTC port and the background drivers.
 pub struct Server {
@@ -41,6 +44,8 @@ pub struct Server {
     pub meetings: Arc<crate::directory::Meetings>,
     pub webrtc: Arc<crate::webrtc_port::WebRtcPort>,
     edge: crate::edge::SipEdge,
+    records: crate::records::RecordWriter,
+    drain_timeout: u32,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: Arc<tokio::sync::Notify>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -58,6 +63,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 impl Server {
     /// Stops taking requests, lets the HTTP connections finish, and stops the rest.
     pub async fn stop(self) -> anyhow::Result<()> {
+        // Calls first: no new ones, the live ones get their drain time, then BYE; their
+        // records are stored before anything else stops.
+        self.controller
+            .drain(Duration::from_secs(u64::from(self.drain_timeout)))
+            .await;
+        if !self.records.flush(RECORD_FLUSH).await {
+            tracing::error!("call records were still being stored when the shutdown went on");
+        }
         self.stop.notify_one();
         let served = self.http_task.await;
         for t in self.tasks {
@@ -117,6 +130,7 @@ impl Server {
             events_tx,
             Arc::new(MeetingMetrics(metrics.clone())),
         );
+        let records = crate::records::RecordWriter::start(repo.clone());
         let ctx = crate::edge::JoinContext {
             admission: Arc::new(admission),
             meetings: meetings.clone(),
@@ -125,7 +139,7 @@ impl Server {
                 cfg.rtp_ports.1,
             )),
             media_ip: cfg.media_ip,
-            records: crate::records::RecordWriter::start(repo.clone()),
+            records: records.clone(),
             metrics: metrics.clone(),
             refusals: Default::default(),
         };
@@ -193,6 +207,8 @@ impl Server {
             meetings,
             webrtc,
             edge,
+            records,
+            drain_timeout: cfg.drain_timeout,
             http_task,
             stop,
             tasks: vec![sweeper, webrtc_task, control_task, metrics_task, retention],

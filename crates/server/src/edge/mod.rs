@@ -9,6 +9,7 @@
 //! Browser sessions, meeting tasks and the API's control events reach the table through
 //! the same channel ([`Controller`]).
 
+mod control;
 mod join;
 mod legs;
 mod options;
@@ -18,10 +19,10 @@ pub mod wire;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use calls::{Answer, Attachment, CallTable, Command, Endpoint, LegId, Member, TableConfig};
+use calls::{Answer, Attachment, CallTable, Command, Endpoint, JoinError, LegId, TableConfig};
 use sip::{Body, CallKey, HeaderName, Method, Peer, TransportKind, UaConfig, UaEvent, UserAgent};
 use sip_transport::{Inbound, Outbound, TlsConfig, Transport, TransportConfig, Transports};
 use tokio::sync::{mpsc, oneshot};
@@ -29,106 +30,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Config;
 use crate::meeting::{MeetingEvent, MeetingMsg};
 
+pub use control::{Controller, Input, MetricsTarget};
 pub use join::JoinContext;
 use join::JoinOutcome;
 use legs::{Release, SipLeg};
-
-/// What reaches the edge task besides SIP.
-pub enum Input {
-    /// An INVITE's admission and join finished.
-    Joined {
-        leg: LegId,
-        outcome: JoinOutcome,
-    },
-    /// A delayed offer's leg went into its mixer (or could not).
-    Attached {
-        leg: LegId,
-        meeting: Option<mpsc::Sender<MeetingMsg>>,
-    },
-    /// Answer a request outside the INVITE dialogs (OPTIONS).
-    Respond {
-        txn: sip::TransactionKey,
-        response: sip::Response,
-    },
-    /// A browser attendee's session joined the meeting's audio.
-    BrowserOpen {
-        session: u64,
-        member: Member,
-        reply: oneshot::Sender<LegId>,
-    },
-    /// A browser attendee's session closed.
-    BrowserClosed {
-        leg: LegId,
-        dropped: bool,
-    },
-    DeleteAttendee(String),
-    DeleteMeeting(String),
-    /// Meetings with legs here (for the auto-end sweep).
-    Meetings(oneshot::Sender<Vec<String>>),
-    /// The SIP legs whose connectors log media metrics.
-    MetricsTargets(oneshot::Sender<Vec<MetricsTarget>>),
-}
-
-/// A leg due a media-metrics record.
-pub struct MetricsTarget {
-    pub leg: LegId,
-    pub meeting: mpsc::Sender<MeetingMsg>,
-    pub meeting_id: String,
-    pub cdr: crate::records::CdrSeed,
-}
-
-/// How the rest of the server reaches the call controller.
-#[derive(Clone)]
-pub struct Controller {
-    tx: mpsc::Sender<Input>,
-}
-
-impl Controller {
-    async fn send(&self, input: Input) {
-        if self.tx.send(input).await.is_err() {
-            tracing::debug!("the SIP edge has stopped");
-        }
-    }
-
-    /// A browser attendee joins; an older leg of the same attendee is ended.
-    pub async fn browser_open(&self, session: u64, member: Member) -> Option<LegId> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Input::BrowserOpen {
-            session,
-            member,
-            reply,
-        })
-        .await;
-        rx.await.ok()
-    }
-
-    pub async fn browser_closed(&self, leg: LegId, dropped: bool) {
-        self.send(Input::BrowserClosed { leg, dropped }).await;
-    }
-
-    pub async fn delete_attendee(&self, attendee_id: &str) {
-        self.send(Input::DeleteAttendee(attendee_id.to_string()))
-            .await;
-    }
-
-    pub async fn delete_meeting(&self, meeting_id: &str) {
-        self.send(Input::DeleteMeeting(meeting_id.to_string()))
-            .await;
-    }
-
-    /// Meetings with at least one leg on this node.
-    pub async fn meetings(&self) -> Vec<String> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Input::Meetings(reply)).await;
-        rx.await.unwrap_or_default()
-    }
-
-    pub async fn metrics_targets(&self) -> Vec<MetricsTarget> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Input::MetricsTargets(reply)).await;
-        rx.await.unwrap_or_default()
-    }
-}
 
 /// A running SIP edge.
 pub struct SipEdge {
@@ -212,6 +117,7 @@ pub async fn start(
         outbox: outbox::Outbox::new(transports.clone()),
         tx: tx.clone(),
         call_ids: HashMap::new(),
+        draining: None,
     };
     let task = tokio::spawn(edge.run(inbound, rx, events));
     Ok(SipEdge {
@@ -237,6 +143,31 @@ struct Edge {
     tx: mpsc::Sender<Input>,
     /// Call-IDs of calls whose SIP messages are being logged.
     call_ids: HashMap<CallKey, String>,
+    /// Set once a shutdown began.
+    draining: Option<Draining>,
+}
+
+/// A shutdown in progress: no new calls; what is left is hung up at `hang_up_at`.
+struct Draining {
+    hang_up_at: Instant,
+    hung_up: bool,
+    /// After our BYEs, a moment for their answers (and UDP retransmissions).
+    linger_until: Option<Instant>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+/// How long the edge keeps running after its last BYE of a shutdown.
+const BYE_LINGER: Duration = Duration::from_millis(1500);
+
+impl Draining {
+    fn next(&self) -> Option<Instant> {
+        self.done.as_ref()?;
+        if !self.hung_up {
+            Some(self.hang_up_at)
+        } else {
+            self.linger_until
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -254,10 +185,14 @@ impl Edge {
         mut events: mpsc::Receiver<MeetingEvent>,
     ) {
         loop {
-            let deadline = [self.ua.poll_timeout(), self.table.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline = [
+                self.ua.poll_timeout(),
+                self.table.poll_timeout(),
+                self.draining.as_ref().and_then(Draining::next),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             tokio::select! {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
@@ -284,12 +219,14 @@ impl Edge {
                     self.table.handle_timeout(now);
                 }
             }
-            self.drain().await;
+            self.check_drain(Instant::now());
+            self.pump().await;
+            self.check_drain(Instant::now());
         }
     }
 
-    /// Drains the UA and the table until neither has anything more.
-    async fn drain(&mut self) {
+    /// Moves the UA's and the table's output until neither has anything more.
+    async fn pump(&mut self) {
         loop {
             let mut moved = false;
             while let Some(ev) = self.ua.poll_event() {
@@ -380,6 +317,19 @@ impl Edge {
             Input::Meetings(reply) => {
                 let _ = reply.send(self.table.meetings());
             }
+            Input::Drain { grace, done } => {
+                tracing::info!(
+                    legs = self.table.len(),
+                    grace_secs = grace.as_secs(),
+                    "draining: new calls get 503; calls still up then get BYE"
+                );
+                self.draining = Some(Draining {
+                    hang_up_at: now + grace,
+                    hung_up: false,
+                    linger_until: None,
+                    done: Some(done),
+                });
+            }
             Input::MetricsTargets(reply) => {
                 let due = self
                     .legs
@@ -407,12 +357,22 @@ impl Edge {
                 request,
                 peer,
             } => {
+                let leg = self.table.sip_incoming(now, call);
+                if self.draining.is_some() {
+                    self.ctx.metrics.counter_add(
+                        "vc_calls_refused_total",
+                        "reason=\"shutting_down\"",
+                        1,
+                    );
+                    self.table
+                        .sip_join_failed(now, leg, JoinError::ShuttingDown);
+                    return;
+                }
                 if self.ctx.admission.siplog.is_some()
                     && let Some(id) = request.headers.get(HeaderName::CallId)
                 {
                     self.call_ids.insert(call, id.to_string());
                 }
-                let leg = self.table.sip_incoming(now, call);
                 let ctx = self.ctx.clone();
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
@@ -421,10 +381,11 @@ impl Edge {
                 });
             }
             UaEvent::Confirmed { call, ack } => {
-                if self.table.leg_of_sip(call).is_some() {
+                if let Some(leg) = self.table.leg_of_sip(call) {
                     self.ctx
                         .metrics
                         .counter_add("vc_calls_answered_total", "", 1);
+                    self.open_record(leg);
                 }
                 self.table.sip_confirmed(now, call, &ack.body);
             }
@@ -486,6 +447,53 @@ impl Edge {
             UaEvent::Prack { .. }
             | UaEvent::Provisional { .. }
             | UaEvent::InDialogResponse { .. } => {}
+        }
+    }
+
+    /// A call just answered gets its open record now, so that a crash still leaves one.
+    fn open_record(&self, leg: LegId) {
+        let Some(l) = self.legs.get(&leg) else { return };
+        let mut rec = l.cdr.open(200);
+        rec.meeting_id = Some(l.member.meeting_id.clone());
+        rec.attendee_id = Some(l.member.attendee_id.clone());
+        if let Some(n) = &l.negotiated {
+            rec.codec = Some(n.codec.clone());
+            rec.srtp_suite = n.srtp_suite.clone();
+        }
+        let start = l.cdr.start_ms;
+        let (records, hold) = (self.ctx.records.clone(), self.ctx.records.hold());
+        tokio::spawn(async move {
+            records.open(rec, start).await;
+            drop(hold);
+        });
+    }
+
+    /// A shutdown's steps: hang up what is left when the grace time is over, then report
+    /// once the table is empty (and our BYEs had a moment for their answers).
+    fn check_drain(&mut self, now: Instant) {
+        let Some(d) = self.draining.as_mut() else {
+            return;
+        };
+        if d.done.is_none() {
+            return;
+        }
+        if !d.hung_up && now >= d.hang_up_at {
+            d.hung_up = true;
+            tracing::info!(legs = self.table.len(), "drain time over: hanging up the calls left");
+            self.table.shut_down(now);
+            return;
+        }
+        if !self.table.is_empty() {
+            return;
+        }
+        if d.hung_up && d.linger_until.is_none() {
+            d.linger_until = Some(now + BYE_LINGER);
+        }
+        if d.linger_until.is_none_or(|t| now >= t) {
+            tracing::info!("drained: no calls left");
+            if let Some(done) = d.done.take() {
+                let _ = done.send(());
+            }
         }
     }
 
@@ -562,7 +570,11 @@ impl Edge {
                 Endpoint::SipUas(_) | Endpoint::SipUac(_) => {
                     if let Some(media) = self.legs.remove(&leg) {
                         let release = self.release.clone();
-                        tokio::spawn(async move { release.sip_leg(leg, media, end).await });
+                        let hold = self.release.records.hold();
+                        tokio::spawn(async move {
+                            release.sip_leg(leg, media, end).await;
+                            drop(hold);
+                        });
                     }
                 }
             },

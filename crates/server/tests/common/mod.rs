@@ -79,6 +79,7 @@ impl TestServer {
             sip_max_transactions_per_source: 1000,
             sip_drop_unallowed_sources: false,
             call_record_retention_days: 90,
+            drain_timeout: 1,
             tls_cert: None,
             tls_key: None,
         };

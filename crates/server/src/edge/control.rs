@@ -1,0 +1,123 @@
+//! How the rest of the server reaches the edge task: [`Input`] messages, sent through the
+//! [`Controller`] handle.
+
+use std::time::Duration;
+
+use calls::{LegId, Member};
+use tokio::sync::{mpsc, oneshot};
+
+use super::join::JoinOutcome;
+use crate::meeting::MeetingMsg;
+
+/// What reaches the edge task besides SIP.
+pub enum Input {
+    /// An INVITE's admission and join finished.
+    Joined {
+        leg: LegId,
+        outcome: JoinOutcome,
+    },
+    /// A delayed offer's leg went into its mixer (or could not).
+    Attached {
+        leg: LegId,
+        meeting: Option<mpsc::Sender<MeetingMsg>>,
+    },
+    /// Answer a request outside the INVITE dialogs (OPTIONS).
+    Respond {
+        txn: sip::TransactionKey,
+        response: sip::Response,
+    },
+    /// A browser attendee's session joined the meeting's audio.
+    BrowserOpen {
+        session: u64,
+        member: Member,
+        reply: oneshot::Sender<LegId>,
+    },
+    /// A browser attendee's session closed.
+    BrowserClosed {
+        leg: LegId,
+        dropped: bool,
+    },
+    DeleteAttendee(String),
+    DeleteMeeting(String),
+    /// Meetings with legs here (for the auto-end sweep).
+    Meetings(oneshot::Sender<Vec<String>>),
+    /// The SIP legs whose connectors log media metrics.
+    MetricsTargets(oneshot::Sender<Vec<MetricsTarget>>),
+    /// Stop taking calls (503 with Retry-After); hang up what is left after `grace`;
+    /// `done` answers once every leg is released.
+    Drain {
+        grace: Duration,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A leg due a media-metrics record.
+pub struct MetricsTarget {
+    pub leg: LegId,
+    pub meeting: mpsc::Sender<MeetingMsg>,
+    pub meeting_id: String,
+    pub cdr: crate::records::CdrSeed,
+}
+
+/// How the rest of the server reaches the call controller.
+#[derive(Clone)]
+pub struct Controller {
+    pub(super) tx: mpsc::Sender<Input>,
+}
+
+impl Controller {
+    async fn send(&self, input: Input) {
+        if self.tx.send(input).await.is_err() {
+            tracing::debug!("the SIP edge has stopped");
+        }
+    }
+
+    /// A browser attendee joins; an older leg of the same attendee is ended.
+    pub async fn browser_open(&self, session: u64, member: Member) -> Option<LegId> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::BrowserOpen {
+            session,
+            member,
+            reply,
+        })
+        .await;
+        rx.await.ok()
+    }
+
+    pub async fn browser_closed(&self, leg: LegId, dropped: bool) {
+        self.send(Input::BrowserClosed { leg, dropped }).await;
+    }
+
+    pub async fn delete_attendee(&self, attendee_id: &str) {
+        self.send(Input::DeleteAttendee(attendee_id.to_string()))
+            .await;
+    }
+
+    pub async fn delete_meeting(&self, meeting_id: &str) {
+        self.send(Input::DeleteMeeting(meeting_id.to_string()))
+            .await;
+    }
+
+    /// Meetings with at least one leg on this node.
+    pub async fn meetings(&self) -> Vec<String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::Meetings(reply)).await;
+        rx.await.unwrap_or_default()
+    }
+
+    pub async fn metrics_targets(&self) -> Vec<MetricsTarget> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::MetricsTargets(reply)).await;
+        rx.await.unwrap_or_default()
+    }
+
+    /// Drains the edge for a shutdown: new INVITEs get 503 with Retry-After, calls still
+    /// up after `grace` get BYE with `Reason: SIP;cause=503;text="server shutting down"`.
+    /// Returns once every leg is released (their records queued), or after `grace` plus
+    /// a few seconds.
+    pub async fn drain(&self, grace: Duration) {
+        let (done, rx) = oneshot::channel();
+        self.send(Input::Drain { grace, done }).await;
+        let _ = tokio::time::timeout(grace + Duration::from_secs(5), rx).await;
+    }
+}
