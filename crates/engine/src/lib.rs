@@ -18,10 +18,9 @@
 //! same `handle_packet` / `poll_transmit` path as any leg.
 #![forbid(unsafe_code)]
 
+mod leg;
 mod meeting;
 pub mod webrtc;
 
-pub use meeting::{
-    Direction, EngineConfig, EngineError, EngineEvent, LegConfig, LegId, LegStats, MeetingMedia,
-    SrtpKeys, Transmit, WebRtcAnswer,
-};
+pub use leg::{Direction, LegConfig, LegId, LegStats, SrtpKeys, Transmit};
+pub use meeting::{EngineConfig, EngineError, EngineEvent, MeetingMedia, WebRtcAnswer};

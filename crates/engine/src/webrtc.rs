@@ -21,7 +21,7 @@
 //! the streams it sends, CNAME and MSID, the SDP session id, the ICE tie-breaker, STUN
 //! transaction ids) from fastrand's thread-local generator: each leg keeps its own fastrand
 //! state, seeded from the meeting's generator, and swaps it in around every call into str0m
-//! ([`Str0mRng`]), so those follow the meeting's seed too, and neither disturb nor are
+//! (`Str0mRng`), so those follow the meeting's seed too, and neither disturb nor are
 //! disturbed by other code on the thread. What is not seeded is cryptographic: the DTLS
 //! certificate's key pair ([`generate_certificate`]), and the DTLS handshake's randoms,
 //! keys and retransmission jitter inside str0m's DTLS stack (and an SCTP association's
