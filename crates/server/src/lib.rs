@@ -9,6 +9,8 @@
 //! - [`records`]: the call-record writer;
 //! - [`ports`]: the RTP port pool;
 //! - [`media_metrics`]: the media-metrics writer;
+//! - [`sweeps`]: deletions ending calls (reconciled with the store), meeting auto-end,
+//!   call-record retention;
 //! - [`signaling`] and [`browser`]: browser attendees' WebSocket sessions and legs, with
 //!   [`webrtc_port`], the UDP port all WebRTC legs share.
 
@@ -26,4 +28,5 @@ pub mod secrets;
 pub mod serve;
 pub mod signaling;
 pub mod siplog;
+pub mod sweeps;
 pub mod webrtc_port;

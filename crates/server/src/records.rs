@@ -190,7 +190,12 @@ impl RecordWriter {
         let wait = async {
             loop {
                 let idle = self.pending.idle.notified();
-                if self.pending.count.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                if self
+                    .pending
+                    .count
+                    .load(std::sync::atomic::Ordering::Acquire)
+                    == 0
+                {
                     return;
                 }
                 idle.await;

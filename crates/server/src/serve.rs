@@ -32,6 +32,10 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// How often calls are checked against the store for meetings and attendees deleted
+/// elsewhere (another node) or missed on the event channel.
+const RECONCILE_PERIOD: Duration = Duration::from_secs(5);
+
 /// How long a shutdown waits for the last call records to be stored.
 const RECORD_FLUSH: Duration = Duration::from_secs(10);
 
@@ -162,21 +166,27 @@ impl Server {
             .with_context(|| format!("binding the WebRTC port {}", cfg.webrtc_udp))?;
         tracing::info!(addr = %webrtc.local_addr()?, "WebRTC (browser attendees) listening");
         let webrtc_task = tokio::spawn(webrtc.clone().run());
-        let control_task = tokio::spawn(forward_control_events(
+        let control_task = tokio::spawn(crate::sweeps::forward_control_events(
             state.events.subscribe(),
             controller.clone(),
+            repo.clone(),
+        ));
+        let reconcile_task = tokio::spawn(crate::sweeps::reconcile_every(
+            repo.clone(),
+            controller.clone(),
+            RECONCILE_PERIOD,
         ));
         let metrics_task = tokio::spawn(crate::media_metrics::run(
             controller.clone(),
             cfg.data_dir.join("logs"),
             Duration::from_secs(u64::from(cfg.media_metrics_interval)),
         ));
-        let sweeper = tokio::spawn(sweep_meetings(
+        let sweeper = tokio::spawn(crate::sweeps::sweep_meetings(
             state.clone(),
             controller.clone(),
             i64::from(cfg.meeting_idle_timeout),
         ));
-        let retention = tokio::spawn(sweep_call_records(
+        let retention = tokio::spawn(crate::sweeps::sweep_call_records(
             repo.clone(),
             cfg.call_record_retention_days,
         ));
@@ -211,7 +221,14 @@ impl Server {
             drain_timeout: cfg.drain_timeout,
             http_task,
             stop,
-            tasks: vec![sweeper, webrtc_task, control_task, metrics_task, retention],
+            tasks: vec![
+                sweeper,
+                webrtc_task,
+                control_task,
+                reconcile_task,
+                metrics_task,
+                retention,
+            ],
         })
     }
 }
@@ -239,81 +256,6 @@ impl crate::meeting::MeetingObserver for MeetingMetrics {
     }
     fn webrtc_connected(&self) {
         self.0.counter_add("vc_webrtc_connected_total", "", 1);
-    }
-}
-
-/// Deleted meetings and attendees end their calls.
-pub async fn forward_control_events(
-    mut rx: tokio::sync::broadcast::Receiver<api::ControlEvent>,
-    controller: crate::edge::Controller,
-) {
-    loop {
-        match rx.recv().await {
-            Ok(api::ControlEvent::MeetingDeleted { meeting_id }) => {
-                controller.delete_meeting(&meeting_id).await
-            }
-            Ok(api::ControlEvent::AttendeeDeleted { attendee_id, .. }) => {
-                controller.delete_attendee(&attendee_id).await
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "control events lagged");
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-        }
-    }
-}
-
-/// Ends meetings that AWS's auto-end rules say are over, every 30 seconds.
-/// Meetings with calls on this node count as having audio; the others end after `idle_secs`
-/// without one (several nodes sharing a database each refresh their own meetings).
-async fn sweep_meetings(
-    state: Arc<api::AppState>,
-    controller: crate::edge::Controller,
-    idle_secs: i64,
-) {
-    let period = Duration::from_secs((idle_secs as u64 / 4).clamp(1, 30));
-    let mut tick = tokio::time::interval(period);
-    loop {
-        tick.tick().await;
-        let now = domain::timestamp::now_millis();
-        for id in controller.meetings().await {
-            if let Err(e) = state.repo.touch_meeting_audio(&id, now).await {
-                tracing::warn!(meeting = %id, error = %e, "could not record audio activity");
-            }
-        }
-        match state.repo.list_meetings().await {
-            Ok(meetings) => {
-                for m in meetings.iter().filter(|m| m.expired(now, Some(idle_secs))) {
-                    if let Err(e) = api::end_meeting(&state, &m.meeting.meeting_id).await {
-                        tracing::warn!(meeting = %m.meeting.meeting_id, error = %e, "auto-end failed");
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "auto-end sweep could not list meetings"),
-        }
-    }
-}
-
-/// Deletes call records older than `days` (0: keeps them forever), at start and hourly.
-async fn sweep_call_records(repo: Arc<dyn Repository>, days: u32) {
-    if days == 0 {
-        return;
-    }
-    let keep_ms = i64::from(days) * 86_400_000;
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let before = domain::timestamp::now_millis() - keep_ms;
-        match repo.delete_call_records_before(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                deleted = n,
-                days,
-                "call records past their retention deleted"
-            ),
-            Err(e) => tracing::warn!(error = %e, "call-record retention sweep failed"),
-        }
     }
 }
 

@@ -341,3 +341,65 @@ async fn client_events_need_a_token_and_answer_cors() {
         &big[..big.len().min(200)]
     );
 }
+
+/// The audio status and close code that end a browser's session.
+async fn session_end(c: &mut SignalClient) -> (Option<u32>, Option<u16>) {
+    let (mut status, mut code) = (None, None);
+    for _ in 0..200 {
+        match c.next(WAIT).await {
+            Some(Ok(f)) => {
+                if let Some(s) = f.audio_status.and_then(|s| s.audio_status) {
+                    status = Some(s);
+                }
+            }
+            Some(Err(c)) => {
+                code = c;
+                break;
+            }
+            None => break,
+        }
+    }
+    (status, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_missed_by_this_node_end_calls_when_reconciled_with_the_store() {
+    // Another node (or a lost event) deleted the attendee and then the meeting in the
+    // shared store: this node's calls end when it reconciles.
+    let srv = TestServer::start().await;
+    let meeting = srv.create_meeting().await;
+    let (alice_id, alice_token) = srv.add_attendee(&meeting, "alice").await;
+    let (_, bob_token) = srv.add_attendee(&meeting, "bob").await;
+    let mut a = join_browser(srv.http, &meeting, &alice_token, 440.0, true).await;
+    let mut b = join_browser(srv.http, &meeting, &bob_token, 1000.0, true).await;
+    let controller = &srv.server.controller;
+    assert_eq!(controller.members().await.len(), 2);
+
+    // Nothing is gone: reconciling changes nothing.
+    voice_connector::sweeps::reconcile(srv.repo.as_ref(), controller).await;
+    assert_eq!(controller.members().await.len(), 2);
+
+    assert!(
+        srv.repo
+            .delete_attendee(&meeting, &alice_id)
+            .await
+            .expect("delete")
+    );
+    voice_connector::sweeps::reconcile(srv.repo.as_ref(), controller).await;
+    assert_eq!(session_end(&mut a.signal).await.0, Some(411));
+    a.stop.store(true, Ordering::Relaxed);
+    let _ = a.task.await;
+
+    assert!(srv.repo.delete_meeting(&meeting).await.expect("delete"));
+    voice_connector::sweeps::reconcile(srv.repo.as_ref(), controller).await;
+    assert_eq!(session_end(&mut b.signal).await, (Some(410), Some(4410)));
+    b.stop.store(true, Ordering::Relaxed);
+    let _ = b.task.await;
+    for _ in 0..50 {
+        if controller.members().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(controller.members().await.is_empty());
+}

@@ -41,6 +41,8 @@ pub enum Input {
     DeleteMeeting(String),
     /// Meetings with legs here (for the auto-end sweep).
     Meetings(oneshot::Sender<Vec<String>>),
+    /// The attendees with legs here (for reconciling with the store).
+    Members(oneshot::Sender<Vec<Member>>),
     /// The SIP legs whose connectors log media metrics.
     MetricsTargets(oneshot::Sender<Vec<MetricsTarget>>),
     /// Stop taking calls (503 with Retry-After); hang up what is left after `grace`;
@@ -102,6 +104,13 @@ impl Controller {
     pub async fn meetings(&self) -> Vec<String> {
         let (reply, rx) = oneshot::channel();
         self.send(Input::Meetings(reply)).await;
+        rx.await.unwrap_or_default()
+    }
+
+    /// The attendees with a leg on this node.
+    pub async fn members(&self) -> Vec<Member> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::Members(reply)).await;
         rx.await.unwrap_or_default()
     }
 

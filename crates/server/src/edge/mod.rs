@@ -317,6 +317,10 @@ impl Edge {
             Input::Meetings(reply) => {
                 let _ = reply.send(self.table.meetings());
             }
+            Input::Members(reply) => {
+                let members = self.table.legs().filter_map(|l| l.member.clone());
+                let _ = reply.send(members.collect());
+            }
             Input::Drain { grace, done } => {
                 tracing::info!(
                     legs = self.table.len(),
@@ -479,7 +483,10 @@ impl Edge {
         }
         if !d.hung_up && now >= d.hang_up_at {
             d.hung_up = true;
-            tracing::info!(legs = self.table.len(), "drain time over: hanging up the calls left");
+            tracing::info!(
+                legs = self.table.len(),
+                "drain time over: hanging up the calls left"
+            );
             self.table.shut_down(now);
             return;
         }
