@@ -21,12 +21,12 @@ import os
 import re
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from vctest.rss import RssSampler, vm_rss_kib
 from vctest.server import CALLER, serve
 
 #: Datagrams in the flood, over both attacking sources, and the most seconds it may take.
@@ -57,39 +57,6 @@ SIP = _sip_helpers()
 def flood_server(tmp_path_factory):
     """A server of its own with the default budgets (the flood must not touch other tests)."""
     yield from serve(tmp_path_factory.mktemp("vc-flood"), label="sec")
-
-
-def vm_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
-
-
-class RssSampler:
-    """Samples a process's VmRSS every 50 ms in a thread; `peak_kib` is the highest seen."""
-
-    def __init__(self, pid: int):
-        self.pid, self.peak_kib, self.samples = pid, 0, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.peak_kib = max(self.peak_kib, vm_rss_kib(self.pid))
-                self.samples += 1
-            except (OSError, AssertionError):
-                return
-            time.sleep(0.05)
-
-    def __enter__(self) -> "RssSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def flood_datagram(i: int, src: str, port: int) -> bytes:

@@ -24,6 +24,8 @@ pub enum ApiError {
     Throttled { per_second: u32 },
     #[error("request body is {size} bytes; the limit is {limit} bytes")]
     PayloadTooLarge { size: usize, limit: usize },
+    #[error("the request body did not arrive within {seconds} s")]
+    RequestTimeout { seconds: u64 },
     #[error("no operation matches {method} {path}")]
     UnknownOperation { method: String, path: String },
     /// SigV4 failures.
@@ -73,6 +75,9 @@ impl ApiError {
             ApiError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "BadRequestException")
+            }
+            ApiError::RequestTimeout { .. } => {
+                (StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException")
             }
             ApiError::UnknownOperation { .. } => {
                 (StatusCode::NOT_FOUND, "UnknownOperationException")

@@ -40,6 +40,14 @@ pub struct ApiConfig {
     pub sip_domain: String,
     /// Requests per second per access key; 0 disables throttling.
     pub rate_limit: u32,
+    /// How long a request's body may take to arrive once its signed headers passed.
+    pub body_timeout: std::time::Duration,
+    /// Scheme and authority clients reach this API at (`https://vc.example.com`), used for
+    /// the URLs in a meeting's MediaPlacement; `None`: the request's `Host` header with
+    /// `http`/`ws` (or `https`/`wss` when `tls`).
+    pub public_url: Option<String>,
+    /// Whether this listener itself serves TLS.
+    pub tls: bool,
 }
 
 /// Shared state of the API.
@@ -303,6 +311,23 @@ async fn aws(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response
 
 type Served = (&'static str, StatusCode, serde_json::Value);
 
+/// The body, at most [`MAX_BODY_BYTES`], read within `deadline`.
+async fn read_body(
+    body: Body,
+    deadline: std::time::Duration,
+) -> Result<axum::body::Bytes, ApiError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(ApiError::PayloadTooLarge {
+            size: MAX_BODY_BYTES + 1,
+            limit: MAX_BODY_BYTES,
+        }),
+        Err(_) => Err(ApiError::RequestTimeout {
+            seconds: deadline.as_secs(),
+        }),
+    }
+}
+
 async fn serve(
     state: &AppState,
     method: &Method,
@@ -324,29 +349,26 @@ async fn serve(
             },
         ));
     }
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    // Everything that needs no body first: an unsigned or wrongly-keyed request is answered
+    // before a byte of its body is read (and its connection closed with the body unread).
+    let now = time::OffsetDateTime::now_utc();
+    let signed = sigv4::verify_headers(&state.credentials, headers, now)
+        .map_err(|e| (unknown, ApiError::from(e)))?;
+    let body = read_body(body, state.config.body_timeout)
         .await
-        .map_err(|_| {
-            (
-                unknown,
-                ApiError::PayloadTooLarge {
-                    size: MAX_BODY_BYTES + 1,
-                    limit: MAX_BODY_BYTES,
-                },
-            )
-        })?;
+        .map_err(|e| (unknown, e))?;
     let raw_path = uri.path();
     let raw_query = uri.query().unwrap_or("");
-    sigv4::verify(
-        &state.credentials,
-        method.as_str(),
-        raw_path,
-        raw_query,
-        headers,
-        &body,
-        time::OffsetDateTime::now_utc(),
-    )
-    .map_err(|e| (unknown, e.into()))?;
+    signed
+        .verify_body(
+            &state.credentials,
+            method.as_str(),
+            raw_path,
+            raw_query,
+            headers,
+            &body,
+        )
+        .map_err(|e| (unknown, e.into()))?;
     if !state.throttle.admit(&state.credentials.access_key_id) {
         return Err((
             unknown,
@@ -382,12 +404,25 @@ async fn serve(
         .model
         .assemble_input(&matched, &query, headers, &body)
         .map_err(|e| (op, e))?;
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string();
-    let ctx = handlers::Ctx { state, host };
+    let (secure, host) = match &state.config.public_url {
+        Some(url) => match url.split_once("://") {
+            Some((scheme, authority)) => (scheme == "https", authority.to_string()),
+            None => (state.config.tls, url.clone()),
+        },
+        None => (
+            state.config.tls,
+            headers
+                .get("host")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("localhost")
+                .to_string(),
+        ),
+    };
+    let ctx = handlers::Ctx {
+        state,
+        host,
+        secure,
+    };
     let value = handlers::dispatch(&ctx, &matched.op.name, input)
         .await
         .map_err(|e| (op, e))?;

@@ -141,17 +141,22 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-/// Verifies a request. `raw_path` is the path as sent (still percent-encoded) and `raw_query`
-/// the query string as sent.
-pub fn verify(
+/// A request whose Authorization header, access key and date passed
+/// [`verify_headers`]: what is left to check needs the body.
+pub struct SignedHeaders<'a> {
+    auth: AuthHeader<'a>,
+    amz_date: &'a str,
+}
+
+/// The checks that need no body, made before a byte of it is read: the request is signed
+/// at all, the Authorization header has the SigV4 shape, it names our access key, its date
+/// is X-Amz-Date's and within [`MAX_SKEW_SECS`] of `now`, and `host` is signed. An unsigned
+/// or wrongly-keyed request is refused here, so its body is never buffered.
+pub fn verify_headers<'h>(
     creds: &Credentials,
-    method: &str,
-    raw_path: &str,
-    raw_query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
+    headers: &'h HeaderMap,
     now: OffsetDateTime,
-) -> Result<(), AuthError> {
+) -> Result<SignedHeaders<'h>, AuthError> {
     let auth = headers.get("authorization").ok_or(AuthError::Missing)?;
     let auth = auth
         .to_str()
@@ -183,55 +188,100 @@ pub fn verify(
     if !a.signed_headers.contains(&"host") {
         return Err(AuthError::Malformed("SignedHeaders must include host"));
     }
+    if let Some(claimed) = headers.get("x-amz-content-sha256") {
+        let ok = claimed.to_str().is_ok_and(|c| {
+            c == "UNSIGNED-PAYLOAD" || (c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        });
+        if !ok {
+            return Err(AuthError::Malformed(
+                "X-Amz-Content-SHA256 must be the payload's hex SHA-256 or UNSIGNED-PAYLOAD",
+            ));
+        }
+    }
+    Ok(SignedHeaders { auth: a, amz_date })
+}
 
-    let mut canonical_headers = String::new();
-    for name in &a.signed_headers {
-        let values: Vec<String> = headers
-            .get_all(*name)
-            .iter()
-            .map(|v| {
-                let s = String::from_utf8_lossy(v.as_bytes());
-                s.split_whitespace().collect::<Vec<_>>().join(" ")
-            })
-            .collect();
-        canonical_headers.push_str(name);
-        canonical_headers.push(':');
-        canonical_headers.push_str(&values.join(","));
-        canonical_headers.push('\n');
+impl SignedHeaders<'_> {
+    /// The checks that need the body: its hash (against X-Amz-Content-SHA256 when sent) and
+    /// the signature over the canonical request. `raw_path` is the path as sent (still
+    /// percent-encoded) and `raw_query` the query string as sent; `headers` are the ones
+    /// given to [`verify_headers`].
+    pub fn verify_body(
+        &self,
+        creds: &Credentials,
+        method: &str,
+        raw_path: &str,
+        raw_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), AuthError> {
+        let a = &self.auth;
+        let mut canonical_headers = String::new();
+        for name in &a.signed_headers {
+            let values: Vec<String> = headers
+                .get_all(*name)
+                .iter()
+                .map(|v| {
+                    let s = String::from_utf8_lossy(v.as_bytes());
+                    s.split_whitespace().collect::<Vec<_>>().join(" ")
+                })
+                .collect();
+            canonical_headers.push_str(name);
+            canonical_headers.push(':');
+            canonical_headers.push_str(&values.join(","));
+            canonical_headers.push('\n');
+        }
+        let payload_hash = hex::encode(Sha256::digest(body));
+        if let Some(claimed) = headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            && claimed != "UNSIGNED-PAYLOAD"
+            && !claimed.eq_ignore_ascii_case(&payload_hash)
+        {
+            return Err(AuthError::BadSignature);
+        }
+        let canonical_request = format!(
+            "{method}\n{}\n{}\n{canonical_headers}\n{}\n{payload_hash}",
+            uri_encode(if raw_path.is_empty() { "/" } else { raw_path }, true),
+            canonical_query(raw_query),
+            a.signed_headers.join(";"),
+        );
+        let scope = format!("{}/{}/{}/aws4_request", a.date, a.region, a.service);
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
+            self.amz_date,
+            hex::encode(Sha256::digest(canonical_request.as_bytes()))
+        );
+        let k_date = hmac(
+            format!("AWS4{}", creds.secret()).as_bytes(),
+            a.date.as_bytes(),
+        );
+        let k_region = hmac(&k_date, a.region.as_bytes());
+        let k_service = hmac(&k_region, a.service.as_bytes());
+        let k_signing = hmac(&k_service, b"aws4_request");
+        let expected = hex::encode(hmac(&k_signing, string_to_sign.as_bytes()));
+        if bool::from(expected.as_bytes().ct_eq(a.signature.as_bytes())) {
+            Ok(())
+        } else {
+            Err(AuthError::BadSignature)
+        }
     }
-    let payload_hash = hex::encode(Sha256::digest(body));
-    if let Some(claimed) = headers
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-        && claimed != "UNSIGNED-PAYLOAD"
-        && claimed != payload_hash
-    {
-        return Err(AuthError::BadSignature);
-    }
-    let canonical_request = format!(
-        "{method}\n{}\n{}\n{canonical_headers}\n{}\n{payload_hash}",
-        uri_encode(if raw_path.is_empty() { "/" } else { raw_path }, true),
-        canonical_query(raw_query),
-        a.signed_headers.join(";"),
-    );
-    let scope = format!("{}/{}/{}/aws4_request", a.date, a.region, a.service);
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical_request.as_bytes()))
-    );
-    let k_date = hmac(
-        format!("AWS4{}", creds.secret()).as_bytes(),
-        a.date.as_bytes(),
-    );
-    let k_region = hmac(&k_date, a.region.as_bytes());
-    let k_service = hmac(&k_region, a.service.as_bytes());
-    let k_signing = hmac(&k_service, b"aws4_request");
-    let expected = hex::encode(hmac(&k_signing, string_to_sign.as_bytes()));
-    if bool::from(expected.as_bytes().ct_eq(a.signature.as_bytes())) {
-        Ok(())
-    } else {
-        Err(AuthError::BadSignature)
-    }
+}
+
+/// Verifies a whole request: [`verify_headers`], then [`SignedHeaders::verify_body`].
+/// `raw_path` is the path as sent (still percent-encoded) and `raw_query` the query string
+/// as sent.
+pub fn verify(
+    creds: &Credentials,
+    method: &str,
+    raw_path: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<(), AuthError> {
+    verify_headers(creds, headers, now)?
+        .verify_body(creds, method, raw_path, raw_query, headers, body)
 }
 
 #[cfg(test)]
@@ -305,6 +355,48 @@ mod tests {
         assert!(matches!(
             verify(&creds, "GET", "/", "", &HeaderMap::new(), b"", now),
             Err(AuthError::Missing)
+        ));
+    }
+
+    /// The body-free checks refuse unsigned, wrongly-keyed and stale requests on their
+    /// headers alone; the body is checked only after them.
+    #[test]
+    fn headers_are_checked_before_the_body() {
+        let creds = Credentials::new("AKIDEXAMPLE", "secret");
+        let now = OffsetDateTime::from_unix_timestamp(1_440_938_160).expect("ts");
+        let signed = |key: &str, date: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("host", "vc.example".parse().expect("hv"));
+            h.insert("x-amz-date", date.parse().expect("hv"));
+            let auth = format!(
+                "AWS4-HMAC-SHA256 Credential={key}/20150830/us-east-1/chime/aws4_request, \
+                 SignedHeaders=host;x-amz-date, Signature=00"
+            );
+            h.insert("authorization", auth.parse().expect("hv"));
+            h
+        };
+        assert!(matches!(
+            verify_headers(&creds, &HeaderMap::new(), now),
+            Err(AuthError::Missing)
+        ));
+        assert!(matches!(
+            verify_headers(&creds, &signed("AKIDOTHER", "20150830T123600Z"), now),
+            Err(AuthError::UnknownKey)
+        ));
+        assert!(matches!(
+            verify_headers(&creds, &signed("AKIDEXAMPLE", "20150830T100000Z"), now),
+            Err(AuthError::Expired(_))
+        ));
+        let mut h = signed("AKIDEXAMPLE", "20150830T123600Z");
+        let checked = verify_headers(&creds, &h, now).expect("headers pass");
+        assert!(matches!(
+            checked.verify_body(&creds, "POST", "/", "", &h, b"{}"),
+            Err(AuthError::BadSignature)
+        ));
+        h.insert("x-amz-content-sha256", "STREAMING".parse().expect("hv"));
+        assert!(matches!(
+            verify_headers(&creds, &h, now),
+            Err(AuthError::Malformed(_))
         ));
     }
 

@@ -44,14 +44,25 @@ pub struct MediaPlacement {
 
 impl MediaPlacement {
     /// URLs on the API host the client used (`host` is a `Host` header value such as
-    /// `127.0.0.1:8080`).
+    /// `127.0.0.1:8080`), over plain HTTP and WebSocket.
     pub fn for_host(host: &str, meeting_id: &str) -> Self {
+        Self::for_origin(false, host, meeting_id)
+    }
+
+    /// URLs on `host`: `https://` and `wss://` when `secure` (the API is served over TLS,
+    /// or a TLS proxy fronts it), else `http://` and `ws://`.
+    pub fn for_origin(secure: bool, host: &str, meeting_id: &str) -> Self {
+        let (http, ws) = if secure {
+            ("https", "wss")
+        } else {
+            ("http", "ws")
+        };
         MediaPlacement {
             audio_host_url: format!("{host}/audio/{meeting_id}"),
-            audio_fallback_url: format!("ws://{host}/audio/{meeting_id}"),
-            signaling_url: format!("ws://{host}/control/{meeting_id}"),
-            turn_control_url: format!("http://{host}/turn/{meeting_id}"),
-            event_ingestion_url: Some(format!("http://{host}/client-events")),
+            audio_fallback_url: format!("{ws}://{host}/audio/{meeting_id}"),
+            signaling_url: format!("{ws}://{host}/control/{meeting_id}"),
+            turn_control_url: format!("{http}://{host}/turn/{meeting_id}"),
+            event_ingestion_url: Some(format!("{http}://{host}/client-events")),
         }
     }
 }

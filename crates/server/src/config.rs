@@ -120,6 +120,28 @@ pub struct Settings {
     /// TLS private key (PEM) matching --tls-cert
     #[arg(long, env = "VC_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Serve the API and the browsers' WebSocket over HTTPS/WSS, with the certificate SIP
+    /// over TLS uses (--tls-cert, or the development CA's): `on`, `off`, or `auto` (on
+    /// unless --http is a loopback address or --public-url names a TLS proxy in front) [default: auto]
+    #[arg(long, env = "VC_HTTP_TLS", num_args = 0..=1, default_missing_value = "on")]
+    pub http_tls: Option<crate::http::TlsMode>,
+    /// `https://HOST[:PORT]` where clients reach the API (a TLS proxy in front of it): the
+    /// meetings' SignalingUrl and EventIngestionUrl use it [default: the request's Host]
+    #[arg(long, env = "VC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Seconds an HTTP request head (and a TLS handshake) may take to arrive; also how long
+    /// an idle kept-alive connection stays open [default: 10]
+    #[arg(long, env = "VC_HTTP_HEADER_TIMEOUT")]
+    pub http_header_timeout: Option<u64>,
+    /// Seconds an HTTP request may take from its head to its answer, body included [default: 30]
+    #[arg(long, env = "VC_HTTP_REQUEST_TIMEOUT")]
+    pub http_request_timeout: Option<u64>,
+    /// Open HTTP connections (WebSockets included) at most; past it new ones get 503 [default: 1024]
+    #[arg(long, env = "VC_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+    /// Seconds the HTTP connections get to finish at shutdown before they are dropped [default: 5]
+    #[arg(long, env = "VC_HTTP_SHUTDOWN_TIMEOUT")]
+    pub http_shutdown_timeout: Option<u64>,
 }
 
 /// The TOML file: the same names as the flags.
@@ -145,6 +167,12 @@ struct FileSettings {
     drain_timeout: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    http_tls: Option<crate::http::TlsMode>,
+    public_url: Option<String>,
+    http_header_timeout: Option<u64>,
+    http_request_timeout: Option<u64>,
+    http_max_connections: Option<usize>,
+    http_shutdown_timeout: Option<u64>,
 }
 
 /// The resolved configuration every part of the server reads.
@@ -173,6 +201,8 @@ pub struct Config {
     pub drain_timeout: u32,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The HTTP listener: TLS, public URL, deadlines, connection cap.
+    pub http_options: crate::http::HttpOptions,
 }
 
 fn parse_port_range(s: &str) -> anyhow::Result<(u16, u16)> {
@@ -199,6 +229,7 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
+        let http_options = self.http_options(&file)?;
         let data_dir = self
             .data_dir
             .clone()
@@ -279,6 +310,51 @@ impl Settings {
             data_dir,
             tls_cert,
             tls_key,
+            http_options,
+        })
+    }
+
+    fn http_options(&self, file: &FileSettings) -> anyhow::Result<crate::http::HttpOptions> {
+        let d = crate::http::HttpOptions::default();
+        let secs =
+            |flag: Option<u64>, file: Option<u64>, default: std::time::Duration, name| match flag
+                .or(file)
+            {
+                Some(0) => bail!("--{name} must be at least 1 second"),
+                Some(n) => Ok(std::time::Duration::from_secs(n)),
+                None => Ok(default),
+            };
+        Ok(crate::http::HttpOptions {
+            tls: self.http_tls.or(file.http_tls).unwrap_or(d.tls),
+            public_url: self
+                .public_url
+                .clone()
+                .or(file.public_url.clone())
+                .map(|u| crate::http::public_url(&u))
+                .transpose()?,
+            header_timeout: secs(
+                self.http_header_timeout,
+                file.http_header_timeout,
+                d.header_timeout,
+                "http-header-timeout",
+            )?,
+            request_timeout: secs(
+                self.http_request_timeout,
+                file.http_request_timeout,
+                d.request_timeout,
+                "http-request-timeout",
+            )?,
+            max_connections: self
+                .http_max_connections
+                .or(file.http_max_connections)
+                .unwrap_or(d.max_connections)
+                .max(1),
+            shutdown_timeout: secs(
+                self.http_shutdown_timeout,
+                file.http_shutdown_timeout,
+                d.shutdown_timeout,
+                "http-shutdown-timeout",
+            )?,
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod browser;
 pub mod config;
 pub mod directory;
 pub mod edge;
+pub mod http;
 pub mod media_metrics;
 pub mod meeting;
 pub mod offer;

@@ -50,8 +50,7 @@ pub struct Server {
     edge: crate::edge::SipEdge,
     records: crate::records::RecordWriter,
     drain_timeout: u32,
-    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
-    stop: Arc<tokio::sync::Notify>,
+    http_server: crate::http::HttpServer,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -65,7 +64,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 }
 
 impl Server {
-    /// Stops taking requests, lets the HTTP connections finish, and stops the rest.
+    /// Stops taking requests, lets the HTTP connections finish (until
+    /// `--http-shutdown-timeout`, then drops them), and stops the rest.
     pub async fn stop(self) -> anyhow::Result<()> {
         // Calls first: no new ones, the live ones get their drain time, then BYE; their
         // records are stored before anything else stops.
@@ -75,13 +75,11 @@ impl Server {
         if !self.records.flush(RECORD_FLUSH).await {
             tracing::error!("call records were still being stored when the shutdown went on");
         }
-        self.stop.notify_one();
-        let served = self.http_task.await;
+        self.http_server.stop().await;
         for t in self.tasks {
             t.abort();
         }
         self.edge.shutdown().await;
-        served??;
         Ok(())
     }
 
@@ -103,6 +101,9 @@ impl Server {
             api::ApiConfig {
                 sip_domain: cfg.sip_domain.clone(),
                 rate_limit: cfg.api_rate_limit,
+                body_timeout: cfg.http_options.request_timeout,
+                public_url: cfg.http_options.public_url.clone(),
+                tls: cfg.http_options.tls_on(cfg.http),
             },
         );
         state
@@ -198,18 +199,24 @@ impl Server {
                 port: webrtc.clone(),
             },
             metrics: metrics.clone(),
+            lookups: crate::http::LookupGate::new(
+                crate::http::LookupGate::CONCURRENT,
+                crate::http::LookupGate::WAIT,
+                metrics.clone(),
+            ),
         }));
         let app = signaling.merge(api::router(state.clone()));
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let stopped = stop.clone();
-        let http_task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stopped.notified().await })
-            .await
-        });
+        let tls = match cfg.http_options.tls_on(cfg.http) {
+            false => None,
+            true => Some(http_tls(&cfg, &edge)?),
+        };
+        tracing::info!(
+            url = %format!("{}://{http_addr}", if tls.is_some() { "https" } else { "http" }),
+            public_url = cfg.http_options.public_url.as_deref().unwrap_or("-"),
+            "API listening"
+        );
+        let http_server =
+            crate::http::HttpServer::spawn(listener, app, tls, &cfg.http_options, metrics.clone());
         Ok(Server {
             http: http_addr,
             repo,
@@ -219,8 +226,7 @@ impl Server {
             edge,
             records,
             drain_timeout: cfg.drain_timeout,
-            http_task,
-            stop,
+            http_server,
             tasks: vec![
                 sweeper,
                 webrtc_task,
@@ -231,6 +237,27 @@ impl Server {
             ],
         })
     }
+}
+
+/// The HTTP listener's TLS: the certificate SIP over TLS uses (`--tls-cert`/`--tls-key`, or
+/// the one the development CA issued for SIP, which names localhost and the loopback
+/// addresses).
+fn http_tls(
+    cfg: &Config,
+    edge: &crate::edge::SipEdge,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => {
+            let dev = edge
+                .transports
+                .dev_certificates()
+                .context("--http-tls needs --tls-cert/--tls-key or the development CA")?;
+            (dev.server_cert.clone(), dev.server_key.clone())
+        }
+    };
+    crate::http::tls_acceptor(&cert, &key)
+        .with_context(|| format!("HTTPS certificate {}", cert.display()))
 }
 
 fn print_first_start(creds: &api::sigv4::Credentials, http: &str, cfg: &Config) {

@@ -50,6 +50,8 @@ pub struct SignalingState {
     pub repo: Arc<dyn Repository>,
     pub browsers: Browsers,
     pub metrics: Arc<api::metrics::Metrics>,
+    /// Bounds the store lookups of requests not yet authenticated (token, meeting).
+    pub lookups: crate::http::LookupGate,
 }
 
 /// `GET /control/{meeting_id}` and `POST /client-events` (with CORS preflight). Serve with
@@ -134,6 +136,11 @@ async fn control(
         .protocols([chime_signal::SUBPROTOCOL])
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE);
+    // Nothing here is authenticated yet: its store lookups take a bounded share of the pool.
+    let gate = match st.lookups.enter().await {
+        Ok(g) => g,
+        Err(busy) => return busy,
+    };
     let meeting = match st.repo.get_meeting(&meeting_id).await {
         Ok(m) => m,
         Err(e) => {
@@ -156,7 +163,9 @@ async fn control(
                 .await;
         });
     }
-    let attendee = match attendee_for(&st.repo, &meeting_id, &protocols).await {
+    let attendee = attendee_for(&st.repo, &meeting_id, &protocols).await;
+    drop(gate);
+    let attendee = match attendee {
         Ok(a) => a,
         Err(e) => {
             st.metrics.counter_add("vc_signaling_refused_total", "", 1);
@@ -378,6 +387,7 @@ async fn client_events(
             .filter(|t| domain::token::well_formed(t))
             .ok_or(StatusCode::UNAUTHORIZED)?;
         let hash = domain::token::token_hash(token);
+        let gate = st.lookups.enter().await.map_err(|busy| busy.status())?;
         let attendee = st
             .repo
             .find_attendee_by_token_hash(&hash)
@@ -385,6 +395,7 @@ async fn client_events(
             .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?
             .filter(|a| domain::token::hashes_equal(&a.token_hash, &hash))
             .ok_or(StatusCode::UNAUTHORIZED)?;
+        drop(gate);
         let bytes = axum::body::to_bytes(body, MAX_EVENTS_BODY)
             .await
             .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?;

@@ -73,7 +73,7 @@ pub(super) async fn create(
             let now = now_millis();
             let rec = MeetingRecord {
                 meeting: Meeting {
-                    media_placement: MediaPlacement::for_host(&ctx.host, &id),
+                    media_placement: MediaPlacement::for_origin(ctx.secure, &ctx.host, &id),
                     meeting_arn: mt::meeting_arn(&region, &id),
                     meeting_id: id,
                     meeting_host_id: opt_string(&input, "MeetingHostId"),

@@ -22,8 +22,11 @@ pub enum ControlEvent {
 
 pub(crate) struct Ctx<'a> {
     pub state: &'a AppState,
-    /// The `Host` the client reached us on; MediaPlacement URLs point back at it.
+    /// The `Host` the client reached us on (or `--public-url`'s); MediaPlacement URLs
+    /// point back at it.
     pub host: String,
+    /// Whether clients reach that host over TLS (MediaPlacement's `https://`, `wss://`).
+    pub secure: bool,
 }
 
 const OPERATIONS: &[&str] = &[

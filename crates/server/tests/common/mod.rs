@@ -82,6 +82,7 @@ impl TestServer {
             drain_timeout: 1,
             tls_cert: None,
             tls_key: None,
+            http_options: Default::default(),
         };
         let server = Server::start(cfg).await.expect("server");
         let (http, repo, webrtc) = (server.http, server.repo.clone(), server.webrtc.clone());
