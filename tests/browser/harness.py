@@ -81,6 +81,27 @@ def find_chromium() -> str:
 
 
 # ---------------------------------------------------------------------------------------
+# Trust
+
+
+def nss_home(home: Path, ca_pem: Path) -> Path:
+    """Makes `home` a $HOME whose NSS certificate store ($HOME/.pki/nssdb, the one Chromium
+    on Linux reads) trusts `ca_pem` to identify web sites, with NSS's certutil (Debian
+    libnss3-tools). Returns `home`, for `BrowserAttendee(home=...)`."""
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        raise RuntimeError("certutil is not installed (Debian libnss3-tools); run scripts/setup-deps")
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True, exist_ok=True)
+    for args in (
+        ["-N", "--empty-password"],
+        ["-A", "-n", "voice-connector-dev-ca", "-t", "C,,", "-i", str(ca_pem)],
+    ):
+        subprocess.run([certutil, "-d", f"sql:{db}", *args], check=True, capture_output=True, timeout=30)
+    return home
+
+
+# ---------------------------------------------------------------------------------------
 # Tones
 
 
@@ -176,6 +197,7 @@ class BrowserAttendee:
         log_level: str = "INFO",
         name: str = "browser",
         extra_flags: tuple[str, ...] = (),
+        home: Path | None = None,
     ):
         self.work_dir = Path(work_dir)
         self.join_info = join_info
@@ -185,6 +207,8 @@ class BrowserAttendee:
         self.log_level = log_level
         self.name = name
         self.extra_flags = extra_flags
+        #: $HOME for Chromium: its certificate store is $HOME/.pki/nssdb (see `nss_home`).
+        self.home = home
         self.page_log_path = self.work_dir / f"{name}-page.log"
         self.state_path = self.work_dir / f"{name}-state.json"
         self.chromium_log_path = self.work_dir / f"{name}-chromium.log"
@@ -258,8 +282,10 @@ class BrowserAttendee:
             flags.append(f"--use-file-for-fake-audio-capture={self.fake_audio}")
         flags += list(self.extra_flags)
         self._chromium_log = open(self.chromium_log_path, "ab")
+        env = None if self.home is None else dict(os.environ, HOME=str(self.home))
         self._proc = subprocess.Popen(
             [find_chromium(), *flags, self.page_url],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._chromium_log,
             stderr=subprocess.STDOUT,
