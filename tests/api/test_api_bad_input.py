@@ -98,17 +98,29 @@ def test_body_over_one_mib(srv):
     assert status == 413 and kind == "BadRequestException", (status, kind)
     assert "limit is 1048576 bytes" in msg, msg
 
-    # Without Content-Length (chunked): the limit holds while reading.
+    # Without Content-Length (chunked): the limit holds while reading a signed request's
+    # body; an unsigned one is refused on its headers, before its body is read (issue 14, H4).
     def chunks():
         for _ in range(20):
             yield b"a" * 65536 * 2
 
     import requests
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
 
     r = requests.post(srv.endpoint + "/voice-connectors", data=chunks(),
                       headers={"Content-Type": "application/json"}, timeout=30)
     status, kind, msg = error_of(r)
-    assert status == 413, (status, msg)
+    assert (status, kind) == (403, "MissingAuthenticationTokenException"), (status, msg)
+
+    req = AWSRequest(method="POST", url=srv.endpoint + "/voice-connectors", data=b"a" * (65536 * 2 * 20),
+                     headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(srv.key_id, srv.secret), "chime", "us-east-1").add_auth(req)
+    headers = {k: v for k, v in req.headers.items() if k.lower() != "content-length"}
+    r = requests.post(srv.endpoint + "/voice-connectors", data=chunks(), headers=headers, timeout=30)
+    status, kind, msg = error_of(r)
+    assert status == 413 and "limit is 1048576 bytes" in msg, (status, msg)
     srv.assert_healthy()
 
 
