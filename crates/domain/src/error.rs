@@ -29,6 +29,19 @@ pub enum ConflictReason {
         number: String,
         voice_connector: String,
     },
+    #[error(
+        "voice connector group {0} still has phone numbers associated; disassociate them first"
+    )]
+    GroupHasNumbers(String),
+    #[error(
+        "voice connector {voice_connector} is a member of voice connector group {group}; remove it from the group first"
+    )]
+    ConnectorInGroup {
+        voice_connector: String,
+        group: String,
+    },
+    #[error("a carrier named {0} already exists; use `carriers update` to change it")]
+    CarrierExists(String),
     #[error("meeting {0} has ended")]
     MeetingEnded(String),
 }

@@ -10,6 +10,7 @@
 pub mod call_record;
 pub mod carrier;
 pub mod error;
+pub mod group;
 pub mod ids;
 pub mod meeting;
 pub mod policy;

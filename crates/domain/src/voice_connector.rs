@@ -359,9 +359,29 @@ pub struct PhoneNumber {
     pub status: String,
     pub capabilities: serde_json::Value,
     pub associations: Vec<PhoneNumberAssociation>,
+    /// The caller name shown on outbound calls (CNAM), 2 to 15 letters, digits or spaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calling_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calling_name_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub created_timestamp: String,
     pub updated_timestamp: String,
+    /// Set while the number is in the deletion queue (Status `DeleteInProgress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<String>,
 }
+
+/// Where an inbound call to a number goes (see [`PhoneNumber::route`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumberRoute {
+    VoiceConnector(String),
+    VoiceConnectorGroup(String),
+}
+
+/// Status of a number in the deletion queue.
+pub const DELETE_IN_PROGRESS: &str = "DeleteInProgress";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -388,8 +408,12 @@ impl PhoneNumber {
                 "InboundSMS": false, "OutboundSMS": false, "InboundMMS": false, "OutboundMMS": false
             }),
             associations: Vec::new(),
+            calling_name: None,
+            calling_name_status: None,
+            name: None,
             created_timestamp: now.to_string(),
             updated_timestamp: now.to_string(),
+            deletion_timestamp: None,
         })
     }
 
@@ -399,6 +423,32 @@ impl PhoneNumber {
             .iter()
             .find(|a| a.name == "VoiceConnectorId")
             .map(|a| a.value.as_str())
+    }
+
+    /// The voice connector group this number is associated with, if any.
+    pub fn voice_connector_group(&self) -> Option<&str> {
+        self.associations
+            .iter()
+            .find(|a| a.name == "VoiceConnectorGroupId")
+            .map(|a| a.value.as_str())
+    }
+
+    /// True while the number is in the deletion queue.
+    pub fn is_deleted(&self) -> bool {
+        self.status == DELETE_IN_PROGRESS
+    }
+
+    /// Where inbound calls to this number go: its connector or its group; `None` when it is
+    /// unassigned or being deleted.
+    pub fn route(&self) -> Option<NumberRoute> {
+        if self.is_deleted() {
+            return None;
+        }
+        if let Some(vc) = self.voice_connector() {
+            return Some(NumberRoute::VoiceConnector(vc.to_string()));
+        }
+        self.voice_connector_group()
+            .map(|g| NumberRoute::VoiceConnectorGroup(g.to_string()))
     }
 }
 

@@ -25,6 +25,8 @@ use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
 
 use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 
+mod pstn;
+
 /// Entries kept at most; past this the cache starts over (a flood of lookups for hosts
 /// that do not exist cannot grow it).
 const MAX_ENTRIES: usize = 10_000;
@@ -34,6 +36,8 @@ enum Key {
     Connector(String),
     Setting(String, &'static str),
     CredentialUsers(String),
+    /// Every carrier (PSTN INVITEs read the list).
+    Carriers,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +45,7 @@ enum Value {
     Connector(Option<VoiceConnector>),
     Setting(Option<serde_json::Value>),
     CredentialUsers(Vec<String>),
+    Carriers(Vec<domain::carrier::Carrier>),
 }
 
 /// [`Repository`] with the connector configuration cached for `ttl`.
@@ -93,6 +98,7 @@ impl CachedRepository {
             }
             None => entries.retain(|k, _| match k {
                 Key::Connector(id) | Key::Setting(id, _) | Key::CredentialUsers(id) => id != vc_id,
+                Key::Carriers => true,
             }),
         }
     }

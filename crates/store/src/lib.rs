@@ -11,9 +11,11 @@
 
 mod cache;
 mod migrate;
+mod pstn;
 mod repo;
 mod sql;
 
 pub use cache::CachedRepository;
+pub use pstn::{CarrierRepository, GroupRepository};
 pub use repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 pub use sql::SqlRepository;

@@ -26,6 +26,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 4,
         sql: include_str!("../migrations/sqlite/0004_call_records_start.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/sqlite/0005_pstn.sql"),
+    },
 ];
 pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
@@ -43,6 +47,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 4,
         sql: include_str!("../migrations/postgres/0004_call_records_start.sql"),
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/postgres/0005_pstn.sql"),
     },
 ];
 

@@ -5,6 +5,8 @@ use domain::DomainError;
 use domain::meeting::{AttendeeRecord, MeetingRecord};
 use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
 
+use crate::pstn::{CarrierRepository, GroupRepository};
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -68,9 +70,10 @@ pub enum MeetingInsert {
     Existing(MeetingRecord),
 }
 
-/// Every read and write of the control plane. All writes are durable when they return.
+/// Every read and write of the control plane (carriers and groups in the supertraits,
+/// `pstn.rs`). All writes are durable when they return.
 #[async_trait]
-pub trait Repository: Send + Sync + 'static {
+pub trait Repository: CarrierRepository + GroupRepository + Send + Sync + 'static {
     // Voice connectors.
     async fn insert_voice_connector(
         &self,

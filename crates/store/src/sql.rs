@@ -16,6 +16,9 @@ use sqlx::{AnyPool, Executor};
 
 use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 
+mod carriers;
+mod groups;
+
 /// The SQL repository.
 #[derive(Clone)]
 pub struct SqlRepository {
@@ -350,6 +353,13 @@ impl Repository for SqlRepository {
                     .into(),
             );
         }
+        if let Some(group) = groups::group_of_connector(&mut tx, id).await? {
+            return Err(DomainError::Conflict(ConflictReason::ConnectorInGroup {
+                voice_connector: id.to_string(),
+                group,
+            })
+            .into());
+        }
         sqlx::query("DELETE FROM vc_settings WHERE vc_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -517,9 +527,13 @@ impl Repository for SqlRepository {
                 return Err(DomainError::not_found("VoiceConnector", vc).into());
             }
         }
-        sqlx::query("UPDATE phone_numbers SET vc_id = $1, body = $2 WHERE id = $3")
+        if let Some(group) = n.voice_connector_group() {
+            groups::lock_group(&mut tx, group).await?;
+        }
+        sqlx::query("UPDATE phone_numbers SET vc_id = $1, body = $2, group_id = $3 WHERE id = $4")
             .bind(n.voice_connector())
             .bind(to_json(n))
+            .bind(n.voice_connector_group())
             .bind(&n.phone_number_id)
             .execute(&mut *tx)
             .await?;
