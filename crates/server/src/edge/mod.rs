@@ -448,6 +448,17 @@ impl Edge {
                 let _ = self.ua.respond_request(now, txn, resp);
             }
             UaEvent::Answered { call, .. } => self.table.sip_answered(now, call),
+            UaEvent::ForeignSource {
+                call,
+                method,
+                source,
+            } => {
+                // A forged in-dialog request (issue 14): the UA answered it 403.
+                let m = &self.ctx.metrics;
+                m.counter_add("vc_sip_foreign_source_total", "", 1);
+                let leg = self.table.leg_of_sip(call);
+                tracing::warn!(?leg, method = method.as_str(), %source, "request for a call from an address that is not its peer: refused");
+            }
             UaEvent::Prack { .. }
             | UaEvent::Provisional { .. }
             | UaEvent::InDialogResponse { .. } => {}

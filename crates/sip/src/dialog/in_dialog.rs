@@ -11,15 +11,24 @@ use super::{
 };
 use crate::headers::HeaderName;
 use crate::message::{Method, Request, Response};
-use crate::transaction::TransactionKey;
+use crate::transaction::{Peer, TransactionKey};
 use crate::uri::Uri;
 use crate::write::{HeaderValue, Reason};
 
 impl UserAgent {
-    pub(super) fn on_in_dialog(&mut self, now: Instant, key: TransactionKey, req: Request) {
+    pub(super) fn on_in_dialog(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        req: Request,
+        peer: Peer,
+    ) {
         let Some(call) = self.find_dialog(&req) else {
             return self.reply(now, key, &req, 481, &[]);
         };
+        if self.refuse_foreign(now, call, Some(key), &req, peer) {
+            return;
+        }
         let cseq = req.headers.cseq().map(|c| c.seq).unwrap_or(0);
         let Some(d) = self.calls.get_mut(&call) else {
             return;

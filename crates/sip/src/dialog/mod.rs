@@ -23,10 +23,12 @@
 //! * `in_dialog.rs`: requests inside a dialog both ways: re-INVITE, UPDATE, BYE, INFO,
 //!   and their responses (RFC 3261 §12.2, §14, §15; RFC 3311);
 //! * `session_timer.rs`: RFC 4028 negotiation, refresh and expiry;
+//! * `source.rs`: which addresses a dialog accepts requests from;
 //! * `timer.rs`: the dialog timers ([`DialogTimer`]) and `handle_timeout`.
 
 mod in_dialog;
 mod session_timer;
+mod source;
 mod timer;
 mod uac;
 mod uas;
@@ -47,6 +49,7 @@ use crate::uri::Uri;
 use crate::write::HeaderValue;
 
 use session_timer::Session;
+pub use source::FOREIGN_SOURCE_WARNING;
 use timer::{DialogTimer, DialogTimers};
 
 /// A body with its Content-Type.
@@ -277,6 +280,17 @@ pub enum UaEvent {
         method: Method,
         /// The response.
         response: Response,
+    },
+    /// A request for `call` (in-dialog, a CANCEL, or an ACK) came from an address that is
+    /// not the dialog's peer, its remote target or a hop of its route set: answered 403 with
+    /// a Warning (an ACK is dropped) and otherwise ignored. For logs and counters.
+    ForeignSource {
+        /// The call.
+        call: CallKey,
+        /// The request's method.
+        method: Method,
+        /// Where it came from.
+        source: std::net::SocketAddr,
     },
     /// The call is over; the key is no longer valid.
     Terminated {
@@ -629,9 +643,9 @@ impl UserAgent {
                     key,
                     request,
                     invite,
-                    ..
-                } => self.on_cancel(now, key, request, invite),
-                Event::Ack { request, .. } => self.on_ack(now, request),
+                    peer,
+                } => self.on_cancel(now, key, request, peer, invite),
+                Event::Ack { request, peer, .. } => self.on_ack(now, request, peer),
                 Event::Response { key, response } => self.on_response(now, key, response),
                 Event::Timeout { key, timer } => {
                     if timer != Timer::H {

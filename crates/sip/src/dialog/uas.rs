@@ -29,7 +29,7 @@ impl UserAgent {
         }
         let in_dialog = req.headers.to().is_some_and(|t| t.tag().is_some());
         if in_dialog {
-            return self.on_in_dialog(now, key, req);
+            return self.on_in_dialog(now, key, req, peer);
         }
         // §8.2.2.2 merged requests: same From tag, Call-ID and CSeq as a live transaction
         // that this request did not match (it arrived by another path) -> 482.
@@ -356,9 +356,15 @@ impl UserAgent {
         now: Instant,
         key: TransactionKey,
         req: Request,
+        peer: Peer,
         invite: Option<TransactionKey>,
     ) {
         let target = invite.and_then(|k| self.owners.get(&k).copied());
+        if let Some((call, _)) = target
+            && self.refuse_foreign(now, call, Some(key), &req, peer)
+        {
+            return;
+        }
         match target {
             Some((call, Purpose::InitialInvite)) => {
                 // §9.2: the 200 to the CANCEL should carry the To tag of the INVITE's
@@ -385,10 +391,13 @@ impl UserAgent {
         }
     }
 
-    pub(super) fn on_ack(&mut self, now: Instant, ack: Request) {
+    pub(super) fn on_ack(&mut self, now: Instant, ack: Request, peer: Peer) {
         let Some(call) = self.find_dialog(&ack) else {
             return;
         };
+        if self.refuse_foreign(now, call, None, &ack, peer) {
+            return;
+        }
         let seq = ack.headers.cseq().map(|c| c.seq);
         let Some(d) = self.calls.get_mut(&call) else {
             return;
