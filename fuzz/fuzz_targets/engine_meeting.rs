@@ -4,7 +4,9 @@
 //! peer's key so they get past authentication), mixer ticks with `handle_timeout` (on time
 //! or late), and renegotiations (direction, mute, codec, re-key, replacing the leg).
 //! Checked beyond "no panic": whatever the engine sends the SRTP leg authenticates with the
-//! key it answered.
+//! key it answered, and goes to the right port: RTCP to the RTCP port (`Transmit::rtcp`)
+//! unless rtcp-mux is on, when RTP and RTCP share the RTP port and the peer tells them
+//! apart by the packet type (RFC 5761 §4), as it does here.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -27,7 +29,11 @@ struct Input {
 #[derive(Arbitrary, Debug)]
 enum Step {
     /// Raw bytes arriving on a leg.
-    Raw { srtp_leg: bool, from: u8, bytes: Vec<u8> },
+    Raw {
+        srtp_leg: bool,
+        from: u8,
+        bytes: Vec<u8>,
+    },
     /// An RTP packet built from fields (protected on the SRTP leg when `protect`).
     Rtp {
         srtp_leg: bool,
@@ -51,13 +57,28 @@ enum Step {
         body: Vec<u8>,
     },
     /// Time passes in steps of 10 ms; mixer ticks and inactivity checks run.
-    Advance { tens_of_ms: u8 },
+    Advance {
+        tens_of_ms: u8,
+    },
     /// The driver wakes up seconds late (the mixer skips ticks; legs go inactive).
-    Jump { seconds: u8 },
-    Direction { srtp_leg: bool, send: bool, recv: bool },
-    Mute { srtp_leg: bool, muted: bool },
+    Jump {
+        seconds: u8,
+    },
+    Direction {
+        srtp_leg: bool,
+        send: bool,
+        recv: bool,
+    },
+    Mute {
+        srtp_leg: bool,
+        muted: bool,
+    },
     /// A renegotiation of the SRTP leg: codec, rtcp-mux, and new keys or the same.
-    Update { codec: u8, rtcp_mux: bool, rekey: bool },
+    Update {
+        codec: u8,
+        rtcp_mux: bool,
+        rekey: bool,
+    },
     /// The SRTP leg hangs up and a new one joins with the same settings.
     Replace,
 }
@@ -154,13 +175,28 @@ impl Harness {
             if t.leg != self.srtp {
                 continue;
             }
-            let r = if t.rtcp {
+            // `t.rtcp` says which port, not what the packet is: under rtcp-mux SRTCP comes
+            // with `rtcp: false` (fuzz/corpus/engine_meeting/regression-rtcp-mux-srtcp-on-the-rtp-port).
+            let is_rtcp = rtp::packet::is_rtcp(&t.bytes);
+            assert!(!t.rtcp || is_rtcp, "RTP sent to the RTCP port");
+            assert!(
+                !t.rtcp || !self.srtp_cfg.rtcp_mux,
+                "RTCP sent to a separate port under rtcp-mux"
+            );
+            assert!(
+                t.rtcp || !is_rtcp || self.srtp_cfg.rtcp_mux,
+                "RTCP sent to the RTP port without rtcp-mux"
+            );
+            let r = if is_rtcp {
                 self.peer.rx.unprotect_rtcp(&t.bytes, &mut plain)
             } else {
                 self.peer.rx.unprotect_rtp(&t.bytes, &mut plain)
             };
             if let Err(e) = r {
-                assert!(tolerated(e), "the SRTP leg cannot read what it is sent: {e}");
+                assert!(
+                    tolerated(e),
+                    "the SRTP leg cannot read what it is sent: {e}"
+                );
             }
         }
         while self.media.poll_event().is_some() {}
@@ -193,7 +229,8 @@ impl Harness {
                 bytes,
             } => {
                 let (leg, port) = self.leg(*srtp_leg);
-                self.media.handle_packet(self.now, leg, source(*from, port), bytes);
+                self.media
+                    .handle_packet(self.now, leg, source(*from, port), bytes);
                 self.drain();
             }
             Step::Rtp {
@@ -287,7 +324,11 @@ impl Harness {
                 let k = keys(suite, generation);
                 let mut cfg = leg_config(*codec, Some(k.clone()), 6000);
                 cfg.rtcp_mux = *rtcp_mux;
-                if self.media.update_leg(self.now, self.srtp, cfg.clone()).is_ok() {
+                if self
+                    .media
+                    .update_leg(self.now, self.srtp, cfg.clone())
+                    .is_ok()
+                {
                     if *rekey {
                         self.peer = peer_for(&k);
                     }

@@ -90,7 +90,10 @@ pub struct LegConfig {
 pub struct Transmit {
     pub leg: LegId,
     pub dest: SocketAddr,
-    /// RTCP (to the RTCP port unless muxed).
+    /// Send from the leg's RTCP socket: RTCP on a leg without rtcp-mux. It names the port,
+    /// not the packet: under rtcp-mux (RFC 5761) RTCP goes out with `false`, from the RTP
+    /// socket to the RTP address, and the peer tells it from RTP by the packet type
+    /// (§4, [`rtp::packet::is_rtcp`]).
     pub rtcp: bool,
     pub bytes: Vec<u8>,
 }

@@ -348,3 +348,41 @@ fn old_key_packets_in_flight_survive_a_rekey_briefly() {
         "the new key works"
     );
 }
+
+/// Found by the `engine_meeting` fuzz target (fuzz/corpus/engine_meeting/
+/// regression-rtcp-mux-srtcp-on-the-rtp-port): after a renegotiation to rtcp-mux with new
+/// keys, the first RTCP report goes to the RTP address with `rtcp: false`, so a peer that
+/// took every `rtcp: false` transmit for SRTP failed to authenticate it. Under rtcp-mux the
+/// receiver tells RTCP from RTP by the packet type (RFC 5761 §4); so demultiplexed,
+/// everything the engine sends authenticates with the new key.
+#[test]
+fn under_rtcp_mux_srtcp_goes_to_the_rtp_port_and_authenticates() {
+    let (t0, mut m, a_addr, la) = one_leg();
+    let mut cfg = leg(7, a_addr);
+    cfg.rtcp_mux = true;
+    m.update_leg(t0, la, cfg).expect("re-key to rtcp-mux");
+    let k = keys(7);
+    let mut rx = SrtpContext::new(SUITE, &k.local_key, &k.local_salt).expect("rx");
+    // The driver wakes up late, as in the fuzzer's input: a tick and a report are due.
+    m.handle_timeout(t0 + Duration::from_secs(103));
+    let (mut rtp, mut rtcp) = (0, 0);
+    while let Some(t) = m.poll_transmit() {
+        assert_eq!(
+            t.dest, a_addr,
+            "everything to the RTP address under rtcp-mux"
+        );
+        assert!(!t.rtcp, "nothing to a separate RTCP port under rtcp-mux");
+        let mut plain = Vec::new();
+        if rtp::packet::is_rtcp(&t.bytes) {
+            rx.unprotect_rtcp(&t.bytes, &mut plain)
+                .expect("SRTCP authenticates with the new key");
+            rtcp += 1;
+        } else {
+            rx.unprotect_rtp(&t.bytes, &mut plain)
+                .expect("SRTP authenticates with the new key");
+            rtp += 1;
+        }
+    }
+    assert_eq!(rtcp, 1, "one report is due");
+    assert!(rtp >= 1, "a mixed frame is due");
+}

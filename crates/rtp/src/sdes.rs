@@ -245,8 +245,11 @@ pub enum SessionParam {
     UnauthenticatedSrtp,
     /// `FEC_ORDER=...`.
     FecOrder(FecOrder),
-    /// `FEC_KEY=...`; the key material is not kept.
-    FecKey,
+    /// `FEC_KEY=<key-params>` (RFC 4568 §6.3.5): the master keys for the FEC stream, with
+    /// the same syntax and suite as the attribute's own key parameters. Kept (and printed)
+    /// so that an attribute goes through print and parse unchanged; never used, since
+    /// [`CryptoAttribute::usable_key`] refuses FEC.
+    FecKey(Vec<KeyParam>),
     /// `WSH=n`: window size hint.
     WindowSizeHint(u32),
     /// Any other parameter, verbatim.
@@ -254,7 +257,8 @@ pub enum SessionParam {
 }
 
 impl SessionParam {
-    fn parse(s: &str) -> Result<Self, SdesError> {
+    /// One session parameter of an attribute for `suite` (which FEC keys are for too).
+    fn parse(suite: SrtpSuite, s: &str) -> Result<Self, SdesError> {
         let (name, value) = match s.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (s, None),
@@ -281,7 +285,11 @@ impl SessionParam {
                 Some("SRTP_FEC") => Self::FecOrder(FecOrder::SrtpFec),
                 _ => return Err(SdesError::BadSessionParam),
             },
-            "FEC_KEY" => Self::FecKey,
+            // A malformed FEC key is a malformed session parameter, whatever is wrong in it.
+            "FEC_KEY" => Self::FecKey(
+                parse_key_params(suite, value.ok_or(SdesError::BadSessionParam)?)
+                    .map_err(|_| SdesError::BadSessionParam)?,
+            ),
             "WSH" => Self::WindowSizeHint(digits(value)?),
             _ => Self::Other(s.to_owned()),
         })
@@ -296,8 +304,11 @@ impl SessionParam {
             Self::UnauthenticatedSrtp => write!(out, "UNAUTHENTICATED_SRTP"),
             Self::FecOrder(FecOrder::FecSrtp) => write!(out, "FEC_ORDER=FEC_SRTP"),
             Self::FecOrder(FecOrder::SrtpFec) => write!(out, "FEC_ORDER=SRTP_FEC"),
-            // Never printed: we keep no FEC key to print.
-            Self::FecKey => Ok(()),
+            Self::FecKey(keys) => {
+                out.push_str("FEC_KEY=");
+                print_key_params(keys, out);
+                Ok(())
+            }
             Self::WindowSizeHint(n) => write!(out, "WSH={n}"),
             Self::Other(s) => write!(out, "{s}"),
         };
@@ -342,6 +353,36 @@ fn parse_mki(s: &str) -> Result<Mki, SdesError> {
         .filter(|l| (1..=128).contains(l))
         .ok_or(SdesError::BadMki)?;
     Ok(Mki { value, length })
+}
+
+/// `key-param *(";" key-param)` (RFC 4568 §9.2): the attribute's keys, or a `FEC_KEY`'s.
+fn parse_key_params(suite: SrtpSuite, s: &str) -> Result<Vec<KeyParam>, SdesError> {
+    s.split(';').map(|k| parse_key_param(suite, k)).collect()
+}
+
+/// Prints what [`parse_key_params`] reads. Writes key material: see
+/// [`CryptoAttribute::to_sdp_value`].
+fn print_key_params(keys: &[KeyParam], out: &mut String) {
+    use std::fmt::Write;
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str("inline:");
+        let mut b64 = k.material.to_base64();
+        out.push_str(&b64);
+        b64.zeroize();
+        if let Some(l) = k.lifetime {
+            if l.is_power_of_two() {
+                let _ = write!(out, "|2^{}", l.trailing_zeros());
+            } else {
+                let _ = write!(out, "|{l}");
+            }
+        }
+        if let Some(m) = k.mki {
+            let _ = write!(out, "|{}:{}", m.value, m.length);
+        }
+    }
 }
 
 fn parse_key_param(suite: SrtpSuite, s: &str) -> Result<KeyParam, SdesError> {
@@ -408,11 +449,10 @@ impl CryptoAttribute {
         let tag: u32 = tag.parse().map_err(|_| SdesError::BadTag)?;
         let suite =
             SrtpSuite::from_name(suite).ok_or_else(|| SdesError::UnknownSuite(suite.to_owned()))?;
-        let keys = keys
-            .split(';')
-            .map(|k| parse_key_param(suite, k))
-            .collect::<Result<Vec<_>, _>>()?;
-        let session_params = fields.map(SessionParam::parse).collect::<Result<_, _>>()?;
+        let keys = parse_key_params(suite, keys)?;
+        let session_params = fields
+            .map(|p| SessionParam::parse(suite, p))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             tag,
             suite,
@@ -431,7 +471,7 @@ impl CryptoAttribute {
                 SessionParam::UnauthenticatedSrtp => {
                     return Err(Unsupported::UnauthenticatedSrtp);
                 }
-                SessionParam::FecKey => return Err(Unsupported::FecKey),
+                SessionParam::FecKey(_) => return Err(Unsupported::FecKey),
                 // No FEC in use, so the order is moot; the window hint is advisory.
                 SessionParam::FecOrder(_) | SessionParam::WindowSizeHint(_) => {}
                 // RFC 4568 §6.3.7: a "-" prefix marks a parameter that may be ignored.
@@ -472,29 +512,8 @@ impl CryptoAttribute {
         use std::fmt::Write;
         let mut out = String::with_capacity(96);
         let _ = write!(out, "{} {} ", self.tag, self.suite.name());
-        for (i, k) in self.keys.iter().enumerate() {
-            if i > 0 {
-                out.push(';');
-            }
-            out.push_str("inline:");
-            let mut b64 = k.material.to_base64();
-            out.push_str(&b64);
-            b64.zeroize();
-            if let Some(l) = k.lifetime {
-                if l.is_power_of_two() {
-                    let _ = write!(out, "|2^{}", l.trailing_zeros());
-                } else {
-                    let _ = write!(out, "|{l}");
-                }
-            }
-            if let Some(m) = k.mki {
-                let _ = write!(out, "|{}:{}", m.value, m.length);
-            }
-        }
+        print_key_params(&self.keys, &mut out);
         for p in &self.session_params {
-            if matches!(p, SessionParam::FecKey) {
-                continue;
-            }
             out.push(' ');
             p.print(&mut out);
         }
@@ -573,12 +592,13 @@ mod tests {
             CryptoAttribute::parse(&with("|2^x")),
             Err(SdesError::BadLifetime)
         );
+        let fec = format!(" FEC_KEY={inline}");
         for (param, why) in [
             (" KDR=10", Unsupported::Kdr),
             (" UNENCRYPTED_SRTP", Unsupported::UnencryptedSrtp),
             (" UNENCRYPTED_SRTCP", Unsupported::UnencryptedSrtcp),
             (" UNAUTHENTICATED_SRTP", Unsupported::UnauthenticatedSrtp),
-            (" FEC_KEY=inline:abcd", Unsupported::FecKey),
+            (fec.as_str(), Unsupported::FecKey),
             (" FOO=1", Unsupported::UnknownParam("FOO=1".into())),
         ] {
             let a = CryptoAttribute::parse(&with(param)).unwrap();
@@ -655,5 +675,55 @@ mod tests {
         let key = a.keys[0].material.master_key();
         assert!(!dbg.contains(&format!("{key:?}")));
         assert!(dbg.contains("<redacted>"));
+    }
+
+    /// Found by the `rtp_packets` fuzz target: a `FEC_KEY` parsed, then printed as nothing.
+    #[test]
+    fn fec_key_is_kept_through_print_and_parse() {
+        let line = "1 AES_CM_128_HMAC_SHA1_80 inline:MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkw \
+            FEC_KEY=inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4 WSH=128";
+        let a = CryptoAttribute::parse(line).unwrap();
+        let SessionParam::FecKey(fec) = &a.session_params[0] else {
+            panic!("not a FEC key: {:?}", a.session_params);
+        };
+        assert_eq!(fec.len(), 1);
+        assert_eq!(fec[0].material.master_key(), b"=-n@%^x!Bjufr9)?");
+        assert_eq!(fec[0].lifetime, Some(1 << 20));
+        assert_eq!(fec[0].mki.map(|m| (m.value, m.length)), Some((1, 4)));
+        let printed = a.to_sdp_value();
+        assert!(
+            printed.ends_with(
+                " FEC_KEY=inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4 WSH=128"
+            ),
+            "{printed}"
+        );
+        assert_eq!(CryptoAttribute::parse(&printed).unwrap(), a);
+        assert_eq!(a.usable_key(), Err(Unsupported::FecKey));
+        assert!(!format!("{a:?}").contains("PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"));
+        // Two FEC keys print back as two.
+        let two = line.replace(
+            "|2^20|1:4",
+            "|2^20|1:4;inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR",
+        );
+        let b = CryptoAttribute::parse(&two).unwrap();
+        assert_eq!(CryptoAttribute::parse(&b.to_sdp_value()).unwrap(), b);
+        // A FEC key that is not key-params (the fuzzer's was `FEC_KEY=AES_CM_12...`), has
+        // the wrong length for the suite, or is missing, is a malformed session parameter.
+        for bad in [
+            "FEC_KEY=AES_CM_12Y3ODkw",
+            "FEC_KEY=inline:abcd",
+            "FEC_KEY=",
+            "FEC_KEY",
+        ] {
+            let l = line.replace(
+                "FEC_KEY=inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4",
+                bad,
+            );
+            assert_eq!(
+                CryptoAttribute::parse(&l),
+                Err(SdesError::BadSessionParam),
+                "{bad}"
+            );
+        }
     }
 }
