@@ -41,7 +41,8 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub(crate) fn sip(self) -> Option<CallKey> {
+    /// The SIP call of a SIP leg.
+    pub fn sip(self) -> Option<CallKey> {
         match self {
             Endpoint::SipUas(k) | Endpoint::SipUac(k) => Some(k),
             Endpoint::WebRtc(_) => None,

@@ -422,6 +422,43 @@ impl CallTable {
         }
     }
 
+    /// The INVITE is being routed onward (to a carrier, a PBX): its set-up timer gives way
+    /// to the ring timers of the outgoing legs. It is answered with
+    /// [`Self::sip_join_ready`] once one of them answers, or refused with
+    /// [`Self::sip_routing_failed`].
+    pub fn sip_routing(&mut self, _now: Instant, leg: LegId) {
+        if let Some(l) = self.legs.get_mut(&leg)
+            && l.state == LegState::Setup
+        {
+            l.deadline = None;
+        }
+    }
+
+    /// Routing onward failed (every route refused or timed out): the INVITE is refused
+    /// with `refusal` and its leg released (its media was allocated).
+    pub fn sip_routing_failed(&mut self, _now: Instant, leg: LegId, refusal: Refusal) {
+        let Some(l) = self.legs.get(&leg) else { return };
+        match (l.state, l.endpoint.sip()) {
+            (LegState::Setup, Some(sip)) => {
+                let end = CallEnd::from_sip(TerminationReason::Rejected(refusal.status));
+                self.commands.push_back(Command::Answer {
+                    leg,
+                    sip,
+                    answer: Answer::Refuse(refusal),
+                });
+                self.end(leg, end);
+            }
+            (LegState::EndedInSetup, _) => {
+                let end = l
+                    .ended
+                    .clone()
+                    .unwrap_or_else(|| CallEnd::from_sip(TerminationReason::Cancelled));
+                self.end(leg, end);
+            }
+            _ => {}
+        }
+    }
+
     // ----- SIP UAC -----
 
     /// We sent an INVITE: a new leg, in a new call or in `call` (the other side of a

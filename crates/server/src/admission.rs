@@ -37,6 +37,12 @@ pub enum Decision {
         challenges: Vec<String>,
         reason: &'static str,
     },
+    /// A call for the phone network through the operator's carriers (termination).
+    Pstn {
+        connector: Box<VoiceConnector>,
+        /// The E.164 number called.
+        number: String,
+    },
     /// A valid join: the caller becomes this attendee of this meeting.
     Join {
         connector: Box<VoiceConnector>,
@@ -207,7 +213,10 @@ impl Admission {
             }));
         }
         match destination {
-            Destination::Pstn { number } => Ok(Decision::Refuse(Refusal::NoPstnRoute(number))),
+            Destination::Pstn { number } => Ok(Decision::Pstn {
+                connector: Box::new(vc),
+                number,
+            }),
             Destination::MeetingJoin { token } => self.join(vc, &token).await,
         }
     }

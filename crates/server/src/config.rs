@@ -114,6 +114,10 @@ pub struct Settings {
     /// before they get BYE with a Reason [default: 20]
     #[arg(long, env = "VC_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<u32>,
+    /// Seconds a carrier (or a PBX we call) may ring before we CANCEL and try the next
+    /// route [default: 30]
+    #[arg(long, env = "VC_CARRIER_ANSWER_TIMEOUT")]
+    pub carrier_answer_timeout: Option<u32>,
     /// TLS certificate chain (PEM) for SIP over TLS [default: issued by the development CA]
     #[arg(long, env = "VC_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -165,6 +169,7 @@ struct FileSettings {
     sip_drop_unallowed_sources: Option<bool>,
     call_record_retention_days: Option<u32>,
     drain_timeout: Option<u32>,
+    carrier_answer_timeout: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     http_tls: Option<crate::http::TlsMode>,
@@ -199,6 +204,8 @@ pub struct Config {
     pub call_record_retention_days: u32,
     /// Seconds calls may go on after SIGTERM.
     pub drain_timeout: u32,
+    /// Seconds an outgoing leg may ring before the next route is tried.
+    pub carrier_answer_timeout: u32,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// The HTTP listener: TLS, public URL, deadlines, connection cap.
@@ -303,6 +310,10 @@ impl Settings {
                 .or(file.call_record_retention_days)
                 .unwrap_or(90),
             drain_timeout: self.drain_timeout.or(file.drain_timeout).unwrap_or(20),
+            carrier_answer_timeout: self
+                .carrier_answer_timeout
+                .or(file.carrier_answer_timeout)
+                .unwrap_or(30),
             meeting_idle_timeout: self
                 .meeting_idle_timeout
                 .or(file.meeting_idle_timeout)

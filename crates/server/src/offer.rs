@@ -129,19 +129,7 @@ pub fn offer(
     ip: IpAddr,
     port: u16,
 ) -> (MediaSession, Vec<u8>) {
-    let config = MediaConfig {
-        require_srtp,
-        offer_srtp: offer_srtp || require_srtp,
-        ..MediaConfig::default()
-    };
-    let local = LocalTransport {
-        address: ip,
-        rtp_port: port,
-        rtcp_port: Some(port + 1),
-    };
-    let mut session = MediaSession::new(config, local, rand::random::<u32>() as u64);
-    let sdp = session.create_offer().to_bytes();
-    (session, sdp)
+    outbound(&[], offer_srtp, require_srtp, ip, port)
 }
 
 /// Takes the answer to our delayed offer (from the ACK).
@@ -195,4 +183,34 @@ pub fn reanswer(n: &mut Negotiated, offer: &[u8]) -> Result<(Vec<u8>, MediaDirec
     n.leg = leg_config(&ans.audio);
     n.answer = ans.sdp.to_bytes();
     Ok((n.answer.clone(), n.leg.direction))
+}
+
+/// Our offer on an outgoing leg (a carrier trunk, a PBX): only `codecs` (names as SDP
+/// writes them, e.g. `PCMU`, `G722`, `opus`; empty: all we have), SRTP offered when
+/// `offer_srtp`, required when `require_srtp`.
+pub fn outbound(
+    codecs: &[String],
+    offer_srtp: bool,
+    require_srtp: bool,
+    ip: IpAddr,
+    port: u16,
+) -> (MediaSession, Vec<u8>) {
+    let mut config = MediaConfig {
+        require_srtp,
+        offer_srtp: offer_srtp || require_srtp,
+        ..MediaConfig::default()
+    };
+    if !codecs.is_empty() {
+        config
+            .codecs
+            .retain(|c| codecs.iter().any(|n| n.eq_ignore_ascii_case(c.name())));
+    }
+    let local = LocalTransport {
+        address: ip,
+        rtp_port: port,
+        rtcp_port: Some(port + 1),
+    };
+    let mut session = MediaSession::new(config, local, rand::random::<u32>() as u64);
+    let sdp = session.create_offer().to_bytes();
+    (session, sdp)
 }

@@ -12,7 +12,11 @@ use store::Repository;
 /// error leaves the calls alone (they are checked again at the next sweep).
 pub async fn reconcile(repo: &dyn Repository, controller: &crate::edge::Controller) {
     let mut gone_meetings = Vec::new();
+    let is_bridge = crate::edge::is_bridge;
     for id in controller.meetings().await {
+        if is_bridge(&id) {
+            continue;
+        }
         if let Ok(None) = repo.get_meeting(&id).await {
             gone_meetings.push(id);
         }
@@ -22,7 +26,7 @@ pub async fn reconcile(repo: &dyn Repository, controller: &crate::edge::Controll
         controller.delete_meeting(id).await;
     }
     for m in controller.members().await {
-        if gone_meetings.contains(&m.meeting_id) {
+        if is_bridge(&m.meeting_id) || gone_meetings.contains(&m.meeting_id) {
             continue;
         }
         if let Ok(None) = repo.get_attendee(&m.meeting_id, &m.attendee_id).await {
@@ -89,6 +93,9 @@ pub async fn sweep_meetings(
         tick.tick().await;
         let now = domain::timestamp::now_millis();
         for id in controller.meetings().await {
+            if crate::edge::is_bridge(&id) {
+                continue;
+            }
             if let Err(e) = state.repo.touch_meeting_audio(&id, now).await {
                 tracing::warn!(meeting = %id, error = %e, "could not record audio activity");
             }

@@ -45,6 +45,17 @@ pub enum Input {
     Members(oneshot::Sender<Vec<Member>>),
     /// The SIP legs whose connectors log media metrics.
     MetricsTargets(oneshot::Sender<Vec<MetricsTarget>>),
+    /// A carrier attempt of a PSTN call is ready to dial.
+    PstnDial {
+        a: LegId,
+        dial: Box<super::pstn::Dial>,
+    },
+    /// A carrier attempt could not be prepared.
+    PstnDialFailed {
+        a: LegId,
+        carrier: String,
+        why: String,
+    },
     /// Stop taking calls (503 with Retry-After); hang up what is left after `grace`;
     /// `done` answers once every leg is released.
     Drain {

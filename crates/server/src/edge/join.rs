@@ -89,6 +89,8 @@ pub enum JoinOutcome {
     Refused(Answer),
     /// Admitted, but the join could not be completed.
     Failed(JoinError),
+    /// A call for the phone network: the carriers are tried next.
+    Pstn(Box<super::pstn::PstnSetup>),
     /// Ready: answer 200 with `sdp`.
     Ready {
         member: Member,
@@ -250,6 +252,19 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
             challenges,
             warning: reason.to_string(),
         }),
+        Decision::Pstn { connector, number } => {
+            ctx.admission
+                .start_sip_log(&connector.voice_connector_id, req, peer)
+                .await;
+            match super::pstn::prepare(ctx, leg, req, peer, &connector, number).await {
+                Ok(outcome) => outcome,
+                Err(r) => {
+                    tracing::info!(%leg, status = r.status, reason = %r.warning, "PSTN call refused");
+                    record_refusal(ctx, req, peer, &facts.host, &r).await;
+                    JoinOutcome::Refused(Answer::Refuse(r))
+                }
+            }
+        }
         Decision::Join {
             connector,
             meeting,
@@ -308,6 +323,7 @@ async fn join(
         cdr,
         media_metrics,
         started: Instant::now(),
+        record: true,
     };
     let delayed_offer = req.body.is_empty();
     let sdp = if delayed_offer {

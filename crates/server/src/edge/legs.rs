@@ -35,6 +35,9 @@ pub struct SipLeg {
     /// The connector has EnableMediaMetricLogs.
     pub media_metrics: bool,
     pub started: Instant,
+    /// Whether this leg's end writes a call record (a carrier leg's call is recorded on
+    /// its PBX leg).
+    pub record: bool,
 }
 
 impl SipLeg {
@@ -107,6 +110,7 @@ impl Release {
             negotiated,
             cdr,
             started,
+            record,
             ..
         } = media;
         drop((rtp, rtcp));
@@ -117,9 +121,17 @@ impl Release {
             &format!("status=\"{}\"", end.status.as_str()),
             1,
         );
+        if !record {
+            if let Some(st) = &stats {
+                self.count(st);
+            }
+            return;
+        }
         let mut rec = cdr.finish(end.status.as_str(), end.code, Some(end.reason));
-        rec.meeting_id = Some(member.meeting_id);
-        rec.attendee_id = Some(member.attendee_id);
+        if !super::pstn::is_bridge(&member.meeting_id) {
+            rec.meeting_id = Some(member.meeting_id);
+            rec.attendee_id = Some(member.attendee_id);
+        }
         if let Some(n) = &negotiated {
             rec.codec = Some(n.codec.clone());
             rec.srtp_suite = n.srtp_suite.clone();
@@ -142,6 +154,13 @@ impl Release {
             foreign_source_packets: s.foreign_source,
         });
         self.records.write(rec, cdr.start_ms).await;
+    }
+
+    /// Frees the ports of a leg that never got into the call table.
+    pub fn unused(&self, media: SipLeg) {
+        let port = media.port;
+        drop(media);
+        self.ports.give_back(port);
     }
 
     fn count(&self, st: &LegStats) {

@@ -14,6 +14,7 @@ mod join;
 mod legs;
 mod options;
 mod outbox;
+mod pstn;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ pub use control::{Controller, Input, MetricsTarget};
 pub use join::JoinContext;
 use join::JoinOutcome;
 use legs::{Release, SipLeg};
+pub use pstn::is_bridge;
 
 /// A running SIP edge.
 pub struct SipEdge {
@@ -103,7 +105,10 @@ pub async fn start(
     t.reflection_guard = true;
     let edge = Edge {
         ua: UserAgent::with_ids(ua_cfg, sip::IdGenerator::from_os()),
-        table: CallTable::new(TableConfig::default()),
+        table: CallTable::new(TableConfig {
+            ring_timeout: Duration::from_secs(u64::from(cfg.carrier_answer_timeout.max(1))),
+            ..TableConfig::default()
+        }),
         legs: HashMap::new(),
         browsers: 0,
         gauged_legs: -1,
@@ -118,6 +123,9 @@ pub async fn start(
         tx: tx.clone(),
         call_ids: HashMap::new(),
         draining: None,
+        pstn: HashMap::new(),
+        pstn_out: HashMap::new(),
+        sip_domain: cfg.sip_domain.clone(),
     };
     let task = tokio::spawn(edge.run(inbound, rx, events));
     Ok(SipEdge {
@@ -145,6 +153,12 @@ struct Edge {
     call_ids: HashMap<CallKey, String>,
     /// Set once a shutdown began.
     draining: Option<Draining>,
+    /// PSTN calls being routed to carriers, by their PBX leg.
+    pstn: HashMap<LegId, pstn::PstnCall>,
+    /// Carrier legs not yet answered → their PBX leg.
+    pstn_out: HashMap<LegId, LegId>,
+    /// Our SIP domain (the host of the From in our INVITEs).
+    sip_domain: String,
 }
 
 /// A shutdown in progress: no new calls; what is left is hung up at `hang_up_at`.
@@ -269,6 +283,7 @@ impl Edge {
             Input::Joined { leg, outcome } => match outcome {
                 JoinOutcome::Refused(answer) => self.table.sip_refused(now, leg, answer),
                 JoinOutcome::Failed(e) => self.table.sip_join_failed(now, leg, e),
+                JoinOutcome::Pstn(setup) => self.pstn_routed(leg, *setup),
                 JoinOutcome::Ready {
                     member,
                     sdp,
@@ -321,6 +336,8 @@ impl Edge {
                 let members = self.table.legs().filter_map(|l| l.member.clone());
                 let _ = reply.send(members.collect());
             }
+            Input::PstnDial { a, dial } => self.pstn_dial(a, *dial),
+            Input::PstnDialFailed { a, carrier, why } => self.pstn_dial_failed(a, carrier, why),
             Input::Drain { grace, done } => {
                 tracing::info!(
                     legs = self.table.len(),
@@ -403,7 +420,14 @@ impl Edge {
                 {
                     l.disable(&id);
                 }
+                let leg = self.table.leg_of_sip(call);
+                if let Some(b) = leg.filter(|b| self.pstn_out.contains_key(b)) {
+                    self.pstn_attempt_ended(b, reason);
+                }
                 self.table.sip_ended(now, call, reason);
+                if let Some(a) = leg.filter(|a| self.pstn.contains_key(a)) {
+                    self.pstn_cancelled(a);
+                }
             }
             UaEvent::Reinvite { call, request } => match self.reoffer(call, &request.body) {
                 Ok(body) => {
@@ -447,7 +471,17 @@ impl Edge {
                 let resp = sip::Response::for_request(&request, 405);
                 let _ = self.ua.respond_request(now, txn, resp);
             }
-            UaEvent::Answered { call, .. } => self.table.sip_answered(now, call),
+            UaEvent::Answered { call, response } => {
+                self.table.sip_answered(now, call);
+                if let Some(b) = self.table.leg_of_sip(call) {
+                    self.pstn_answered(b, &response.body);
+                }
+            }
+            UaEvent::Provisional { call, response } if response.status > 100 => {
+                if let Some(b) = self.table.leg_of_sip(call) {
+                    self.pstn_provisional(b);
+                }
+            }
             UaEvent::ForeignSource {
                 call,
                 method,
@@ -469,8 +503,10 @@ impl Edge {
     fn open_record(&self, leg: LegId) {
         let Some(l) = self.legs.get(&leg) else { return };
         let mut rec = l.cdr.open(200);
-        rec.meeting_id = Some(l.member.meeting_id.clone());
-        rec.attendee_id = Some(l.member.attendee_id.clone());
+        if !is_bridge(&l.member.meeting_id) {
+            rec.meeting_id = Some(l.member.meeting_id.clone());
+            rec.attendee_id = Some(l.member.attendee_id.clone());
+        }
         if let Some(n) = &l.negotiated {
             rec.codec = Some(n.codec.clone());
             rec.srtp_suite = n.srtp_suite.clone();
@@ -539,6 +575,9 @@ impl Edge {
                 cause,
             } => match endpoint {
                 Endpoint::SipUas(k) | Endpoint::SipUac(k) => {
+                    if cause == calls::HangupCause::NoAnswer {
+                        self.pstn_no_answer(leg);
+                    }
                     tracing::info!(call = %leg, ?cause, "hanging up");
                     let reason = wire::reason(&cause);
                     if let Err(sip::UaError::UnknownCall) = self.ua.hangup_with(now, k, &reason) {
@@ -573,6 +612,8 @@ impl Edge {
                 leg,
                 to: Attachment::Meeting(_),
             } => self.attach_delayed(leg),
+            Command::Attach { to, .. } | Command::Detach { from: to, .. }
+                if self.pstn_attachment(&to) => {}
             Command::Attach { leg, to } | Command::Detach { leg, from: to } => {
                 tracing::warn!(call = %leg, ?to, "this server does not serve bridges or applications yet");
             }

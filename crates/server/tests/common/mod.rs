@@ -80,6 +80,7 @@ impl TestServer {
             sip_drop_unallowed_sources: false,
             call_record_retention_days: 90,
             drain_timeout: 1,
+            carrier_answer_timeout: 30,
             tls_cert: None,
             tls_key: None,
             http_options: Default::default(),
