@@ -222,6 +222,9 @@ def main(argv: list[str]) -> int:
     except pj.Error as e:  # pjsua2 raises its own Error type for every failed call
         out["error"] = f"{e.title}: {e.reason} ({e.status})"
     finally:
+        # From here a SIGTERM has nothing left to stop; ignored, it cannot kill the
+        # interpreter mid-exit either (Python restores the default action at finalization).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         out["ended_at"] = out["ended_at"] or time.time()
         print(json.dumps(out), flush=True)
         ep.libDestroy()
