@@ -95,6 +95,18 @@ def header(msg: str, name: str) -> str:
     return m.group(1) if m else ""
 
 
+def terminate(proc: subprocess.Popen) -> None:
+    """SIGTERM (the process reports and exits), SIGKILL after 10 s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 # ---------------------------------------------------------------------------------------
 # Carriers
 
@@ -190,13 +202,7 @@ class SippUas:
         pytest.fail(f"sipp on {self.address} did not answer OPTIONS within {timeout} s")
 
     def stop(self) -> "SippUas":
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        terminate(self.proc)
         return self
 
     def messages(self) -> list[SipMessage]:
@@ -327,6 +333,16 @@ class PstnLab:
         self.server = next(self._server_gen)
         return self.server
 
+    def single_carrier(self, require_encryption: bool, **callee) -> tuple[CalleeRun, str, str]:
+        """The usual set-up: callee.py on 127.0.0.2 (`callee` as for `callee()`) as the only
+        carrier, c1, offered PCMU; the server; a connector. Returns (c1, connector id, its
+        host)."""
+        c1 = self.callee("c1", "127.0.0.2", **callee)
+        self.add_carrier("c1", c1.address, 1, "PCMU")
+        self.start_server()
+        vc_id, host = self.connector(require_encryption)
+        return c1, vc_id, host
+
     def connector(self, require_encryption: bool) -> tuple[str, str]:
         """A voice connector with termination for 127.0.0.1, CallingRegions US; (id, host)."""
         return self.server.create_connector(require_encryption)
@@ -371,12 +387,7 @@ class PstnLab:
 
     def close(self) -> None:
         for run in self._callees:
-            if run.proc.poll() is None:
-                run.proc.send_signal(signal.SIGTERM)
-                try:
-                    run.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    run.proc.kill()
+            terminate(run.proc)
         for uas in self._sipps:
             uas.stop()
         if self._server_gen is not None:

@@ -37,6 +37,12 @@ def assert_hears(levels: dict, hz: int, who: str) -> None:
     assert levels["present"][hz] > TONE_PRESENT, f"{who} hears {hz} Hz only in part of the call: {levels}"
 
 
+def assert_tones_both_ways(tools, pbx_wav, carrier_wav) -> None:
+    """The PBX hears the carrier's 1000 Hz, the carrier the PBX's 440 Hz."""
+    assert_hears(tools.tone_levels(pbx_wav), 1000, "the PBX")
+    assert_hears(tools.tone_levels(carrier_wav), 440, "the carrier")
+
+
 def assert_b2bua_invite(tools, pbx: dict, carrier: dict, server) -> None:
     """The carrier's INVITE is the server's own (a B2BUA: new Call-ID, RFC 3261 §8.1.1.4),
     to the dialled number, from the caller's E.164 number, with an SDP offer whose RTP port
@@ -78,10 +84,7 @@ def test_transcoded(pstn_lab, pstn_tools, tmp_path):
     connects, the server transcodes, and each side hears the other's tone."""
     lab, tools = pstn_lab, pstn_tools
     carrier_wav, pbx_wav = tmp_path / "carrier.wav", tmp_path / "pbx.wav"
-    c1 = lab.callee("c1", "127.0.0.2", play=lab.tones[1000], record=carrier_wav)
-    lab.add_carrier("c1", c1.address, 1, "PCMU")
-    server = lab.start_server()
-    vc_id, host = lab.connector(require_encryption=True)
+    c1, vc_id, host = lab.single_carrier(True, play=lab.tones[1000], record=carrier_wav)
     pbx = lab.pbx(host, "tls", suites=(SUITE,), codecs=("G722/16000",), play=lab.tones[440], record=pbx_wav,
                   duration=5.0).result()
     carrier = c1.stop()
@@ -90,11 +93,10 @@ def test_transcoded(pstn_lab, pstn_tools, tmp_path):
     assert pbx["codec"] == "G722/16000", pbx
     assert f"SRTP status: Active Crypto-suite: {SUITE}" in pbx["dump"], pbx["dump"]
     assert carrier["codec"] == "PCMU/8000" and carrier["proto"] == "RTP/AVP", carrier
-    assert_b2bua_invite(tools, pbx, carrier, server)
+    assert_b2bua_invite(tools, pbx, carrier, lab.server)
     assert carrier["ended"] == "bye-received", f"the PBX's hang-up did not reach the carrier: {carrier['ended']}"
-    assert_hears(tools.tone_levels(pbx_wav), 1000, "the PBX")
-    assert_hears(tools.tone_levels(carrier_wav), 440, "the carrier")
-    rec = outbound_record(server, vc_id)
+    assert_tones_both_ways(tools, pbx_wav, carrier_wav)
+    rec = outbound_record(lab.server, vc_id)
     assert "c1" in record_values(rec), f"the record does not name the carrier: {rec}"
     missing = [f for f in AWS_CDR_FIELDS if f not in rec]
     assert not missing, f"the record lacks the AWS Voice Connector CDR fields {missing}: {rec}"
@@ -109,19 +111,15 @@ def test_relayed_same_codec(pstn_lab, pstn_tools, tmp_path):
     packets are relayed (still through the server's ports) and the tones pass both ways."""
     lab, tools = pstn_lab, pstn_tools
     carrier_wav, pbx_wav = tmp_path / "carrier.wav", tmp_path / "pbx.wav"
-    c1 = lab.callee("c1", "127.0.0.2", play=lab.tones[1000], record=carrier_wav)
-    lab.add_carrier("c1", c1.address, 1, "PCMU")
-    server = lab.start_server()
-    vc_id, host = lab.connector(require_encryption=False)
+    c1, vc_id, host = lab.single_carrier(False, play=lab.tones[1000], record=carrier_wav)
     pbx = lab.pbx(host, "udp", codecs=("PCMU/8000",), play=lab.tones[440], record=pbx_wav, duration=5.0).result()
     carrier = c1.stop()
 
     assert_connected(pbx, carrier)
     assert pbx["codec"] == "PCMU/8000" and carrier["codec"] == "PCMU/8000", (pbx["codec"], carrier["codec"])
-    assert_b2bua_invite(tools, pbx, carrier, server)
-    assert_hears(tools.tone_levels(pbx_wav), 1000, "the PBX")
-    assert_hears(tools.tone_levels(carrier_wav), 440, "the carrier")
-    outbound_record(server, vc_id)
+    assert_b2bua_invite(tools, pbx, carrier, lab.server)
+    assert_tones_both_ways(tools, pbx_wav, carrier_wav)
+    outbound_record(lab.server, vc_id)
 
 
 def test_failover(pstn_lab, pstn_tools, tmp_path):
@@ -191,10 +189,7 @@ def test_cancel_before_answer(pstn_lab, pstn_tools):
     """The PBX gives up while the carrier rings: its CANCEL becomes the server's CANCEL to
     the carrier (same INVITE, RFC 3261 §9.1), the carrier answers 487, so does the server."""
     lab, tools = pstn_lab, pstn_tools
-    c1 = lab.callee("c1", "127.0.0.2", never_answer=True, timeout=20.0)
-    lab.add_carrier("c1", c1.address, 1, "PCMU")
-    server = lab.start_server()
-    vc_id, host = lab.connector(require_encryption=False)
+    c1, vc_id, host = lab.single_carrier(False, never_answer=True, timeout=20.0)
     pbx = lab.pbx(host, "udp", codecs=("PCMU/8000",), duration=1.0, answer_timeout=3.0).result()
     carrier = c1.result()  # ends by itself once cancelled
 
@@ -205,7 +200,7 @@ def test_cancel_before_answer(pstn_lab, pstn_tools):
     assert carrier["answered"] == 0, carrier
     assert tools.header(carrier["cancel"], "Call-ID") == carrier["invite"]["call_id"], carrier["cancel"]
     assert tools.sip_user(carrier["cancel"].split(" ", 2)[1]) == tools.number, carrier["cancel"]
-    recs = server.wait_call_records(vc_id, 1, timeout=10)
+    recs = lab.server.wait_call_records(vc_id, 1, timeout=10)
     assert len(recs) == 1, recs
     assert recs[0].get("Status") != "Completed", recs[0]
 
@@ -217,11 +212,8 @@ def test_bye_from_each_side(pstn_lab, pstn_tools, tmp_path, who):
     lab, tools = pstn_lab, pstn_tools
     short, long = 2.0, 20.0
     carrier_wav = tmp_path / "carrier.wav"
-    c1 = lab.callee("c1", "127.0.0.2", play=lab.tones[1000], record=carrier_wav,
-                    duration=short if who == "carrier" else long)
-    lab.add_carrier("c1", c1.address, 1, "PCMU")
-    server = lab.start_server()
-    vc_id, host = lab.connector(require_encryption=False)
+    c1, vc_id, host = lab.single_carrier(False, play=lab.tones[1000], record=carrier_wav,
+                                         duration=short if who == "carrier" else long)
     pbx = lab.pbx(host, "udp", codecs=("PCMU/8000",), play=lab.tones[440],
                   duration=short if who == "pbx" else long).result()
     carrier = c1.result() if who == "pbx" else c1.stop()
@@ -238,5 +230,5 @@ def test_bye_from_each_side(pstn_lab, pstn_tools, tmp_path, who):
         assert pbx["remote_bye"].startswith("BYE "), f"the carrier's BYE did not reach the PBX ({pbx['log_file']})"
         end = [s["at"] for s in pbx["snapshots"] if s["label"] == "end"]
         assert end and end[0] < long - 5, pbx["snapshots"]
-    rec = outbound_record(server, vc_id)
-    assert rec.get("BillableDurationSeconds", 0) >= 1, rec
+    rec = outbound_record(lab.server, vc_id)
+    assert rec.get("BillableDurationSeconds", 0) >= 1, f"no BillableDurationSeconds of 1 s or more: {rec}"
