@@ -9,6 +9,8 @@ each side's recording is checked with Goertzel for the other's tone.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 #: The other side's tone must be at least this loud (dB relative to a full-scale sine) and
@@ -232,3 +234,34 @@ def test_bye_from_each_side(pstn_lab, pstn_tools, tmp_path, who):
         assert end and end[0] < long - 5, pbx["snapshots"]
     rec = outbound_record(lab.server, vc_id)
     assert rec.get("BillableDurationSeconds", 0) >= 1, f"no BillableDurationSeconds of 1 s or more: {rec}"
+
+
+def test_sipp_carrier_answers_and_gets_the_bye(pstn_lab, pstn_tools):
+    """A carrier that is not pjsip (SIPp's uas_answer: 180, then 200 with a bare PCMU answer
+    and a Contact of its own): the call connects, the carrier's ACK and, when the PBX hangs
+    up, its BYE come from the server on the carrier's dialog."""
+    lab, tools = pstn_lab, pstn_tools
+    c1 = lab.sipp_uas("c1", "uas_answer.xml", "127.0.0.2")
+    lab.add_carrier("c1", c1.address, 1, "PCMU")
+    server = lab.start_server()
+    vc_id, host = lab.connector(require_encryption=False)
+    pbx = lab.pbx(host, "udp", codecs=("PCMU/8000",), play=lab.tones[440], duration=2.0).result()
+    time_for_bye = 3.0
+    deadline = time.monotonic() + time_for_bye
+    while not c1.requests("BYE") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    c1.stop()
+
+    assert pbx["error"] == "" and pbx["confirmed"], f"{pbx['status']} {pbx['reason']} ({pbx['log_file']})"
+    assert pbx["codec"] == "PCMU/8000", pbx
+    invites = c1.requests("INVITE")
+    assert len(invites) == 1, c1.describe()
+    assert tools.sip_user(invites[0].text.split(" ", 2)[1]) == tools.number, invites[0].text
+    low, high = server.rtp_ports
+    assert low <= tools.media_port(invites[0].text.partition("\r\n\r\n")[2]) <= high, invites[0].text
+    assert c1.sent_statuses() == [180, 200], c1.describe()
+    acks, byes = c1.requests("ACK"), c1.requests("BYE")
+    assert len(acks) == 1 and len(byes) == 1, c1.describe()
+    for req in (acks[0], byes[0]):
+        assert tools.header(req.text, "Call-ID") == tools.header(invites[0].text, "Call-ID"), req.text
+    outbound_record(server, vc_id)
