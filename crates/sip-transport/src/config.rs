@@ -145,6 +145,11 @@ pub struct Limits {
     pub max_connections: usize,
     /// A connection with no traffic either way for this long is closed. Default 5 min.
     pub idle_timeout: Duration,
+    /// Time allowed to receive one whole message on a stream, from its first byte; a peer
+    /// that dribbles a message (slowloris) is closed then, however often bytes arrive (the
+    /// idle timer alone would restart on each). Keep-alive CRLFs start no message.
+    /// Default 10 s.
+    pub message_timeout: Duration,
     /// Time allowed for a TLS handshake, inbound or outbound. Default 10 s.
     pub tls_handshake_timeout: Duration,
     /// Time allowed to open an outbound TCP connection. Default 10 s.
@@ -169,6 +174,7 @@ impl Default for Limits {
             max_connections_per_ip: 32,
             max_connections: 4096,
             idle_timeout: Duration::from_secs(300),
+            message_timeout: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),

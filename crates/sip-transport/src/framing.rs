@@ -140,6 +140,12 @@ impl StreamFramer {
         self.buf.len()
     }
 
+    /// Whether part of a message is buffered: anything but the CR and LF bytes of
+    /// keep-alives (RFC 5626 §3.5.1), which start no message.
+    pub fn in_message(&self) -> bool {
+        self.buf.iter().any(|&b| b != b'\r' && b != b'\n')
+    }
+
     /// Takes the next complete frame off the buffer, `Ok(None)` if more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FramingError> {
         let result = self.step();
@@ -451,6 +457,23 @@ mod tests {
         assert_eq!(f.next_frame(), Ok(None));
         f.push(&msg("x"));
         assert_eq!(frames(&mut f), vec![Frame::Message(Bytes::from(msg("x")))]);
+    }
+
+    #[test]
+    fn in_message_ignores_keepalives() {
+        let mut f = StreamFramer::new(LIMITS);
+        f.push(b"\r\n");
+        assert_eq!(f.next_frame(), Ok(None));
+        assert!(!f.in_message(), "a lone CRLF starts no message");
+        f.push(b"\r\n");
+        assert_eq!(f.next_frame(), Ok(Some(Frame::Ping)));
+        let m = msg("x");
+        f.push(&m[..3]);
+        assert_eq!(f.next_frame(), Ok(None));
+        assert!(f.in_message());
+        f.push(&m[3..]);
+        assert_eq!(frames(&mut f), vec![Frame::Message(Bytes::from(m))]);
+        assert!(!f.in_message());
     }
 
     #[test]

@@ -153,6 +153,8 @@ pub(super) async fn run_connection<S>(
     let mut buf = vec![0u8; STREAM_READ_BUFFER];
     let mut shutdown = shared.shutdown.subscribe();
     let mut deadline = Instant::now() + limits.idle_timeout;
+    // While a message is partly read: when the whole of it must have arrived (slowloris).
+    let mut message_deadline: Option<Instant> = None;
     let reason: &str = 'conn: loop {
         if *shutdown.borrow_and_update() {
             break 'conn "shutdown";
@@ -160,6 +162,13 @@ pub(super) async fn run_connection<S>(
         tokio::select! {
             _ = shutdown.changed() => break 'conn "shutdown",
             _ = tokio::time::sleep_until(deadline) => break 'conn "idle timeout",
+            _ = tokio::time::sleep_until(message_deadline.unwrap_or(deadline)),
+                if message_deadline.is_some() =>
+            {
+                tracing::warn!(conn = %id, %transport, %remote, buffered = framer.buffered(),
+                    "closing connection: message not complete within message_timeout");
+                break 'conn "message timeout";
+            }
             queued = outbound.recv() => {
                 let Some(bytes) = queued else { break 'conn "closed locally" };
                 if let Err(reason) = write(&mut stream, &bytes, limits.write_timeout).await {
@@ -176,7 +185,8 @@ pub(super) async fn run_connection<S>(
                         break 'conn "read error";
                     }
                 };
-                deadline = Instant::now() + limits.idle_timeout;
+                let now = Instant::now();
+                deadline = now + limits.idle_timeout;
                 framer.push(buf.get(..len).unwrap_or_default());
                 loop {
                     match framer.next_frame() {
@@ -187,6 +197,8 @@ pub(super) async fn run_connection<S>(
                             }
                         }
                         Ok(Some(Frame::Message(bytes))) => {
+                            // The next message's clock starts with its first byte.
+                            message_deadline = None;
                             shared.log(Direction::Inbound, transport, local, remote, Some(id), &bytes);
                             let inbound = Inbound { transport, local, remote, conn: Some(id), bytes };
                             if shared.inbound.send(inbound).await.is_err() {
@@ -199,6 +211,11 @@ pub(super) async fn run_connection<S>(
                         }
                     }
                 }
+                message_deadline = if framer.in_message() {
+                    Some(message_deadline.unwrap_or(now + limits.message_timeout))
+                } else {
+                    None
+                };
             }
         }
     };
