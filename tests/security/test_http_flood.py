@@ -11,6 +11,9 @@ count and time:
   JSON) after its head, before it has sent a tenth of its body: the body is never buffered.
   A boto3 call signed with the real key is served during the flood, and the connections
   that never finished their heads are closed once --http-header-timeout has passed.
+- KEYED_POSTERS clients that know our access key id (not the secret) POST large bodies: they
+  are read before the signature fails, but only BODY_BUDGET_MIB of them at once, and a signed
+  CreateVoiceConnector (a small body) is served meanwhile.
 - A signed request whose body comes too slowly gets 408 at --http-request-timeout.
 - --http-max-connections: the connections past the cap get 503 at once and are counted.
 - /client-events flooded with well-formed bogus tokens: signed API calls keep answering.
@@ -225,6 +228,79 @@ def test_slow_clients_cannot_hold_memory_or_connections(http_server):
     assert rss.samples > 20, report
     assert rss.peak_kib - idle_kib <= RSS_GROWTH_MIB * 1024, report
     assert rss.peak_kib <= RSS_BOUND_MIB * 1024, report
+    assert server.proc.poll() is None
+
+
+#: Posters that know our access key id but not the secret, and how fast each sends.
+KEYED_POSTERS = 120
+KEYED_RATE = 120 * 1024
+#: The API's budget for large bodies being read at once (api::BODY_BUDGET_BYTES), and the
+#: growth allowed: a body is collected in pieces and then copied whole (twice the budget),
+#: plus what the connections themselves hold.
+BODY_BUDGET_MIB = 16
+KEYED_GROWTH_MIB = 2 * BODY_BUDGET_MIB + 16
+
+
+def keyed_poster(server, i: int) -> dict:
+    """POSTs BODY_BYTES at KEYED_RATE with our access key id but a wrong secret; returns the
+    answer's status (None when the connection went before one came)."""
+    body = b"{" + b"x" * (BODY_BYTES - 1)
+    url = server.api_url + "/voice-connectors"
+    req = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(server.key_id, "not-the-secret"), "chime", "us-east-1").add_auth(req)
+    headers = dict(req.prepare().headers)
+    headers["Content-Length"] = str(len(body))
+    s = connect_from(ATTACKERS[i % 2], api_port(server), timeout=REQUEST_TIMEOUT_S + 5)
+    answer = b""
+    try:
+        s.sendall(head_bytes("POST", "/voice-connectors", headers))
+        step = KEYED_RATE // 10
+        for off in range(0, len(body), step):
+            s.sendall(body[off : off + step])
+            time.sleep(0.1)
+        answer = read_answer(s)
+    except OSError:
+        try:
+            answer = read_answer(s)
+        except OSError:
+            pass
+    finally:
+        s.close()
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else None
+    return {"status": status, "answer": answer[:400]}
+
+
+def test_wrong_signatures_with_our_key_hold_bounded_memory(http_server):
+    """Whoever knows the access key id gets past the header checks, so its body is read
+    before the signature fails; large bodies being read share a 16 MiB budget (the others
+    wait, within the body deadline), and the API's own small calls need none of it."""
+    server = http_server
+    pid = server.proc.pid
+    voice = server.client("chime-sdk-voice")
+    time.sleep(0.5)
+    idle_kib = vm_rss_kib(pid)
+    with RssSampler(pid) as rss:
+        with ThreadPoolExecutor(max_workers=KEYED_POSTERS) as pool:
+            posters = [pool.submit(keyed_poster, server, i) for i in range(KEYED_POSTERS)]
+            time.sleep(2.0)
+            t0 = time.monotonic()
+            created = voice.create_voice_connector(Name="during-flood", RequireEncryption=False)
+            write_latency = time.monotonic() - t0
+            results = [f.result(timeout=60) for f in posters]
+    statuses: dict = {}
+    for r in results:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    report = (
+        f"{KEYED_POSTERS} posters of {BODY_BYTES // 1024} KB with our key and a wrong secret: answers {statuses}; "
+        f"signed CreateVoiceConnector took {write_latency * 1000:.0f} ms; VmRSS idle {idle_kib / 1024:.1f} MiB, "
+        f"peak {rss.peak_kib / 1024:.1f} MiB ({rss.samples} samples)"
+    )
+    print(report)
+    assert created["VoiceConnector"]["Name"] == "during-flood", report
+    assert write_latency < 2.0, report
+    assert set(statuses) <= {403, 408, None}, [r["answer"] for r in results if r["status"] not in (403, 408, None)][:2]
+    assert statuses.get(403, 0) >= 10, report
+    assert rss.peak_kib - idle_kib <= KEYED_GROWTH_MIB * 1024, report
     assert server.proc.poll() is None
 
 

@@ -33,6 +33,15 @@ use model::{Model, Service};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Bytes of large request bodies being read at once, over all requests: a request whose
+/// Content-Length is over [`SMALL_BODY_BYTES`] (or that has none: chunked) reserves it (or
+/// [`MAX_BODY_BYTES`]) before its body is read, and waits for room within its body
+/// deadline. Bounds what requests with our access key but a wrong signature can make the
+/// server hold before the signature is checked.
+pub const BODY_BUDGET_BYTES: usize = 16 * 1024 * 1024;
+/// Bodies up to this size (every real API call's) need no room in the budget: the
+/// connection cap times this bounds them, and a flood of large ones cannot delay them.
+pub const SMALL_BODY_BYTES: usize = 64 * 1024;
 
 /// Settings the API needs from the server configuration.
 #[derive(Debug, Clone)]
@@ -61,6 +70,8 @@ pub struct AppState {
     pub events: broadcast::Sender<ControlEvent>,
     model: Model,
     throttle: throttle::Throttle,
+    /// [`BODY_BUDGET_BYTES`] in KiB.
+    body_budget: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -80,6 +91,7 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             events,
             model: Model::load(),
+            body_budget: tokio::sync::Semaphore::new(BODY_BUDGET_BYTES / 1024),
         })
     }
 }
@@ -311,17 +323,38 @@ async fn aws(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response
 
 type Served = (&'static str, StatusCode, serde_json::Value);
 
-/// The body, at most [`MAX_BODY_BYTES`], read within `deadline`.
+/// The body, at most [`MAX_BODY_BYTES`], read within the body deadline, with room for it
+/// reserved in the [`BODY_BUDGET_BYTES`] first (`declared`: its Content-Length).
 async fn read_body(
+    state: &AppState,
+    declared: Option<usize>,
     body: Body,
-    deadline: std::time::Duration,
 ) -> Result<axum::body::Bytes, ApiError> {
-    match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
-        Ok(Ok(b)) => Ok(b),
-        Ok(Err(_)) => Err(ApiError::PayloadTooLarge {
-            size: MAX_BODY_BYTES + 1,
-            limit: MAX_BODY_BYTES,
-        }),
+    let deadline = state.config.body_timeout;
+    let kib = match declared {
+        Some(n) if n <= SMALL_BODY_BYTES => 0,
+        n => n.unwrap_or(MAX_BODY_BYTES).div_ceil(1024),
+    };
+    let read = async {
+        let _room = match kib {
+            0 => None,
+            n => Some(
+                state
+                    .body_budget
+                    .acquire_many(u32::try_from(n).unwrap_or(u32::MAX))
+                    .await
+                    .map_err(|_| ApiError::Internal("body budget closed".into()))?,
+            ),
+        };
+        axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge {
+                size: MAX_BODY_BYTES + 1,
+                limit: MAX_BODY_BYTES,
+            })
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Ok(result) => result,
         Err(_) => Err(ApiError::RequestTimeout {
             seconds: deadline.as_secs(),
         }),
@@ -336,9 +369,10 @@ async fn serve(
     body: Body,
 ) -> Result<Served, (&'static str, ApiError)> {
     let unknown = "Unknown";
-    if let Some(len) = headers
+    let declared = headers
         .get("content-length")
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if let Some(len) = declared
         && len > MAX_BODY_BYTES
     {
         return Err((
@@ -354,7 +388,7 @@ async fn serve(
     let now = time::OffsetDateTime::now_utc();
     let signed = sigv4::verify_headers(&state.credentials, headers, now)
         .map_err(|e| (unknown, ApiError::from(e)))?;
-    let body = read_body(body, state.config.body_timeout)
+    let body = read_body(state, declared, body)
         .await
         .map_err(|e| (unknown, e))?;
     let raw_path = uri.path();
