@@ -24,11 +24,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the API, SIP edge and media engine with embedded defaults.
     Serve(ServeArgs),
-    /// Administrative tasks on the data store (phone-number inventory, call records).
+    /// Administrative tasks on the data store (phone-number inventory, carriers).
     #[command(subcommand)]
     Admin(AdminCommand),
 }
 
+// Parsed once per process: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Add E.164 numbers to the phone-number inventory, e.g. `admin add-numbers +12065550100`.
@@ -39,6 +41,9 @@ pub enum AdminCommand {
         #[arg(required = true)]
         numbers: Vec<String>,
     },
+    /// Carrier trunks to the phone network: add, list, update, remove.
+    #[command(subcommand)]
+    Carriers(Box<crate::admin::CarrierCommand>),
 }
 
 #[derive(Debug, Args)]

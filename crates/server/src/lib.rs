@@ -14,6 +14,7 @@
 //! - [`signaling`] and [`browser`]: browser attendees' WebSocket sessions and legs, with
 //!   [`webrtc_port`], the UDP port all WebRTC legs share.
 
+pub mod admin;
 pub mod admission;
 pub mod browser;
 pub mod config;

@@ -1,7 +1,7 @@
 //! `voice-connector`: parses the command line and runs the chosen command.
 
 use clap::Parser;
-use voice_connector::{config, serve};
+use voice_connector::{admin, config, serve};
 
 fn main() -> anyhow::Result<()> {
     let cli = config::Cli::parse();
@@ -19,6 +19,16 @@ fn main() -> anyhow::Result<()> {
             config::Command::Serve(args) => serve::run(args.settings.resolve()?).await,
             config::Command::Admin(config::AdminCommand::AddNumbers { settings, numbers }) => {
                 serve::add_numbers(settings.resolve()?, &numbers).await
+            }
+            config::Command::Admin(config::AdminCommand::Carriers(cmd)) => {
+                match admin::carriers(*cmd).await {
+                    // Input the operator must fix: said plainly, exit status 2 (as clap does).
+                    Err(e) if e.is::<admin::BadInput>() => {
+                        eprintln!("error: {e}");
+                        std::process::exit(2);
+                    }
+                    other => other,
+                }
             }
         }
     })

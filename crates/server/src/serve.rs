@@ -10,7 +10,8 @@ use store::{Repository, SqlRepository};
 use crate::config::Config;
 use crate::secrets;
 
-async fn open_store(cfg: &Config) -> anyhow::Result<SqlRepository> {
+/// Opens (and migrates) the configured database, with the data dir's private modes.
+pub(crate) async fn open_store(cfg: &Config) -> anyhow::Result<SqlRepository> {
     secrets::private_data_dir(&cfg.data_dir)?;
     secrets::create_private_database(&cfg.database_url)?;
     let repo = SqlRepository::connect(&cfg.database_url)
