@@ -30,6 +30,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 5,
         sql: include_str!("../migrations/sqlite/0005_pstn.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/sqlite/0006_account_settings.sql"),
+    },
 ];
 pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
@@ -51,6 +55,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 5,
         sql: include_str!("../migrations/postgres/0005_pstn.sql"),
+    },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/postgres/0006_account_settings.sql"),
     },
 ];
 

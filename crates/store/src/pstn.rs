@@ -63,4 +63,14 @@ pub trait GroupRepository: Send + Sync {
     /// a number not in the inventory, unassigned, or in the deletion queue. The SIP edge
     /// calls this per inbound carrier INVITE.
     async fn phone_number_route(&self, e164: &str) -> Result<Option<NumberRoute>, StoreError>;
+    /// An account-wide settings document (`phone-number`: the default calling name).
+    async fn get_account_setting(
+        &self,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+    async fn put_account_setting(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError>;
 }

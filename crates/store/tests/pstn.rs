@@ -19,6 +19,7 @@ suite!(
     groups_crud_and_member_checks,
     number_routes_follow_associations_and_deletion,
     group_and_connector_deletes_refuse_while_in_use,
+    account_settings_round_trip,
 );
 
 fn carrier(name: &str, prefix: &str) -> Carrier {
@@ -341,5 +342,29 @@ async fn group_and_connector_deletes_refuse_while_in_use(db: &Db) {
         repo.delete_voice_connector("vcd")
             .await
             .expect("delete connector")
+    );
+}
+
+async fn account_settings_round_trip(db: &Db) {
+    let repo = &db.repo;
+    assert_eq!(
+        repo.get_account_setting("phone-number").await.expect("get"),
+        None
+    );
+    let v = serde_json::json!({"CallingName": "Example Co"});
+    repo.put_account_setting("phone-number", &v)
+        .await
+        .expect("put");
+    let w = serde_json::json!({"CallingName": "Other"});
+    repo.put_account_setting("phone-number", &w)
+        .await
+        .expect("replace");
+    assert_eq!(
+        db.reopen()
+            .await
+            .get_account_setting("phone-number")
+            .await
+            .expect("get"),
+        Some(w)
     );
 }

@@ -105,4 +105,19 @@ impl GroupRepository for CachedRepository {
     async fn phone_number_route(&self, e164: &str) -> Result<Option<NumberRoute>, StoreError> {
         self.inner.phone_number_route(e164).await
     }
+
+    async fn get_account_setting(
+        &self,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.inner.get_account_setting(name).await
+    }
+
+    async fn put_account_setting(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.inner.put_account_setting(name, body).await
+    }
 }

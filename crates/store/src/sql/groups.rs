@@ -149,6 +149,35 @@ impl GroupRepository for SqlRepository {
             .transpose()?;
         Ok(number.and_then(|n| n.route()))
     }
+
+    async fn get_account_setting(
+        &self,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT body FROM account_settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(b,)| from_json("account_settings", name, &b))
+            .transpose()
+    }
+
+    async fn put_account_setting(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO account_settings (name, body) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET body = excluded.body",
+        )
+        .bind(name)
+        .bind(body.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 /// The group a connector belongs to, if any (for refusing its deletion).
