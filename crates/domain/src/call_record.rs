@@ -61,4 +61,34 @@ pub struct CallRecord {
     pub srtp_suite: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaStatistics>,
+    /// AWS's StatusMessage: the status in words (the Reason or Warning text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    /// Whole seconds from the answer to the end, rounded up; 0 for a call never answered.
+    #[serde(default)]
+    pub billable_duration_seconds: u64,
+    /// ISO 3166 alpha-2 country of the E.164 caller and callee, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_country: Option<String>,
+    #[serde(default)]
+    pub start_time_epoch_seconds: i64,
+    #[serde(default)]
+    pub end_time_epoch_seconds: i64,
+    /// The carrier (termination) or origination route that took the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    /// Every routing attempt of a PSTN call, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One attempt of a call routed onward: a carrier or origination route and its final
+/// SIP status (200 for the one that answered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Attempt {
+    pub route: String,
+    pub status_code: u16,
 }

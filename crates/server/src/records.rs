@@ -22,6 +22,14 @@ pub struct CdrSeed {
     pub source_address: String,
     pub transport: String,
     pub start_ms: i64,
+    /// `Outbound` (a PBX's call into the service: joins, termination) or `Inbound` (a
+    /// carrier's call to a PBX: origination).
+    pub direction: &'static str,
+    /// When the call was answered (Unix ms), for BillableDurationSeconds.
+    pub answered_ms: Option<i64>,
+    /// The carrier or origination route that took a PSTN call, and every attempt.
+    pub carrier: Option<String>,
+    pub attempts: Vec<domain::call_record::Attempt>,
 }
 
 impl CdrSeed {
@@ -47,6 +55,10 @@ impl CdrSeed {
             source_address: peer.remote.to_string(),
             transport: format!("{:?}", peer.transport).to_ascii_uppercase(),
             start_ms: domain::timestamp::now_millis(),
+            direction: "Outbound",
+            answered_ms: None,
+            carrier: None,
+            attempts: Vec::new(),
         }
     }
 
@@ -55,6 +67,8 @@ impl CdrSeed {
         let mut rec = self.finish("InProgress", status_code, None);
         rec.end_time = String::new();
         rec.duration_seconds = 0;
+        rec.end_time_epoch_seconds = 0;
+        rec.billable_duration_seconds = 0;
         rec
     }
 
@@ -67,10 +81,10 @@ impl CdrSeed {
             voice_connector_id: self.voice_connector_id.clone(),
             status: status.to_string(),
             status_code,
-            reason,
+            reason: reason.clone(),
             source_phone_number: self.source_phone_number.clone(),
             destination_phone_number: self.destination_phone_number.clone(),
-            direction: "Outbound".to_string(),
+            direction: self.direction.to_string(),
             source_address: self.source_address.clone(),
             transport: self.transport.clone(),
             start_time: domain::timestamp::iso8601(self.start_ms),
@@ -81,6 +95,19 @@ impl CdrSeed {
             codec: None,
             srtp_suite: None,
             media: None,
+            status_message: reason,
+            billable_duration_seconds: self
+                .answered_ms
+                .map(|a| ((end - a).max(0) as u64).div_ceil(1000))
+                .unwrap_or(0),
+            source_country: domain::voice_connector::country_of(&self.source_phone_number),
+            destination_country: domain::voice_connector::country_of(
+                &self.destination_phone_number,
+            ),
+            start_time_epoch_seconds: self.start_ms / 1000,
+            end_time_epoch_seconds: end / 1000,
+            carrier: self.carrier.clone(),
+            attempts: self.attempts.clone(),
         }
     }
 }

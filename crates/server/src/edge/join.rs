@@ -216,6 +216,27 @@ pub async fn run(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> J
 
 async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> JoinOutcome {
     let facts = invite_facts(req, peer);
+    // A carrier's INVITE for one of our numbers: origination.
+    if let Some(routed) = super::origination::route(ctx.admission.repo().as_ref(), req, peer).await
+    {
+        let outcome = match routed {
+            Ok(r) => {
+                let onward = super::pstn::Onward {
+                    vc_id: r.voice_connector_id,
+                    require_srtp: r.carrier.srtp == domain::carrier::SrtpPolicy::Mandatory,
+                    number: r.number,
+                    targets: r.targets,
+                    inbound: true,
+                };
+                super::pstn::prepare(ctx, leg, req, peer, onward).await
+            }
+            Err(r) => Err(r),
+        };
+        return outcome.unwrap_or_else(|r| {
+            tracing::info!(%leg, status = r.status, reason = %r.warning, source = %peer.remote, "carrier call refused");
+            JoinOutcome::Refused(Answer::Refuse(r))
+        });
+    }
     let decision = match ctx.admission.route_invite(Instant::now(), &facts).await {
         Ok(d) => d,
         Err(e) => {
@@ -256,7 +277,20 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
             ctx.admission
                 .start_sip_log(&connector.voice_connector_id, req, peer)
                 .await;
-            match super::pstn::prepare(ctx, leg, req, peer, &connector, number).await {
+            let routed = match super::pstn::carriers_for(ctx, &number).await {
+                Ok(targets) => {
+                    let onward = super::pstn::Onward {
+                        vc_id: connector.voice_connector_id.clone(),
+                        require_srtp: connector.require_encryption,
+                        number,
+                        targets,
+                        inbound: false,
+                    };
+                    super::pstn::prepare(ctx, leg, req, peer, onward).await
+                }
+                Err(r) => Err(r),
+            };
+            match routed {
                 Ok(outcome) => outcome,
                 Err(r) => {
                     tracing::info!(%leg, status = r.status, reason = %r.warning, "PSTN call refused");

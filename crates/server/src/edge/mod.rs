@@ -13,6 +13,7 @@ mod control;
 mod join;
 mod legs;
 mod options;
+mod origination;
 mod outbox;
 mod pstn;
 pub mod wire;
@@ -500,8 +501,11 @@ impl Edge {
     }
 
     /// A call just answered gets its open record now, so that a crash still leaves one.
-    fn open_record(&self, leg: LegId) {
-        let Some(l) = self.legs.get(&leg) else { return };
+    fn open_record(&mut self, leg: LegId) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        l.cdr.answered_ms = Some(domain::timestamp::now_millis());
         let mut rec = l.cdr.open(200);
         if !is_bridge(&l.member.meeting_id) {
             rec.meeting_id = Some(l.member.meeting_id.clone());

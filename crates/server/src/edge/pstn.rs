@@ -18,7 +18,6 @@ use std::time::Instant;
 
 use calls::{Attachment, LegId, Member, Refusal};
 use domain::carrier::{Carrier, CarrierTransport, SrtpPolicy};
-use domain::voice_connector::VoiceConnector;
 use sip::{Body, Credentials, OutgoingCall, Peer, Request, TransportKind, Uri};
 
 use super::join::{self, JoinContext, JoinOutcome};
@@ -37,6 +36,47 @@ pub fn is_bridge(meeting_id: &str) -> bool {
     meeting_id.starts_with(BRIDGE_PREFIX)
 }
 
+/// Where one attempt of a call goes: a carrier trunk (termination) or a voice
+/// connector's origination route to the customer's PBX.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The carrier's name, or the route's `host:port`.
+    pub name: String,
+    pub transport: CarrierTransport,
+    pub host: String,
+    pub port: u16,
+    /// Codecs to offer (empty: all).
+    pub codecs: Vec<String>,
+    pub srtp: SrtpPolicy,
+    pub credentials: Option<Credentials>,
+    /// Extra headers (`X-VoiceConnector-ID` on origination).
+    pub headers: Vec<(sip::HeaderName, String)>,
+}
+
+impl Target {
+    /// A carrier trunk (its first address).
+    pub fn carrier(c: &Carrier) -> Option<Target> {
+        let a = c.addresses.first()?;
+        Some(Target {
+            name: c.name.clone(),
+            transport: c.transport,
+            host: a.host.clone(),
+            port: a.port,
+            codecs: c.codecs.clone(),
+            srtp: c.srtp,
+            credentials: c
+                .username
+                .clone()
+                .zip(c.password.as_ref())
+                .map(|(username, p)| Credentials {
+                    username,
+                    password: p.expose().to_string(),
+                }),
+            headers: Vec::new(),
+        })
+    }
+}
+
 /// A PSTN call admitted by the join task: the PBX leg's media is in its bridge already.
 pub struct PstnSetup {
     member: Member,
@@ -44,13 +84,12 @@ pub struct PstnSetup {
     media: Box<SipLeg>,
     number: String,
     caller: String,
-    carriers: Vec<Carrier>,
-    over_tls: bool,
+    targets: Vec<Target>,
 }
 
-/// One carrier attempt's leg, ready to dial.
+/// One attempt's leg, ready to dial.
 pub struct Dial {
-    carrier: Carrier,
+    carrier: Target,
     media: Box<SipLeg>,
     offer: Body,
     remote: SocketAddr,
@@ -62,36 +101,28 @@ pub struct PstnCall {
     answer: Body,
     number: String,
     caller: String,
-    over_tls: bool,
-    carriers: VecDeque<Carrier>,
-    /// The attempt in progress: the carrier, its leg once dialled, and whether our answer
+    carriers: VecDeque<Target>,
+    /// The attempt in progress: where to, its leg once dialled, and whether our answer
     /// timer gave up on it.
-    current: Option<(Carrier, Option<LegId>, bool)>,
+    current: Option<(Target, Option<LegId>, bool)>,
     /// Every attempt: carrier and its final status.
     attempts: Vec<(String, u16)>,
     ringing: bool,
     answered: bool,
 }
 
-/// Admission said PSTN: the carriers for the number, and the PBX leg's media.
-pub async fn prepare(
-    ctx: &JoinContext,
-    leg: LegId,
-    req: &Request,
-    peer: &Peer,
-    connector: &VoiceConnector,
-    number: String,
-) -> Result<JoinOutcome, Refusal> {
+/// Admission said PSTN: the carriers for the number.
+pub async fn carriers_for(ctx: &JoinContext, number: &str) -> Result<Vec<Target>, Refusal> {
     let all = ctx.admission.repo().list_carriers().await.map_err(|e| {
         tracing::error!(error = %e, "listing carriers failed");
         Refusal::new(500, "internal error; see the server log")
     })?;
-    let carriers: Vec<Carrier> =
-        domain::carrier::carriers_for(&number, &all, &mut |n| rand::random::<u32>() % n.max(1))
+    let targets: Vec<Target> =
+        domain::carrier::carriers_for(number, &all, &mut |n| rand::random::<u32>() % n.max(1))
             .into_iter()
-            .cloned()
+            .filter_map(Target::carrier)
             .collect();
-    if carriers.is_empty() {
+    if targets.is_empty() {
         return Err(Refusal::new(
             404,
             format!(
@@ -99,6 +130,39 @@ pub async fn prepare(
             ),
         ));
     }
+    Ok(targets)
+}
+
+/// Where an admitted call goes on to.
+pub struct Onward {
+    /// The voice connector it is recorded under.
+    pub vc_id: String,
+    /// SRTP required on the incoming leg (the connector's RequireEncryption, or the
+    /// carrier's mandatory SRTP).
+    pub require_srtp: bool,
+    /// The number called.
+    pub number: String,
+    /// The attempts, best first.
+    pub targets: Vec<Target>,
+    /// From a carrier to a PBX (the record's Direction `Inbound`), or the reverse.
+    pub inbound: bool,
+}
+
+/// The incoming leg's media (answering its offer), in a new bridge, and the targets to try.
+pub async fn prepare(
+    ctx: &JoinContext,
+    leg: LegId,
+    req: &Request,
+    peer: &Peer,
+    onward: Onward,
+) -> Result<JoinOutcome, Refusal> {
+    let Onward {
+        vc_id,
+        require_srtp,
+        number,
+        targets,
+        inbound,
+    } = onward;
     if req.body.is_empty() {
         return Err(Refusal::new(
             488,
@@ -115,9 +179,12 @@ pub async fn prepare(
         ctx.ports.give_back(port);
         e
     };
-    let negotiated = offer::answer(&req.body, connector.require_encryption, ip, port)
-        .map_err(|e| give_back(e.into()))?;
-    let cdr = CdrSeed::from_invite(&connector.voice_connector_id, req, peer);
+    let negotiated =
+        offer::answer(&req.body, require_srtp, ip, port).map_err(|e| give_back(e.into()))?;
+    let mut cdr = CdrSeed::from_invite(&vc_id, req, peer);
+    if inbound {
+        cdr.direction = "Inbound";
+    }
     let member = Member {
         meeting_id: format!("{BRIDGE_PREFIX}{}", uuid::Uuid::new_v4()),
         attendee_id: format!("pbx-{}", cdr.transaction_id),
@@ -143,15 +210,14 @@ pub async fn prepare(
     }
     media.negotiated = Some(negotiated);
     let caller = media.caller.clone();
-    tracing::info!(call = %leg, %number, carriers = carriers.len(), "routing to the phone network");
+    tracing::info!(call = %leg, %number, routes = targets.len(), "routing onward");
     Ok(JoinOutcome::Pstn(Box::new(PstnSetup {
         member,
         answer,
         media: Box::new(media),
         number,
         caller,
-        carriers,
-        over_tls: peer.transport == TransportKind::Tls,
+        targets,
     })))
 }
 
@@ -160,13 +226,10 @@ async fn make_dial(
     ctx: &JoinContext,
     template: &CdrSeed,
     member: &Member,
-    carrier: Carrier,
+    carrier: Target,
 ) -> Result<Dial, String> {
-    let first = carrier
-        .addresses
-        .first()
-        .ok_or_else(|| "no address".to_string())?;
-    let remote = tokio::net::lookup_host((first.host.as_str(), first.port))
+    let first = format!("{}:{}", carrier.host, carrier.port);
+    let remote = tokio::net::lookup_host((carrier.host.as_str(), carrier.port))
         .await
         .map_err(|e| format!("resolving {first}: {e}"))?
         .next()
@@ -250,8 +313,7 @@ impl Edge {
             media,
             number,
             caller,
-            carriers,
-            over_tls,
+            targets,
         } = setup;
         self.legs.insert(a, *media);
         self.table.sip_routing(now, a);
@@ -262,8 +324,7 @@ impl Edge {
                 answer,
                 number,
                 caller,
-                over_tls,
-                carriers: carriers.into(),
+                carriers: targets.into(),
                 current: None,
                 attempts: Vec::new(),
                 ringing: false,
@@ -271,6 +332,26 @@ impl Edge {
             },
         );
         self.pstn_next(a);
+    }
+
+    /// Copies the attempts so far (and the carrier that answered) into the PBX leg's
+    /// record.
+    fn pstn_note(&mut self, a: LegId, answered_by: Option<String>) {
+        let Some(call) = self.pstn.get(&a) else {
+            return;
+        };
+        let attempts = call
+            .attempts
+            .iter()
+            .map(|(route, status_code)| domain::call_record::Attempt {
+                route: route.clone(),
+                status_code: *status_code,
+            })
+            .collect();
+        if let Some(l) = self.legs.get_mut(&a) {
+            l.cdr.attempts = attempts;
+            l.cdr.carrier = answered_by;
+        }
     }
 
     /// Tries the next carrier, or refuses the PBX's INVITE when none is left.
@@ -290,6 +371,7 @@ impl Edge {
                 retry_after: Some(5),
             };
             tracing::info!(call = %a, reason = %refusal.warning, "PSTN call failed");
+            self.pstn_note(a, None);
             self.pstn.remove(&a);
             self.table.sip_routing_failed(Instant::now(), a, refusal);
             return;
@@ -335,10 +417,7 @@ impl Edge {
             offer,
             remote,
         } = dial;
-        let (Some(call), Some(sip_a)) = (
-            self.pstn.get(&a),
-            self.table.leg(a).and_then(|l| l.endpoint.sip()),
-        ) else {
+        let Some(call) = self.pstn.get(&a) else {
             // The PBX gave up meanwhile.
             self.release.unused(*media);
             return;
@@ -370,20 +449,14 @@ impl Edge {
             from: format!("<sip:{}@{host}>", call.caller),
             to: format!("<sip:{}@{}>", call.number, remote.ip()),
             body: Some(offer),
-            headers: Vec::new(),
-            credentials: carrier.username.clone().zip(carrier.password.as_ref()).map(
-                |(username, p)| Credentials {
-                    username,
-                    password: p.expose().to_string(),
-                },
-            ),
+            headers: carrier.headers.clone(),
+            credentials: carrier.credentials.clone(),
         };
         let peer = Peer {
             transport,
             local,
             remote,
         };
-        let _ = call.over_tls;
         match self.ua.invite(now, peer, outgoing) {
             Ok(k) => {
                 let call_a = self.table.leg(a).map(|l| l.call);
@@ -398,7 +471,6 @@ impl Edge {
                 if let Some(c) = self.pstn.get_mut(&a) {
                     c.current = Some((carrier, Some(b), false));
                 }
-                let _ = sip_a;
             }
             Err(e) => {
                 self.release.unused(*media);
@@ -460,6 +532,7 @@ impl Edge {
             .metrics
             .counter_add("vc_carrier_answered_total", &label, 1);
         let (member, answer) = (call.member.clone(), call.answer.clone());
+        self.pstn_note(a, Some(carrier.clone()));
         self.pstn_out.remove(&b);
         self.pstn.remove(&a);
         self.attach_delayed(b);
@@ -510,6 +583,7 @@ impl Edge {
                 status,
                 format!("carrier {} answered {status}", carrier.name),
             );
+            self.pstn_note(a, None);
             self.pstn.remove(&a);
             self.table.sip_routing_failed(Instant::now(), a, refusal);
         }

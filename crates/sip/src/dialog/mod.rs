@@ -82,7 +82,8 @@ pub struct OutgoingCall {
     pub to: String,
     /// The offer, if any.
     pub body: Option<Body>,
-    /// Extra headers (e.g. `Require: 100rel`, P-Asserted-Identity).
+    /// Extra headers (e.g. `Require: 100rel`, P-Asserted-Identity); an extension header as
+    /// `(HeaderName::Other, "X-Name: value")`.
     pub headers: Vec<(HeaderName, String)>,
     /// Digest credentials to answer one 401/407 challenge with (RFC 3261 §22.2), e.g.
     /// for a carrier trunk.

@@ -53,7 +53,12 @@ impl UserAgent {
         }
         r.headers.push(HeaderName::UserAgent, &self.cfg.user_agent);
         for (n, v) in &extra {
-            r.headers.push(*n, v);
+            match (n, v.split_once(':')) {
+                (HeaderName::Other, Some((name, value))) => {
+                    r.headers.push_raw(name.trim(), value.trim())
+                }
+                _ => r.headers.push(*n, v),
+            }
         }
         if let Some(b) = &body {
             r.headers.set(HeaderName::ContentType, &b.content_type);
