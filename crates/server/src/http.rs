@@ -2,8 +2,9 @@
 //! accept loop around hyper's HTTP/1.1 connection, so that no client can hold the server's
 //! memory, connections or shutdown.
 //!
-//! - A connection cap (`--http-max-connections`): past it a new connection gets a one-line
-//!   503 (plain HTTP) or is closed at once (TLS), counted in `vc_http_connections_refused_total`.
+//! - A connection cap (`--http-max-connections`, WebSockets counted until they close): past
+//!   it a new connection gets a one-line 503 (plain HTTP) or is closed at once (TLS),
+//!   counted in `vc_http_connections_refused_total`.
 //! - A header deadline (`--http-header-timeout`): the TLS handshake and each request's head
 //!   must arrive within it. hyper starts that timer when it starts reading a head, which on a
 //!   kept-alive connection is right after the previous answer, so it is also the idle
@@ -25,16 +26,19 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context as _, bail};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -228,10 +232,8 @@ async fn accept_loop(listener: TcpListener, sh: Shared, mut stop: watch::Receive
                     };
                     let _ = sock.set_nodelay(true);
                     let (sh, closing) = (sh.clone(), closing_rx.clone());
-                    conns.spawn(async move {
-                        connection(sock, remote, &sh, closing).await;
-                        drop(slot);
-                    });
+                    let sock = Counted { inner: sock, _slot: slot };
+                    conns.spawn(async move { connection(sock, remote, &sh, closing).await });
                 }
                 // Out of file descriptors and the like: the connections holding them close
                 // on their deadlines; try again shortly rather than spin.
@@ -260,7 +262,7 @@ async fn accept_loop(listener: TcpListener, sh: Shared, mut stop: watch::Receive
 }
 
 async fn connection(
-    sock: TcpStream,
+    sock: Counted<TcpStream>,
     remote: SocketAddr,
     sh: &Shared,
     closing: watch::Receiver<bool>,
@@ -318,6 +320,50 @@ async fn serve_connection<I>(
     };
     if let Err(e) = result {
         tracing::debug!(peer = %remote, error = %e, "HTTP connection ended");
+    }
+}
+
+/// A connection's stream holding its slot under the cap: the slot is freed when the stream
+/// is dropped, which for a WebSocket is when the session ends (hyper hands the stream over
+/// at the upgrade).
+struct Counted<S> {
+    inner: S,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 
@@ -469,6 +515,38 @@ mod tests {
                 .contains("vc_http_connections_refused_total 1")
         );
         drop(first);
+        server.stop().await;
+    }
+
+    /// A WebSocket keeps its connection's slot after the upgrade, until it closes.
+    #[tokio::test]
+    async fn a_websocket_holds_its_slot_until_it_closes() {
+        use axum::extract::ws::WebSocketUpgrade;
+        use tokio::io::AsyncReadExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route(
+            "/ws",
+            axum::routing::get(|ws: WebSocketUpgrade| async move {
+                ws.on_upgrade(|mut socket| async move { while socket.recv().await.is_some() {} })
+            }),
+        );
+        let opts = HttpOptions {
+            max_connections: 1,
+            ..HttpOptions::default()
+        };
+        let metrics = Arc::new(api::metrics::Metrics::default());
+        let server = HttpServer::spawn(listener, app, None, &opts, metrics);
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (ws, resp) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), tcp)
+            .await
+            .expect("upgrade");
+        assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        let mut answer = Vec::new();
+        second.read_to_end(&mut answer).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 503"), "{answer:?}");
+        drop(ws);
         server.stop().await;
     }
 }

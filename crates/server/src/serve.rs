@@ -116,7 +116,7 @@ impl Server {
             .with_context(|| format!("binding the API to {}", cfg.http))?;
         let http_addr = listener.local_addr()?;
         if let secrets::Origin::Generated = origin {
-            print_first_start(&creds, &http_addr.to_string(), &cfg);
+            print_first_start(&creds, http_addr, &cfg);
         }
         tracing::info!(api = %http_addr, sip_domain = %cfg.sip_domain, database = %redact_url(&cfg.database_url), "voice-connector started");
 
@@ -261,17 +261,31 @@ fn http_tls(
         .with_context(|| format!("HTTPS certificate {}", cert.display()))
 }
 
-fn print_first_start(creds: &api::sigv4::Credentials, http: &str, cfg: &Config) {
+fn print_first_start(creds: &api::sigv4::Credentials, http: std::net::SocketAddr, cfg: &Config) {
     let id = &creds.access_key_id;
     let secret = creds.secret();
+    let dir = cfg.data_dir.display();
+    // Over HTTPS the clients trust the development CA (or the operator's certificate).
+    let (url, verify, ca_bundle) =
+        match (&cfg.http_options.public_url, cfg.http_options.tls_on(http)) {
+            (Some(public), _) => (public.clone(), String::new(), String::new()),
+            (None, false) => (format!("http://{http}"), String::new(), String::new()),
+            (None, true) if cfg.tls_cert.is_some() => {
+                (format!("https://{http}"), String::new(), String::new())
+            }
+            (None, true) => (
+                format!("https://{http}"),
+                format!(", verify='{dir}/tls/ca.pem'"),
+                format!(" --ca-bundle {dir}/tls/ca.pem"),
+            ),
+        };
     println!(
         "\nGenerated API credentials (stored in {dir}/api-credentials, mode 0600; shown only now):\n\
          \n  VC_ACCESS_KEY_ID={id}\n  VC_SECRET_ACCESS_KEY={secret}\n\
          \nboto3:\n\
-         \n  import boto3\n  voice = boto3.client('chime-sdk-voice', endpoint_url='http://{http}', region_name='us-east-1',\n      aws_access_key_id='{id}', aws_secret_access_key='{secret}')\n  voice.create_voice_connector(Name='pbx', RequireEncryption=True)\n\
+         \n  import boto3\n  voice = boto3.client('chime-sdk-voice', endpoint_url='{url}', region_name='us-east-1',\n      aws_access_key_id='{id}', aws_secret_access_key='{secret}'{verify})\n  voice.create_voice_connector(Name='pbx', RequireEncryption=True)\n\
          \naws CLI:\n\
-         \n  AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION=us-east-1 \\\n    aws chime-sdk-voice list-voice-connectors --endpoint-url http://{http}\n",
-        dir = cfg.data_dir.display()
+         \n  AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION=us-east-1 \\\n    aws chime-sdk-voice list-voice-connectors --endpoint-url {url}{ca_bundle}\n",
     );
 }
 
