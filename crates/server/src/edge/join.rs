@@ -273,6 +273,19 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
             challenges,
             warning: reason.to_string(),
         }),
+        Decision::Throttled {
+            warning,
+            retry_after,
+        } => {
+            let label = "reason=\"auth_throttled\"";
+            ctx.metrics.counter_add("vc_calls_refused_total", label, 1);
+            if let Some(suppressed) = ctx.refusals.admit(Instant::now(), peer.remote.ip()) {
+                tracing::warn!(%leg, source = %peer.remote, suppressed,
+                    "failed digest attempts throttled (logged once per source per 10 s)");
+            }
+            let retry_after = Some(retry_after);
+            JoinOutcome::Refused(Answer::Refuse(Refusal { status: 403, warning, retry_after }))
+        }
         Decision::Pstn { connector, number } => {
             ctx.admission
                 .start_sip_log(&connector.voice_connector_id, req, peer)
