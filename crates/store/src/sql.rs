@@ -18,6 +18,7 @@ use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreE
 
 mod carriers;
 mod groups;
+mod records;
 
 /// The SQL repository.
 #[derive(Clone)]
@@ -34,6 +35,8 @@ struct RecordJob {
     vc_id: String,
     start_ms: i64,
     body: String,
+    /// Its PSTN fields, as columns.
+    columns: records::RecordColumns,
     /// An open record (at answer): it never replaces a stored one.
     open: bool,
     done: tokio::sync::oneshot::Sender<Result<(), Arc<sqlx::Error>>>,
@@ -49,9 +52,6 @@ const RECORD_QUEUE: usize = 4096;
 const DELETE_BATCH: u64 = 5000;
 
 /// A call's final record replaces its open one (and a retry of itself).
-const INSERT_RECORD: &str = "INSERT INTO call_records (id, vc_id, start_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET body = excluded.body";
-/// A call's open record never replaces anything: if the final record got there first, it stays.
-const OPEN_RECORD: &str = "INSERT INTO call_records (id, vc_id, start_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING";
 
 /// Group commit for call records: every call ends with one, and a commit costs an fsync
 /// (SQLite `synchronous=FULL`, PostgreSQL's WAL flush). The writer takes whatever records
@@ -87,13 +87,16 @@ async fn record_writer(pool: AnyPool, mut rx: tokio::sync::mpsc::Receiver<Record
 async fn write_records(pool: &AnyPool, batch: &[RecordJob]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     for job in batch {
-        sqlx::query(if job.open { OPEN_RECORD } else { INSERT_RECORD })
-            .bind(job.id.as_str())
-            .bind(job.vc_id.as_str())
-            .bind(job.start_ms)
-            .bind(job.body.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let q = sqlx::query(if job.open {
+            records::OPEN_RECORD
+        } else {
+            records::INSERT_RECORD
+        })
+        .bind(job.id.as_str())
+        .bind(job.vc_id.as_str())
+        .bind(job.start_ms)
+        .bind(job.body.as_str());
+        job.columns.bind(q).execute(&mut *tx).await?;
     }
     tx.commit().await
 }
@@ -122,6 +125,7 @@ impl SqlRepository {
             vc_id: vc_id.to_owned(),
             start_ms,
             body: body.to_string(),
+            columns: records::RecordColumns::of(body),
             open,
             done,
         };

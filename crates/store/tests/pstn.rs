@@ -20,6 +20,7 @@ suite!(
     number_routes_follow_associations_and_deletion,
     group_and_connector_deletes_refuse_while_in_use,
     account_settings_round_trip,
+    call_record_pstn_columns,
 );
 
 fn carrier(name: &str, prefix: &str) -> Carrier {
@@ -367,4 +368,59 @@ async fn account_settings_round_trip(db: &Db) {
             .expect("get"),
         Some(w)
     );
+}
+
+async fn call_record_pstn_columns(db: &Db) {
+    let repo = &db.repo;
+    let open = serde_json::json!({
+        "TransactionId": "pstn-1", "Direction": "Outbound",
+        "SourcePhoneNumber": "+12065550100", "DestinationPhoneNumber": "+33142000000",
+    });
+    repo.open_call_record("pstn-1", "vc", 1, &open)
+        .await
+        .expect("open");
+    let mut done = open.clone();
+    done["Carrier"] = "telco-a".into();
+    done["Attempts"] = serde_json::json!([{"Route": "telco-b", "StatusCode": 503}]);
+    done["BillableDurationSeconds"] = 42.into();
+    repo.insert_call_record("pstn-1", "vc", 1, &done)
+        .await
+        .expect("final");
+    repo.insert_call_record(
+        "join-1",
+        "vc",
+        2,
+        &serde_json::json!({"Direction": "Outbound"}),
+    )
+    .await
+    .expect("join");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.expect("connect");
+    type Row = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, source_country, destination_country, carrier, attempts, billable_seconds \
+         FROM call_records ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("select");
+    assert_eq!(rows[0].0, "join-1");
+    assert_eq!(rows[0].3, None, "a join has no carrier");
+    let (_, src, dst, carrier, attempts, billable) = rows[1].clone();
+    assert_eq!((src.as_deref(), dst.as_deref()), (Some("US"), Some("FR")));
+    assert_eq!(
+        carrier.as_deref(),
+        Some("telco-a"),
+        "the final record's columns replace the open one's"
+    );
+    assert!(attempts.is_some_and(|a| a.contains("503")));
+    assert_eq!(billable, Some(42));
+    pool.close().await;
 }
