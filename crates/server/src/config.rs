@@ -123,6 +123,10 @@ pub struct Settings {
     /// route [default: 30]
     #[arg(long, env = "VC_CARRIER_ANSWER_TIMEOUT")]
     pub carrier_answer_timeout: Option<u32>,
+    /// Seconds between OPTIONS keep-alives to each carrier (up/down in `admin carriers
+    /// list` and /metrics); 0 turns them off [default: 30]
+    #[arg(long, env = "VC_CARRIER_OPTIONS_INTERVAL")]
+    pub carrier_options_interval: Option<u32>,
     /// TLS certificate chain (PEM) for SIP over TLS [default: issued by the development CA]
     #[arg(long, env = "VC_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -175,6 +179,7 @@ struct FileSettings {
     call_record_retention_days: Option<u32>,
     drain_timeout: Option<u32>,
     carrier_answer_timeout: Option<u32>,
+    carrier_options_interval: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     http_tls: Option<crate::http::TlsMode>,
@@ -211,6 +216,8 @@ pub struct Config {
     pub drain_timeout: u32,
     /// Seconds an outgoing leg may ring before the next route is tried.
     pub carrier_answer_timeout: u32,
+    /// Seconds between OPTIONS keep-alives to carriers; 0: none.
+    pub carrier_options_interval: u32,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// The HTTP listener: TLS, public URL, deadlines, connection cap.
@@ -319,6 +326,10 @@ impl Settings {
                 .carrier_answer_timeout
                 .or(file.carrier_answer_timeout)
                 .unwrap_or(30),
+            carrier_options_interval: self
+                .carrier_options_interval
+                .or(file.carrier_options_interval)
+                .unwrap_or(30),
             meeting_idle_timeout: self
                 .meeting_idle_timeout
                 .or(file.meeting_idle_timeout)
@@ -419,6 +430,36 @@ mod tests {
         );
         std::fs::write(&path, "htp = 1\n").expect("write");
         assert!(s.resolve().is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn http_listener_settings() {
+        let c = Settings::default().resolve().expect("defaults");
+        assert_eq!(c.http_options, crate::http::HttpOptions::default());
+        let dir = std::env::temp_dir().join(format!("vc-cfg-http-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "http-tls = true\npublic-url = \"HTTPS://vc.example.com/\"\nhttp-max-connections = 10\n",
+        )
+        .expect("write");
+        let mut s = Settings {
+            config: Some(path.clone()),
+            http_header_timeout: Some(3),
+            ..Default::default()
+        };
+        let o = s.resolve().expect("resolve").http_options;
+        assert_eq!(o.tls, crate::http::TlsMode::On);
+        assert_eq!(o.public_url.as_deref(), Some("https://vc.example.com"));
+        assert_eq!(o.max_connections, 10);
+        assert_eq!(o.header_timeout, std::time::Duration::from_secs(3));
+        s.http_request_timeout = Some(0);
+        assert!(s.resolve().is_err(), "a zero deadline is refused");
+        s.http_request_timeout = None;
+        s.public_url = Some("https://vc.example.com/api".into());
+        assert!(s.resolve().is_err(), "a public URL with a path is refused");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
