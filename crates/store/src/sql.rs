@@ -51,8 +51,6 @@ const RECORD_QUEUE: usize = 4096;
 /// sweep never holds SQLite's write lock (or a long PostgreSQL transaction) for long.
 const DELETE_BATCH: u64 = 5000;
 
-/// A call's final record replaces its open one (and a retry of itself).
-
 /// Group commit for call records: every call ends with one, and a commit costs an fsync
 /// (SQLite `synchronous=FULL`, PostgreSQL's WAL flush). The writer takes whatever records
 /// are queued when it is free (up to [`RECORD_BATCH`]), stores them in one transaction and

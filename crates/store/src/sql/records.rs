@@ -9,7 +9,7 @@ use sqlx::Any;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
-/// The final record replaces an open one (and its columns).
+/// A call's final record replaces its open one (and a retry of itself), columns too.
 pub(super) const INSERT_RECORD: &str = "INSERT INTO call_records (id, vc_id, start_ms, body, \
      direction, source_number, source_country, destination_number, destination_country, \
      carrier, attempts, billable_seconds) \
