@@ -410,4 +410,4 @@ def pstn_tools():
     from types import SimpleNamespace
 
     return SimpleNamespace(tone_levels=tone_levels, sip_user=sip_user, media_port=media_port, header=header,
-                           number=PSTN_NUMBER, caller=CALLER)
+                           number=PSTN_NUMBER, caller=CALLER, free_udp_port=free_udp_port)
