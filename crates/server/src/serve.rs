@@ -178,6 +178,11 @@ impl Server {
             controller.clone(),
             RECONCILE_PERIOD,
         ));
+        let probe_task = tokio::spawn(crate::sweeps::probe_carriers(
+            repo.clone(),
+            controller.clone(),
+            cfg.carrier_options_interval,
+        ));
         let metrics_task = tokio::spawn(crate::media_metrics::run(
             controller.clone(),
             cfg.data_dir.join("logs"),
@@ -233,6 +238,7 @@ impl Server {
                 webrtc_task,
                 control_task,
                 reconcile_task,
+                probe_task,
                 metrics_task,
                 retention,
             ],

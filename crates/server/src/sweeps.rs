@@ -52,6 +52,46 @@ pub async fn reconcile_every(
     }
 }
 
+/// Sends each enabled carrier an OPTIONS keep-alive every `secs` seconds (0: never).
+pub async fn probe_carriers(
+    repo: Arc<dyn Repository>,
+    controller: crate::edge::Controller,
+    secs: u32,
+) {
+    if secs == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(u64::from(secs)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let carriers = match repo.list_carriers().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "keep-alives: listing carriers failed");
+                continue;
+            }
+        };
+        for c in carriers.into_iter().filter(|c| c.enabled) {
+            let Some(a) = c.addresses.first() else {
+                continue;
+            };
+            let resolved = tokio::net::lookup_host((a.host.as_str(), a.port)).await;
+            let Some(remote) = resolved.ok().and_then(|mut r| r.next()) else {
+                tracing::warn!(carrier = %c.name, address = %a, "keep-alive: address does not resolve");
+                continue;
+            };
+            let probe = crate::edge::Probe {
+                carrier: c.name.clone(),
+                transport: c.transport,
+                remote,
+                host: a.host.clone(),
+            };
+            controller.probe(probe).await;
+        }
+    }
+}
+
 /// A deletion missed on the channel is caught by [`reconcile`].
 pub async fn forward_control_events(
     mut rx: tokio::sync::broadcast::Receiver<api::ControlEvent>,

@@ -95,8 +95,8 @@ mod util;
 mod write;
 
 pub use dialog::{
-    Body, CallKey, Credentials, FOREIGN_SOURCE_WARNING, OutgoingCall, SessionTimerConfig,
-    TerminationReason, UaConfig, UaError, UaEvent, UserAgent,
+    Body, CallKey, Credentials, FOREIGN_SOURCE_WARNING, OutOfDialog, OutgoingCall,
+    SessionTimerConfig, TerminationReason, UaConfig, UaError, UaEvent, UserAgent,
 };
 pub use error::{Disposition, ParseError, ParseErrorKind, StartKind, bad_request_response};
 pub use headers::{HeaderName, Headers};

@@ -56,6 +56,8 @@ pub enum Input {
         carrier: String,
         why: String,
     },
+    /// Send an OPTIONS keep-alive to a carrier.
+    Probe(super::Probe),
     /// Stop taking calls (503 with Retry-After); hang up what is left after `grace`;
     /// `done` answers once every leg is released.
     Drain {
@@ -116,6 +118,12 @@ impl Controller {
         let (reply, rx) = oneshot::channel();
         self.send(Input::Meetings(reply)).await;
         rx.await.unwrap_or_default()
+    }
+
+    /// Sends an OPTIONS keep-alive to a carrier (its outcome is stored as the carrier's
+    /// status).
+    pub async fn probe(&self, p: super::Probe) {
+        self.send(Input::Probe(p)).await;
     }
 
     /// The attendees with a leg on this node.

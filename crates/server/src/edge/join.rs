@@ -284,7 +284,11 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
                     "failed digest attempts throttled (logged once per source per 10 s)");
             }
             let retry_after = Some(retry_after);
-            JoinOutcome::Refused(Answer::Refuse(Refusal { status: 403, warning, retry_after }))
+            JoinOutcome::Refused(Answer::Refuse(Refusal {
+                status: 403,
+                warning,
+                retry_after,
+            }))
         }
         Decision::Pstn { connector, number } => {
             ctx.admission

@@ -10,11 +10,13 @@
 //! the same channel ([`Controller`]).
 
 mod control;
+mod drain;
 mod join;
 mod legs;
 mod options;
 mod origination;
 mod outbox;
+mod probes;
 mod pstn;
 pub mod wire;
 
@@ -27,7 +29,7 @@ use anyhow::Context;
 use calls::{Answer, Attachment, CallTable, Command, Endpoint, JoinError, LegId, TableConfig};
 use sip::{Body, CallKey, HeaderName, Method, Peer, TransportKind, UaConfig, UaEvent, UserAgent};
 use sip_transport::{Inbound, Outbound, TlsConfig, Transport, TransportConfig, Transports};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::meeting::{MeetingEvent, MeetingMsg};
@@ -36,6 +38,7 @@ pub use control::{Controller, Input, MetricsTarget};
 pub use join::JoinContext;
 use join::JoinOutcome;
 use legs::{Release, SipLeg};
+pub use probes::Probe;
 pub use pstn::is_bridge;
 
 /// A running SIP edge.
@@ -127,6 +130,7 @@ pub async fn start(
         pstn: HashMap::new(),
         pstn_out: HashMap::new(),
         sip_domain: cfg.sip_domain.clone(),
+        probes: HashMap::new(),
     };
     let task = tokio::spawn(edge.run(inbound, rx, events));
     Ok(SipEdge {
@@ -153,36 +157,15 @@ struct Edge {
     /// Call-IDs of calls whose SIP messages are being logged.
     call_ids: HashMap<CallKey, String>,
     /// Set once a shutdown began.
-    draining: Option<Draining>,
+    draining: Option<drain::Draining>,
     /// PSTN calls being routed to carriers, by their PBX leg.
     pstn: HashMap<LegId, pstn::PstnCall>,
     /// Carrier legs not yet answered → their PBX leg.
     pstn_out: HashMap<LegId, LegId>,
     /// Our SIP domain (the host of the From in our INVITEs).
     sip_domain: String,
-}
-
-/// A shutdown in progress: no new calls; what is left is hung up at `hang_up_at`.
-struct Draining {
-    hang_up_at: Instant,
-    hung_up: bool,
-    /// After our BYEs, a moment for their answers (and UDP retransmissions).
-    linger_until: Option<Instant>,
-    done: Option<oneshot::Sender<()>>,
-}
-
-/// How long the edge keeps running after its last BYE of a shutdown.
-const BYE_LINGER: Duration = Duration::from_millis(1500);
-
-impl Draining {
-    fn next(&self) -> Option<Instant> {
-        self.done.as_ref()?;
-        if !self.hung_up {
-            Some(self.hang_up_at)
-        } else {
-            self.linger_until
-        }
-    }
+    /// OPTIONS keep-alives awaiting their outcome: the carrier and when it was sent.
+    probes: HashMap<sip::TransactionKey, (String, i64)>,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -203,7 +186,7 @@ impl Edge {
             let deadline = [
                 self.ua.poll_timeout(),
                 self.table.poll_timeout(),
-                self.draining.as_ref().and_then(Draining::next),
+                self.draining.as_ref().and_then(drain::Draining::next),
             ]
             .into_iter()
             .flatten()
@@ -339,19 +322,8 @@ impl Edge {
             }
             Input::PstnDial { a, dial } => self.pstn_dial(a, *dial),
             Input::PstnDialFailed { a, carrier, why } => self.pstn_dial_failed(a, carrier, why),
-            Input::Drain { grace, done } => {
-                tracing::info!(
-                    legs = self.table.len(),
-                    grace_secs = grace.as_secs(),
-                    "draining: new calls get 503; calls still up then get BYE"
-                );
-                self.draining = Some(Draining {
-                    hang_up_at: now + grace,
-                    hung_up: false,
-                    linger_until: None,
-                    done: Some(done),
-                });
-            }
+            Input::Drain { grace, done } => self.start_drain(now, grace, done),
+            Input::Probe(p) => self.probe(now, p),
             Input::MetricsTargets(reply) => {
                 let due = self
                     .legs
@@ -494,6 +466,11 @@ impl Edge {
                 let leg = self.table.leg_of_sip(call);
                 tracing::warn!(?leg, method = method.as_str(), %source, "request for a call from an address that is not its peer: refused");
             }
+            UaEvent::OutOfDialogResponse {
+                txn,
+                status,
+                response,
+            } => self.probe_result(txn, status, response.is_some()),
             UaEvent::Prack { .. }
             | UaEvent::Provisional { .. }
             | UaEvent::InDialogResponse { .. } => {}
@@ -521,38 +498,6 @@ impl Edge {
             records.open(rec, start).await;
             drop(hold);
         });
-    }
-
-    /// A shutdown's steps: hang up what is left when the grace time is over, then report
-    /// once the table is empty (and our BYEs had a moment for their answers).
-    fn check_drain(&mut self, now: Instant) {
-        let Some(d) = self.draining.as_mut() else {
-            return;
-        };
-        if d.done.is_none() {
-            return;
-        }
-        if !d.hung_up && now >= d.hang_up_at {
-            d.hung_up = true;
-            tracing::info!(
-                legs = self.table.len(),
-                "drain time over: hanging up the calls left"
-            );
-            self.table.shut_down(now);
-            return;
-        }
-        if !self.table.is_empty() {
-            return;
-        }
-        if d.hung_up && d.linger_until.is_none() {
-            d.linger_until = Some(now + BYE_LINGER);
-        }
-        if d.linger_until.is_none_or(|t| now >= t) {
-            tracing::info!("drained: no calls left");
-            if let Some(done) = d.done.take() {
-                let _ = done.send(());
-            }
-        }
     }
 
     /// An in-dialog offer: the table says which leg answers, the leg's SDP state answers.

@@ -290,7 +290,7 @@ async fn local_ip_towards(remote: SocketAddr) -> std::net::IpAddr {
     }
 }
 
-fn transport_kind(t: CarrierTransport) -> TransportKind {
+pub(super) fn transport_kind(t: CarrierTransport) -> TransportKind {
     match t {
         CarrierTransport::Udp => TransportKind::Udp,
         CarrierTransport::Tcp => TransportKind::Tcp,

@@ -81,6 +81,7 @@ impl TestServer {
             call_record_retention_days: 90,
             drain_timeout: 1,
             carrier_answer_timeout: 30,
+            carrier_options_interval: 0,
             tls_cert: None,
             tls_key: None,
             http_options: Default::default(),

@@ -29,12 +29,13 @@
 mod in_dialog;
 mod session_timer;
 mod source;
+mod standalone;
 mod timer;
 mod uac;
 mod uas;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,7 @@ use crate::write::HeaderValue;
 
 use session_timer::Session;
 pub use source::FOREIGN_SOURCE_WARNING;
+pub use standalone::OutOfDialog;
 use timer::{DialogTimer, DialogTimers};
 
 /// A body with its Content-Type.
@@ -293,6 +295,17 @@ pub enum UaEvent {
         /// Where it came from.
         source: std::net::SocketAddr,
     },
+    /// The outcome of a request we sent outside any dialog
+    /// ([`UserAgent::send_out_of_dialog`]): its final status, with the response unless
+    /// the status is our own (408 timeout, 503 transport error).
+    OutOfDialogResponse {
+        /// The client transaction.
+        txn: TransactionKey,
+        /// The final status.
+        status: u16,
+        /// The response, when one arrived.
+        response: Option<Response>,
+    },
     /// The call is over; the key is no longer valid.
     Terminated {
         /// The call.
@@ -453,6 +466,8 @@ pub struct UserAgent {
     /// Out-of-dialog server transactions by From tag, Call-ID and CSeq (§8.2.2.2).
     merged: HashMap<String, TransactionKey>,
     merged_by_txn: HashMap<TransactionKey, String>,
+    /// Our requests outside any dialog awaiting their final response.
+    standalone: HashSet<TransactionKey>,
     /// Every armed dialog timer; an entry whose call no longer holds that instant in its
     /// [`DialogTimers`] is stale and skipped.
     heap: BinaryHeap<Reverse<(Instant, CallKey, DialogTimer)>>,
@@ -496,6 +511,7 @@ impl UserAgent {
             owners: HashMap::new(),
             merged: HashMap::new(),
             merged_by_txn: HashMap::new(),
+            standalone: HashSet::new(),
             heap: BinaryHeap::new(),
             events: VecDeque::new(),
             next_call: 1,
@@ -647,13 +663,23 @@ impl UserAgent {
                     peer,
                 } => self.on_cancel(now, key, request, peer, invite),
                 Event::Ack { request, peer, .. } => self.on_ack(now, request, peer),
-                Event::Response { key, response } => self.on_response(now, key, response),
+                Event::Response { key, response } => {
+                    if self.standalone.contains(&key) {
+                        self.on_standalone_response(&key, response);
+                    } else {
+                        self.on_response(now, key, response)
+                    }
+                }
                 Event::Timeout { key, timer } => {
-                    if timer != Timer::H {
+                    if timer != Timer::H && !self.on_standalone_failure(&key, 408) {
                         self.on_failure(now, key, 408);
                     }
                 }
-                Event::TransportError { key } => self.on_failure(now, key, 503),
+                Event::TransportError { key } => {
+                    if !self.on_standalone_failure(&key, 503) {
+                        self.on_failure(now, key, 503)
+                    }
+                }
                 Event::Terminated { key } => {
                     self.owners.remove(&key);
                     if let Some(m) = self.merged_by_txn.remove(&key) {
