@@ -19,6 +19,12 @@ OPS = {
         "PutVoiceConnectorLoggingConfiguration", "GetVoiceConnectorLoggingConfiguration",
         "AssociatePhoneNumbersWithVoiceConnector", "DisassociatePhoneNumbersFromVoiceConnector",
         "GetPhoneNumber", "ListPhoneNumbers",
+        "CreateVoiceConnectorGroup", "GetVoiceConnectorGroup", "ListVoiceConnectorGroups",
+        "UpdateVoiceConnectorGroup", "DeleteVoiceConnectorGroup",
+        "AssociatePhoneNumbersWithVoiceConnectorGroup",
+        "DisassociatePhoneNumbersFromVoiceConnectorGroup", "UpdatePhoneNumber",
+        "BatchUpdatePhoneNumber", "DeletePhoneNumber", "RestorePhoneNumber",
+        "GetPhoneNumberSettings", "UpdatePhoneNumberSettings",
     ]),
     "meetings": ("chime-sdk-meetings/2021-07-15", [
         "CreateMeeting", "CreateMeetingWithAttendees", "GetMeeting", "DeleteMeeting",

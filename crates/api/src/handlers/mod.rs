@@ -1,6 +1,8 @@
 //! The operations. Each takes the validated input document and returns the output document.
 
+mod groups;
 pub(crate) mod meetings;
+mod numbers;
 mod voice;
 
 use serde::de::DeserializeOwned;
@@ -51,6 +53,19 @@ const OPERATIONS: &[&str] = &[
     "DisassociatePhoneNumbersFromVoiceConnector",
     "GetPhoneNumber",
     "ListPhoneNumbers",
+    "CreateVoiceConnectorGroup",
+    "GetVoiceConnectorGroup",
+    "ListVoiceConnectorGroups",
+    "UpdateVoiceConnectorGroup",
+    "DeleteVoiceConnectorGroup",
+    "AssociatePhoneNumbersWithVoiceConnectorGroup",
+    "DisassociatePhoneNumbersFromVoiceConnectorGroup",
+    "UpdatePhoneNumber",
+    "BatchUpdatePhoneNumber",
+    "DeletePhoneNumber",
+    "RestorePhoneNumber",
+    "GetPhoneNumberSettings",
+    "UpdatePhoneNumberSettings",
     "CreateMeeting",
     "CreateMeetingWithAttendees",
     "GetMeeting",
@@ -96,6 +111,23 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Value) -> Result<Va
         }
         "GetPhoneNumber" => voice::get_phone_number(ctx, input).await,
         "ListPhoneNumbers" => voice::list_phone_numbers(ctx, input).await,
+        "CreateVoiceConnectorGroup" => groups::create(ctx, input).await,
+        "GetVoiceConnectorGroup" => groups::get(ctx, input).await,
+        "ListVoiceConnectorGroups" => groups::list(ctx, input).await,
+        "UpdateVoiceConnectorGroup" => groups::update(ctx, input).await,
+        "DeleteVoiceConnectorGroup" => groups::delete(ctx, input).await,
+        "AssociatePhoneNumbersWithVoiceConnectorGroup" => {
+            groups::associate_numbers(ctx, input).await
+        }
+        "DisassociatePhoneNumbersFromVoiceConnectorGroup" => {
+            groups::disassociate_numbers(ctx, input).await
+        }
+        "UpdatePhoneNumber" => numbers::update(ctx, input).await,
+        "BatchUpdatePhoneNumber" => numbers::batch_update(ctx, input).await,
+        "DeletePhoneNumber" => numbers::delete(ctx, input).await,
+        "RestorePhoneNumber" => numbers::restore(ctx, input).await,
+        "GetPhoneNumberSettings" => numbers::get_settings(ctx, input).await,
+        "UpdatePhoneNumberSettings" => numbers::update_settings(ctx, input).await,
         "CreateMeeting" => meetings::create(ctx, input, false).await,
         "CreateMeetingWithAttendees" => meetings::create(ctx, input, true).await,
         "GetMeeting" => meetings::get(ctx, input).await,

@@ -2,12 +2,13 @@
 
 use domain::timestamp::{iso8601, now_millis};
 use domain::voice_connector::{
-    self as vc, Credential, LoggingConfiguration, Origination, PhoneNumberAssociation,
-    StoredCredential, Termination, TerminationHealth, VoiceConnector,
+    self as vc, Credential, LoggingConfiguration, Origination, StoredCredential, Termination,
+    TerminationHealth, VoiceConnector,
 };
 use serde_json::{Value, json};
 use store::SettingKind;
 
+use super::numbers::{self, Target};
 use super::{Ctx, member, next_token, opt_string, page, string};
 use crate::ApiError;
 
@@ -275,71 +276,16 @@ pub(super) async fn get_logging(ctx: &Ctx<'_>, input: Value) -> Result<Value, Ap
     Ok(json!({ "LoggingConfiguration": l }))
 }
 
-fn number_error(number: &str, code: &str, message: String) -> Value {
-    json!({ "PhoneNumberId": number, "ErrorCode": code, "ErrorMessage": message })
-}
-
 pub(super) async fn associate_numbers(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiError> {
     let connector = load(ctx, &input).await?;
-    let id = connector.voice_connector_id;
-    let numbers: Vec<String> = member(&input, "E164PhoneNumbers")?;
-    let force = input
-        .get("ForceAssociate")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let mut errors = Vec::new();
-    for n in numbers {
-        let Some(mut pn) = ctx.state.repo.get_phone_number(&n).await? else {
-            errors.push(number_error(&n, "NotFound", format!("{n} is not in the phone-number inventory; add it with `voice-connector admin add-numbers`")));
-            continue;
-        };
-        match pn.voice_connector() {
-            Some(other) if other == id => continue,
-            Some(other) if !force => {
-                errors.push(number_error(&n, "Conflict", format!("{n} is associated with voice connector {other}; set ForceAssociate to move it")));
-                continue;
-            }
-            _ => {}
-        }
-        let now = iso8601(now_millis());
-        pn.associations = vec![PhoneNumberAssociation {
-            value: id.clone(),
-            name: "VoiceConnectorId".to_string(),
-            associated_timestamp: now.clone(),
-        }];
-        pn.status = "Assigned".to_string();
-        pn.updated_timestamp = now;
-        ctx.state.repo.update_phone_number(&pn).await?;
-    }
-    Ok(json!({ "PhoneNumberErrors": errors }))
+    let target = Target::Connector(&connector.voice_connector_id);
+    numbers::change_association(ctx, &input, target, true).await
 }
 
 pub(super) async fn disassociate_numbers(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiError> {
     let connector = load(ctx, &input).await?;
-    let id = connector.voice_connector_id;
-    let numbers: Vec<String> = member(&input, "E164PhoneNumbers")?;
-    let mut errors = Vec::new();
-    for n in numbers {
-        match ctx.state.repo.get_phone_number(&n).await? {
-            Some(mut pn) if pn.voice_connector() == Some(id.as_str()) => {
-                pn.associations.clear();
-                pn.status = "Unassigned".to_string();
-                pn.updated_timestamp = iso8601(now_millis());
-                ctx.state.repo.update_phone_number(&pn).await?;
-            }
-            Some(_) => errors.push(number_error(
-                &n,
-                "BadRequest",
-                format!("{n} is not associated with voice connector {id}"),
-            )),
-            None => errors.push(number_error(
-                &n,
-                "NotFound",
-                format!("{n} is not in the phone-number inventory"),
-            )),
-        }
-    }
-    Ok(json!({ "PhoneNumberErrors": errors }))
+    let target = Target::Connector(&connector.voice_connector_id);
+    numbers::change_association(ctx, &input, target, false).await
 }
 
 pub(super) async fn get_phone_number(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiError> {
