@@ -14,17 +14,15 @@ BYE, and then a re-INVITE, from a raw UDP socket. Asserted:
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from vctest import sip_suite
 from vctest.server import MeetingServer, serve
 
 CALLER = "+12065550100"
@@ -33,38 +31,13 @@ CALL_MS = 5000
 #: The third party's address (all of 127.0.0.0/8 is loopback on Linux).
 FORGER_IP = "127.0.0.5"
 
-
-def _sip_helpers() -> ModuleType:
-    """tests/sip/conftest.py as a module of its own (RtpPeer, run_sipp), loaded by path:
-    `import conftest` would find tests/conftest.py."""
-    name = "vc_sip_helpers_for_dialog_spoof"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "sip" / "conftest.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None, path
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-SIP = _sip_helpers()
+SIP = sip_suite.helpers()
+wait_for = sip_suite.wait_for
 
 
 @pytest.fixture(scope="module")
 def spoof_server(tmp_path_factory) -> MeetingServer:
     yield from serve(tmp_path_factory.mktemp("vc-dialog-spoof"), label="sec")
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def dialog_ids(trace: Path) -> dict[str, str] | None:

@@ -116,12 +116,7 @@ fn forged_bye_from_elsewhere_is_refused_and_the_call_goes_on() {
 fn forged_ack_does_not_confirm_the_call() {
     let mut n = Net::new(cfg(), cfg());
     // A's ACK is lost for now: B keeps retransmitting its 2xx.
-    n.filter = Box::new(|by_a, t| !(by_a && t.payload.starts_with(b"ACK ")));
-    n.call(&[]);
-    let (cb, _) = n.incoming();
-    n.b.answer(n.now, cb, 200, Some(Body::sdp("v=0 answer\r\n")))
-        .unwrap();
-    n.pump();
+    let cb = n.answered_acks_lost();
     let _ = n.events_b();
     let ids = dialog_ids(&n);
     assert!(to_b_from(&mut n, &in_dialog("ACK", &ids, FORGER, 1), FORGER).is_empty());
@@ -172,16 +167,7 @@ fn forged_cancel_does_not_cancel_the_invite() {
 /// A dialog set up by a raw INVITE from A whose Contact is 10.0.0.9 and whose
 /// Record-Route names a proxy at 203.0.113.7: B's call key and the dialog ids.
 fn routed_call(n: &mut Net) -> (sip::CallKey, (String, String, String)) {
-    let text = request_text("INVITE", "Record-Route: <sip:203.0.113.7;lr>\n");
-    let _ =
-        n.b.handle_datagram(n.now, text.replace('\n', "\r\n").as_bytes(), peer(B, A));
-    let (cb, _) = n.incoming();
-    n.b.answer(n.now, cb, 200, Some(Body::sdp("v=0\r\n")))
-        .unwrap();
-    let tx: Vec<_> = std::iter::from_fn(|| n.b.poll_transmit()).collect();
-    let Message::Response(ok) = Message::parse(&tx[0].payload).unwrap() else {
-        panic!()
-    };
+    let (cb, ok) = n.raw_call_answered("Record-Route: <sip:203.0.113.7;lr>\n");
     let b_tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
     (cb, ("raw-INVITE".into(), "x1".into(), b_tag))
 }

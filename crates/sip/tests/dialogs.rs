@@ -81,12 +81,7 @@ fn basic_call_and_bye() {
 #[test]
 fn uas_retransmits_2xx_until_ack_then_gives_up_with_bye() {
     let mut n = Net::new(cfg(), cfg());
-    n.filter = Box::new(|by_a, t| !(by_a && t.payload.starts_with(b"ACK ")));
-    n.call(&[]);
-    let (cb, _) = n.incoming();
-    n.b.answer(n.now, cb, 200, Some(Body::sdp("v=0\r\n")))
-        .unwrap();
-    n.pump();
+    n.answered_acks_lost();
     n.advance_to(Duration::from_secs(40));
     let times: Vec<u128> = n
         .log
@@ -381,19 +376,8 @@ fn requests_the_ua_answers_itself() {
 #[test]
 fn record_route_becomes_the_route_set() {
     let mut n = Net::new(cfg(), cfg());
-    let text = request_text(
-        "INVITE",
-        "Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\n",
-    );
-    let _ =
-        n.b.handle_datagram(n.now, text.replace('\n', "\r\n").as_bytes(), peer(B, A));
-    let (cb, _) = n.incoming();
-    n.b.answer(n.now, cb, 200, Some(Body::sdp("v=0\r\n")))
-        .unwrap();
-    let tx: Vec<_> = std::iter::from_fn(|| n.b.poll_transmit()).collect();
-    let Message::Response(ok) = Message::parse(&tx[0].payload).unwrap() else {
-        panic!()
-    };
+    let (cb, ok) =
+        n.raw_call_answered("Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\n");
     assert_eq!(
         ok.headers.record_routes().count(),
         2,

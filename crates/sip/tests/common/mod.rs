@@ -132,6 +132,37 @@ impl Net {
         panic!("no incoming call")
     }
 
+    /// A calls and B answers 200, but every ACK from A is lost (B keeps retransmitting
+    /// its 2xx); returns B's key.
+    pub fn answered_acks_lost(&mut self) -> CallKey {
+        self.filter = Box::new(|by_a, t| !(by_a && t.payload.starts_with(b"ACK ")));
+        self.call(&[]);
+        let (cb, _) = self.incoming();
+        self.b
+            .answer(self.now, cb, 200, Some(Body::sdp("v=0\r\n")))
+            .unwrap();
+        self.pump();
+        cb
+    }
+
+    /// A raw INVITE (`request_text`, from A, Call-ID `raw-INVITE`, From tag `x1`, with
+    /// `extra` headers) that B answers 200; returns B's key and the 200 it sent.
+    pub fn raw_call_answered(&mut self, extra: &str) -> (CallKey, Response) {
+        let text = request_text("INVITE", extra).replace('\n', "\r\n");
+        let _ = self
+            .b
+            .handle_datagram(self.now, text.as_bytes(), peer(B, A));
+        let (cb, _) = self.incoming();
+        self.b
+            .answer(self.now, cb, 200, Some(Body::sdp("v=0\r\n")))
+            .unwrap();
+        let tx: Vec<_> = std::iter::from_fn(|| self.b.poll_transmit()).collect();
+        let Message::Response(ok) = Message::parse(&tx[0].payload).unwrap() else {
+            panic!()
+        };
+        (cb, ok)
+    }
+
     /// Sets up a confirmed call; returns (A's key, B's key).
     pub fn established(&mut self) -> (CallKey, CallKey) {
         let ca = self.call(&[]);
