@@ -117,6 +117,9 @@ def test_group_number_association(lab):
     assert pn["Status"] == "Assigned"
     assert [(x["Name"], x["Value"]) for x in pn["Associations"]] == [("VoiceConnectorGroupId", gid)]
 
+    listed = voice.list_phone_numbers(FilterName="VoiceConnectorGroupId", FilterValue=gid)["PhoneNumbers"]
+    assert [p["E164PhoneNumber"] for p in listed] == [N1]
+
     # Moving it to a connector needs ForceAssociate, and the reverse too.
     errs = voice.associate_phone_numbers_with_voice_connector(
         VoiceConnectorId=b, E164PhoneNumbers=[N1])["PhoneNumberErrors"]
@@ -139,6 +142,7 @@ def test_group_number_association(lab):
         VoiceConnectorGroupId=gid, E164PhoneNumbers=[N1, N2, N3])["PhoneNumberErrors"]
     assert [(e["PhoneNumberId"], e["ErrorCode"]) for e in errs] == [(N3, "BadRequest")]
     assert voice.get_phone_number(PhoneNumberId=N1)["PhoneNumber"]["Status"] == "Unassigned"
+    assert voice.list_phone_numbers(FilterName="VoiceConnectorGroupId", FilterValue=gid)["PhoneNumbers"] == []
     voice.delete_voice_connector_group(VoiceConnectorGroupId=gid)
     server.assert_healthy()
 

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use domain::carrier::{Carrier, CarrierStatus};
 use domain::group::VoiceConnectorGroup;
-use domain::voice_connector::NumberRoute;
+use domain::voice_connector::{NumberRoute, PhoneNumber};
 
 use crate::StoreError;
 
@@ -63,6 +63,13 @@ pub trait GroupRepository: Send + Sync {
     /// a number not in the inventory, unassigned, or in the deletion queue. The SIP edge
     /// calls this per inbound carrier INVITE.
     async fn phone_number_route(&self, e164: &str) -> Result<Option<NumberRoute>, StoreError>;
+    /// The phone numbers associated with group `group_id`, in id order after `after`.
+    async fn list_group_phone_numbers(
+        &self,
+        group_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<PhoneNumber>, StoreError>;
     /// An account-wide settings document (`phone-number`: the default calling name).
     async fn get_account_setting(
         &self,

@@ -276,6 +276,16 @@ async fn number_routes_follow_associations_and_deletion(db: &Db) {
             .expect("route"),
         Some(NumberRoute::VoiceConnectorGroup("gr".into()))
     );
+    let in_group = repo
+        .list_group_phone_numbers("gr", None, 10)
+        .await
+        .expect("list");
+    assert_eq!(in_group, std::slice::from_ref(&grouped));
+    let after = repo
+        .list_group_phone_numbers("gr", Some("+12065550102"), 10)
+        .await
+        .expect("after");
+    assert!(after.is_empty());
     let mut ghost = PhoneNumber::new("+12065550103", "t").expect("number");
     repo.add_phone_number(&ghost).await.expect("add");
     associate(&mut ghost, "VoiceConnectorGroupId", "no-such-group");

@@ -301,33 +301,32 @@ pub(super) async fn get_phone_number(ctx: &Ctx<'_>, input: Value) -> Result<Valu
 
 pub(super) async fn list_phone_numbers(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiError> {
     let (max, after) = page(&input);
-    let vc_filter = match (
-        opt_string(&input, "FilterName").as_deref(),
-        opt_string(&input, "FilterValue"),
-    ) {
-        (Some("VoiceConnectorId"), Some(v)) => Some(v),
-        (Some("VoiceConnectorId"), None) => {
-            return Err(ApiError::bad_request(
-                "FilterValue is required with FilterName VoiceConnectorId",
-            ));
+    let filter = opt_string(&input, "FilterName");
+    let value = opt_string(&input, "FilterValue");
+    if let (Some(name), None) = (&filter, &value) {
+        return Err(ApiError::bad_request(format!(
+            "FilterValue is required with FilterName {name}"
+        )));
+    }
+    let status = opt_string(&input, "Status");
+    let product = opt_string(&input, "ProductType");
+    let repo = &ctx.state.repo;
+    let items = match (filter.as_deref(), value.as_deref()) {
+        (Some("VoiceConnectorGroupId"), Some(g)) => {
+            repo.list_group_phone_numbers(g, after.as_deref(), max)
+                .await?
         }
+        (Some("VoiceConnectorId"), v) => repo.list_phone_numbers(v, after.as_deref(), max).await?,
         (Some(other), _) => {
-            // Voice connector groups and SIP rules do not exist here, so nothing matches.
+            // SIP rules do not exist here, so nothing matches.
             tracing::debug!(
                 filter = other,
                 "phone-number filter matches nothing on this server"
             );
             return Ok(json!({ "PhoneNumbers": [] }));
         }
-        (None, _) => None,
+        (None, _) => repo.list_phone_numbers(None, after.as_deref(), max).await?,
     };
-    let status = opt_string(&input, "Status");
-    let product = opt_string(&input, "ProductType");
-    let items = ctx
-        .state
-        .repo
-        .list_phone_numbers(vc_filter.as_deref(), after.as_deref(), max)
-        .await?;
     let next = next_token(
         items.len(),
         max,

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use domain::carrier::{Carrier, CarrierStatus};
 use domain::group::VoiceConnectorGroup;
-use domain::voice_connector::NumberRoute;
+use domain::voice_connector::{NumberRoute, PhoneNumber};
 
 use super::{CachedRepository, Key, Value};
 use crate::StoreError;
@@ -104,6 +104,17 @@ impl GroupRepository for CachedRepository {
 
     async fn phone_number_route(&self, e164: &str) -> Result<Option<NumberRoute>, StoreError> {
         self.inner.phone_number_route(e164).await
+    }
+
+    async fn list_group_phone_numbers(
+        &self,
+        group_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<PhoneNumber>, StoreError> {
+        self.inner
+            .list_group_phone_numbers(group_id, after, limit)
+            .await
     }
 
     async fn get_account_setting(

@@ -150,6 +150,25 @@ impl GroupRepository for SqlRepository {
         Ok(number.and_then(|n| n.route()))
     }
 
+    async fn list_group_phone_numbers(
+        &self,
+        group_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<PhoneNumber>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, body FROM phone_numbers WHERE group_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(group_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, b)| from_json("phone_numbers", &id, &b))
+            .collect()
+    }
+
     async fn get_account_setting(
         &self,
         name: &str,
