@@ -237,6 +237,25 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
             JoinOutcome::Refused(Answer::Refuse(r))
         });
     }
+    // Neither from a carrier nor addressed to a connector's host name: nobody's call.
+    let domain = ctx.admission.sip_domain();
+    let host = facts.host.to_ascii_lowercase();
+    if !host.ends_with(&format!(".{domain}")) {
+        ctx.metrics
+            .counter_add("vc_calls_refused_total", "reason=\"not_a_carrier\"", 1);
+        if let Some(suppressed) = ctx.refusals.admit(Instant::now(), peer.remote.ip()) {
+            tracing::info!(%leg, source = %peer.remote, host = %facts.host, suppressed,
+                "call refused: neither from a carrier nor to a voice connector host (logged once per source per 10 s)");
+        }
+        return JoinOutcome::Refused(Answer::Refuse(Refusal::new(
+            403,
+            format!(
+                "{} is not a carrier of this service, and {} is not a voice connector host (<id>.{domain})",
+                peer.remote.ip(),
+                facts.host
+            ),
+        )));
+    }
     let decision = match ctx.admission.route_invite(Instant::now(), &facts).await {
         Ok(d) => d,
         Err(e) => {

@@ -51,6 +51,9 @@ pub struct Target {
     pub credentials: Option<Credentials>,
     /// Extra headers (`X-VoiceConnector-ID` on origination).
     pub headers: Vec<(sip::HeaderName, String)>,
+    /// The voice connector whose origination route this is (the call is recorded under
+    /// the one that took it).
+    pub voice_connector_id: Option<String>,
 }
 
 impl Target {
@@ -73,6 +76,7 @@ impl Target {
                     password: p.expose().to_string(),
                 }),
             headers: Vec::new(),
+            voice_connector_id: None,
         })
     }
 }
@@ -532,7 +536,14 @@ impl Edge {
             .metrics
             .counter_add("vc_carrier_answered_total", &label, 1);
         let (member, answer) = (call.member.clone(), call.answer.clone());
+        let vc = call
+            .current
+            .as_ref()
+            .and_then(|c| c.0.voice_connector_id.clone());
         self.pstn_note(a, Some(carrier.clone()));
+        if let (Some(vc), Some(l)) = (vc, self.legs.get_mut(&a)) {
+            l.cdr.voice_connector_id = vc;
+        }
         self.pstn_out.remove(&b);
         self.pstn.remove(&a);
         self.attach_delayed(b);
