@@ -426,13 +426,28 @@ pub fn respond_to_challenge(
         None => Algorithm::Md5,
         Some(a) => Algorithm::from_token(&a).ok_or(AuthError::UnsupportedAlgorithm)?,
     };
-    let qop_ok = p
-        .get("qop")
+    let qop = p.get("qop");
+    let qop_ok = qop
+        .as_ref()
         .is_some_and(|q| q.split(',').any(|x| x.trim().eq_ignore_ascii_case("auth")));
+    let h1 = ha1(alg, username, &realm, password);
+    if qop.is_none() {
+        // RFC 2069 compatibility (RFC 3261 §22.4, RFC 2617 §3.2.2.1): no qop, no nc or
+        // cnonce; response = H(HA1:nonce:HA2).
+        let ha2 = alg.hash(&[method, uri]);
+        let response = alg.hash(&[&h1, &nonce, &ha2]);
+        let mut out = format!(
+            "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm={}",
+            alg.as_str()
+        );
+        if let Some(o) = p.get("opaque") {
+            out.push_str(&format!(", opaque=\"{o}\""));
+        }
+        return Ok(out);
+    }
     if !qop_ok {
         return Err(AuthError::UnsupportedQop);
     }
-    let h1 = ha1(alg, username, &realm, password);
     let nc = format!("{nc:08x}");
     let ha2 = alg.hash(&[method, uri]);
     let response = alg.hash(&[&h1, &nonce, &nc, cnonce, "auth", &ha2]);
