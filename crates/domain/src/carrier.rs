@@ -403,7 +403,10 @@ impl CarrierStatus {
     /// `up`, `down` or `unknown` (no status, or none for [`STATUS_STALE_MS`]).
     pub fn label(status: Option<&CarrierStatus>, now_ms: i64) -> &'static str {
         match status {
-            Some(s) if s.last_options_ms.is_some_and(|t| now_ms - t <= STATUS_STALE_MS) => {
+            Some(s)
+                if s.last_options_ms
+                    .is_some_and(|t| now_ms - t <= STATUS_STALE_MS) =>
+            {
                 if s.up {
                     "up"
                 } else {
@@ -671,9 +674,18 @@ mod tests {
             last_status: up.then_some(200),
         };
         assert_eq!(CarrierStatus::label(None, 1_000_000), "unknown");
-        assert_eq!(CarrierStatus::label(Some(&s(true, 990_000)), 1_000_000), "up");
-        assert_eq!(CarrierStatus::label(Some(&s(false, 990_000)), 1_000_000), "down");
-        assert_eq!(CarrierStatus::label(Some(&s(true, 1)), 1_000_000), "unknown");
+        assert_eq!(
+            CarrierStatus::label(Some(&s(true, 990_000)), 1_000_000),
+            "up"
+        );
+        assert_eq!(
+            CarrierStatus::label(Some(&s(false, 990_000)), 1_000_000),
+            "down"
+        );
+        assert_eq!(
+            CarrierStatus::label(Some(&s(true, 1)), 1_000_000),
+            "unknown"
+        );
     }
 
     #[test]

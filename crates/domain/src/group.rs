@@ -105,8 +105,8 @@ mod tests {
     #[test]
     fn item_rules_name_the_field() {
         VoiceConnectorGroup::validate_items(&[item("a", 1), item("b", 99)]).expect("valid");
-        let err = VoiceConnectorGroup::validate_items(&[item("a", 1), item("a", 2)])
-            .expect_err("twice");
+        let err =
+            VoiceConnectorGroup::validate_items(&[item("a", 1), item("a", 2)]).expect_err("twice");
         assert!(
             err.to_string()
                 .starts_with("VoiceConnectorItems[1].VoiceConnectorId"),
