@@ -123,20 +123,8 @@ impl CallTable {
             }
             leg.deadline = None;
             match leg.state {
-                LegState::Setup => {
-                    // The join may still arrive: it is undone then.
-                    let sip = leg.endpoint.sip();
-                    leg.state = LegState::EndedInSetup;
-                    leg.ended = Some(CallEnd::from_sip(TerminationReason::Rejected(503)));
-                    self.arm(id, now + self.cfg.setup_timeout);
-                    if let Some(sip) = sip {
-                        self.commands.push_back(Command::Answer {
-                            leg: id,
-                            sip,
-                            answer: Answer::Refuse(JoinError::SetupTimeout.refusal()),
-                        });
-                    }
-                }
+                // The join may still arrive: it is undone then.
+                LegState::Setup => self.refuse_in_setup(now, id, JoinError::SetupTimeout),
                 // The join never came back: nothing of it is left to undo.
                 LegState::EndedInSetup => self.forget(id),
                 LegState::Ringing => {
@@ -149,6 +137,25 @@ impl CallTable {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// An INVITE still in set-up is refused (503 with the error's words); its join, if it
+    /// arrives later, is undone then.
+    fn refuse_in_setup(&mut self, now: Instant, id: LegId, error: JoinError) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let sip = leg.endpoint.sip();
+        leg.state = LegState::EndedInSetup;
+        leg.ended = Some(CallEnd::from_sip(TerminationReason::Rejected(503)));
+        self.arm(id, now + self.cfg.setup_timeout);
+        if let Some(sip) = sip {
+            self.commands.push_back(Command::Answer {
+                leg: id,
+                sip,
+                answer: Answer::Refuse(error.refusal()),
+            });
         }
     }
 
@@ -599,19 +606,7 @@ impl CallTable {
             };
             match leg.state {
                 LegState::EndedInSetup => {}
-                LegState::Setup => {
-                    let sip = leg.endpoint.sip();
-                    leg.state = LegState::EndedInSetup;
-                    leg.ended = Some(CallEnd::from_sip(TerminationReason::Rejected(503)));
-                    self.arm(id, now + self.cfg.setup_timeout);
-                    if let Some(sip) = sip {
-                        self.commands.push_back(Command::Answer {
-                            leg: id,
-                            sip,
-                            answer: Answer::Refuse(JoinError::ShuttingDown.refusal()),
-                        });
-                    }
-                }
+                LegState::Setup => self.refuse_in_setup(now, id, JoinError::ShuttingDown),
                 _ => {
                     let endpoint = leg.endpoint;
                     self.commands.push_back(Command::HangUp {

@@ -230,18 +230,7 @@ async fn two_browsers_hear_each_other_and_see_roster_mute_levels_and_statuses() 
 
     // DeleteAttendee: alice's session ends with 411; bob (new device) sees her leave.
     srv.server.controller.delete_attendee(&alice_id).await;
-    let mut status = None;
-    for _ in 0..200 {
-        match a.signal.next(WAIT).await {
-            Some(Ok(f)) => {
-                if let Some(s) = f.audio_status.and_then(|s| s.audio_status) {
-                    status = Some(s);
-                }
-            }
-            Some(Err(_)) | None => break,
-        }
-    }
-    assert_eq!(status, Some(411));
+    assert_eq!(session_end(&mut a.signal).await.0, Some(411));
     a.stop.store(true, Ordering::Relaxed);
     let _ = a.task.await;
     let mut roster_b2 = HashMap::new();
@@ -264,24 +253,7 @@ async fn two_browsers_hear_each_other_and_see_roster_mute_levels_and_statuses() 
 
     // DeleteMeeting: 410.
     srv.server.controller.delete_meeting(&meeting).await;
-    let mut status = None;
-    let mut code = None;
-    for _ in 0..200 {
-        match b2.signal.next(WAIT).await {
-            Some(Ok(f)) => {
-                if let Some(s) = f.audio_status.and_then(|s| s.audio_status) {
-                    status = Some(s);
-                }
-            }
-            Some(Err(c)) => {
-                code = c;
-                break;
-            }
-            None => break,
-        }
-    }
-    assert_eq!(status, Some(410));
-    assert_eq!(code, Some(4410));
+    assert_eq!(session_end(&mut b2.signal).await, (Some(410), Some(4410)));
     b2.stop.store(true, Ordering::Relaxed);
     let _ = b2.task.await;
     // Everything is released.

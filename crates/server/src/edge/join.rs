@@ -381,20 +381,9 @@ async fn join(
         .admission
         .media_metrics_enabled(&connector.voice_connector_id)
         .await;
-    let mut media = SipLeg {
-        member: member.clone(),
-        caller: cdr.source_phone_number.clone(),
-        port,
-        rtp: Arc::new(rtp),
-        rtcp: Arc::new(rtcp),
-        meeting: None,
-        negotiated: None,
-        pending: None,
-        cdr,
-        media_metrics,
-        started: Instant::now(),
-        record: true,
-    };
+    let caller = cdr.source_phone_number.clone();
+    let mut media = SipLeg::new(member.clone(), caller, port, (rtp, rtcp), cdr);
+    media.media_metrics = media_metrics;
     let delayed_offer = req.body.is_empty();
     let sdp = if delayed_offer {
         let over_tls = peer.transport == TransportKind::Tls;

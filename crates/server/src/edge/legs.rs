@@ -41,6 +41,31 @@ pub struct SipLeg {
 }
 
 impl SipLeg {
+    /// A leg's media on its bound ports, not yet negotiated nor in a mixer; its end writes a
+    /// call record.
+    pub fn new(
+        member: Member,
+        caller: String,
+        port: u16,
+        (rtp, rtcp): (UdpSocket, UdpSocket),
+        cdr: CdrSeed,
+    ) -> Self {
+        SipLeg {
+            member,
+            caller,
+            port,
+            rtp: Arc::new(rtp),
+            rtcp: Arc::new(rtcp),
+            meeting: None,
+            negotiated: None,
+            pending: None,
+            cdr,
+            media_metrics: false,
+            started: Instant::now(),
+            record: true,
+        }
+    }
+
     /// What putting this leg into its mixer takes, with `negotiated` media.
     pub fn attach_request(&self, negotiated: &Negotiated) -> super::join::AttachRequest {
         super::join::AttachRequest {

@@ -13,7 +13,6 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use calls::{Attachment, LegId, Member, Refusal};
@@ -193,20 +192,8 @@ pub async fn prepare(
         meeting_id: format!("{BRIDGE_PREFIX}{}", uuid::Uuid::new_v4()),
         attendee_id: format!("pbx-{}", cdr.transaction_id),
     };
-    let mut media = SipLeg {
-        member: member.clone(),
-        caller: cdr.source_phone_number.clone(),
-        port,
-        rtp: Arc::new(rtp),
-        rtcp: Arc::new(rtcp),
-        meeting: None,
-        negotiated: None,
-        pending: None,
-        media_metrics: false,
-        started: Instant::now(),
-        record: true,
-        cdr,
-    };
+    let caller = cdr.source_phone_number.clone();
+    let mut media = SipLeg::new(member.clone(), caller, port, (rtp, rtcp), cdr);
     let answer = Body::sdp(negotiated.answer.clone());
     match join::attach(&ctx.meetings, leg, media.attach_request(&negotiated)).await {
         Ok(tx) => media.meeting = Some(tx),
@@ -254,23 +241,14 @@ async fn make_dial(
         ip,
         port,
     );
-    let media = SipLeg {
-        member: Member {
-            meeting_id: member.meeting_id.clone(),
-            attendee_id: format!("carrier-{}", uuid::Uuid::new_v4()),
-        },
-        caller: carrier.name.clone(),
-        port,
-        rtp: Arc::new(rtp),
-        rtcp: Arc::new(rtcp),
-        meeting: None,
-        negotiated: None,
-        pending: Some(session),
-        cdr: template.clone(),
-        media_metrics: false,
-        started: Instant::now(),
-        record: false,
+    let leg_member = Member {
+        meeting_id: member.meeting_id.clone(),
+        attendee_id: format!("carrier-{}", uuid::Uuid::new_v4()),
     };
+    let name = carrier.name.clone();
+    let mut media = SipLeg::new(leg_member, name, port, (rtp, rtcp), template.clone());
+    media.pending = Some(session);
+    media.record = false;
     Ok(Dial {
         carrier,
         media: Box::new(media),
