@@ -18,19 +18,16 @@ first packet latched before the attack):
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
 import socket
 import struct
-import sys
 import threading
 import time
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from vctest import sip_suite
 from vctest.server import MeetingServer, serve
 
 CALLER = "+12065550100"
@@ -44,21 +41,7 @@ MAX_ATTACK_PACKETS = 600
 ATTACKER_IP = "127.0.0.3"
 
 
-def _sip_helpers() -> ModuleType:
-    """tests/sip/conftest.py as a module of its own (RtpPeer, run_sipp), loaded by path:
-    `import conftest` would find tests/conftest.py."""
-    name = "vc_sip_helpers_for_hijack"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "sip" / "conftest.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None, path
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-SIP = _sip_helpers()
+SIP = sip_suite.helpers()
 
 
 @pytest.fixture(scope="module")
