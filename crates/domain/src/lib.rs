@@ -15,6 +15,7 @@ pub mod ids;
 pub mod meeting;
 pub mod policy;
 pub mod quality;
+pub mod sma;
 pub mod timestamp;
 pub mod token;
 pub mod voice_connector;
