@@ -36,13 +36,9 @@ impl Edge {
         let Ok(target) = Uri::parse(&format!("{scheme}:{}:{port}", p.host)) else {
             return;
         };
-        let req = OutOfDialog {
-            method: Method::Options,
-            to: format!("<{target}>"),
-            target,
-            from: format!("<sip:keepalive@{}>", self.sip_domain),
-            headers: Vec::new(),
-        };
+        let to = format!("<{target}>");
+        let from = format!("<sip:keepalive@{}>", self.sip_domain);
+        let req = OutOfDialog::new(Method::Options, target, from, to);
         let peer = Peer {
             transport,
             local,

@@ -37,7 +37,7 @@ mod uac;
 mod uas;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -344,7 +344,7 @@ pub struct UserAgent {
     merged: HashMap<String, TransactionKey>,
     merged_by_txn: HashMap<TransactionKey, String>,
     /// Our requests outside any dialog awaiting their final response.
-    standalone: HashSet<TransactionKey>,
+    standalone: HashMap<TransactionKey, standalone::Standalone>,
     /// Every armed dialog timer; an entry whose call no longer holds that instant in its
     /// [`DialogTimers`] is stale and skipped.
     heap: BinaryHeap<Reverse<(Instant, CallKey, DialogTimer)>>,
@@ -388,7 +388,7 @@ impl UserAgent {
             owners: HashMap::new(),
             merged: HashMap::new(),
             merged_by_txn: HashMap::new(),
-            standalone: HashSet::new(),
+            standalone: HashMap::new(),
             heap: BinaryHeap::new(),
             events: VecDeque::new(),
             next_call: 1,
@@ -541,8 +541,8 @@ impl UserAgent {
                 } => self.on_cancel(now, key, request, peer, invite),
                 Event::Ack { request, peer, .. } => self.on_ack(now, request, peer),
                 Event::Response { key, response } => {
-                    if self.standalone.contains(&key) {
-                        self.on_standalone_response(&key, response);
+                    if self.standalone.contains_key(&key) {
+                        self.on_standalone_response(now, &key, response);
                     } else {
                         self.on_response(now, key, response)
                     }

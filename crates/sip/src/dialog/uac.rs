@@ -13,6 +13,45 @@ use crate::headers::HeaderName;
 use crate::message::{Method, Request, Response};
 use crate::transaction::Peer;
 
+/// The header answering a 401/407 to `req` (RFC 3261 §22.2): `Authorization` or
+/// `Proxy-Authorization` with a digest over `req`'s method and Request-URI. Prefers a
+/// SHA-256 challenge (RFC 8760 §2.4). `None` without a usable challenge.
+pub(super) fn answer_challenge(
+    resp: &Response,
+    req: &Request,
+    creds: &super::Credentials,
+    cnonce: &str,
+) -> Option<(HeaderName, String)> {
+    let (challenge_name, answer_name) = if resp.status == 401 {
+        (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+    } else {
+        (
+            HeaderName::ProxyAuthenticate,
+            HeaderName::ProxyAuthorization,
+        )
+    };
+    let challenges: Vec<&str> = resp.headers.get_all(challenge_name).collect();
+    let challenge = challenges
+        .iter()
+        .find(|c| {
+            crate::auth::AuthParams::parse(c)
+                .and_then(|p| p.get("algorithm"))
+                .is_some_and(|a| a.eq_ignore_ascii_case("SHA-256"))
+        })
+        .or(challenges.first())?;
+    let answer = crate::auth::respond_to_challenge(
+        challenge,
+        req.method.as_str(),
+        &req.uri.to_string(),
+        &creds.username,
+        &creds.password,
+        cnonce,
+        1,
+    )
+    .ok()?;
+    Some((answer_name, answer))
+}
+
 impl UserAgent {
     /// Starts a call (RFC 3261 §8.1.1, §13.2.1): INVITE to `target` sent to `peer`, From
     /// `from` and To `to` (name-addr values without tags), with an optional offer. Adds
@@ -96,46 +135,19 @@ impl UserAgent {
         call: CallKey,
         resp: &Response,
     ) -> bool {
-        let (challenge_name, answer_name) = if resp.status == 401 {
-            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
-        } else {
-            (
-                HeaderName::ProxyAuthenticate,
-                HeaderName::ProxyAuthorization,
-            )
-        };
-        let challenges: Vec<&str> = resp.headers.get_all(challenge_name).collect();
-        let challenge = challenges
-            .iter()
-            .find(|c| {
-                crate::auth::AuthParams::parse(c)
-                    .and_then(|p| p.get("algorithm"))
-                    .is_some_and(|a| a.eq_ignore_ascii_case("SHA-256"))
-            })
-            .or(challenges.first())
-            .map(|c| c.to_string());
         let cnonce = self.txn.new_token();
         let branch = self.txn.new_branch();
         let Some(d) = self.calls.get_mut(&call) else {
             return false;
         };
-        let (Some(challenge), Some((_, old))) = (challenge, d.our_invite.as_ref()) else {
+        let Some((_, old)) = d.our_invite.as_ref() else {
             return false;
         };
         let Some(creds) = d.credentials.take() else {
             return false;
         };
         let mut req = old.clone();
-        let uri = req.uri.to_string();
-        let Ok(answer) = crate::auth::respond_to_challenge(
-            &challenge,
-            "INVITE",
-            &uri,
-            &creds.username,
-            &creds.password,
-            &cnonce,
-            1,
-        ) else {
+        let Some((answer_name, answer)) = answer_challenge(resp, &req, &creds, &cnonce) else {
             return false;
         };
         d.local_seq += 1;
@@ -143,8 +155,7 @@ impl UserAgent {
         req.headers
             .replace_first(HeaderName::Via, &via_for(&d.peer, &branch));
         req.headers.set(HeaderName::CSeq, &format!("{seq} INVITE"));
-        req.headers.remove(answer_name);
-        req.headers.push(answer_name, &answer);
+        req.headers.set(answer_name, &answer);
         let peer = d.peer;
         match self.txn.send_request(now, req.clone(), peer) {
             Ok(key) => {
