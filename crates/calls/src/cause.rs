@@ -126,6 +126,8 @@ pub enum HangupCause {
     NoMedia,
     /// The other leg of a bridge ended.
     PeerHungUp,
+    /// The other leg of a bridge ended because its session timer ran out (RFC 4028 §10).
+    PeerSessionExpired,
     /// An outgoing leg was not answered in time.
     NoAnswer,
     /// The ACK's answer to our delayed offer was unusable.
@@ -150,6 +152,9 @@ impl HangupCause {
             HangupCause::MeetingEnded => (410, "meeting ended".into()),
             HangupCause::NoMedia => (408, "no RTP received".into()),
             HangupCause::PeerHungUp => (200, "the other party hung up".into()),
+            HangupCause::PeerSessionExpired => {
+                (408, "the other party's session timer expired".into())
+            }
             HangupCause::NoAnswer => (480, "no answer".into()),
             HangupCause::UnusableAnswer { status, text } => (*status, text.clone()),
             HangupCause::MediaFailed => (500, "media could not start".into()),

@@ -223,6 +223,11 @@ impl CallTable {
 
     /// The leg is over: release it, and hang up the other side of its bridge.
     fn end(&mut self, id: LegId, end: CallEnd) {
+        self.end_because(id, end, HangupCause::PeerHungUp);
+    }
+
+    /// [`Self::end`], the other side of its bridge hung up with `cause`.
+    fn end_because(&mut self, id: LegId, end: CallEnd, cause: HangupCause) {
         let Some(leg) = self.legs.remove(&id) else {
             return;
         };
@@ -235,7 +240,7 @@ impl CallTable {
             self.commands.push_back(Command::HangUp {
                 leg: *other,
                 endpoint,
-                cause: HangupCause::PeerHungUp,
+                cause,
             });
         }
         self.commands.push_back(Command::Release {
@@ -425,7 +430,14 @@ impl CallTable {
                 self.arm(id, now + self.cfg.setup_timeout);
             }
             LegState::EndedInSetup => {}
-            _ => self.end(id, CallEnd::from_sip(reason)),
+            _ => {
+                // A session timer's expiry ends the bridge's other leg saying so.
+                let cause = match reason {
+                    TerminationReason::SessionExpired => HangupCause::PeerSessionExpired,
+                    _ => HangupCause::PeerHungUp,
+                };
+                self.end_because(id, CallEnd::from_sip(reason), cause);
+            }
         }
     }
 

@@ -12,6 +12,9 @@ use crate::transaction::TransactionKey;
 use crate::typed::Refresher;
 use crate::write::HeaderValue;
 
+/// The Reason of the BYE that ends a session whose refresh did not come (RFC 3326).
+pub(super) const SESSION_EXPIRED_REASON: &str = "SIP;cause=408;text=\"session timer expired\"";
+
 /// A negotiated session (RFC 4028 §2): its interval and whether we refresh it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Session {
@@ -122,8 +125,13 @@ impl UserAgent {
     }
 
     /// [`DialogTimer::SessionExpiry`]: no refresh arrived; BYE and end the call (RFC 4028
-    /// §10).
+    /// §10). The BYE says why (RFC 3326 Reason, cause 408) unless the application gave a
+    /// Reason already.
     pub(super) fn expire_session(&mut self, now: Instant, call: CallKey) {
+        if let Some(d) = self.calls.get_mut(&call) {
+            d.bye_reason
+                .get_or_insert_with(|| SESSION_EXPIRED_REASON.to_owned());
+        }
         let _ = self.send_bye(now, call);
         self.end_call(call, TerminationReason::SessionExpired);
     }
