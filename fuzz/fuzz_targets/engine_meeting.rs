@@ -144,6 +144,11 @@ fn leg_config(codec: u8, srtp: Option<SrtpKeys>, port: u16) -> LegConfig {
         codec,
         payload_type,
         dtmf_payload_type: Some(101),
+        dtmf_out: Some(engine::DtmfFormat {
+            payload_type: 101,
+            clock_rate: 8000,
+        }),
+        remote_ptime: None,
         srtp,
         remote_rtp: Some(addr(port)),
         remote_rtcp: None,

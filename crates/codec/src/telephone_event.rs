@@ -261,6 +261,8 @@ pub struct EventSender {
     next: Option<Instant>,
     sent_first: bool,
     ends_sent: u8,
+    /// The duration in the last packet produced (durations never decrease, §2.5.1.3).
+    reported: Duration,
 }
 
 impl EventSender {
@@ -296,7 +298,36 @@ impl EventSender {
             next: Some(now),
             sent_first: false,
             ends_sent: 0,
+            reported: Duration::ZERO,
         })
+    }
+
+    /// Starts sending `event` at `now` without knowing yet how long it lasts: the event
+    /// relayed from another stream whose end has not arrived. It goes on with updates
+    /// until [`Self::finish`] (or [`Self::MAX_LENGTH`], the cap of a lost end).
+    pub fn open(
+        now: Instant,
+        event: u8,
+        volume: u8,
+        timestamp: u32,
+        clock_rate: u32,
+    ) -> Result<Self, EventError> {
+        Self::new(now, event, volume, Self::MAX_LENGTH, timestamp, clock_rate)
+    }
+
+    /// The event lasts `length` after all (its end arrived): the end packets go out at
+    /// its end, or now if that has passed. The final duration is never below one already
+    /// sent in an update.
+    pub fn finish(&mut self, now: Instant, length: Duration) {
+        let Some(next) = self.next else {
+            return;
+        };
+        if self.ends_sent > 0 {
+            return;
+        }
+        self.length = length.min(Self::MAX_LENGTH).max(self.reported);
+        let end_at = self.started + self.length;
+        self.next = Some(if end_at <= now { now } else { next.min(end_at) });
     }
 
     /// When the next packet is due, or `None` when the event is fully sent.
@@ -328,6 +359,7 @@ impl EventSender {
         } else {
             now.saturating_duration_since(self.started)
         };
+        self.reported = elapsed;
         let payload = EventPayload {
             event: self.event,
             end: ending,
@@ -387,5 +419,64 @@ mod tests {
         assert_eq!(char_event('d'), Some(15));
         assert_eq!(char_event('x'), None);
         assert_eq!(event_char(17), None);
+    }
+
+    /// Every packet an [`EventSender`] produces up to `until`, polled every 10 ms.
+    fn drain(s: &mut EventSender, from: Instant, until: Duration) -> Vec<(Duration, EventPacket)> {
+        let mut out = Vec::new();
+        let mut t = Duration::ZERO;
+        while t <= until {
+            while let Some(p) = s.poll_packet(from + t) {
+                out.push((t, p));
+            }
+            t += Duration::from_millis(10);
+        }
+        out
+    }
+
+    #[test]
+    fn an_open_event_updates_until_its_end_arrives() {
+        let t0 = Instant::now();
+        let mut s = EventSender::open(t0, 5, 10, 4242, 8000).unwrap();
+        let before = drain(&mut s, t0, Duration::from_millis(110));
+        // Start with the marker, then an update every 50 ms, none ending.
+        let times: Vec<u128> = before.iter().map(|(t, _)| t.as_millis()).collect();
+        assert_eq!(times, [0, 50, 100]);
+        assert!(before[0].1.marker && !before[1].1.marker);
+        assert!(
+            before
+                .iter()
+                .all(|(_, p)| !p.payload.end && p.timestamp == 4242)
+        );
+        assert_eq!(before[2].1.payload.duration, 800);
+        // The end says 160 ms: three end packets at 160 ms with duration 1280.
+        s.finish(t0 + Duration::from_millis(120), Duration::from_millis(160));
+        let after = drain(&mut s, t0, Duration::from_millis(400));
+        let ends: Vec<_> = after.iter().filter(|(_, p)| p.payload.end).collect();
+        assert_eq!(ends.len(), 3);
+        assert!(
+            ends.iter()
+                .all(|(t, p)| t.as_millis() == 160 && p.payload.duration == 1280)
+        );
+        assert!(s.is_finished());
+    }
+
+    #[test]
+    fn an_end_shorter_than_what_was_sent_ends_now_without_shrinking() {
+        let t0 = Instant::now();
+        let mut s = EventSender::open(t0, 11, 10, 7, 8000).unwrap();
+        let sent = drain(&mut s, t0, Duration::from_millis(100));
+        assert_eq!(sent.last().unwrap().1.payload.duration, 800);
+        s.finish(t0 + Duration::from_millis(105), Duration::from_millis(40));
+        let ends: Vec<_> =
+            std::iter::from_fn(|| s.poll_packet(t0 + Duration::from_millis(105))).collect();
+        assert_eq!(ends.len(), 3);
+        assert!(
+            ends.iter()
+                .all(|p| p.payload.end && p.payload.duration == 800)
+        );
+        // An end after the last end packet changes nothing.
+        s.finish(t0 + Duration::from_millis(200), Duration::from_millis(500));
+        assert!(s.is_finished());
     }
 }

@@ -66,12 +66,26 @@ impl Direction {
     };
 }
 
+/// RFC 4733 telephone-event as negotiated for what we send to a leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DtmfFormat {
+    /// The payload type the peer asked for (may differ from the one it sends with).
+    pub payload_type: u8,
+    /// Its RTP clock rate (8000, or 48000 beside Opus).
+    pub clock_rate: u32,
+}
+
 /// One leg, as negotiated.
 #[derive(Debug, Clone)]
 pub struct LegConfig {
     pub codec: Codec,
     pub payload_type: u8,
+    /// The telephone-event payload type the peer sends with.
     pub dtmf_payload_type: Option<u8>,
+    /// Telephone-event towards the peer; `None`: it takes no RFC 4733 events.
+    pub dtmf_out: Option<DtmfFormat>,
+    /// The packetisation the peer asked for (`a=ptime`), if it said.
+    pub remote_ptime: Option<u32>,
     pub srtp: Option<SrtpKeys>,
     /// The peer's RTP address as its SDP gives it (`None`: no usable address, e.g. `0.0.0.0`
     /// or a host name). Media is taken only from it and sent only to it, unless
@@ -121,6 +135,21 @@ pub struct LegStats {
     /// signalled (or latched) one, or, once latched, another SSRC from the latched source.
     /// See [`crate::EngineConfig::media_latch`].
     pub foreign_source: u64,
+    /// Of `packets_out`: audio relayed from the other leg of a bridge without decoding.
+    pub relayed: u64,
+    /// Of `packets_out`: audio decoded, mixed (or transcoded) and encoded for this leg.
+    pub mixed: u64,
+    /// Of `packets_out`: telephone-event packets (relayed or generated).
+    pub dtmf_out: u64,
+}
+
+/// The RTP header of a packet we send on a leg (its SSRC is the leg's).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RtpOut {
+    pub(crate) marker: bool,
+    pub(crate) payload_type: u8,
+    pub(crate) seq: u16,
+    pub(crate) timestamp: u32,
 }
 
 pub(crate) struct Leg {
@@ -138,6 +167,11 @@ pub(crate) struct Leg {
     pub(crate) ssrc: u32,
     pub(crate) seq: u16,
     pub(crate) ts_base: u32,
+    /// When the last RTP packet went out and its timestamp: where the leg's timeline
+    /// continues when what feeds it changes (mixer or relay).
+    pub(crate) last_out: Option<(Instant, u32)>,
+    /// The next mixed frame continues the timeline from `last_out`, with the marker.
+    pub(crate) resync: bool,
     pub(crate) last_rx: Instant,
     pub(crate) inactive_reported: bool,
     pub(crate) reception: Option<ReceptionStats>,
@@ -216,6 +250,8 @@ impl Leg {
             latched_rtcp: None,
             seq,
             ts_base,
+            last_out: None,
+            resync: false,
             last_rx: now,
             inactive_reported: false,
             reception: None,
@@ -444,29 +480,70 @@ impl Leg {
         }
     }
 
+    /// The RTP timestamp the leg's stream is at now: the last packet's plus the time
+    /// since, on the codec's clock (the random base before any packet).
+    pub(crate) fn timeline_at(&self, now: Instant) -> u32 {
+        let Some((at, ts)) = self.last_out else {
+            return self.ts_base;
+        };
+        let rate = u128::from(self.cfg.codec.rtp_clock_rate());
+        let elapsed = now.saturating_duration_since(at).as_micros() * rate / 1_000_000;
+        ts.wrapping_add(elapsed as u32)
+    }
+
     /// One mixed frame for this (SIP) leg as an RTP packet with its SSRC, sequence and
     /// timestamp, SRTP-protected on an SRTP leg: where it goes and the bytes. `None` when
     /// the leg has no address yet or the packet cannot be written.
     pub(crate) fn write_frame(
         &mut self,
         now: Instant,
-        marker: bool,
+        mut marker: bool,
         timestamp: u32,
+        payload: &[u8],
+        rtp_buf: &mut Vec<u8>,
+    ) -> Option<(SocketAddr, Vec<u8>)> {
+        if self.resync {
+            // Relayed packets fed the stream until now: the mixer's frames continue it.
+            self.resync = false;
+            self.ts_base = self.timeline_at(now).wrapping_sub(timestamp);
+            marker = true;
+        }
+        let out = RtpOut {
+            marker,
+            payload_type: self.cfg.payload_type,
+            seq: self.seq,
+            timestamp: self.ts_base.wrapping_add(timestamp),
+        };
+        let sent = self.write_rtp(now, out, payload, rtp_buf);
+        if sent.is_some() {
+            self.stats.mixed += 1;
+        }
+        sent
+    }
+
+    /// Any RTP packet of this leg's stream (mixed, relayed, telephone-event), protected
+    /// on an SRTP leg; the leg's sequence continues after the highest one sent.
+    pub(crate) fn write_rtp(
+        &mut self,
+        now: Instant,
+        out: RtpOut,
         payload: &[u8],
         rtp_buf: &mut Vec<u8>,
     ) -> Option<(SocketAddr, Vec<u8>)> {
         let dest = self.latched.or(self.cfg.remote_rtp)?;
         let writer = RtpWriter {
-            marker,
-            payload_type: self.cfg.payload_type,
-            sequence_number: self.seq,
-            timestamp: self.ts_base.wrapping_add(timestamp),
+            marker: out.marker,
+            payload_type: out.payload_type,
+            sequence_number: out.seq,
+            timestamp: out.timestamp,
             ssrc: self.ssrc,
             csrcs: &[],
             extension: None,
             padding: 0,
         };
-        self.seq = self.seq.wrapping_add(1);
+        if out.seq.wrapping_sub(self.seq) < 0x8000 {
+            self.seq = out.seq.wrapping_add(1);
+        }
         writer.write(payload, rtp_buf).ok()?;
         let bytes = match &mut self.tx {
             Some(ctx) => {
@@ -476,8 +553,19 @@ impl Leg {
             }
             None => rtp_buf.clone(),
         };
-        self.sender
-            .on_rtp_sent(now, writer.timestamp, payload.len());
+        // An event's packets all carry its start: the audio timeline goes on regardless.
+        let audio = out.payload_type == self.cfg.payload_type;
+        let ts = if audio {
+            out.timestamp
+        } else {
+            self.timeline_at(now)
+        };
+        self.sender.on_rtp_sent(now, ts, payload.len());
+        if audio {
+            self.last_out = Some((now, ts));
+        } else {
+            self.stats.dtmf_out += 1;
+        }
         self.stats.packets_out += 1;
         self.stats.bytes_out += bytes.len() as u64;
         Some((dest, bytes))

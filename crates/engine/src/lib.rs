@@ -22,5 +22,5 @@ mod leg;
 mod meeting;
 pub mod webrtc;
 
-pub use leg::{Direction, LegConfig, LegId, LegStats, SrtpKeys, Transmit};
+pub use leg::{Direction, DtmfFormat, LegConfig, LegId, LegStats, SrtpKeys, Transmit};
 pub use meeting::{EngineConfig, EngineError, EngineEvent, MeetingMedia, WebRtcAnswer};

@@ -1,5 +1,7 @@
 //! One meeting's media: legs around a mixer.
 
+mod bridge;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -99,6 +101,9 @@ pub enum EngineEvent {
     Levels(Vec<(LegId, u8, bool)>),
     /// A WebRTC leg's ICE and DTLS are up: media flows.
     WebRtcConnected { leg: LegId },
+    /// A digit for this leg of a bridge was dropped: it negotiated no telephone-event.
+    /// Reported once per leg.
+    DtmfNotSupported { leg: LegId },
 }
 
 /// What [`MeetingMedia::add_webrtc_leg`] returns.
@@ -132,6 +137,8 @@ pub struct MeetingMedia {
     /// RTP timestamp bases, RTCP intervals, the CNAME, and WebRTC legs' ICE credentials
     /// and str0m's own draws (see [`crate::webrtc`]).
     rng: StdRng,
+    /// Set for a two-party bridge ([`MeetingMedia::set_bridge`]).
+    bridge: Option<Box<bridge::Bridge>>,
 }
 
 fn jitter_config(cfg: &EngineConfig, codec: Codec) -> JitterConfig {
@@ -170,6 +177,7 @@ impl MeetingMedia {
             rtp_buf: Vec::with_capacity(1500),
             next_inactivity_check: now + Duration::from_secs(1),
             dtls_cert: None,
+            bridge: None,
         }
     }
 
@@ -193,6 +201,7 @@ impl MeetingMedia {
         self.by_participant.insert(participant, id);
         let leg = Leg::new(now, cfg, participant, contexts, &mut self.rng);
         self.legs.insert(id, leg);
+        self.refresh_mode();
         Ok(id)
     }
 
@@ -218,6 +227,8 @@ impl MeetingMedia {
             codec: Codec::Opus(codec::Channels::Mono),
             payload_type: 111,
             dtmf_payload_type: None,
+            dtmf_out: None,
+            remote_ptime: None,
             srtp: None,
             remote_rtp: None,
             remote_rtcp: None,
@@ -237,6 +248,7 @@ impl MeetingMedia {
                 &mut self.events,
             );
         }
+        self.refresh_mode();
         Ok(WebRtcAnswer { leg, sdp, ufrag })
     }
 
@@ -292,6 +304,12 @@ impl MeetingMedia {
 
     /// Removes a leg and returns its final counters.
     pub fn remove_leg(&mut self, leg: LegId) -> Option<LegStats> {
+        let stats = self.take_leg(leg)?;
+        self.bridge_leg_removed(leg);
+        Some(stats)
+    }
+
+    fn take_leg(&mut self, leg: LegId) -> Option<LegStats> {
         let mut l = self.legs.remove(&leg)?;
         if let Some(w) = l.webrtc.as_mut() {
             w.close();
@@ -338,6 +356,7 @@ impl MeetingMedia {
             l.ts_base = self.rng.random();
         }
         l.renegotiate(now, cfg)?;
+        self.refresh_mode();
         Ok(())
     }
 
@@ -378,45 +397,70 @@ impl MeetingMedia {
             );
             return;
         }
-        let Some(pkt) = l.receive(
-            now,
-            from,
-            data,
-            self.cfg.media_latch,
-            &mut self.scratch,
-            &self.ntp,
-        ) else {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.handle_rtp(now, leg, from, data, &mut scratch);
+        self.scratch = scratch;
+    }
+
+    /// A datagram of a SIP leg: RTCP read, telephone-events reported, audio to the mixer
+    /// (or, in a bridge, relayed or passed on to the other leg).
+    fn handle_rtp(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        from: SocketAddr,
+        data: &[u8],
+        scratch: &mut Vec<u8>,
+    ) {
+        let Some(l) = self.legs.get_mut(&leg) else {
             return;
         };
+        let Some(pkt) = l.receive(now, from, data, self.cfg.media_latch, scratch, &self.ntp) else {
+            return;
+        };
+        let mut events = None;
         if Some(pkt.payload_type()) == l.cfg.dtmf_payload_type {
-            if l.dtmf.handle_packet(pkt.timestamp(), pkt.payload()).is_ok() {
-                while let Some(ev) = l.dtmf.poll_event() {
-                    if let DtmfEvent::End {
-                        event, duration, ..
-                    } = ev
-                        && let Some(digit) = event_char(event)
-                    {
-                        let rate = l.cfg.codec.rtp_clock_rate().max(1);
-                        let duration_ms = (u64::from(duration) * 1000 / u64::from(rate)) as u32;
-                        if self.events.len() < MAX_EVENTS {
-                            self.events.push_back(EngineEvent::Dtmf {
-                                leg,
-                                digit,
-                                duration_ms,
-                            });
-                        }
-                    }
+            if l.dtmf
+                .handle_packet(pkt.timestamp(), pkt.payload())
+                .is_err()
+            {
+                return;
+            }
+            let rate = l.cfg.codec.rtp_clock_rate().max(1);
+            let mut got = Vec::new();
+            while let Some(ev) = l.dtmf.poll_event() {
+                got.push(ev);
+                if let DtmfEvent::End {
+                    event, duration, ..
+                } = ev
+                    && let Some(digit) = event_char(event)
+                    && self.events.len() < MAX_EVENTS
+                {
+                    let duration_ms = (u64::from(duration) * 1000 / u64::from(rate)) as u32;
+                    self.events.push_back(EngineEvent::Dtmf {
+                        leg,
+                        digit,
+                        duration_ms,
+                    });
                 }
             }
+            events = Some(got);
+        } else {
+            l.note_reception(now, &pkt);
+        }
+        if !l.cfg.direction.recv {
             return;
         }
-        l.note_reception(now, &pkt);
-        if !l.cfg.direction.recv {
+        let participant = l.participant;
+        if self.bridge.is_some() && self.bridge_packet(now, leg, &pkt, events.as_deref()) {
+            return;
+        }
+        if events.is_some() {
             return;
         }
         let _ = self.mixer.push_rtp(
             now,
-            l.participant,
+            participant,
             pkt.sequence_number(),
             pkt.timestamp(),
             pkt.ssrc(),
@@ -426,7 +470,14 @@ impl MeetingMedia {
 
     /// The next instant [`MeetingMedia::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Instant {
-        let mut t = self.mixer.poll_timeout().min(self.next_inactivity_check);
+        let mut t = self.next_inactivity_check;
+        // A relaying bridge has no mix to make.
+        if !self.is_relaying() {
+            t = t.min(self.mixer.poll_timeout());
+        }
+        if let Some(due) = self.events_due() {
+            t = t.min(due);
+        }
         for l in self.legs.values() {
             if let Some(due) = l.webrtc.as_ref().and_then(|w| w.poll_timeout()) {
                 t = t.min(due);
@@ -452,7 +503,11 @@ impl MeetingMedia {
                 );
             }
         }
-        self.mixer.handle_timeout(now);
+        self.pump_events(now);
+        if !self.is_relaying() {
+            self.wake_mixer(now);
+            self.mixer.handle_timeout(now);
+        }
         while let Some(frame) = self.mixer.poll_output() {
             let Some(leg_id) = self.by_participant.get(&frame.participant).copied() else {
                 continue;

@@ -25,6 +25,11 @@ fn plain_leg(remote: Option<SocketAddr>) -> LegConfig {
         codec: Codec::Pcmu,
         payload_type: 0,
         dtmf_payload_type: Some(101),
+        dtmf_out: Some(engine::DtmfFormat {
+            payload_type: 101,
+            clock_rate: 8000,
+        }),
+        remote_ptime: None,
         srtp: None,
         remote_rtp: remote,
         remote_rtcp: None,

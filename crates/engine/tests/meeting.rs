@@ -27,6 +27,11 @@ fn leg(seed: u8, addr: SocketAddr) -> LegConfig {
         codec: Codec::Pcmu,
         payload_type: 0,
         dtmf_payload_type: Some(101),
+        dtmf_out: Some(engine::DtmfFormat {
+            payload_type: 101,
+            clock_rate: 8000,
+        }),
+        remote_ptime: None,
         srtp: Some(keys(seed)),
         remote_rtp: Some(addr),
         remote_rtcp: None,

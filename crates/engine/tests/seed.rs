@@ -19,6 +19,11 @@ fn plain_leg(codec: Codec, payload_type: u8, addr: &str) -> LegConfig {
         codec,
         payload_type,
         dtmf_payload_type: Some(101),
+        dtmf_out: Some(engine::DtmfFormat {
+            payload_type: 101,
+            clock_rate: 8000,
+        }),
+        remote_ptime: None,
         srtp: None,
         remote_rtp: Some(addr.parse().expect("addr")),
         remote_rtcp: None,

@@ -488,6 +488,10 @@ impl Meeting {
                 tracing::info!(meeting = %self.id, leg = ?l, "browser media connected (ICE, DTLS-SRTP)");
                 self.observer.webrtc_connected();
             }
+            EngineEvent::DtmfNotSupported { leg } => {
+                let l = self.by_engine.get(&leg).map(|e| e.leg);
+                tracing::info!(meeting = %self.id, leg = ?l, "DTMF for a leg that negotiated no telephone-event is dropped");
+            }
             EngineEvent::ActiveSpeakers(_) => {}
         }
     }

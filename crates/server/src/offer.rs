@@ -47,6 +47,11 @@ fn leg_config(a: &NegotiatedAudio) -> LegConfig {
         codec: a.codec,
         payload_type: a.payload_type,
         dtmf_payload_type: a.telephone_event.as_ref().map(|t| t.recv_payload_type),
+        dtmf_out: a.telephone_event.as_ref().map(|t| engine::DtmfFormat {
+            payload_type: t.payload_type,
+            clock_rate: t.clock_rate,
+        }),
+        remote_ptime: a.remote_ptime,
         srtp: a.srtp.as_ref().map(|k| SrtpKeys {
             suite: k.suite,
             remote_key: k.remote.master_key().to_vec(),

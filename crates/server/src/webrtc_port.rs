@@ -277,6 +277,8 @@ mod tests {
             codec: codec::Codec::Pcmu,
             payload_type: 0,
             dtmf_payload_type: None,
+            dtmf_out: None,
+            remote_ptime: None,
             srtp: None,
             remote_rtp: None,
             remote_rtcp: None,
