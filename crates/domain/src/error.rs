@@ -44,6 +44,14 @@ pub enum ConflictReason {
     CarrierExists(String),
     #[error("meeting {0} has ended")]
     MeetingEnded(String),
+    #[error(
+        "SIP media application {application} is a target of SIP rule {rule}; remove it from the rule first"
+    )]
+    SipMediaApplicationInUse { application: String, rule: String },
+    #[error("SIP rule {0} is enabled; disable it (UpdateSipRule with Disabled) before deleting it")]
+    SipRuleEnabled(String),
+    #[error("{trigger} already triggers SIP rule {rule}")]
+    SipRuleTriggerTaken { trigger: String, rule: String },
 }
 
 impl DomainError {

@@ -26,6 +26,7 @@ use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
 use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 
 mod pstn;
+mod sma;
 
 /// Entries kept at most; past this the cache starts over (a flood of lookups for hosts
 /// that do not exist cannot grow it).
@@ -38,6 +39,10 @@ enum Key {
     CredentialUsers(String),
     /// Every carrier (PSTN INVITEs read the list).
     Carriers,
+    /// SIP rules by trigger and registered functions (`cache/sma.rs`).
+    SipRuleNumber(String),
+    SipRuleHost(String),
+    Function(String),
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +51,8 @@ enum Value {
     Setting(Option<serde_json::Value>),
     CredentialUsers(Vec<String>),
     Carriers(Vec<domain::carrier::Carrier>),
+    SipRule(Option<domain::sma::SipRule>),
+    Function(Option<domain::sma::FunctionEndpoint>),
 }
 
 /// [`Repository`] with the connector configuration cached for `ttl`.
@@ -98,7 +105,9 @@ impl CachedRepository {
             }
             None => entries.retain(|k, _| match k {
                 Key::Connector(id) | Key::Setting(id, _) | Key::CredentialUsers(id) => id != vc_id,
-                Key::Carriers => true,
+                Key::Carriers | Key::SipRuleNumber(_) | Key::SipRuleHost(_) | Key::Function(_) => {
+                    true
+                }
             }),
         }
     }

@@ -13,9 +13,11 @@ mod cache;
 mod migrate;
 mod pstn;
 mod repo;
+mod sma;
 mod sql;
 
 pub use cache::CachedRepository;
 pub use pstn::{CarrierRepository, GroupRepository};
 pub use repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
+pub use sma::{SmaCallRequest, SmaRepository, SmaSettingKind};
 pub use sql::SqlRepository;

@@ -6,6 +6,7 @@ use domain::meeting::{AttendeeRecord, MeetingRecord};
 use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
 
 use crate::pstn::{CarrierRepository, GroupRepository};
+use crate::sma::SmaRepository;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -71,9 +72,12 @@ pub enum MeetingInsert {
 }
 
 /// Every read and write of the control plane (carriers and groups in the supertraits,
-/// `pstn.rs`). All writes are durable when they return.
+/// `pstn.rs`; SIP media applications, rules and functions in `sma.rs`). All writes are
+/// durable when they return.
 #[async_trait]
-pub trait Repository: CarrierRepository + GroupRepository + Send + Sync + 'static {
+pub trait Repository:
+    CarrierRepository + GroupRepository + SmaRepository + Send + Sync + 'static
+{
     // Voice connectors.
     async fn insert_voice_connector(
         &self,

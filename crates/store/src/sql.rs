@@ -18,6 +18,7 @@ use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreE
 mod carriers;
 mod groups;
 mod records;
+mod sma;
 mod writer;
 
 /// The SQL repository.
