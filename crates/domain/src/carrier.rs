@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
 
+mod status;
+pub use status::{CarrierRegistration, CarrierStatus, RegistrationState, STATUS_STALE_MS};
+
 /// The SIP transport to a carrier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CarrierTransport {
@@ -382,42 +385,6 @@ impl Carrier {
     }
 }
 
-/// What the SIP edge's OPTIONS keep-alive last saw of a carrier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CarrierStatus {
-    /// The carrier's name.
-    pub carrier: String,
-    /// Answered its last OPTIONS (any final response counts as alive).
-    pub up: bool,
-    /// When that OPTIONS was sent (Unix milliseconds).
-    pub last_options_ms: Option<i64>,
-    /// Its final status code, or `None` when it timed out.
-    pub last_status: Option<u16>,
-}
-
-/// A status older than this is shown as `unknown`: nobody is probing the carrier.
-pub const STATUS_STALE_MS: i64 = 300_000;
-
-impl CarrierStatus {
-    /// `up`, `down` or `unknown` (no status, or none for [`STATUS_STALE_MS`]).
-    pub fn label(status: Option<&CarrierStatus>, now_ms: i64) -> &'static str {
-        match status {
-            Some(s)
-                if s.last_options_ms
-                    .is_some_and(|t| now_ms - t <= STATUS_STALE_MS) =>
-            {
-                if s.up {
-                    "up"
-                } else {
-                    "down"
-                }
-            }
-            _ => "unknown",
-        }
-    }
-}
-
 fn unmap(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6
@@ -663,29 +630,6 @@ mod tests {
         c.validate().expect("valid");
         assert_eq!(c.codecs, ["PCMU", "opus"]);
         assert_eq!(c.prefixes, ["+1", "+44"]);
-    }
-
-    #[test]
-    fn status_labels() {
-        let s = |up, at| CarrierStatus {
-            carrier: "c".into(),
-            up,
-            last_options_ms: Some(at),
-            last_status: up.then_some(200),
-        };
-        assert_eq!(CarrierStatus::label(None, 1_000_000), "unknown");
-        assert_eq!(
-            CarrierStatus::label(Some(&s(true, 990_000)), 1_000_000),
-            "up"
-        );
-        assert_eq!(
-            CarrierStatus::label(Some(&s(false, 990_000)), 1_000_000),
-            "down"
-        );
-        assert_eq!(
-            CarrierStatus::label(Some(&s(true, 1)), 1_000_000),
-            "unknown"
-        );
     }
 
     #[test]

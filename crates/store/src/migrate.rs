@@ -35,8 +35,8 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0006_account_settings.sql"),
     },
     Migration {
-        version: 7,
-        sql: include_str!("../migrations/sqlite/0007_sma.sql"),
+        version: 8,
+        sql: include_str!("../migrations/sqlite/0008_carrier_registration.sql"),
     },
 ];
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -65,8 +65,8 @@ pub(crate) const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0006_account_settings.sql"),
     },
     Migration {
-        version: 7,
-        sql: include_str!("../migrations/postgres/0007_sma.sql"),
+        version: 8,
+        sql: include_str!("../migrations/postgres/0008_carrier_registration.sql"),
     },
 ];
 

@@ -1,9 +1,9 @@
-//! The PSTN half of the repository (issue 12): carriers and their keep-alive status, voice
+//! The PSTN half of the repository (issue 12): carriers, their keep-alive and registration status, voice
 //! connector groups, and where an inbound number routes. Supertraits of
 //! [`Repository`](crate::Repository), so every `Arc<dyn Repository>` has them.
 
 use async_trait::async_trait;
-use domain::carrier::{Carrier, CarrierStatus};
+use domain::carrier::{Carrier, CarrierRegistration, CarrierStatus};
 use domain::group::VoiceConnectorGroup;
 use domain::voice_connector::{NumberRoute, PhoneNumber};
 
@@ -29,6 +29,10 @@ pub trait CarrierRepository: Send + Sync {
     async fn put_carrier_status(&self, s: &CarrierStatus) -> Result<(), StoreError>;
     /// Every carrier's last status (carriers never probed have none).
     async fn list_carrier_status(&self) -> Result<Vec<CarrierStatus>, StoreError>;
+    /// Records what the last REGISTER to a carrier got (the edge writes it).
+    async fn put_carrier_registration(&self, r: &CarrierRegistration) -> Result<(), StoreError>;
+    /// Every carrier's registration (carriers never registered have none).
+    async fn list_carrier_registrations(&self) -> Result<Vec<CarrierRegistration>, StoreError>;
 }
 
 /// Voice connector groups and the inbound routing of numbers.

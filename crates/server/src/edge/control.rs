@@ -58,6 +58,9 @@ pub enum Input {
     },
     /// Send an OPTIONS keep-alive to a carrier.
     Probe(super::Probe),
+    /// A SIP message to this peer could not be sent (stream transports): its transactions
+    /// end as transport failures.
+    TransportError(sip::Peer),
     /// Stop taking calls (503 with Retry-After); hang up what is left after `grace`;
     /// `done` answers once every leg is released.
     Drain {

@@ -9,6 +9,7 @@
 //! Browser sessions, meeting tasks and the API's control events reach the table through
 //! the same channel ([`Controller`]).
 
+mod carrier_limits;
 mod control;
 mod drain;
 mod join;
@@ -123,7 +124,7 @@ pub async fn start(
         }),
         ctx: Arc::new(ctx),
         transports: transports.clone(),
-        outbox: outbox::Outbox::new(transports.clone()),
+        outbox: outbox::Outbox::new(transports.clone(), tx.clone()),
         tx: tx.clone(),
         call_ids: HashMap::new(),
         draining: None,
@@ -131,6 +132,7 @@ pub async fn start(
         pstn_out: HashMap::new(),
         sip_domain: cfg.sip_domain.clone(),
         probes: HashMap::new(),
+        limits: carrier_limits::CarrierLimits::default(),
     };
     let task = tokio::spawn(edge.run(inbound, rx, events));
     Ok(SipEdge {
@@ -166,6 +168,8 @@ struct Edge {
     sip_domain: String,
     /// OPTIONS keep-alives awaiting their outcome: the carrier and when it was sent.
     probes: HashMap<sip::TransactionKey, (String, i64)>,
+    /// Calls per carrier and their rate (`--max-calls`, `--cps`).
+    limits: carrier_limits::CarrierLimits<LegId>,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -245,7 +249,7 @@ impl Edge {
                 let out = Outbound::to(transport, t.peer.remote, t.payload.into());
                 if transport != Transport::Udp {
                     // A connect or TLS handshake must not hold up the user agent.
-                    self.outbox.send(out);
+                    self.outbox.send(t.peer, out);
                 } else if let Err(e) = self.transports.send(out).await {
                     tracing::warn!(remote = %t.peer.remote, error = %e, "SIP send failed");
                 }
@@ -324,6 +328,7 @@ impl Edge {
             Input::PstnDialFailed { a, carrier, why } => self.pstn_dial_failed(a, carrier, why),
             Input::Drain { grace, done } => self.start_drain(now, grace, done),
             Input::Probe(p) => self.probe(now, p),
+            Input::TransportError(peer) => self.ua.handle_transport_error(now, peer),
             Input::MetricsTargets(reply) => {
                 let due = self
                     .legs
@@ -516,6 +521,9 @@ impl Edge {
 
     fn on_command(&mut self, c: Command) {
         let now = Instant::now();
+        if let Command::Release { leg, .. } = &c {
+            self.limits.release(*leg);
+        }
         match c {
             Command::Answer { sip, answer, .. } => self.answer(now, sip, answer),
             Command::HangUp {

@@ -111,6 +111,7 @@ async fn targets(
                 credentials: None,
                 headers: vec![(HeaderName::Other, format!("X-VoiceConnector-ID: {id}"))],
                 voice_connector_id: Some(id.clone()),
+                limits: Default::default(),
             });
         }
     }

@@ -53,6 +53,8 @@ pub struct Target {
     /// The voice connector whose origination route this is (the call is recorded under
     /// the one that took it).
     pub voice_connector_id: Option<String>,
+    /// `--max-calls` and `--cps` (`edge::carrier_limits`).
+    pub limits: super::carrier_limits::Limits,
 }
 
 impl Target {
@@ -76,6 +78,7 @@ impl Target {
                 }),
             headers: Vec::new(),
             voice_connector_id: None,
+            limits: super::carrier_limits::Limits::of(c),
         })
     }
 }
@@ -345,7 +348,10 @@ impl Edge {
             let tried: Vec<String> = call
                 .attempts
                 .iter()
-                .map(|(c, s)| format!("{c} {s}"))
+                .map(|(c, s)| match self.limits.skipped(a, c) {
+                    Some(why) => format!("{c} {s} {why}"),
+                    None => format!("{c} {s}"),
+                })
                 .collect();
             let refusal = Refusal {
                 status: 503,
@@ -358,6 +364,12 @@ impl Edge {
             self.table.sip_routing_failed(Instant::now(), a, refusal);
             return;
         };
+        let limits = carrier.limits;
+        if let Err(why) = self.limits.admit(Instant::now(), a, &carrier.name, limits) {
+            tracing::info!(call = %a, carrier = %carrier.name, %why, "carrier skipped");
+            call.attempts.push((carrier.name, 503));
+            return self.pstn_next(a);
+        }
         call.current = Some((carrier.clone(), None, false));
         let Some(template) = self.legs.get(&a).map(|l| l.cdr.clone()) else {
             return;

@@ -3,7 +3,7 @@
 //! pass through (one keyed read per inbound call).
 
 use async_trait::async_trait;
-use domain::carrier::{Carrier, CarrierStatus};
+use domain::carrier::{Carrier, CarrierRegistration, CarrierStatus};
 use domain::group::VoiceConnectorGroup;
 use domain::voice_connector::{NumberRoute, PhoneNumber};
 
@@ -63,6 +63,14 @@ impl CarrierRepository for CachedRepository {
 
     async fn list_carrier_status(&self) -> Result<Vec<CarrierStatus>, StoreError> {
         self.inner.list_carrier_status().await
+    }
+
+    async fn put_carrier_registration(&self, r: &CarrierRegistration) -> Result<(), StoreError> {
+        self.inner.put_carrier_registration(r).await
+    }
+
+    async fn list_carrier_registrations(&self) -> Result<Vec<CarrierRegistration>, StoreError> {
+        self.inner.list_carrier_registrations().await
     }
 }
 

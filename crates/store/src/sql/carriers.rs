@@ -1,8 +1,9 @@
 //! [`CarrierRepository`] on SQL: one row per carrier (name unique, the rest a JSON
-//! document) and one row of keep-alive status per carrier name.
+//! document), one row of keep-alive status and one of registration status per carrier
+//! name.
 
 use async_trait::async_trait;
-use domain::carrier::{Carrier, CarrierStatus};
+use domain::carrier::{Carrier, CarrierRegistration, CarrierStatus, RegistrationState};
 use domain::{ConflictReason, DomainError};
 
 use super::{SqlRepository, from_json, to_json};
@@ -84,6 +85,10 @@ impl CarrierRepository for SqlRepository {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM carrier_registration WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         let r = sqlx::query("DELETE FROM carriers WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -123,6 +128,44 @@ impl CarrierRepository for SqlRepository {
                     last_status: last_status.and_then(|s| u16::try_from(s).ok()),
                 },
             )
+            .collect())
+    }
+
+    async fn put_carrier_registration(&self, r: &CarrierRegistration) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO carrier_registration (name, state, last_status, expires_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET state = excluded.state, \
+             last_status = excluded.last_status, expires_ms = excluded.expires_ms, \
+             updated_ms = excluded.updated_ms",
+        )
+        .bind(&r.carrier)
+        .bind(r.state.as_str())
+        .bind(r.last_status.map(i64::from))
+        .bind(r.expires_ms)
+        .bind(r.updated_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_carrier_registrations(&self) -> Result<Vec<CarrierRegistration>, StoreError> {
+        let rows: Vec<(String, String, Option<i64>, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT name, state, last_status, expires_ms, updated_ms FROM carrier_registration \
+             ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(carrier, state, last_status, expires_ms, updated_ms)| {
+                Some(CarrierRegistration {
+                    carrier,
+                    state: RegistrationState::parse(&state)?,
+                    last_status: last_status.and_then(|s| u16::try_from(s).ok()),
+                    expires_ms,
+                    updated_ms,
+                })
+            })
             .collect())
     }
 }
