@@ -35,6 +35,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0006_account_settings.sql"),
     },
     Migration {
+        version: 7,
+        sql: include_str!("../migrations/sqlite/0007_sma.sql"),
+    },
+    Migration {
         version: 8,
         sql: include_str!("../migrations/sqlite/0008_carrier_registration.sql"),
     },
@@ -63,6 +67,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 6,
         sql: include_str!("../migrations/postgres/0006_account_settings.sql"),
+    },
+    Migration {
+        version: 7,
+        sql: include_str!("../migrations/postgres/0007_sma.sql"),
     },
     Migration {
         version: 8,
