@@ -15,6 +15,9 @@ object on stdout:
      "offers": [every SDP offer sent], "answers": [every SDP answer in a 2xx],
      "remote_bye": "BYE ... (the server's BYE, when it ended the call)",
      "snapshots": [{"label": "start"|"hold"|..., "at": s, "rx": packets, "tx": packets}],
+     "provisionals": [{"status": 183, "sdp": bool, "at": epoch s}] (18x responses received),
+     "rx_at_answer": packets received before the 2xx (early media; -1 without media),
+     "reinvites": [the SDP of every in-dialog INVITE received (the other side's re-offers)],
      "codecs": [...], "dump": str, "error": str}
 
 All pjsua2 work runs on the main thread: threadCnt = 0 and `libHandleEvents` polling.
@@ -54,6 +57,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         help="SECONDS:hold|unhold|reinvite|reinit|codec=PCMU/, seconds after the media started (repeatable)",
     )
+    p.add_argument("--record-early", help="WAV file that receives what the caller hears before the answer")
+    p.add_argument(
+        "--session-expires",
+        type=int,
+        default=0,
+        help="RFC 4028 session timer: Session-Expires (and Min-SE) in seconds, Require: timer",
+    )
     p.add_argument("--ready-file", help="created once the call's media runs")
     p.add_argument("--log-level", type=int, default=3)
     p.add_argument("--log-file", default="")
@@ -78,6 +88,9 @@ class JoinCall(pj.Call):
         self.media_active = False
         self.media_changed = False
         self.ever_confirmed = False
+        self.provisionals: list[dict] = []
+        self.reinvites: list[str] = []
+        self.rx_at_answer = -1
 
     def onCallState(self, prm) -> None:
         self._keep_response(prm.e)
@@ -86,6 +99,8 @@ class JoinCall(pj.Call):
         self.status = ci.lastStatusCode
         self.reason = ci.lastReason
         if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            if not self.ever_confirmed and self.hasMedia():
+                self.rx_at_answer = self.getStreamStat(0).rtcp.rxStat.pkt
             self.ever_confirmed = True
 
     def onCallSdpCreated(self, prm) -> None:
@@ -121,6 +136,12 @@ class JoinCall(pj.Call):
         if msg in self._seen:
             return  # the same response, reported to onCallState and onCallTsxState
         self._seen.add(msg)
+        if msg.startswith("INVITE "):
+            self.reinvites.append(msg.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in msg else "")
+            return
+        if msg.startswith("SIP/2.0 1") and not msg.startswith("SIP/2.0 100"):
+            sdp = "\r\n\r\n" in msg and msg.split("\r\n\r\n", 1)[1].strip() != ""
+            self.provisionals.append({"status": int(msg.split(" ", 2)[1]), "sdp": sdp, "at": time.time()})
         if msg.startswith("SIP/2.0 ") and not msg.startswith("SIP/2.0 1"):
             self.final_response = msg
         if msg.startswith("SIP/2.0 2") and "\r\n\r\n" in msg:
@@ -203,6 +224,9 @@ def main(argv: list[str]) -> int:
         "answers": [],
         "remote_bye": "",
         "snapshots": [],
+        "provisionals": [],
+        "rx_at_answer": -1,
+        "reinvites": [],
         "codec": "",
         "proto": "",
         "rx_packets": 0,
@@ -265,6 +289,10 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
     acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
     acfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
     acfg.mediaConfig.transportConfig.port = 0
+    if args.session_expires:
+        acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_ALWAYS
+        acfg.callConfig.timerSessExpiresSec = args.session_expires
+        acfg.callConfig.timerMinSESec = args.session_expires
     acfg.natConfig.iceEnabled = False
     acfg.natConfig.sdpNatRewriteUse = False
     acfg.natConfig.viaRewriteUse = False
@@ -301,16 +329,31 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
         recorder = pj.AudioMediaRecorder()
         recorder.createRecorder(args.record)
 
+    early = None
+    if args.record_early:
+        early = pj.AudioMediaRecorder()
+        early.createRecorder(args.record_early)
+
     call = JoinCall(acc)
     prm = pj.CallOpParam(True)
     call.makeCall(args.uri, prm)
 
-    # Wait for the answer (or a final failure), bounded by --timeout.
+    # Wait for the answer (or a final failure), bounded by --timeout; early media (a 18x
+    # with SDP) goes to --record-early until then.
+    early_media = None
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         ep.libHandleEvents(20)
         if call.state in (pj.PJSIP_INV_STATE_CONFIRMED, pj.PJSIP_INV_STATE_DISCONNECTED):
             break
+        if early is not None and early_media is None and call.hasMedia():
+            early_media = call.getAudioMedia(0)
+            early_media.startTransmit(early)
+    if early_media is not None and call.hasMedia():
+        try:
+            early_media.stopTransmit(early)
+        except pj.Error:
+            pass  # the stream was replaced by the answer's: no longer connected
     out["confirmed"] = call.state == pj.PJSIP_INV_STATE_CONFIRMED
     if out["confirmed"]:
         actions = sorted(
@@ -365,6 +408,9 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
     out["offers"] = call.offers
     out["remote_bye"] = call.remote_bye
     out["answers"] = call.answers
+    out["provisionals"] = call.provisionals
+    out["rx_at_answer"] = call.rx_at_answer
+    out["reinvites"] = call.reinvites
     out["crypto"] = [
         line[len("a=crypto:"):].strip()
         for line in call.answer_sdp.splitlines()
@@ -373,6 +419,8 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
     # Release media ports before the library goes away (recorder closes its WAV here).
     if recorder is not None:
         del recorder
+    if early is not None:
+        del early
     if player is not None:
         del player
     del call

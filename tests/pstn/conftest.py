@@ -154,7 +154,8 @@ class SippUas:
     own in SIPp's statistics, so the run ends by `stop()` (SIGTERM, after which SIPp has
     written its traces) rather than after one call. Bounded by -timeout."""
 
-    def __init__(self, scenario: str, host: str, tmp_path: Path, name: str, rtp_echo: bool = False):
+    def __init__(self, scenario: str, host: str, tmp_path: Path, name: str, rtp_echo: bool = False,
+                 extra: tuple[str, ...] = ()):
         tmp_path = tmp_path.resolve()  # SIPp runs in it and is handed these paths
         self.host = host
         self.port = free_udp_port(host)
@@ -170,6 +171,7 @@ class SippUas:
         ]
         if rtp_echo:
             cmd += ["-mi", host, "-mp", str(free_udp_port(host)), "-rtp_echo"]
+        cmd += extra
         with open(self.out_file, "wb") as out:
             self.proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
@@ -303,8 +305,10 @@ class PstnLab:
         run.wait_listening()
         return run
 
-    def sipp_uas(self, name: str, scenario: str, host: str, rtp_echo: bool = False) -> SippUas:
-        uas = SippUas(scenario, host, self.tmp_path, name, rtp_echo)
+    def sipp_uas(self, name: str, scenario: str, host: str, rtp_echo: bool = False,
+                 extra: tuple[str, ...] = ()) -> SippUas:
+        """SIPp running `scenario` on `host`; `extra`: more SIPp options."""
+        uas = SippUas(scenario, host, self.tmp_path, name, rtp_echo, extra)
         self._sipps.append(uas)
         return uas
 
@@ -358,6 +362,7 @@ class PstnLab:
         duration: float = 4.0,
         answer_timeout: float = 8.0,
         name: str = "pbx",
+        extra: tuple[str, ...] = (),
     ) -> CallerRun:
         """Starts the PBX: caller.py dialling PSTN_NUMBER at the connector `host` through the
         server (127.0.0.1) as outbound proxy, From CALLER."""
@@ -383,6 +388,7 @@ class PstnLab:
             cmd += ["--play", str(play)]
         if record is not None:
             cmd += ["--record", str(record)]
+        cmd += extra  # more caller.py flags
         return CallerRun(cmd, log_file, ready, timeout=answer_timeout + duration + 20)
 
     def close(self) -> None:
