@@ -1,0 +1,254 @@
+//! One mixer tick: decode what arrived, pick the active speakers, mix N-1 for every
+//! listener, encode (sharing an encode between listeners who hear the same mix) and
+//! report levels.
+
+use super::*;
+
+impl Mixer {
+    /// One 20 ms tick, for the grid instant `at`.
+    pub(crate) fn run_tick(&mut self, at: Instant) {
+        self.stats.ticks += 1;
+        let tick = self.stats.ticks;
+        let advance = self.skipped.saturating_add(1);
+        self.skipped = 0;
+
+        // 1. Input and levels.
+        for (_, p) in self.participants.iter_mut() {
+            p.pull_input(at);
+        }
+
+        // 2. Speaker selection.
+        self.select_speakers();
+
+        // 3. Sum the contributing talkers once per bus in use.
+        for b in &mut self.buses {
+            b.listeners = 0;
+            b.mixed = false;
+            b.shared_needed = false;
+            b.shared_pcm = None;
+        }
+        for s in &mut self.shared {
+            s.needed = false;
+            s.payload = None;
+        }
+        for (_, p) in self.participants.iter() {
+            if let Some(b) = self.buses.get_mut(p.output.bus) {
+                b.listeners += 1;
+            }
+        }
+        for (_, p) in self.participants.iter_mut() {
+            p.contributes = p.selected && !p.silent;
+            if !p.contributes {
+                continue;
+            }
+            for b in self.buses.iter_mut().filter(|b| b.listeners > 0) {
+                let Some(x) = p.feed(b.rate, tick) else {
+                    continue;
+                };
+                if !b.mixed {
+                    b.acc.fill(0);
+                    b.mixed = true;
+                }
+                for (a, &s) in b.acc.iter_mut().zip(x) {
+                    *a += i32::from(s);
+                }
+            }
+        }
+
+        // 4. Private N−1 mixes, before the shared limiters advance (a listener entering
+        //    its private mix continues from the shared limiter's gain).
+        let mut private_out: Vec<(usize, Option<Media>)> = Vec::new();
+        for i in 0..self.participants.capacity_slots() {
+            let Some((_, p)) = self.participants.at_mut(i) else {
+                continue;
+            };
+            let bus = p.output.bus;
+            let private = p.contributes && self.buses.get(bus).is_some_and(|b| b.mixed) && {
+                let b = &self.buses[bus];
+                if !p.private_last {
+                    p.limiter = b.limiter;
+                }
+                let mut mix = vec![0i16; b.acc.len()];
+                let ok = p.private_mix(&b.acc, b.rate, tick, &mut mix);
+                if ok {
+                    let media = match &mut p.output.kind {
+                        OutputKind::Pcm => Some(Media::Pcm(Arc::from(mix))),
+                        OutputKind::Encoded { chain, .. } => {
+                            self.stats.encodes += 1;
+                            match chain.encode(&mix) {
+                                Ok(payload) => Some(Media::Encoded {
+                                    codec: chain.codec,
+                                    payload,
+                                }),
+                                Err(_) => {
+                                    p.stats.encode_errors += 1;
+                                    None
+                                }
+                            }
+                        }
+                    };
+                    private_out.push((i, media));
+                }
+                ok
+            };
+            if private {
+                continue;
+            }
+            if let Some(b) = self.buses.get_mut(bus) {
+                b.shared_needed = true;
+            }
+            if let OutputKind::Encoded { group, .. } = &p.output.kind
+                && let Some(s) = self.shared.get_mut(*group)
+            {
+                s.needed = true;
+            }
+        }
+
+        // 5. The shared mix of each bus, limited once and encoded once per codec in use.
+        for b in self.buses.iter_mut().filter(|b| b.shared_needed) {
+            if b.mixed {
+                b.limiter.process(&b.acc, None, &mut b.shared);
+            } else {
+                b.shared.fill(0);
+                b.limiter = Limiter::default();
+            }
+        }
+        for s in self.shared.iter_mut().filter(|s| s.needed) {
+            let Some(b) = self.buses.get(s.bus) else {
+                continue;
+            };
+            self.stats.encodes += 1;
+            self.stats.shared_encodes += 1;
+            s.payload = s.chain.encode(&b.shared).ok();
+        }
+
+        // 6. One frame per listener.
+        let mut private_out = private_out.into_iter().peekable();
+        for i in 0..self.participants.capacity_slots() {
+            let Some((id, p)) = self.participants.at_mut(i) else {
+                continue;
+            };
+            let media = if private_out.peek().is_some_and(|(j, _)| *j == i) {
+                p.private_last = true;
+                private_out.next().and_then(|(_, m)| m)
+            } else {
+                p.private_last = false;
+                match &p.output.kind {
+                    OutputKind::Pcm => self.buses.get_mut(p.output.bus).map(|b| {
+                        let pcm = b.shared_pcm.get_or_insert_with(|| Arc::from(&b.shared[..]));
+                        Media::Pcm(pcm.clone())
+                    }),
+                    OutputKind::Encoded { group, chain } => self
+                        .shared
+                        .get(*group)
+                        .and_then(|s| s.payload.clone())
+                        .map(|payload| Media::Encoded {
+                            codec: chain.codec,
+                            payload,
+                        }),
+                }
+            };
+            let samples = match p.output_format {
+                OutputFormat::Encoded(c) => c.rtp_timestamp_per_frame(),
+                OutputFormat::Pcm => FRAME_SAMPLES as u32,
+            };
+            // The timestamp advances with time whether or not a frame goes out.
+            let marker = if p.started {
+                p.timestamp = p.timestamp.wrapping_add(samples.wrapping_mul(advance));
+                advance > 1
+            } else {
+                true
+            };
+            let Some(media) = media else {
+                // Only an encoder failure gets here (private ones are already counted).
+                if !p.private_last {
+                    p.stats.encode_errors += 1;
+                }
+                continue;
+            };
+            p.started = true;
+            p.stats.frames_out += 1;
+            if p.private_last {
+                p.stats.private_frames += 1;
+            }
+            self.stats.frames_out += 1;
+            self.outputs.push_back(OutputFrame {
+                participant: id,
+                media,
+                timestamp: p.timestamp,
+                samples,
+                marker,
+            });
+        }
+        let cap = self
+            .participants
+            .len()
+            .saturating_mul(self.config.max_queued_frames.max(1));
+        while self.outputs.len() > cap {
+            self.outputs.pop_front();
+            self.stats.frames_dropped += 1;
+        }
+
+        // 7. Levels.
+        self.ticks_until_levels = self.ticks_until_levels.saturating_sub(1);
+        if self.ticks_until_levels == 0 {
+            self.ticks_until_levels = levels_ticks(&self.config);
+            let levels = self
+                .participants
+                .iter()
+                .map(|(id, p)| participant_level(id, p))
+                .collect();
+            self.push_event(MixerEvent::Levels(levels));
+        }
+    }
+
+    /// Picks the K loudest unmuted participants above the speech threshold.
+    fn select_speakers(&mut self) {
+        let k = self.config.max_speakers.max(1);
+        let threshold = self.config.speech_threshold_dbov;
+        let bonus = self.config.speaker_hysteresis_db;
+        self.candidates.clear();
+        for i in 0..self.participants.capacity_slots() {
+            let Some((_, p)) = self.participants.at(i) else {
+                continue;
+            };
+            let db = p.meter.dbov();
+            if p.muted || db < threshold {
+                continue;
+            }
+            let score = if p.selected { db + bonus } else { db };
+            self.candidates.push((score, i));
+        }
+        self.candidates
+            .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        self.candidates.truncate(k);
+        for (_, p) in self.participants.iter_mut() {
+            p.selected = false;
+        }
+        // Loudest first by the plain level, for the event.
+        let mut chosen: Vec<(f32, ParticipantId)> = Vec::with_capacity(self.candidates.len());
+        for &(_, i) in &self.candidates {
+            if let Some((id, p)) = self.participants.at_mut(i) {
+                p.selected = true;
+                chosen.push((p.meter.dbov(), id));
+            }
+        }
+        chosen.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut same = chosen.len() == self.speakers.len();
+        if same {
+            let mut old = self.speakers.clone();
+            let mut new: Vec<ParticipantId> = chosen.iter().map(|c| c.1).collect();
+            old.sort_unstable();
+            new.sort_unstable();
+            same = old == new;
+        }
+        if !same {
+            self.speakers = chosen.into_iter().map(|c| c.1).collect();
+            self.push_event(MixerEvent::ActiveSpeakersChanged(self.speakers.clone()));
+        } else {
+            // Keep the order current (loudest first) without an event.
+            self.speakers.clear();
+            self.speakers.extend(chosen.into_iter().map(|c| c.1));
+        }
+    }
+}
