@@ -162,3 +162,33 @@ def test_hold_from_the_carrier_reaches_the_pbx(pstn_lab, pstn_tools):
     assert [direction(s) for s in pbx["reinvites"]] == ["sendonly", "sendrecv"], pbx["reinvites"]
     log = sipp_log(c1)
     assert "answered recvonly" in log and "answered sendrecv" in log and "bye" in log, f"{log}\n{c1.describe()}"
+
+
+def test_an_answer_that_differs_from_the_early_one_wins(pstn_lab, pstn_tools, tmp_path):
+    """The carrier's 183 names its stream's port, its 200 that port + 2 (where SIPp echoes
+    RTP): the server moves the carrier leg to the 200's address, so after the answer the PBX
+    hears its own 440 Hz echoed from there and no more of the early stream, which now comes
+    from an address the leg's SDP does not name. (Before the answer SIPp also echoes the
+    server's packets from the stream's port, a second SSRC there: the early audio is not
+    checked here, `test_early_media_reaches_the_pbx_before_the_answer` does.)"""
+    lab, tools = pstn_lab, pstn_tools
+    early_tone(tmp_path)
+    c1 = lab.sipp_uas("c1", "uas_early_changed.xml", "127.0.0.2", rtp_echo=True)
+    lab.add_carrier("c1", c1.address, 1, "PCMU")
+    lab.start_server()
+    vc_id, host = lab.connector(require_encryption=False)
+    pbx_wav = tmp_path / "pbx.wav"
+    pbx = lab.pbx(host, "udp", codecs=("PCMU/8000",), play=lab.tones[PBX_HZ], record=pbx_wav, duration=3.0,
+                  answer_timeout=10.0).result()
+    c1.stop()
+
+    assert pbx["error"] == "" and pbx["confirmed"], pbx
+    assert any(p["status"] == 183 and p["sdp"] for p in pbx["provisionals"]), pbx["provisionals"]
+    assert pbx["rx_at_answer"] > 0, pbx
+    after = tools.tone_levels(pbx_wav)
+    assert after[PBX_HZ] > -30.0, f"the PBX does not hear the echo from the 200's port: {after}"
+    assert after[EARLY_HZ] < after[PBX_HZ] - 20.0, f"the early stream still reaches the PBX: {after}"
+    assert c1.sent_statuses() == [183, 200], c1.describe()
+    ports = [tools.media_port(body(m.text)) for m in c1.messages() if not m.received and m.text.startswith("SIP/2.0 18")
+             or not m.received and m.text.startswith("SIP/2.0 200") and "INVITE" in tools.header(m.text, "CSeq")]
+    assert len(set(ports)) == 2, f"the 183 and the 200 name the same port: {ports}"
