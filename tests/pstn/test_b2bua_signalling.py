@@ -192,3 +192,31 @@ def test_an_answer_that_differs_from_the_early_one_wins(pstn_lab, pstn_tools, tm
     ports = [tools.media_port(body(m.text)) for m in c1.messages() if not m.received and m.text.startswith("SIP/2.0 18")
              or not m.received and m.text.startswith("SIP/2.0 200") and "INVITE" in tools.header(m.text, "CSeq")]
     assert len(set(ports)) == 2, f"the 183 and the 200 name the same port: {ports}"
+
+
+def test_relayed_hold_meets_glare_and_a_refused_resume(pstn_lab, pstn_tools):
+    """The carrier answers the server's relayed hold 491 (glare): the server offers it again
+    2.1 to 4 s later (RFC 3261 §14.1, it owns the carrier leg's Call-ID), and the carrier
+    accepts. The resume is refused 488: the call goes on as it was until the PBX hangs up."""
+    lab, tools = pstn_lab, pstn_tools
+    c1 = lab.sipp_uas("c1", "uas_hold_glare.xml", "127.0.0.2", rtp_echo=True)
+    lab.add_carrier("c1", c1.address, 1, "PCMU")
+    lab.start_server()
+    vc_id, host = lab.connector(require_encryption=False)
+    pbx = lab.pbx(host, "udp", codecs=("PCMU/8000",), play=lab.tones[PBX_HZ], duration=8.0,
+                  extra=("--action", "1.5:hold", "--action", "6.5:unhold")).result()
+    c1.stop()
+
+    assert pbx["error"] == "" and pbx["confirmed"], pbx
+    assert pbx["remote_bye"] == "", f"the refused resume ended the call: {pbx['remote_bye']}"
+    assert [direction(a) for a in pbx["answers"]] == ["sendrecv", "recvonly", "sendrecv"], pbx["answers"]
+    invites = c1.requests("INVITE")
+    assert [direction(body(m.text)) for m in invites] == ["sendrecv", "sendonly", "sendonly", "sendrecv"], \
+        c1.describe()
+    waited = invites[2].at - invites[1].at
+    assert 2.0 <= waited <= 4.6, f"the re-INVITE was retried {waited:.2f} s after the 491"
+    assert c1.sent_statuses() == [180, 200, 491, 488], c1.describe()
+    log = sipp_log(c1)
+    assert log.count("reinvite sendonly") == 2 and "bye" in log, log
+    # The PBX's own hang-up ended the call: the carrier got its BYE after the refused resume.
+    assert invites[3].at < c1.requests("BYE")[0].at, c1.describe()
