@@ -7,9 +7,14 @@
 //! from its own UDP socket on one shared schedule ([`pacing`]), and unprotects and accounts
 //! the mix the server sends back ([`stats`]). The report is one JSON object on stdout.
 //!
+//! With `--pstn SERVER` it is instead both ends of calls through a B2BUA or a proxy
+//! ([`pstn`]): the PBX placing them and the carrier answering them, with plain RTP both
+//! ways and loss and lateness per leg.
+//!
 //! ```text
 //! vc-loadgen --joins joins.json --codec pcmu --legs 600 --duration 20
 //! vc-loadgen --joins joins.json --rate 200 --duration 60 --hold 10
+//! vc-loadgen --pstn 127.0.0.1:5060 --carrier 127.0.0.2:5080 --uri-host <vc host> --legs 200 --codec g722
 //! ```
 //!
 //! Bounded: at most [`plan::MAX_LEGS`] legs, durations of at most 30 minutes, loopback
@@ -20,9 +25,12 @@ mod media;
 mod pacing;
 mod plan;
 mod procstat;
+mod pstn;
+mod report;
 mod run;
 mod stats;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -35,7 +43,20 @@ const MAX_SECONDS: f64 = 1800.0;
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum CodecArg {
     Pcmu,
+    Pcma,
+    G722,
     Opus,
+}
+
+impl CodecArg {
+    fn codec(self) -> codec::Codec {
+        match self {
+            CodecArg::Pcmu => codec::Codec::Pcmu,
+            CodecArg::Pcma => codec::Codec::Pcma,
+            CodecArg::G722 => codec::Codec::G722,
+            CodecArg::Opus => codec::Codec::Opus(codec::Channels::Mono),
+        }
+    }
 }
 
 /// Media load generator: SIP joins, SRTP audio, loss and lateness per leg.
@@ -43,8 +64,22 @@ enum CodecArg {
 #[command(name = "vc-loadgen", version)]
 struct Args {
     /// The joins file (JSON: server, meetings with their legs' Request-URIs).
-    #[arg(long)]
-    joins: PathBuf,
+    #[arg(long, required_unless_present = "pstn")]
+    joins: Option<PathBuf>,
+    /// PSTN mode: place calls through this B2BUA or proxy (SIP/UDP, 127.0.0.0/8) and
+    /// answer them as the carrier on `--carrier`.
+    #[arg(long, conflicts_with_all = ["joins", "rate"], requires_all = ["carrier", "legs"])]
+    pstn: Option<SocketAddr>,
+    /// PSTN mode: the carrier's SIP address, listened on (127.0.0.x:port).
+    #[arg(long, requires = "pstn")]
+    carrier: Option<SocketAddr>,
+    /// PSTN mode: the Request-URI host (a voice connector's outbound host name); without
+    /// it the Request-URI names the carrier's address, for a proxy that relays by it.
+    #[arg(long, requires = "pstn")]
+    uri_host: Option<String>,
+    /// PSTN mode: the carrier leg's codec (`--codec` is the PBX leg's).
+    #[arg(long, value_enum, default_value = "pcmu")]
+    carrier_codec: CodecArg,
     /// Codec to offer.
     #[arg(long, value_enum, default_value = "pcmu")]
     codec: CodecArg,
@@ -75,9 +110,10 @@ struct Args {
     /// Worker threads (1: everything on one thread).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Sample this process's CPU and RSS over the measurement (the server's pid).
-    #[arg(long)]
-    watch_pid: Option<u32>,
+    /// Sample these processes' CPU and RSS over the measurement, summed (the server's pid,
+    /// or a peer's pids, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    watch_pid: Vec<u32>,
     /// One row per leg in the report.
     #[arg(long)]
     per_leg: bool,
@@ -112,8 +148,75 @@ enum MainError {
 }
 
 fn real_main(args: Args) -> Result<(), MainError> {
-    let text = std::fs::read_to_string(&args.joins).map_err(MainError::Read)?;
+    check_common(&args)?;
+    if let Some(server) = args.pstn {
+        return pstn_main(&args, server);
+    }
+    let path = args
+        .joins
+        .clone()
+        .ok_or(MainError::Usage("--joins or --pstn is needed"))?;
+    let text = std::fs::read_to_string(path).map_err(MainError::Read)?;
     let plan = plan::Plan::parse(&text)?;
+    let mode = match args.rate {
+        Some(rate) => run::Mode::Rate {
+            rate,
+            hold: Duration::from_secs_f64(args.hold),
+        },
+        None => run::Mode::Fixed {
+            legs: args.legs.unwrap_or(plan::MAX_LEGS),
+            warmup: Duration::from_secs_f64(args.warmup),
+        },
+    };
+    let opts = run::Options {
+        mode,
+        codec: args.codec.codec(),
+        duration: Duration::from_secs_f64(args.duration),
+        cps: args.cps,
+        late_after: Duration::from_millis(args.late_ms),
+        slots: args.slots,
+        rx_drop_every: args.rx_drop_every,
+        per_leg: args.per_leg,
+        watch_pids: args.watch_pid,
+    };
+    let report = runtime(args.threads)?.block_on(run::run(plan, opts))?;
+    println!("{report}");
+    Ok(())
+}
+
+/// The PSTN mode ([`pstn`]).
+fn pstn_main(args: &Args, server: SocketAddr) -> Result<(), MainError> {
+    let carrier = args
+        .carrier
+        .ok_or(MainError::Usage("--pstn needs --carrier"))?;
+    if !plan::is_loopback_v4(server.ip()) || !plan::is_loopback_v4(carrier.ip()) {
+        return Err(MainError::Usage(
+            "--pstn and --carrier must be 127.0.0.0/8 addresses",
+        ));
+    }
+    let opts = pstn::PstnOptions {
+        server,
+        carrier,
+        uri_host: args.uri_host.clone(),
+        pbx_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        from: "+12065550100".into(),
+        pbx_codec: args.codec.codec(),
+        carrier_codec: args.carrier_codec.codec(),
+        legs: args.legs.ok_or(MainError::Usage("--pstn needs --legs"))?,
+        cps: args.cps,
+        warmup: Duration::from_secs_f64(args.warmup),
+        duration: Duration::from_secs_f64(args.duration),
+        late_after: Duration::from_millis(args.late_ms),
+        slots: args.slots,
+        watch_pids: args.watch_pid.clone(),
+    };
+    let report = runtime(args.threads)?.block_on(pstn::run(opts))?;
+    println!("{report}");
+    Ok(())
+}
+
+/// The bounds every mode shares.
+fn check_common(args: &Args) -> Result<(), MainError> {
     let ok_secs = |s: f64| s.is_finite() && (0.0..=MAX_SECONDS).contains(&s);
     if !ok_secs(args.duration) || !ok_secs(args.warmup) || !ok_secs(args.hold) {
         return Err(MainError::Usage("durations must be 0..1800 s"));
@@ -134,42 +237,19 @@ fn real_main(args: Args) -> Result<(), MainError> {
     if !(1..=1000).contains(&args.slots) || !(1..=16).contains(&args.threads) {
         return Err(MainError::Usage("--slots 1..1000, --threads 1..16"));
     }
-    let mode = match args.rate {
-        Some(rate) => run::Mode::Rate {
-            rate,
-            hold: Duration::from_secs_f64(args.hold),
-        },
-        None => run::Mode::Fixed {
-            legs: args.legs.unwrap_or(plan::MAX_LEGS),
-            warmup: Duration::from_secs_f64(args.warmup),
-        },
-    };
-    let opts = run::Options {
-        mode,
-        codec: match args.codec {
-            CodecArg::Pcmu => codec::Codec::Pcmu,
-            CodecArg::Opus => codec::Codec::Opus(codec::Channels::Mono),
-        },
-        duration: Duration::from_secs_f64(args.duration),
-        cps: args.cps,
-        late_after: Duration::from_millis(args.late_ms),
-        slots: args.slots,
-        rx_drop_every: args.rx_drop_every,
-        per_leg: args.per_leg,
-        watch_pid: args.watch_pid,
-    };
-    let rt = if args.threads == 1 {
+    Ok(())
+}
+
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, MainError> {
+    if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
+            .worker_threads(threads)
             .enable_all()
             .build()
     }
-    .map_err(MainError::Runtime)?;
-    let report = rt.block_on(run::run(plan, opts))?;
-    println!("{report}");
-    Ok(())
+    .map_err(MainError::Runtime)
 }

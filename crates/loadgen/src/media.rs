@@ -1,6 +1,6 @@
 //! Media of the legs: pre-encoded tone payloads, one paced sender for every leg, and one
-//! receiver task per leg that unprotects (SRTP, RFC 3711) and accounts what the server
-//! mixes back.
+//! receiver task per leg that unprotects (SRTP, RFC 3711; or takes plain RTP as it comes)
+//! and accounts what the server sends back.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -97,8 +97,10 @@ pub struct SendLeg {
     pub sock: Arc<UdpSocket>,
     /// The server's RTP address from the answer.
     pub remote: SocketAddr,
-    /// Our SRTP context (our key).
-    pub srtp: SrtpContext,
+    /// Our SRTP context (our key); `None` sends plain RTP.
+    pub srtp: Option<SrtpContext>,
+    /// The encoded tones of the leg's codec.
+    pub payloads: Arc<Payloads>,
     /// Payload type from the answer.
     pub payload_type: u8,
     /// Our SSRC.
@@ -148,7 +150,6 @@ pub struct TxTotals {
 
 /// Sends every leg's frame on its sub-tick until `stop` fires. `slots` sub-ticks per 20 ms.
 pub async fn run_sender(
-    payloads: Arc<Payloads>,
     slots: u64,
     mut rx: mpsc::UnboundedReceiver<SenderMsg>,
     mut stop: oneshot::Receiver<()>,
@@ -213,9 +214,12 @@ pub async fn run_sender(
                     ssrc: leg.ssrc,
                     ..RtpWriter::default()
                 };
-                let payload = payloads.frame(leg.tone, leg.frames);
+                let payload = leg.payloads.frame(leg.tone, leg.frames);
                 let ok = w.write(payload, &mut buf).is_ok()
-                    && leg.srtp.protect_rtp_in_place(&mut buf).is_ok()
+                    && leg
+                        .srtp
+                        .as_mut()
+                        .is_none_or(|s| s.protect_rtp_in_place(&mut buf).is_ok())
                     && leg.sock.try_send_to(&buf, leg.remote).is_ok();
                 if ok {
                     totals.sent += 1;
@@ -297,10 +301,11 @@ fn recv_timestamped(
     })
 }
 
-/// Receives and accounts the server's packets for one leg until `stop` fires.
+/// Receives and accounts the server's packets for one leg until `stop` fires; with `srtp`
+/// `None` the leg is plain RTP and every RTP packet counts as authenticated.
 pub async fn run_receiver(
     sock: Arc<UdpSocket>,
-    mut srtp: SrtpContext,
+    mut srtp: Option<SrtpContext>,
     settings: RxSettings,
     phase: Arc<AtomicU8>,
     mut stop: oneshot::Receiver<()>,
@@ -334,7 +339,9 @@ pub async fn run_receiver(
             continue;
         }
         let ph = phase.load(Ordering::Relaxed);
-        if srtp.unprotect_rtp_in_place(&mut buf).is_err() {
+        if let Some(s) = srtp.as_mut()
+            && s.unprotect_rtp_in_place(&mut buf).is_err()
+        {
             if ph == PHASE_MEASURE {
                 r.srtp_failures += 1;
             }

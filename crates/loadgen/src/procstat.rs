@@ -42,6 +42,24 @@ pub fn sample(pid: Option<u32>) -> Option<ProcSample> {
     Some(ProcSample { cpu_s, rss_kib })
 }
 
+/// The sum of the samples of `pids` (CPU seconds and RSS); `None` when `pids` is empty or
+/// one of them is gone.
+pub fn sample_sum(pids: &[u32]) -> Option<ProcSample> {
+    let mut sum = ProcSample {
+        cpu_s: 0.0,
+        rss_kib: 0,
+    };
+    if pids.is_empty() {
+        return None;
+    }
+    for p in pids {
+        let s = sample(Some(*p))?;
+        sum.cpu_s += s.cpu_s;
+        sum.rss_kib += s.rss_kib;
+    }
+    Some(sum)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +77,9 @@ mod tests {
         assert_eq!(parse_rss("Name:\tx\nVmRSS:\t  51234 kB\n"), Some(51234));
         let me = sample(None).unwrap();
         assert!(me.rss_kib > 0);
+        let pid = std::process::id();
+        let twice = sample_sum(&[pid, pid]).unwrap();
+        assert!(twice.rss_kib >= me.rss_kib);
+        assert_eq!(sample_sum(&[]), None);
     }
 }

@@ -33,7 +33,8 @@ use crate::media::{
     SenderMsg, TxTotals,
 };
 use crate::plan::{LegPlan, Plan};
-use crate::procstat::{self, ProcSample};
+use crate::procstat;
+use crate::report::{self, Sample};
 use crate::stats::Histogram;
 
 /// How calls are offered.
@@ -74,8 +75,9 @@ pub struct Options {
     pub rx_drop_every: u64,
     /// Include one row per leg in the report.
     pub per_leg: bool,
-    /// Sample this process's CPU and RSS over the measurement (the server).
-    pub watch_pid: Option<u32>,
+    /// Sample these processes' CPU and RSS (summed) over the measurement (the server, or a
+    /// peer's processes).
+    pub watch_pids: Vec<u32>,
 }
 
 /// Failures of the generator itself.
@@ -91,9 +93,6 @@ pub enum RunError {
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
 }
-
-/// A CPU/RSS sample: when, this process, the watched process.
-type Sample = (Instant, ProcSample, Option<ProcSample>);
 
 struct Call {
     leg: usize,
@@ -143,7 +142,7 @@ fn media_config(codec: Codec) -> MediaConfig {
     }
 }
 
-fn ua_config() -> UaConfig {
+pub(crate) fn ua_config() -> UaConfig {
     let mut cfg = UaConfig {
         contact_user: "loadgen".into(),
         session_timer: None,
@@ -199,6 +198,8 @@ struct Runner {
     hangup_clock: Instant,
     /// Origin of every receiver's arrival times.
     origin: Instant,
+    /// The encoded tones every leg sends.
+    payloads: Arc<Payloads>,
     origin_wall: Option<Duration>,
 }
 
@@ -329,7 +330,7 @@ impl Runner {
         }
         let handle = tokio::spawn(media::run_receiver(
             call.sock.clone(),
-            rx,
+            Some(rx),
             settings,
             self.phase.clone(),
             stop_rx,
@@ -339,7 +340,8 @@ impl Runner {
             id: call.id,
             sock: call.sock.clone(),
             remote,
-            srtp: tx,
+            srtp: Some(tx),
+            payloads: self.payloads.clone(),
             payload_type: audio.payload_type,
             ssrc: rand::random(),
             ts_step: audio.clock_rate * codec::FRAME_MS / 1000,
@@ -469,7 +471,6 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
     let (sender_tx, sender_rx) = mpsc::unbounded_channel();
     let (sender_stop_tx, sender_stop_rx) = oneshot::channel();
     let sender = tokio::spawn(media::run_sender(
-        payloads,
         opts.slots,
         sender_rx,
         sender_stop_rx,
@@ -498,6 +499,7 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
         hangup_queue: VecDeque::new(),
         hangup_clock: Instant::now(),
         origin: Instant::now(),
+        payloads,
         origin_wall: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .ok(),
@@ -589,7 +591,7 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
         if now >= next_sample {
             next_sample = now + Duration::from_millis(500);
             let me = procstat::sample(None);
-            let watched = opts.watch_pid.and_then(|p| procstat::sample(Some(p)));
+            let watched = procstat::sample_sum(&opts.watch_pids);
             if let Some(w) = &watched {
                 peak_rss_watch = peak_rss_watch.max(w.rss_kib);
             }
@@ -652,24 +654,6 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
     ))
 }
 
-fn pct(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        100.0 * part as f64 / whole as f64
-    }
-}
-
-/// The ten seconds with the most late packets, as (second since the start of the
-/// measurement, late packets), busiest first.
-fn late_seconds(by: &BTreeMap<u64, u64>, offset: Option<Duration>) -> Vec<(i64, u64)> {
-    let base = offset.map_or(0, |o| o.as_secs() as i64);
-    let mut v: Vec<(i64, u64)> = by.iter().map(|(s, n)| (*s as i64 - base, *n)).collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    v.truncate(10);
-    v
-}
-
 fn report(
     r: &Runner,
     opts: &Options,
@@ -680,30 +664,10 @@ fn report(
     peak_rss_watch: u64,
 ) -> serde_json::Value {
     use serde_json::json;
-    let mut lateness = Histogram::default();
-    let mut late_by_second: BTreeMap<u64, u64> = BTreeMap::new();
-    let (mut received, mut expected, mut lost, mut late, mut dup, mut reord) = (0, 0, 0, 0, 0, 0);
-    let (mut srtp_fail, mut rtcp, mut dropped, mut silent) = (0, 0, 0, 0);
     let mut legs_json = Vec::new();
-    for (leg, res) in per_leg {
-        let s = &res.stats;
-        received += s.received;
-        expected += s.expected();
-        lost += s.lost();
-        late += s.late;
-        dup += s.duplicates;
-        reord += s.reordered;
-        srtp_fail += res.srtp_failures;
-        rtcp += res.rtcp;
-        dropped += res.dropped_by_test;
-        if s.received == 0 {
-            silent += 1;
-        }
-        lateness.merge(&s.lateness);
-        for (sec, n) in &s.late_by_second {
-            *late_by_second.entry(*sec).or_default() += n;
-        }
-        if opts.per_leg {
+    if opts.per_leg {
+        for (leg, res) in per_leg {
+            let s = &res.stats;
             let (meeting, position) = r
                 .legs
                 .get(*leg)
@@ -719,16 +683,7 @@ fn report(
             }));
         }
     }
-    let cpu = |pick: &dyn Fn(&Sample) -> Option<f64>| {
-        let (first, last) = (samples.first()?, samples.last()?);
-        let wall = last.0.saturating_duration_since(first.0).as_secs_f64();
-        if wall <= 0.0 {
-            return None;
-        }
-        Some(100.0 * (pick(last)? - pick(first)?) / wall)
-    };
-    let gen_cpu = cpu(&|s| Some(s.1.cpu_s));
-    let srv_cpu = cpu(&|s| s.2.as_ref().map(|w| w.cpu_s));
+    let (gen_cpu, srv_cpu) = report::cpu_pct(samples);
     let gen_rss = samples.iter().map(|s| s.1.rss_kib).max();
     let c = &r.counters;
     let failed: BTreeMap<String, u64> = c.failed.iter().map(|(k, v)| (k.to_string(), *v)).collect();
@@ -746,27 +701,10 @@ fn report(
             "pool_empty": c.pool_empty, "legs_without_kernel_timestamps": c.no_kernel_timestamps,
             "setup_ms_p50": c.setup.percentile_ms(50.0), "setup_ms_p99": c.setup.percentile_ms(99.0),
         },
-        "rx": {
-            "legs": per_leg.len(), "legs_without_packets": silent,
-            "received": received, "expected": expected, "lost": lost, "late": late,
-            "duplicates": dup, "reordered": reord, "srtp_failures": srtp_fail, "rtcp": rtcp,
-            "dropped_by_test": dropped,
-            "lost_pct": pct(lost, expected), "late_pct": pct(late, received),
-            "lateness_ms_p50": lateness.percentile_ms(50.0),
-            "lateness_ms_p99": lateness.percentile_ms(99.0),
-            "lateness_ms_p999": lateness.percentile_ms(99.9),
-            "lateness_ms_max": lateness.max_ms(),
-            "late_by_second": late_seconds(&late_by_second, measure_offset),
-        },
-        "tx": {
-            "sent": tx.sent, "sent_measured": tx.sent_measured, "send_errors": tx.send_errors,
-            "skipped": tx.skipped,
-            "behind_ms_p50": tx.behind.percentile_ms(50.0),
-            "behind_ms_p99": tx.behind.percentile_ms(99.0),
-            "behind_ms_max": tx.behind.max_ms(),
-        },
+        "rx": report::rx_summary(per_leg.iter().map(|(_, res)| res), measure_offset),
+        "tx": report::tx_summary(tx),
         "generator": { "cpu_pct": gen_cpu, "rss_kib": gen_rss },
-        "watched": { "pid": opts.watch_pid, "cpu_pct": srv_cpu, "rss_kib_peak": peak_rss_watch },
+        "watched": { "pids": opts.watch_pids, "cpu_pct": srv_cpu, "rss_kib_peak": peak_rss_watch },
     });
     if opts.per_leg
         && let Some(o) = out.as_object_mut()
