@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use clap::{Args, Subcommand};
 use domain::DomainError;
-use domain::carrier::{Carrier, CarrierStatus, CarrierTransport, HostPort, Secret, SrtpPolicy};
+use domain::carrier::{
+    Carrier, CarrierRegistration, CarrierStatus, CarrierTransport, HostPort, Secret, SrtpPolicy,
+};
 use store::{CarrierRepository as _, StoreError};
 
 use crate::config::Settings;
@@ -22,7 +24,7 @@ pub enum CarrierCommand {
         #[command(flatten)]
         fields: CarrierFields,
     },
-    /// Show every carrier and its keep-alive status (never its password).
+    /// Show every carrier, its keep-alive status and its registration (never its password).
     List {
         #[command(flatten)]
         settings: Settings,
@@ -110,8 +112,13 @@ pub struct CarrierFields {
 pub struct BadInput(pub String);
 
 fn bad(e: DomainError) -> anyhow::Error {
+    bad_named(e, |field| format!("--{field}"))
+}
+
+/// A [`BadInput`] for `e`, an invalid field shown as the argument `arg(field)` names.
+pub(crate) fn bad_named(e: DomainError, arg: impl Fn(&str) -> String) -> anyhow::Error {
     let msg = match &e {
-        DomainError::Invalid { field, reason } => format!("--{field}: {reason}"),
+        DomainError::Invalid { field, reason } => format!("{}: {reason}", arg(field)),
         _ => e.to_string(),
     };
     BadInput(msg).into()
@@ -231,20 +238,22 @@ pub async fn carriers(cmd: CarrierCommand) -> anyhow::Result<()> {
             let repo = crate::serve::open_store(&settings.resolve()?).await?;
             let carriers = repo.list_carriers().await?;
             let status = repo.list_carrier_status().await?;
+            let regs = repo.list_carrier_registrations().await?;
             let now = domain::timestamp::now_millis();
-            let rows: Vec<(Carrier, &'static str, Option<&CarrierStatus>)> = carriers
+            let rows: Vec<Row> = carriers
                 .into_iter()
                 .map(|c| {
                     let s = status.iter().find(|s| s.carrier == c.name);
-                    (c, CarrierStatus::label(s, now), s)
+                    let r = regs.iter().find(|r| r.carrier == c.name);
+                    (c, CarrierStatus::label(s, now), s, r)
                 })
                 .collect();
             if json {
-                for (c, label, s) in &rows {
-                    println!("{}", public_json(c, label, *s));
+                for (c, label, s, r) in &rows {
+                    println!("{}", public_json(c, label, *s, *r, now));
                 }
             } else {
-                print!("{}", table(&rows));
+                print!("{}", table(&rows, now));
             }
         }
     }
@@ -256,8 +265,37 @@ fn summary(c: &Carrier) -> String {
     format!("{} {}", c.transport.as_str(), addrs.join(","))
 }
 
-/// The carrier as JSON without its password, plus its status.
-fn public_json(c: &Carrier, label: &str, s: Option<&CarrierStatus>) -> serde_json::Value {
+/// A carrier, its keep-alive label and status, and its registration.
+type Row<'a> = (
+    Carrier,
+    &'static str,
+    Option<&'a CarrierStatus>,
+    Option<&'a CarrierRegistration>,
+);
+
+/// `registered (200), expires in 3590 s`, `failing (503)`, `-` (never registered).
+fn registration(r: Option<&CarrierRegistration>, now_ms: i64) -> String {
+    let Some(r) = r else {
+        return "-".into();
+    };
+    let mut out = r.label(now_ms).to_string();
+    if let Some(code) = r.last_status {
+        let _ = write!(out, " ({code})");
+    }
+    if let Some(e) = r.expires_ms.filter(|e| *e > now_ms) {
+        let _ = write!(out, ", expires in {} s", (e - now_ms) / 1000);
+    }
+    out
+}
+
+/// The carrier as JSON without its password, plus its status and registration.
+fn public_json(
+    c: &Carrier,
+    label: &str,
+    s: Option<&CarrierStatus>,
+    r: Option<&CarrierRegistration>,
+    now_ms: i64,
+) -> serde_json::Value {
     let mut v = serde_json::to_value(c).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         let had = o.remove("Password").is_some();
@@ -268,14 +306,27 @@ fn public_json(c: &Carrier, label: &str, s: Option<&CarrierStatus>) -> serde_jso
             s.and_then(|s| s.last_options_ms).into(),
         );
         o.insert("LastStatus".into(), s.and_then(|s| s.last_status).into());
+        o.insert(
+            "Registration".into(),
+            r.map(|r| r.label(now_ms)).unwrap_or("none").into(),
+        );
+        o.insert(
+            "RegistrationStatus".into(),
+            r.and_then(|r| r.last_status).into(),
+        );
+        o.insert(
+            "RegistrationExpiresMs".into(),
+            r.and_then(|r| r.expires_ms).into(),
+        );
     }
     v
 }
 
-fn table(rows: &[(Carrier, &'static str, Option<&CarrierStatus>)]) -> String {
-    const HEAD: [&str; 12] = [
+fn table(rows: &[Row], now_ms: i64) -> String {
+    const HEAD: [&str; 13] = [
         "NAME",
         "STATUS",
+        "REGISTRATION",
         "ENABLED",
         "TRANSPORT",
         "ADDRESSES",
@@ -288,8 +339,8 @@ fn table(rows: &[(Carrier, &'static str, Option<&CarrierStatus>)]) -> String {
         "LIMITS",
     ];
     let dash = |v: String| if v.is_empty() { "-".to_string() } else { v };
-    let mut cells: Vec<[String; 12]> = vec![HEAD.map(str::to_string)];
-    for (c, label, s) in rows {
+    let mut cells: Vec<[String; 13]> = vec![HEAD.map(str::to_string)];
+    for (c, label, s, r) in rows {
         let status = match s.and_then(|s| s.last_status) {
             Some(code) => format!("{label} ({code})"),
             None => (*label).to_string(),
@@ -316,6 +367,7 @@ fn table(rows: &[(Carrier, &'static str, Option<&CarrierStatus>)]) -> String {
         cells.push([
             c.name.clone(),
             status,
+            registration(*r, now_ms),
             if c.enabled { "yes" } else { "no" }.to_string(),
             c.transport.as_str().to_string(),
             addrs.join(","),
@@ -370,13 +422,30 @@ mod tests {
     #[test]
     fn table_and_json_never_show_the_password() {
         let c = sample();
-        let t = table(&[(c.clone(), "unknown", None)]);
+        let t = table(&[(c.clone(), "unknown", None, None)], 0);
         assert!(!t.contains("pw-do-not-show"), "{t}");
         assert!(t.contains("trunk +register"), "{t}");
         assert!(t.contains("off PCMU"), "{t}");
-        let j = public_json(&c, "up", None).to_string();
+        let j = public_json(&c, "up", None, None, 0).to_string();
         assert!(!j.contains("pw-do-not-show"), "{j}");
         assert!(j.contains("\"HasPassword\":true"), "{j}");
+    }
+
+    #[test]
+    fn registration_is_shown_with_its_code_and_expiry() {
+        let c = sample();
+        let r = CarrierRegistration {
+            carrier: "telco".into(),
+            state: domain::carrier::RegistrationState::Registered,
+            last_status: Some(200),
+            expires_ms: Some(61_000),
+            updated_ms: 1_000,
+        };
+        let t = table(&[(c.clone(), "up", None, Some(&r))], 1_000);
+        assert!(t.contains("registered (200), expires in 60 s"), "{t}");
+        let j = public_json(&c, "up", None, Some(&r), 1_000).to_string();
+        assert!(j.contains("\"Registration\":\"registered\""), "{j}");
+        assert_eq!(registration(None, 0), "-");
     }
 
     #[test]

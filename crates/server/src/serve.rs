@@ -183,6 +183,10 @@ impl Server {
             controller.clone(),
             cfg.carrier_options_interval,
         ));
+        let register_task = tokio::spawn(crate::edge::register_carriers(
+            repo.clone(),
+            controller.clone(),
+        ));
         let metrics_task = tokio::spawn(crate::media_metrics::run(
             controller.clone(),
             cfg.data_dir.join("logs"),
@@ -239,6 +243,7 @@ impl Server {
                 control_task,
                 reconcile_task,
                 probe_task,
+                register_task,
                 metrics_task,
                 retention,
             ],

@@ -58,6 +58,8 @@ pub enum Input {
     },
     /// Send an OPTIONS keep-alive to a carrier.
     Probe(super::Probe),
+    /// The carriers to register with (`edge::register`).
+    Register(super::register::Tick),
     /// A SIP message to this peer could not be sent (stream transports): its transactions
     /// end as transport failures.
     TransportError(sip::Peer),
@@ -127,6 +129,11 @@ impl Controller {
     /// status).
     pub async fn probe(&self, p: super::Probe) {
         self.send(Input::Probe(p)).await;
+    }
+
+    /// Hands the edge the carriers to register with; false once the edge has stopped.
+    pub async fn register(&self, tick: super::register::Tick) -> bool {
+        self.tx.send(Input::Register(tick)).await.is_ok()
     }
 
     /// The attendees with a leg on this node.

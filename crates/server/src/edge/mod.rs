@@ -19,6 +19,7 @@ mod origination;
 mod outbox;
 mod probes;
 mod pstn;
+mod register;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ use join::JoinOutcome;
 use legs::{Release, SipLeg};
 pub use probes::Probe;
 pub use pstn::is_bridge;
+pub use register::register_carriers;
 
 /// A running SIP edge.
 pub struct SipEdge {
@@ -133,6 +135,7 @@ pub async fn start(
         sip_domain: cfg.sip_domain.clone(),
         probes: HashMap::new(),
         limits: carrier_limits::CarrierLimits::default(),
+        registrations: register::Registrations::default(),
     };
     let task = tokio::spawn(edge.run(inbound, rx, events));
     Ok(SipEdge {
@@ -170,6 +173,8 @@ struct Edge {
     probes: HashMap<sip::TransactionKey, (String, i64)>,
     /// Calls per carrier and their rate (`--max-calls`, `--cps`).
     limits: carrier_limits::CarrierLimits<LegId>,
+    /// REGISTERs to carriers (`--register`).
+    registrations: register::Registrations<sip::TransactionKey>,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -328,6 +333,7 @@ impl Edge {
             Input::PstnDialFailed { a, carrier, why } => self.pstn_dial_failed(a, carrier, why),
             Input::Drain { grace, done } => self.start_drain(now, grace, done),
             Input::Probe(p) => self.probe(now, p),
+            Input::Register(tick) => self.register_tick(now, tick),
             Input::TransportError(peer) => self.ua.handle_transport_error(now, peer),
             Input::MetricsTargets(reply) => {
                 let due = self
@@ -475,7 +481,11 @@ impl Edge {
                 txn,
                 status,
                 response,
-            } => self.probe_result(txn, status, response.is_some()),
+            } => {
+                if !self.register_result(txn, status, response.as_ref()) {
+                    self.probe_result(txn, status, response.is_some())
+                }
+            }
             UaEvent::Prack { .. }
             | UaEvent::Provisional { .. }
             | UaEvent::InDialogResponse { .. } => {}
