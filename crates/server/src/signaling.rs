@@ -16,7 +16,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chime_signal::{CloseReason, Output, Session, SessionConfig};
@@ -343,7 +343,14 @@ async fn run_session(
     tracing::info!(meeting = %meeting_id, attendee = %attendee.attendee_id, left, "browser signaling session closed");
 }
 
+/// CORS for pages on other origins, and `Cross-Origin-Resource-Policy: cross-origin` so a
+/// page served with `Cross-Origin-Embedder-Policy: require-corp` (as the SDK's demos are)
+/// may send beacons here.
 fn cors(headers: &mut HeaderMap) {
+    headers.insert(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("cross-origin"),
+    );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
@@ -369,20 +376,31 @@ async fn preflight() -> Response {
     r
 }
 
-/// `POST /client-events`: the SDK's event batches (`Authorization: Bearer <JoinToken>`).
-/// Accepted (200 with `{}`: the SDK parses the body of every OK answer as JSON) when the
-/// token is an attendee's and the body is JSON of at most
-/// [`MAX_EVENTS_BODY`] bytes; counted, not stored.
+/// `POST /client-events`: the SDK's event batches. The token is the attendee's join token,
+/// in `Authorization: Bearer <JoinToken>` or, for the SDK's `navigator.sendBeacon` form
+/// (`?beacon=1`, which cannot set headers), in the body's `authorization` field. Accepted
+/// (200 with `{}`: the SDK parses the body of every OK answer as JSON) when the token is an
+/// attendee's and the body is JSON of at most [`MAX_EVENTS_BODY`] bytes; counted, not stored.
 async fn client_events(
     State(st): State<Arc<SignalingState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let status = async {
-        let token = headers
+        let bytes = axum::body::to_bytes(body, MAX_EVENTS_BODY)
+            .await
+            .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?;
+        let doc: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+        let header_token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let body_token = doc
+            .as_ref()
+            .and_then(|d| d.get("authorization"))
+            .and_then(|a| a.as_str());
+        let token = header_token
+            .or(body_token)
             .map(str::trim)
             .filter(|t| domain::token::well_formed(t))
             .ok_or(StatusCode::UNAUTHORIZED)?;
@@ -396,11 +414,7 @@ async fn client_events(
             .filter(|a| domain::token::hashes_equal(&a.token_hash, &hash))
             .ok_or(StatusCode::UNAUTHORIZED)?;
         drop(gate);
-        let bytes = axum::body::to_bytes(body, MAX_EVENTS_BODY)
-            .await
-            .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?;
-        let doc: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|_| StatusCode::BAD_REQUEST)?;
+        let doc = doc.ok_or(StatusCode::BAD_REQUEST)?;
         let n = doc
             .get("Events")
             .or_else(|| doc.get("events"))

@@ -302,6 +302,26 @@ async fn client_events_need_a_token_and_answer_cors() {
             .contains("access-control-allow-origin: *"),
         "{ok}"
     );
+    assert!(
+        ok.to_ascii_lowercase()
+            .contains("cross-origin-resource-policy: cross-origin"),
+        "{ok}"
+    );
+    // The SDK's sendBeacon form: no header, the token in the body.
+    let beacon = post(
+        None,
+        format!(
+            r#"{{"metadata":{{}},"events":[{{"name":"meetingEnded"}}],"authorization":"{token}"}}"#
+        ),
+    )
+    .await;
+    assert!(beacon.starts_with("HTTP/1.1 200"), "{beacon}");
+    let wrong = post(
+        None,
+        r#"{"events":[],"authorization":"not-a-token"}"#.into(),
+    )
+    .await;
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
     let none = post(None, "{}".into()).await;
     assert!(none.starts_with("HTTP/1.1 401"), "{none}");
     let junk = post(Some(token.clone()), "not json".into()).await;
