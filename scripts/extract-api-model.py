@@ -25,6 +25,13 @@ OPS = {
         "DisassociatePhoneNumbersFromVoiceConnectorGroup", "UpdatePhoneNumber",
         "BatchUpdatePhoneNumber", "DeletePhoneNumber", "RestorePhoneNumber",
         "GetPhoneNumberSettings", "UpdatePhoneNumberSettings",
+        "CreateSipMediaApplication", "GetSipMediaApplication", "ListSipMediaApplications",
+        "UpdateSipMediaApplication", "DeleteSipMediaApplication",
+        "PutSipMediaApplicationLoggingConfiguration", "GetSipMediaApplicationLoggingConfiguration",
+        "PutSipMediaApplicationAlexaSkillConfiguration",
+        "GetSipMediaApplicationAlexaSkillConfiguration",
+        "CreateSipMediaApplicationCall", "UpdateSipMediaApplicationCall",
+        "CreateSipRule", "GetSipRule", "ListSipRules", "UpdateSipRule", "DeleteSipRule",
     ]),
     "meetings": ("chime-sdk-meetings/2021-07-15", [
         "CreateMeeting", "CreateMeetingWithAttendees", "GetMeeting", "DeleteMeeting",

@@ -44,6 +44,10 @@ pub enum AdminCommand {
     /// Carrier trunks to the phone network: add, list, update, remove.
     #[command(subcommand)]
     Carriers(Box<crate::admin::CarrierCommand>),
+    /// The function registry of SIP media applications: which HTTP endpoint runs a Lambda
+    /// ARN (add, list, remove).
+    #[command(subcommand)]
+    Functions(Box<crate::admin_functions::FunctionCommand>),
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@
 //!   [`webrtc_port`], the UDP port all WebRTC legs share.
 
 pub mod admin;
+pub mod admin_functions;
 pub mod admission;
 pub mod browser;
 pub mod config;
@@ -30,5 +31,6 @@ pub mod secrets;
 pub mod serve;
 pub mod signaling;
 pub mod siplog;
+pub mod sma;
 pub mod sweeps;
 pub mod webrtc_port;

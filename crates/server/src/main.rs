@@ -1,7 +1,7 @@
 //! `voice-connector`: parses the command line and runs the chosen command.
 
 use clap::Parser;
-use voice_connector::{admin, config, serve};
+use voice_connector::{admin, admin_functions, config, serve};
 
 fn main() -> anyhow::Result<()> {
     let cli = config::Cli::parse();
@@ -21,15 +21,22 @@ fn main() -> anyhow::Result<()> {
                 serve::add_numbers(settings.resolve()?, &numbers).await
             }
             config::Command::Admin(config::AdminCommand::Carriers(cmd)) => {
-                match admin::carriers(*cmd).await {
-                    // Input the operator must fix: said plainly, exit status 2 (as clap does).
-                    Err(e) if e.is::<admin::BadInput>() => {
-                        eprintln!("error: {e}");
-                        std::process::exit(2);
-                    }
-                    other => other,
-                }
+                exit_2_on_bad_input(admin::carriers(*cmd).await)
+            }
+            config::Command::Admin(config::AdminCommand::Functions(cmd)) => {
+                exit_2_on_bad_input(admin_functions::functions(*cmd).await)
             }
         }
     })
+}
+
+/// Input the operator must fix: said plainly, exit status 2 (as clap does).
+fn exit_2_on_bad_input(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Err(e) if e.is::<admin::BadInput>() => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+        other => other,
+    }
 }

@@ -198,15 +198,15 @@ async fn rules_crud_triggers_and_targets(db: &Db) {
     assert_eq!(all, [number.clone(), host.clone()]);
     assert_eq!(
         repo.list_sip_rules(None, Some("r1"), 10).await.unwrap(),
-        [host.clone()]
+        std::slice::from_ref(&host)
     );
     assert_eq!(
         repo.list_sip_rules(Some("a2"), None, 10).await.unwrap(),
-        [host.clone()]
+        std::slice::from_ref(&host)
     );
     assert_eq!(
         repo.list_sip_rules(Some("a1"), None, 1).await.unwrap(),
-        [number.clone()]
+        std::slice::from_ref(&number)
     );
 
     // Update: disable and retarget; the per-number lookup sees it at once.

@@ -3,6 +3,8 @@
 mod groups;
 pub(crate) mod meetings;
 mod numbers;
+mod sip_rules;
+mod sma;
 mod voice;
 
 use serde::de::DeserializeOwned;
@@ -66,6 +68,22 @@ const OPERATIONS: &[&str] = &[
     "RestorePhoneNumber",
     "GetPhoneNumberSettings",
     "UpdatePhoneNumberSettings",
+    "CreateSipMediaApplication",
+    "GetSipMediaApplication",
+    "ListSipMediaApplications",
+    "UpdateSipMediaApplication",
+    "DeleteSipMediaApplication",
+    "PutSipMediaApplicationLoggingConfiguration",
+    "GetSipMediaApplicationLoggingConfiguration",
+    "PutSipMediaApplicationAlexaSkillConfiguration",
+    "GetSipMediaApplicationAlexaSkillConfiguration",
+    "CreateSipMediaApplicationCall",
+    "UpdateSipMediaApplicationCall",
+    "CreateSipRule",
+    "GetSipRule",
+    "ListSipRules",
+    "UpdateSipRule",
+    "DeleteSipRule",
     "CreateMeeting",
     "CreateMeetingWithAttendees",
     "GetMeeting",
@@ -128,6 +146,22 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Value) -> Result<Va
         "RestorePhoneNumber" => numbers::restore(ctx, input).await,
         "GetPhoneNumberSettings" => numbers::get_settings(ctx, input).await,
         "UpdatePhoneNumberSettings" => numbers::update_settings(ctx, input).await,
+        "CreateSipMediaApplication" => sma::create(ctx, input).await,
+        "GetSipMediaApplication" => sma::get(ctx, input).await,
+        "ListSipMediaApplications" => sma::list(ctx, input).await,
+        "UpdateSipMediaApplication" => sma::update(ctx, input).await,
+        "DeleteSipMediaApplication" => sma::delete(ctx, input).await,
+        "PutSipMediaApplicationLoggingConfiguration" => sma::put_logging(ctx, input).await,
+        "GetSipMediaApplicationLoggingConfiguration" => sma::get_logging(ctx, input).await,
+        "PutSipMediaApplicationAlexaSkillConfiguration" => sma::put_alexa(ctx, input).await,
+        "GetSipMediaApplicationAlexaSkillConfiguration" => sma::get_alexa(ctx, input).await,
+        "CreateSipMediaApplicationCall" => sma::create_call(ctx, input).await,
+        "UpdateSipMediaApplicationCall" => sma::update_call(ctx, input).await,
+        "CreateSipRule" => sip_rules::create(ctx, input).await,
+        "GetSipRule" => sip_rules::get(ctx, input).await,
+        "ListSipRules" => sip_rules::list(ctx, input).await,
+        "UpdateSipRule" => sip_rules::update(ctx, input).await,
+        "DeleteSipRule" => sip_rules::delete(ctx, input).await,
         "CreateMeeting" => meetings::create(ctx, input, false).await,
         "CreateMeetingWithAttendees" => meetings::create(ctx, input, true).await,
         "GetMeeting" => meetings::get(ctx, input).await,

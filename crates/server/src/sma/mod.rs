@@ -1,0 +1,8 @@
+//! Programmable calls at the edge (issue 13): the pieces of a SIP media application's call
+//! that do I/O. The event/action model itself is sans-IO in `domain::sma`; the SIP
+//! signalling of a call is the call flow's (built on these).
+//!
+//! - [`invoke`]: calls the function a Lambda ARN is registered to (`admin functions`), as a
+//!   webhook or through the Lambda Invoke API, with a deadline and one retry.
+
+pub mod invoke;
