@@ -6,9 +6,46 @@
 //!
 //! Time is passed in as a [`Duration`] since the start, so the schedule is tested on a
 //! virtual clock.
+//!
+//! [`Paced`] spreads a burst of work (the BYEs of every call at the end of a run) over time
+//! at a fixed rate, so a thousand BYEs do not overflow the server's socket buffer at once.
 
+use std::collections::VecDeque;
 use std::ops::Range;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A queue drained at `per_s` items per second.
+#[derive(Debug)]
+pub struct Paced<K> {
+    queue: VecDeque<K>,
+    clock: Instant,
+}
+
+impl<K> Paced<K> {
+    pub fn new(now: Instant) -> Self {
+        Paced {
+            queue: VecDeque::new(),
+            clock: now,
+        }
+    }
+
+    pub fn extend(&mut self, items: impl IntoIterator<Item = K>) {
+        self.queue.extend(items);
+    }
+
+    /// The items due at `now`: as many as `per_s` allows since the last due item (the
+    /// rate's clock starts when the queue fills).
+    pub fn due(&mut self, now: Instant, per_s: f64) -> Vec<K> {
+        if self.queue.is_empty() {
+            self.clock = now;
+            return Vec::new();
+        }
+        let budget = per_s * now.saturating_duration_since(self.clock).as_secs_f64();
+        let n = (budget.floor() as usize).min(self.queue.len());
+        self.clock += Duration::from_secs_f64(n as f64 / per_s);
+        self.queue.drain(..n).collect()
+    }
+}
 
 /// What [`Pacer::poll`] found due.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +134,19 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paced_items_come_at_the_rate() {
+        let t0 = Instant::now();
+        let mut p = Paced::new(t0);
+        p.extend(0..10);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(p.due(at(0), 100.0), Vec::<i32>::new());
+        assert_eq!(p.due(at(25), 100.0), vec![0, 1]);
+        assert_eq!(p.due(at(30), 100.0), vec![2]);
+        assert_eq!(p.due(at(1000), 100.0), (3..10).collect::<Vec<_>>());
+        assert_eq!(p.due(at(2000), 100.0), Vec::<i32>::new());
+    }
 
     const MS: Duration = Duration::from_millis(1);
 

@@ -11,7 +11,7 @@
 //! measure for `duration`, BYE every call from the PBX side (paced) and wait for both
 //! sides to end.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -31,9 +31,9 @@ use crate::media::{
     self, PHASE_DONE, PHASE_MEASURE, PHASE_WARMUP, Payloads, RxResult, RxSettings, SendLeg,
     SenderMsg,
 };
-use crate::procstat;
-use crate::report::{self, Sample};
-use crate::run::{RunError, ua_config};
+use crate::pacing::Paced;
+use crate::report::{self, Sampler};
+use crate::run::{ByeState, RunError, caller_event, not_hung_up, transmit, ua_config};
 use crate::stats::Histogram;
 
 /// The tone the PBX plays (index into [`media::tone_hz`]) and the carrier's.
@@ -104,8 +104,7 @@ struct PbxCall {
     invited: Instant,
     answered: bool,
     media: Option<LegMedia>,
-    hangup_sent: bool,
-    call_id: Option<String>,
+    bye: ByeState,
 }
 
 #[derive(Default)]
@@ -142,8 +141,7 @@ struct Runner {
     sender: mpsc::UnboundedSender<SenderMsg>,
     pbx_payloads: Arc<Payloads>,
     carrier_payloads: Arc<Payloads>,
-    hangup_queue: VecDeque<CallKey>,
-    hangup_clock: Instant,
+    byes: Paced<CallKey>,
     origin: Instant,
     origin_wall: Option<Duration>,
 }
@@ -281,8 +279,7 @@ impl Runner {
                         invited: now,
                         answered: false,
                         media: None,
-                        hangup_sent: false,
-                        call_id: None,
+                        bye: ByeState::default(),
                     },
                 );
             }
@@ -302,7 +299,7 @@ impl Runner {
             return;
         };
         call.answered = true;
-        call.call_id = response.headers.get(HeaderName::CallId).map(str::to_string);
+        call.bye.call_id = response.headers.get(HeaderName::CallId).map(str::to_string);
         self.counters.answered += 1;
         self.counters
             .setup
@@ -316,7 +313,7 @@ impl Runner {
             call.media = Some(m);
         } else {
             self.counters.bad_answer += 1;
-            call.hangup_sent = true;
+            call.bye.sent = true;
             let _ = self.pbx.hangup(now, key);
         }
         self.pbx_calls.insert(key, call);
@@ -393,63 +390,28 @@ impl Runner {
 
     /// BYEs paced at `per_s` from the queue filled by [`Runner::hangup_all`].
     fn drain_hangups(&mut self, now: Instant, per_s: f64) {
-        if self.hangup_queue.is_empty() {
-            self.hangup_clock = now;
-            return;
-        }
-        let budget = per_s
-            * now
-                .saturating_duration_since(self.hangup_clock)
-                .as_secs_f64();
-        let n = (budget.floor() as usize).min(self.hangup_queue.len());
-        for _ in 0..n {
-            let Some(key) = self.hangup_queue.pop_front() else {
-                break;
-            };
-            if let Some(call) = self.pbx_calls.get_mut(&key)
-                && !call.hangup_sent
-            {
-                call.hangup_sent = true;
-                if self.pbx.hangup(now, key).is_ok()
-                    && let Some(id) = &call.call_id
-                {
-                    self.counters.bye_pending.insert(id.clone());
-                }
+        for key in self.byes.due(now, per_s) {
+            if let Some(call) = self.pbx_calls.get_mut(&key) {
+                call.bye
+                    .send(&mut self.pbx, now, key, &mut self.counters.bye_pending);
             }
         }
-        self.hangup_clock += Duration::from_secs_f64(n as f64 / per_s);
     }
 
     fn hangup_all(&mut self) {
-        let keys: Vec<CallKey> = self
-            .pbx_calls
-            .iter()
-            .filter(|(_, c)| !c.hangup_sent)
-            .map(|(k, _)| *k)
-            .collect();
-        self.hangup_queue.extend(keys);
+        self.byes.extend(not_hung_up(&self.pbx_calls, |c| &c.bye));
     }
 
     async fn flush(&mut self, now: Instant) -> Result<(), RunError> {
         for _ in 0..2 {
-            while let Some(t) = self.pbx.poll_transmit() {
-                let _ = self.pbx_sip.send_to(&t.payload, t.peer.remote).await;
-            }
-            while let Some(t) = self.carrier.poll_transmit() {
-                let _ = self.carrier_sip.send_to(&t.payload, t.peer.remote).await;
-            }
+            transmit(&mut self.pbx, &self.pbx_sip).await;
+            transmit(&mut self.carrier, &self.carrier_sip).await;
             while let Some(ev) = self.pbx.poll_event() {
-                match ev {
-                    UaEvent::Answered { call, response } => self.pbx_answered(now, call, &response),
-                    UaEvent::Terminated { call, reason } => self.pbx_terminated(call, reason),
-                    UaEvent::IncomingCall { call, .. } => {
-                        let _ = self.pbx.answer(now, call, 603, None);
+                match caller_event(&mut self.pbx, now, ev) {
+                    Some(UaEvent::Answered { call, response }) => {
+                        self.pbx_answered(now, call, &response)
                     }
-                    UaEvent::Request { txn, request, .. }
-                    | UaEvent::OutOfDialogRequest { txn, request, .. } => {
-                        let r = sip::Response::for_request(&request, 200);
-                        let _ = self.pbx.respond_request(now, txn, r);
-                    }
+                    Some(UaEvent::Terminated { call, reason }) => self.pbx_terminated(call, reason),
                     _ => {}
                 }
             }
@@ -513,8 +475,7 @@ pub async fn run(opts: PstnOptions) -> Result<serde_json::Value, RunError> {
         sender: sender_tx,
         pbx_payloads: Arc::new(Payloads::new(opts.pbx_codec)?),
         carrier_payloads: Arc::new(Payloads::new(opts.carrier_codec)?),
-        hangup_queue: VecDeque::new(),
-        hangup_clock: Instant::now(),
+        byes: Paced::new(Instant::now()),
         origin: Instant::now(),
         origin_wall: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -530,9 +491,7 @@ pub async fn run(opts: PstnOptions) -> Result<serde_json::Value, RunError> {
     let mut warmup_until: Option<Instant> = None;
     let mut measure: Option<(Instant, Instant)> = None;
     let mut finish_deadline: Option<Instant> = None;
-    let mut samples: Vec<Sample> = Vec::new();
-    let mut peak_rss_watch: u64 = 0;
-    let mut next_sample = start;
+    let mut sampler = Sampler::new(start, opts.watch_pids.clone());
     let mut pbx_buf = vec![0u8; 65536];
     let mut carrier_buf = vec![0u8; 65536];
     loop {
@@ -563,18 +522,7 @@ pub async fn run(opts: PstnOptions) -> Result<serde_json::Value, RunError> {
         {
             break;
         }
-        if now >= next_sample {
-            next_sample = now + Duration::from_millis(500);
-            let watched = procstat::sample_sum(&opts.watch_pids);
-            if let Some(w) = &watched {
-                peak_rss_watch = peak_rss_watch.max(w.rss_kib);
-            }
-            if let Some(me) = procstat::sample(None)
-                && phase.load(Ordering::Relaxed) == PHASE_MEASURE
-            {
-                samples.push((now, me, watched));
-            }
-        }
+        sampler.tick(now, phase.load(Ordering::Relaxed) == PHASE_MEASURE);
         let mut wake = now + Duration::from_millis(20);
         for t in [r.pbx.poll_timeout(), r.carrier.poll_timeout()]
             .into_iter()
@@ -635,7 +583,7 @@ pub async fn run(opts: PstnOptions) -> Result<serde_json::Value, RunError> {
         ),
         None => (Duration::ZERO, None),
     };
-    let (gen_cpu, watched_cpu) = report::cpu_pct(&samples);
+    let (generator, watched) = sampler.json();
     let c = &r.counters;
     let failed: BTreeMap<String, u64> = c.failed.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     Ok(serde_json::json!({
@@ -657,8 +605,8 @@ pub async fn run(opts: PstnOptions) -> Result<serde_json::Value, RunError> {
         "rx_pbx": report::rx_summary(pbx_rx.iter(), offset),
         "rx_carrier": report::rx_summary(carrier_rx.iter(), offset),
         "tx": report::tx_summary(&tx),
-        "generator": { "cpu_pct": gen_cpu, "rss_kib": samples.iter().map(|s| s.1.rss_kib).max() },
-        "watched": { "pids": opts.watch_pids, "cpu_pct": watched_cpu, "rss_kib_peak": peak_rss_watch },
+        "generator": generator,
+        "watched": watched,
     }))
 }
 

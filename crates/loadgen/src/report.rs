@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::media::{RxResult, TxTotals};
-use crate::procstat::ProcSample;
+use crate::procstat::{self, ProcSample};
 use crate::stats::Histogram;
 
 /// A CPU/RSS sample: when, this process, the watched processes (summed).
@@ -86,6 +86,51 @@ pub fn tx_summary(tx: &TxTotals) -> Value {
         "behind_ms_p99": tx.behind.percentile_ms(99.0),
         "behind_ms_max": tx.behind.max_ms(),
     })
+}
+
+/// CPU and RSS of this process and of the watched ones, sampled every 500 ms; CPU counts
+/// only the samples taken while measuring.
+pub struct Sampler {
+    pids: Vec<u32>,
+    samples: Vec<Sample>,
+    peak_rss_watch: u64,
+    next: Instant,
+}
+
+impl Sampler {
+    pub fn new(now: Instant, pids: Vec<u32>) -> Self {
+        Sampler {
+            pids,
+            samples: Vec::new(),
+            peak_rss_watch: 0,
+            next: now,
+        }
+    }
+
+    pub fn tick(&mut self, now: Instant, measuring: bool) {
+        if now < self.next {
+            return;
+        }
+        self.next = now + Duration::from_millis(500);
+        let watched = procstat::sample_sum(&self.pids);
+        if let Some(w) = &watched {
+            self.peak_rss_watch = self.peak_rss_watch.max(w.rss_kib);
+        }
+        if let Some(me) = procstat::sample(None)
+            && measuring
+        {
+            self.samples.push((now, me, watched));
+        }
+    }
+
+    /// The report's `generator` and `watched` objects.
+    pub fn json(&self) -> (Value, Value) {
+        let (me, watched) = cpu_pct(&self.samples);
+        (
+            json!({ "cpu_pct": me, "rss_kib": self.samples.iter().map(|s| s.1.rss_kib).max() }),
+            json!({ "pids": self.pids, "cpu_pct": watched, "rss_kib_peak": self.peak_rss_watch }),
+        )
+    }
 }
 
 /// CPU use over the samples in percent of one core: (this process, the watched ones).

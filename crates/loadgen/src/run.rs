@@ -32,9 +32,9 @@ use crate::media::{
     self, PHASE_DONE, PHASE_MEASURE, PHASE_WARMUP, Payloads, RxResult, RxSettings, SendLeg,
     SenderMsg, TxTotals,
 };
+use crate::pacing::Paced;
 use crate::plan::{LegPlan, Plan};
-use crate::procstat;
-use crate::report::{self, Sample};
+use crate::report::{self, Sampler};
 use crate::stats::Histogram;
 
 /// How calls are offered.
@@ -102,9 +102,74 @@ struct Call {
     invited: Instant,
     answered: Option<Instant>,
     media: Option<(oneshot::Sender<()>, JoinHandle<RxResult>)>,
-    hangup_sent: bool,
+    bye: ByeState,
+}
+
+/// Whether a call's BYE went out, and the Call-ID that matches the answer to it.
+#[derive(Debug, Default)]
+pub(crate) struct ByeState {
+    pub sent: bool,
     /// Call-ID of the answered call, to match the response to our BYE.
-    call_id: Option<String>,
+    pub call_id: Option<String>,
+}
+
+impl ByeState {
+    /// Sends the call's BYE once; an answer is then awaited in `pending`.
+    pub fn send(
+        &mut self,
+        ua: &mut UserAgent,
+        now: Instant,
+        key: CallKey,
+        pending: &mut HashSet<String>,
+    ) {
+        if self.sent {
+            return;
+        }
+        self.sent = true;
+        if ua.hangup(now, key).is_ok()
+            && let Some(id) = &self.call_id
+        {
+            pending.insert(id.clone());
+        }
+    }
+}
+
+/// Sends what the UA has queued. A full socket buffer loses a copy; the transaction layer
+/// retransmits.
+pub(crate) async fn transmit(ua: &mut UserAgent, sock: &UdpSocket) {
+    while let Some(t) = ua.poll_transmit() {
+        let _ = sock.send_to(&t.payload, t.peer.remote).await;
+    }
+}
+
+/// A calling UA's event: what only the UA needs is done here (an incoming call refused
+/// 603, requests in and out of dialogs answered 200); the rest is handed back.
+pub(crate) fn caller_event(ua: &mut UserAgent, now: Instant, ev: UaEvent) -> Option<UaEvent> {
+    match ev {
+        UaEvent::IncomingCall { call, .. } => {
+            let _ = ua.answer(now, call, 603, None);
+            None
+        }
+        UaEvent::Request { txn, request, .. }
+        | UaEvent::OutOfDialogRequest { txn, request, .. } => {
+            let r = sip::Response::for_request(&request, 200);
+            let _ = ua.respond_request(now, txn, r);
+            None
+        }
+        other => Some(other),
+    }
+}
+
+/// The calls whose BYE has not gone out.
+pub(crate) fn not_hung_up<C>(
+    calls: &HashMap<CallKey, C>,
+    bye: impl Fn(&C) -> &ByeState,
+) -> Vec<CallKey> {
+    calls
+        .iter()
+        .filter(|(_, c)| !bye(c).sent)
+        .map(|(k, _)| *k)
+        .collect()
 }
 
 struct Finished {
@@ -194,8 +259,7 @@ struct Runner {
     phase: Arc<AtomicU8>,
     sender: mpsc::UnboundedSender<SenderMsg>,
     hangups: BinaryHeap<Reverse<(Instant, CallKey)>>,
-    hangup_queue: VecDeque<CallKey>,
-    hangup_clock: Instant,
+    byes: Paced<CallKey>,
     /// Origin of every receiver's arrival times.
     origin: Instant,
     /// The encoded tones every leg sends.
@@ -253,8 +317,7 @@ impl Runner {
                         invited: now,
                         answered: None,
                         media: None,
-                        hangup_sent: false,
-                        call_id: None,
+                        bye: ByeState::default(),
                     },
                 );
             }
@@ -275,7 +338,7 @@ impl Runner {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        call.call_id = response.headers.get(HeaderName::CallId).map(str::to_string);
+        call.bye.call_id = response.headers.get(HeaderName::CallId).map(str::to_string);
         self.counters.answered += 1;
         self.counters
             .setup
@@ -289,7 +352,7 @@ impl Runner {
             Err(_) => {
                 self.counters.bad_answer += 1;
                 let _ = self.ua.hangup(now, key);
-                call.hangup_sent = true;
+                call.bye.sent = true;
                 return;
             }
         };
@@ -297,7 +360,7 @@ impl Runner {
         else {
             self.counters.bad_answer += 1;
             let _ = self.ua.hangup(now, key);
-            call.hangup_sent = true;
+            call.bye.sent = true;
             return;
         };
         let tx = SrtpContext::new(
@@ -314,7 +377,7 @@ impl Runner {
         let (Ok(tx), Ok(rx)) = (tx, rx) else {
             self.counters.bad_answer += 1;
             let _ = self.ua.hangup(now, key);
-            call.hangup_sent = true;
+            call.bye.sent = true;
             return;
         };
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -384,72 +447,35 @@ impl Runner {
     }
 
     fn hangup(&mut self, now: Instant, key: CallKey) {
-        if let Some(call) = self.calls.get_mut(&key)
-            && !call.hangup_sent
-        {
-            call.hangup_sent = true;
-            if self.ua.hangup(now, key).is_ok()
-                && let Some(id) = &call.call_id
-            {
-                self.counters.bye_pending.insert(id.clone());
-            }
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.bye
+                .send(&mut self.ua, now, key, &mut self.counters.bye_pending);
         }
     }
 
     /// Queues every call for hang-up; [`Runner::drain_hangups`] sends the BYEs paced, so a
     /// thousand BYEs do not overflow the server's socket buffer at once.
     fn hangup_all(&mut self) {
-        let keys: Vec<CallKey> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| !c.hangup_sent)
-            .map(|(k, _)| *k)
-            .collect();
-        self.hangup_queue.extend(keys);
+        self.byes.extend(not_hung_up(&self.calls, |c| &c.bye));
     }
 
     fn drain_hangups(&mut self, now: Instant, per_s: f64) {
-        if self.hangup_queue.is_empty() {
-            self.hangup_clock = now;
-            return;
+        for k in self.byes.due(now, per_s) {
+            self.hangup(now, k);
         }
-        let budget = per_s
-            * now
-                .saturating_duration_since(self.hangup_clock)
-                .as_secs_f64();
-        let n = (budget.floor() as usize).min(self.hangup_queue.len());
-        for _ in 0..n {
-            if let Some(k) = self.hangup_queue.pop_front() {
-                self.hangup(now, k);
-            }
-        }
-        self.hangup_clock += Duration::from_secs_f64(n as f64 / per_s);
     }
 
     async fn flush(&mut self, now: Instant) -> Result<(), RunError> {
-        while let Some(t) = self.ua.poll_transmit() {
-            // A full socket buffer loses this copy; the transaction layer retransmits.
-            let _ = self.sip.send_to(&t.payload, t.peer.remote).await;
-        }
+        transmit(&mut self.ua, &self.sip).await;
         while let Some(ev) = self.ua.poll_event() {
-            match ev {
-                UaEvent::Answered { call, response } => self.answered(now, call, &response),
-                UaEvent::Terminated { call, reason } => self.terminated(call, reason),
-                UaEvent::IncomingCall { call, .. } => {
-                    let _ = self.ua.answer(now, call, 603, None);
-                }
-                UaEvent::Request { txn, request, .. }
-                | UaEvent::OutOfDialogRequest { txn, request, .. } => {
-                    let r = sip::Response::for_request(&request, 200);
-                    let _ = self.ua.respond_request(now, txn, r);
-                }
+            match caller_event(&mut self.ua, now, ev) {
+                Some(UaEvent::Answered { call, response }) => self.answered(now, call, &response),
+                Some(UaEvent::Terminated { call, reason }) => self.terminated(call, reason),
                 _ => {}
             }
         }
         // Answers can queue more transmits (hangups after a bad answer).
-        while let Some(t) = self.ua.poll_transmit() {
-            let _ = self.sip.send_to(&t.payload, t.peer.remote).await;
-        }
+        transmit(&mut self.ua, &self.sip).await;
         Ok(())
     }
 }
@@ -496,8 +522,7 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
         phase: phase.clone(),
         sender: sender_tx,
         hangups: BinaryHeap::new(),
-        hangup_queue: VecDeque::new(),
-        hangup_clock: Instant::now(),
+        byes: Paced::new(Instant::now()),
         origin: Instant::now(),
         payloads,
         origin_wall: std::time::SystemTime::now()
@@ -521,9 +546,7 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
     let mut measure_end: Option<Instant> = None;
     let mut finish_deadline: Option<Instant> = None;
     let mut warmup_until: Option<Instant> = None;
-    let mut samples: Vec<Sample> = Vec::new();
-    let mut peak_rss_watch: u64 = 0;
-    let mut next_sample = start;
+    let mut sampler = Sampler::new(start, opts.watch_pids.clone());
     let mut buf = vec![0u8; 65536];
 
     loop {
@@ -588,20 +611,7 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
             break;
         }
         // CPU and memory samples over the measurement.
-        if now >= next_sample {
-            next_sample = now + Duration::from_millis(500);
-            let me = procstat::sample(None);
-            let watched = procstat::sample_sum(&opts.watch_pids);
-            if let Some(w) = &watched {
-                peak_rss_watch = peak_rss_watch.max(w.rss_kib);
-            }
-            let measuring = phase.load(Ordering::Relaxed) == PHASE_MEASURE;
-            if let Some(me) = me
-                && measuring
-            {
-                samples.push((now, me, watched));
-            }
-        }
+        sampler.tick(now, phase.load(Ordering::Relaxed) == PHASE_MEASURE);
         // Wait for SIP or the next timer.
         let mut wake = now + Duration::from_millis(20);
         if let Some(t) = r.ua.poll_timeout() {
@@ -649,8 +659,7 @@ pub async fn run(plan: Plan, opts: Options) -> Result<serde_json::Value, RunErro
         &per_leg,
         &tx,
         (measured, measure_offset),
-        &samples,
-        peak_rss_watch,
+        &sampler,
     ))
 }
 
@@ -660,8 +669,7 @@ fn report(
     per_leg: &[(usize, RxResult)],
     tx: &TxTotals,
     (measured, measure_offset): (Duration, Option<Duration>),
-    samples: &[Sample],
-    peak_rss_watch: u64,
+    sampler: &Sampler,
 ) -> serde_json::Value {
     use serde_json::json;
     let mut legs_json = Vec::new();
@@ -683,8 +691,7 @@ fn report(
             }));
         }
     }
-    let (gen_cpu, srv_cpu) = report::cpu_pct(samples);
-    let gen_rss = samples.iter().map(|s| s.1.rss_kib).max();
+    let (generator, watched) = sampler.json();
     let c = &r.counters;
     let failed: BTreeMap<String, u64> = c.failed.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     let n503 = c.calls_503.len() as u64;
@@ -703,8 +710,8 @@ fn report(
         },
         "rx": report::rx_summary(per_leg.iter().map(|(_, res)| res), measure_offset),
         "tx": report::tx_summary(tx),
-        "generator": { "cpu_pct": gen_cpu, "rss_kib": gen_rss },
-        "watched": { "pids": opts.watch_pids, "cpu_pct": srv_cpu, "rss_kib_peak": peak_rss_watch },
+        "generator": generator,
+        "watched": watched,
     });
     if opts.per_leg
         && let Some(o) = out.as_object_mut()
