@@ -335,7 +335,11 @@ impl FunctionEndpoint {
             .ok_or_else(|| bad("must start with http:// (https is not supported yet)"))?;
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         if authority.contains('@') {
-            return Err(bad("must not carry credentials"));
+            // Said without the URL: it holds a password.
+            return Err(DomainError::invalid(
+                "url",
+                "must not carry credentials (user:password@)",
+            ));
         }
         let host = match authority.rsplit_once(':') {
             Some((h, port)) if !h.ends_with(']') || authority.starts_with('[') => {
