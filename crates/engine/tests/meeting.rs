@@ -6,21 +6,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use codec::Codec;
-use engine::{Direction, EngineConfig, EngineEvent, LegConfig, MeetingMedia, SrtpKeys};
+use engine::{Direction, EngineConfig, EngineEvent, LegConfig, MeetingMedia};
 use rtp::packet::{RtpPacket, RtpWriter};
-use rtp::srtp::{SrtpContext, SrtpSuite};
+use rtp::srtp::SrtpContext;
 
-const SUITE: SrtpSuite = SrtpSuite::AesCm128HmacSha1_80;
-
-fn keys(seed: u8) -> SrtpKeys {
-    SrtpKeys {
-        suite: SUITE,
-        remote_key: vec![seed; 16],
-        remote_salt: vec![seed ^ 0x55; 14],
-        local_key: vec![seed.wrapping_add(100); 16],
-        local_salt: vec![seed ^ 0xaa; 14],
-    }
-}
+mod common;
+use common::{SUITE, keys};
 
 fn leg(seed: u8, addr: SocketAddr) -> LegConfig {
     LegConfig {

@@ -74,6 +74,13 @@ pub enum MeetingMsg {
     Mute { leg: LegId, muted: bool },
     /// End a browser's session with this status.
     EndBrowser { leg: LegId, end: SessionMsg },
+    /// A digit the leg signalled out of band (SIP INFO): reported, and in a bridge sent
+    /// to the other leg as RFC 4733 telephone-event.
+    Dtmf {
+        leg: LegId,
+        event: u8,
+        length: std::time::Duration,
+    },
 }
 
 /// Why a browser's SDP offer got no answer.
@@ -167,11 +174,16 @@ pub struct Meeting {
 impl Meeting {
     pub fn new(
         id: String,
-        media: MeetingMedia,
+        mut media: MeetingMedia,
         tx: mpsc::Sender<MeetingMsg>,
         events: mpsc::Sender<MeetingEvent>,
         observer: Arc<dyn MeetingObserver>,
     ) -> Self {
+        // `edge::pstn::BRIDGE_PREFIX`: the two legs of a B2BUA call (this module imports
+        // no other driver).
+        if id.starts_with("bridge-") {
+            media.set_bridge();
+        }
         Meeting {
             id,
             media,
@@ -374,6 +386,16 @@ impl Meeting {
             MeetingMsg::EndBrowser { leg, end } => {
                 if let Some(b) = self.slots.get(&leg).and_then(|s| s.browser.as_ref()) {
                     let _ = b.try_send(end);
+                }
+            }
+            MeetingMsg::Dtmf { leg, event, length } => {
+                let sent = self
+                    .slots
+                    .get(&leg)
+                    .and_then(|s| s.engine)
+                    .map(|e| self.media.send_dtmf(now, e, event, length));
+                if !matches!(sent, Some(Ok(()))) {
+                    tracing::info!(meeting = %self.id, %leg, "an out-of-band digit had no media leg to go to");
                 }
             }
         }

@@ -195,6 +195,10 @@ impl Release {
         m.counter_add("vc_rtp_packets_lost_total", "", st.lost.max(0) as u64);
         m.counter_add("vc_srtp_failures_total", "", st.srtp_failures);
         m.counter_add("vc_rtp_foreign_source_total", "", st.foreign_source);
+        // What went out: relayed without decoding (a bridge of one codec), or mixed.
+        m.counter_add("vc_rtp_sent_total", "mode=\"relayed\"", st.relayed);
+        m.counter_add("vc_rtp_sent_total", "mode=\"mixed\"", st.mixed);
+        m.counter_add("vc_rtp_sent_total", "mode=\"dtmf\"", st.dtmf_out);
         m.observe(
             "vc_call_jitter_ms",
             &[5.0, 10.0, 20.0, 40.0, 80.0, 160.0],

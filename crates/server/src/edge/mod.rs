@@ -12,6 +12,7 @@
 mod carrier_limits;
 mod control;
 mod drain;
+mod info;
 mod join;
 mod legs;
 mod options;
@@ -424,6 +425,9 @@ impl Edge {
                     }
                 }
             },
+            UaEvent::Request { call, txn, request } if request.method == Method::Info => {
+                self.on_info(now, call, txn, &request)
+            }
             UaEvent::Request { call, txn, request } => {
                 let mut resp = sip::Response::for_request(&request, 200);
                 if request.method == Method::Update && !request.body.is_empty() {
