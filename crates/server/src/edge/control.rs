@@ -56,6 +56,10 @@ pub enum Input {
         carrier: String,
         why: String,
     },
+    /// Offer a bridged leg its direction again after a glare (RFC 3261 §14.1).
+    Reoffer {
+        leg: LegId,
+    },
     /// Send an OPTIONS keep-alive to a carrier.
     Probe(super::Probe),
     /// The carriers to register with (`edge::register`).

@@ -12,6 +12,7 @@
 mod carrier_limits;
 mod control;
 mod drain;
+mod early;
 mod info;
 mod join;
 mod legs;
@@ -21,6 +22,7 @@ mod outbox;
 mod probes;
 mod pstn;
 mod register;
+mod reinvite;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -133,6 +135,7 @@ pub async fn start(
         draining: None,
         pstn: HashMap::new(),
         pstn_out: HashMap::new(),
+        relay: reinvite::Relay::default(),
         sip_domain: cfg.sip_domain.clone(),
         probes: HashMap::new(),
         limits: carrier_limits::CarrierLimits::default(),
@@ -168,6 +171,8 @@ struct Edge {
     pstn: HashMap<LegId, pstn::PstnCall>,
     /// Carrier legs not yet answered → their PBX leg.
     pstn_out: HashMap<LegId, LegId>,
+    /// Hold and resume carried across bridges.
+    relay: reinvite::Relay,
     /// Our SIP domain (the host of the From in our INVITEs).
     sip_domain: String,
     /// OPTIONS keep-alives awaiting their outcome: the carrier and when it was sent.
@@ -290,7 +295,10 @@ impl Edge {
                 }
             },
             Input::Attached { leg, meeting } => match (self.legs.get_mut(&leg), meeting) {
-                (Some(l), Some(tx)) => l.meeting = Some(tx),
+                (Some(l), Some(tx)) => {
+                    l.meeting = Some(tx);
+                    self.early_attached(leg);
+                }
                 (Some(_), None) => self.table.media_failed(now, leg),
                 // The leg ended meanwhile: take it out of the mixer again.
                 (None, Some(tx)) => {
@@ -332,6 +340,7 @@ impl Edge {
             }
             Input::PstnDial { a, dial } => self.pstn_dial(a, *dial),
             Input::PstnDialFailed { a, carrier, why } => self.pstn_dial_failed(a, carrier, why),
+            Input::Reoffer { leg } => self.reoffer_due(leg),
             Input::Drain { grace, done } => self.start_drain(now, grace, done),
             Input::Probe(p) => self.probe(now, p),
             Input::Register(tick) => self.register_tick(now, tick),
@@ -467,7 +476,7 @@ impl Edge {
             }
             UaEvent::Provisional { call, response } if response.status > 100 => {
                 if let Some(b) = self.table.leg_of_sip(call) {
-                    self.pstn_provisional(b);
+                    self.pstn_provisional(b, &response);
                 }
             }
             UaEvent::ForeignSource {
@@ -490,9 +499,12 @@ impl Edge {
                     self.probe_result(txn, status, response.is_some())
                 }
             }
-            UaEvent::Prack { .. }
-            | UaEvent::Provisional { .. }
-            | UaEvent::InDialogResponse { .. } => {}
+            UaEvent::InDialogResponse {
+                call,
+                method,
+                response,
+            } => self.relay_response(call, &method, &response),
+            UaEvent::Prack { .. } | UaEvent::Provisional { .. } => {}
         }
     }
 
@@ -530,6 +542,7 @@ impl Edge {
             .map_err(|e| e.refusal())?;
         let (body, peer_sends) = media.reoffer(leg, sdp).map_err(|e| e.refusal())?;
         self.table.media_direction(now, leg, peer_sends);
+        self.relay_offer(leg, sdp);
         Ok(body)
     }
 
@@ -598,6 +611,7 @@ impl Edge {
                         .gauge_set("vc_browser_sessions", "", self.browsers);
                 }
                 Endpoint::SipUas(_) | Endpoint::SipUac(_) => {
+                    self.relay.forget(leg);
                     if let Some(media) = self.legs.remove(&leg) {
                         let release = self.release.clone();
                         let hold = self.release.records.hold();

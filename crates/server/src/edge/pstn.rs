@@ -104,7 +104,8 @@ pub struct Dial {
 /// A PSTN call, kept by its PBX leg until it is answered or refused.
 pub struct PstnCall {
     member: Member,
-    answer: Body,
+    /// Our SDP answer to the PBX (in the 183 of early media and in the 200).
+    pub(super) answer: Body,
     number: String,
     caller: String,
     carriers: VecDeque<Target>,
@@ -113,8 +114,13 @@ pub struct PstnCall {
     current: Option<(Target, Option<LegId>, bool)>,
     /// Every attempt: carrier and its final status.
     attempts: Vec<(String, u16)>,
-    ringing: bool,
-    answered: bool,
+    /// The PBX got our 180.
+    pub(super) ringing: bool,
+    /// The PBX got our 183 with SDP (early media).
+    pub(super) early_sent: bool,
+    /// The early media of the attempt in progress (`edge::early`).
+    pub(super) early: Option<super::early::Early>,
+    pub(super) answered: bool,
 }
 
 /// Admission said PSTN: the carriers for the number.
@@ -313,6 +319,8 @@ impl Edge {
                 current: None,
                 attempts: Vec::new(),
                 ringing: false,
+                early_sent: false,
+                early: None,
                 answered: false,
             },
         );
@@ -478,21 +486,6 @@ impl Edge {
         self.pstn_out.get(&leg).copied()
     }
 
-    /// A carrier rings: the PBX hears 180 once.
-    pub(super) fn pstn_provisional(&mut self, b: LegId) {
-        let Some(a) = self.pstn_pbx_of(b) else { return };
-        let Some(call) = self.pstn.get_mut(&a) else {
-            return;
-        };
-        if call.ringing || call.answered {
-            return;
-        }
-        call.ringing = true;
-        if let Some(k) = self.table.leg(a).and_then(|l| l.endpoint.sip()) {
-            let _ = self.ua.answer(Instant::now(), k, 180, None);
-        }
-    }
-
     /// A carrier answered: its media goes into the bridge, the PBX gets our 200, and the
     /// legs are bridged.
     pub(super) fn pstn_answered(&mut self, b: LegId, sdp: &[u8]) {
@@ -506,19 +499,25 @@ impl Edge {
             .as_ref()
             .map(|c| c.0.name.clone())
             .unwrap_or_default();
-        let Some(media) = self.legs.get_mut(&b) else {
+        // The 200's SDP: the answer to our offer, or the early media's again (or a new one).
+        let applied = match self.carrier_final_sdp(a, b, sdp) {
+            Ok(applied) => applied,
+            Err(r) => {
+                tracing::info!(call = %a, %carrier, status = r.status, reason = %r.warning, "the carrier's answer is unusable");
+                if let Some(call) = self.pstn.get_mut(&a) {
+                    call.attempts.push((carrier, r.status));
+                }
+                if let Some(k) = self.table.leg(b).and_then(|l| l.endpoint.sip()) {
+                    let _ = self
+                        .ua
+                        .hangup_with(now, k, &sip::Reason::sip(r.status, &r.warning));
+                }
+                return;
+            }
+        };
+        let Some(call) = self.pstn.get_mut(&a) else {
             return;
         };
-        if let Err(r) = media.apply_answer(sdp) {
-            tracing::info!(call = %a, %carrier, status = r.status, reason = %r.warning, "the carrier's answer is unusable");
-            call.attempts.push((carrier, r.status));
-            if let Some(k) = self.table.leg(b).and_then(|l| l.endpoint.sip()) {
-                let _ = self
-                    .ua
-                    .hangup_with(now, k, &sip::Reason::sip(r.status, &r.warning));
-            }
-            return;
-        }
         call.answered = true;
         call.attempts.push((carrier.clone(), 200));
         let label = format!("carrier=\"{carrier}\"");
@@ -536,7 +535,7 @@ impl Edge {
         }
         self.pstn_out.remove(&b);
         self.pstn.remove(&a);
-        self.attach_delayed(b);
+        self.early_answered(b, applied);
         self.table.sip_join_ready(now, a, member, answer, false);
         if let Err(e) = self.table.bridge(now, a, b) {
             tracing::warn!(call = %a, error = ?e, "bridging the PSTN legs failed");

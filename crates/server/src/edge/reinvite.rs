@@ -183,7 +183,10 @@ impl Edge {
         };
         n.session.set_local_direction(want);
         let body = Body::sdp(n.session.create_offer().to_bytes());
-        match self.ua.send_in_dialog(now, call, Method::Invite, Some(body)) {
+        match self
+            .ua
+            .send_in_dialog(now, call, Method::Invite, Some(body))
+        {
             Ok(()) => self.relay.sent(leg, now, want),
             Err(e) => {
                 n.session.cancel_offer();
@@ -239,8 +242,7 @@ impl Edge {
                 {
                     tracing::warn!(call = %leg, "the re-negotiated media could not reach the bridge");
                 }
-                self.table
-                    .media_direction(Instant::now(), leg, peer_sends);
+                self.table.media_direction(Instant::now(), leg, peer_sends);
             }
             Err(e) => {
                 n.session.cancel_offer();
@@ -298,9 +300,15 @@ mod tests {
     fn a_refresh_is_not_a_change_of_direction() {
         let mut r = Relay::default();
         let a = leg(1);
-        assert!(!r.peer_offered(a, Direction::SendRecv), "first offer as before");
+        assert!(
+            !r.peer_offered(a, Direction::SendRecv),
+            "first offer as before"
+        );
         assert!(r.peer_offered(a, Direction::SendOnly), "hold");
-        assert!(!r.peer_offered(a, Direction::SendOnly), "refresh while held");
+        assert!(
+            !r.peer_offered(a, Direction::SendOnly),
+            "refresh while held"
+        );
         assert_eq!(r.wants(a), Direction::SendOnly);
         assert!(r.peer_offered(a, Direction::SendRecv), "resume");
     }
@@ -333,13 +341,18 @@ mod tests {
         assert!(r.glare(a));
         r.retry_due(a);
         r.sent(a, now, Direction::SendRecv);
-        assert!(!r.busy(a, now + IN_FLIGHT), "a lost re-INVITE does not block forever");
+        assert!(
+            !r.busy(a, now + IN_FLIGHT),
+            "a lost re-INVITE does not block forever"
+        );
     }
 
     #[test]
     fn offered_direction_reads_the_audio_stream_and_old_hold() {
         let sdp = |c: &str, attr: &str| {
-            format!("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 {c}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n{attr}")
+            format!(
+                "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 {c}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n{attr}"
+            )
         };
         let d = |s: String| offered_direction(s.as_bytes());
         assert_eq!(d(sdp("192.0.2.1", "")), Some(Direction::SendRecv));
