@@ -18,7 +18,9 @@ object on stdout:
      "provisionals": [{"status": 183, "sdp": bool, "at": epoch s}] (18x responses received),
      "rx_at_answer": packets received before the 2xx (early media; -1 without media),
      "reinvites": [the SDP of every in-dialog INVITE received (the other side's re-offers)],
-     "codecs": [...], "dump": str, "error": str}
+     "codecs": [...], "dump": str, "error": str,
+     "dtmf": [{"digit": "5", "method": "rfc4733"|"info", "at": s}] (digits heard, from the
+             media start), "dtmf_sent": [{"digits": "12", "method": ..., "at": s}]}
 
 All pjsua2 work runs on the main thread: threadCnt = 0 and `libHandleEvents` polling.
 """
@@ -64,6 +66,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0,
         help="RFC 4028 session timer: Session-Expires (and Min-SE) in seconds, Require: timer",
     )
+    p.add_argument(
+        "--dtmf",
+        action="append",
+        default=[],
+        help="SECONDS:DIGITS[:info] sent SECONDS after the media started, as RFC 4733 events "
+        "(pjsua2 dialDtmf) or, with :info, SIP INFO application/dtmf-relay (repeatable)",
+    )
     p.add_argument("--ready-file", help="created once the call's media runs")
     p.add_argument("--log-level", type=int, default=3)
     p.add_argument("--log-file", default="")
@@ -91,6 +100,11 @@ class JoinCall(pj.Call):
         self.provisionals: list[dict] = []
         self.reinvites: list[str] = []
         self.rx_at_answer = -1
+        self.dtmf: list[dict] = []
+        self.media_at: float | None = None
+
+    def onDtmfDigit(self, prm) -> None:
+        self.dtmf.append(dtmf_heard(prm, self.media_at))
 
     def onCallState(self, prm) -> None:
         self._keep_response(prm.e)
@@ -155,6 +169,42 @@ class JoinCall(pj.Call):
         # Called again after every re-INVITE; the stream's bridge port may be new.
         self.media_active = True
         self.media_changed = True
+
+
+# DTMF (shared with tests/pstn/callee.py) ----------------------------------------------
+
+DTMF_METHODS = {pj.PJSUA_DTMF_METHOD_RFC2833: "rfc4733", pj.PJSUA_DTMF_METHOD_SIP_INFO: "info"}
+
+
+def dtmf_schedule(specs: list[str]) -> list[tuple[float, str, str]]:
+    """`SECONDS:DIGITS[:info]` flags as (seconds, digits, method), soonest first."""
+    out = []
+    for spec in specs:
+        at, digits, *method = spec.split(":")
+        out.append((float(at), digits, method[0] if method else "rfc4733"))
+    return sorted(out)
+
+
+def send_dtmf(call: pj.Call, digits: str, method: str) -> None:
+    """RFC 4733 telephone-events on the call's stream, or one SIP INFO per digit."""
+    prm = pj.CallSendDtmfParam()
+    prm.digits = digits
+    prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO if method == "info" else pj.PJSUA_DTMF_METHOD_RFC2833
+    call.sendDtmf(prm)
+
+
+def dtmf_due(call: pj.Call, pending: list, since: float | None, sent: list) -> None:
+    """Sends the scheduled digits whose time (seconds after `since`) has come."""
+    while since is not None and pending and time.monotonic() - since >= pending[0][0]:
+        _, digits, method = pending.pop(0)
+        send_dtmf(call, digits, method)
+        sent.append({"digits": digits, "method": method, "at": time.monotonic() - since})
+
+
+def dtmf_heard(prm, since: float | None) -> dict:
+    """A digit pjsua2 reports (`onDtmfDigit`), with how it came."""
+    at = time.monotonic() - since if since is not None else -1.0
+    return {"digit": prm.digit, "method": DTMF_METHODS.get(prm.method, str(prm.method)), "at": at}
 
 
 def snapshot(call: JoinCall, out: dict, label: str, at: float) -> None:
@@ -236,6 +286,8 @@ def main(argv: list[str]) -> int:
         "codecs": [],
         "dump": "",
         "error": "",
+        "dtmf": [],
+        "dtmf_sent": [],
     }
     ep = pj.Endpoint()
     ep.libCreate()
@@ -360,6 +412,7 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
             (float(t), what) for t, what in (a.split(":", 1) for a in args.action)
         )
         connected_at = None
+        digits = dtmf_schedule(args.dtmf)
         end = time.monotonic() + args.duration
         while time.monotonic() < end:
             ep.libHandleEvents(10)
@@ -369,7 +422,7 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
                 call.media_changed = False
                 connect_media(call, player, recorder)
                 if connected_at is None:
-                    connected_at = time.monotonic()
+                    connected_at = call.media_at = time.monotonic()
                     snapshot(call, out, "start", 0.0)
                     if args.ready_file:
                         with open(args.ready_file, "w") as f:
@@ -378,6 +431,7 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
                 _, what = actions.pop(0)
                 snapshot(call, out, what, time.monotonic() - connected_at)
                 do_action(ep, call, what)
+            dtmf_due(call, digits, connected_at, out["dtmf_sent"])
         if connected_at is not None:
             snapshot(call, out, "end", time.monotonic() - connected_at)
         if call.hasMedia():
@@ -411,6 +465,7 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
     out["provisionals"] = call.provisionals
     out["rx_at_answer"] = call.rx_at_answer
     out["reinvites"] = call.reinvites
+    out["dtmf"] = call.dtmf
     out["crypto"] = [
         line[len("a=crypto:"):].strip()
         for line in call.answer_sdp.splitlines()

@@ -21,7 +21,9 @@ SIGTERM/SIGINT came):
               "timeout" | "signal" | "disconnected",
      "bye_from": "remote" | "callee" | "", "remote_bye": str, "cancel": str,
      "invite_at": epoch s, "confirmed_at": epoch s, "ended_at": epoch s,
-     "last_status": int, "last_reason": str, "dump": str, "error": str}
+     "last_status": int, "last_reason": str, "dump": str, "error": str,
+     "dtmf": [{"digit", "method": "rfc4733"|"info", "at": s after the ACK}] (digits heard),
+     "dtmf_sent": [{"digits", "method", "at"}] (`--dtmf`)}
 
 All pjsua2 work runs on the main thread: threadCnt = 0 and `libHandleEvents` polling.
 """
@@ -39,6 +41,7 @@ import pjsua2 as pj
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pjsua2"))
 from caller import connect_media  # noqa: E402  (player -> call, call -> recorder)
+from caller import dtmf_due, dtmf_heard, dtmf_schedule  # noqa: E402  (--dtmf, onDtmfDigit)
 
 #: RFC 3261 §7.3.3 compact header names, as full names.
 COMPACT = {
@@ -59,6 +62,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--record", help="WAV file that receives what the callee hears")
     p.add_argument("--duration", type=float, default=4.0, help="seconds in the call after the ACK, then BYE")
     p.add_argument("--timeout", type=float, default=60.0, help="upper bound of the whole run (s)")
+    p.add_argument(
+        "--dtmf",
+        action="append",
+        default=[],
+        help="SECONDS:DIGITS[:info] sent SECONDS after the ACK, as RFC 4733 events or SIP INFO (repeatable)",
+    )
     p.add_argument("--ready-file", help="created once the SIP listener is up")
     p.add_argument("--log-level", type=int, default=3)
     p.add_argument("--log-file", default="")
@@ -121,6 +130,11 @@ class CalleeCall(pj.Call):
         self.cancel = ""
         self.media_changed = False
         self.stats = {"rx_packets": 0, "tx_packets": 0, "rx_bytes": 0, "codec": "", "proto": "", "dump": ""}
+        self.dtmf: list[dict] = []
+        self.confirmed_at: float | None = None
+
+    def onDtmfDigit(self, prm) -> None:
+        self.dtmf.append(dtmf_heard(prm, self.confirmed_at))
 
     def onCallState(self, prm) -> None:
         ci = self.getInfo()
@@ -214,6 +228,7 @@ def main(argv: list[str]) -> int:
         "answered": 0, "confirmed": False, "codec": "", "proto": "", "rx_packets": 0, "tx_packets": 0,
         "rx_bytes": 0, "ended": "", "bye_from": "", "remote_bye": "", "cancel": "", "invite_at": 0.0,
         "confirmed_at": 0.0, "ended_at": 0.0, "last_status": 0, "last_reason": "", "dump": "", "error": "",
+        "dtmf": [], "dtmf_sent": [],
     }
     ep = pj.Endpoint()
     ep.libCreate()
@@ -303,6 +318,7 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
         out["cancel"] = call.cancel
         out["last_status"] = call.status
         out["last_reason"] = call.reason
+        out["dtmf"] = call.dtmf
     out["invite"] = acc.invite
     out["invites"] = acc.invites
     out["invite_at"] = acc.invite_at
@@ -324,6 +340,7 @@ def drive(ep, acc: Trunk, args, out: dict, deadline: float, player, recorder) ->
     """Polls pjsip until the call has ended, the run's deadline passed or a signal came;
     answers and hangs up on schedule. Returns how the run ended (see the module doc)."""
     answer_at = hangup_at = None
+    digits = dtmf_schedule(args.dtmf)
     while True:
         ep.libHandleEvents(10)
         if STOP["signal"]:
@@ -354,9 +371,12 @@ def drive(ep, acc: Trunk, args, out: dict, deadline: float, player, recorder) ->
         if call.state == pj.PJSIP_INV_STATE_CONFIRMED and not out["confirmed"]:
             out["confirmed"] = True
             out["confirmed_at"] = time.time()
+            call.confirmed_at = now
             hangup_at = now + args.duration
         if out["confirmed"]:
             call.keep_stats()
+            if call.state == pj.PJSIP_INV_STATE_CONFIRMED:
+                dtmf_due(call, digits, call.confirmed_at, out["dtmf_sent"])
         if call.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             out["ended_at"] = time.time()
             if call.remote_bye:

@@ -281,8 +281,10 @@ class PstnLab:
         record: Path | None = None,
         duration: float = 20.0,
         timeout: float = 60.0,
+        extra: tuple[str, ...] = (),
     ) -> CalleeRun:
-        """Starts callee.py listening on `host` and waits until it does."""
+        """Starts callee.py listening on `host` and waits until it does; `extra`: more
+        callee.py flags."""
         address = f"{host}:{free_udp_port(host)}"
         log_file = self.tmp_path / f"{name}.pjsip.log"
         ready = self.tmp_path / f"{name}.listening"
@@ -300,6 +302,7 @@ class PstnLab:
             cmd += ["--play", str(play)]
         if record is not None:
             cmd += ["--record", str(record)]
+        cmd += extra
         run = CalleeRun(cmd, log_file, ready, timeout + 15, address)
         self._callees.append(run)
         run.wait_listening()
