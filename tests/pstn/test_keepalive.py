@@ -43,8 +43,8 @@ def test_a_carrier_that_answers_is_up_and_an_unreachable_one_down(pstn_lab):
     gen = serve(lab.work, ("--carrier-options-interval", "1"), label="pstn", rtp_size=20)
     server = next(gen)
     try:
-        # Down takes Timer F (64*T1 = 32 s) without an answer: a refused TCP connect is
-        # not reported back to the transaction.
+        # c2's refused TCP connect is a transport error that ends its OPTIONS transaction at
+        # once (RFC 3261 §17.1.4); a carrier that never answers is down after Timer F (32 s).
         deadline = time.monotonic() + 45
         seen = {}
         while time.monotonic() < deadline:

@@ -65,27 +65,21 @@ pub async fn probe_carriers(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let carriers = match repo.list_carriers().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "keep-alives: listing carriers failed");
-                continue;
-            }
+        let Some((_, carriers)) =
+            crate::edge::resolve_carriers(repo.as_ref(), "keep-alives", |c| c.enabled).await
+        else {
+            continue;
         };
-        for c in carriers.into_iter().filter(|c| c.enabled) {
-            let Some(a) = c.addresses.first() else {
-                continue;
-            };
-            let resolved = tokio::net::lookup_host((a.host.as_str(), a.port)).await;
-            let Some(remote) = resolved.ok().and_then(|mut r| r.next()) else {
-                tracing::warn!(carrier = %c.name, address = %a, "keep-alive: address does not resolve");
-                continue;
-            };
+        for (c, remote) in carriers {
             let probe = crate::edge::Probe {
-                carrier: c.name.clone(),
+                host: c
+                    .addresses
+                    .first()
+                    .map(|a| a.host.clone())
+                    .unwrap_or_default(),
+                carrier: c.name,
                 transport: c.transport,
                 remote,
-                host: a.host.clone(),
             };
             controller.probe(probe).await;
         }

@@ -43,7 +43,7 @@ pub use control::{Controller, Input, MetricsTarget};
 pub use join::JoinContext;
 use join::JoinOutcome;
 use legs::{Release, SipLeg};
-pub use probes::Probe;
+pub use probes::{Probe, resolve_carriers};
 pub use pstn::is_bridge;
 pub use register::register_carriers;
 

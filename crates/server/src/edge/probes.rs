@@ -2,11 +2,14 @@
 //! final response from the carrier (but 503) marks it up, a timeout (408 after Timer F), a
 //! transport error or a 503 marks it down. The status goes to the store (every node and
 //! `admin carriers list` see it) and to `/metrics` as `vc_carrier_up{carrier=".."}`.
+//!
+//! The pieces every request to a carrier outside a call needs (the carriers with their
+//! addresses resolved, our peer for one) serve the REGISTERs of `register.rs` too.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use domain::carrier::{CarrierStatus, CarrierTransport};
+use domain::carrier::{Carrier, CarrierStatus, CarrierTransport};
 use sip::{Method, OutOfDialog, Peer, TransactionKey, Uri};
 
 use super::Edge;
@@ -21,17 +24,63 @@ pub struct Probe {
     pub host: String,
 }
 
+/// The carriers `keep` picks, each with its first address resolved (one that does not
+/// resolve is logged, for `purpose`, and left out), and the names of every carrier; `None`
+/// when the store cannot list them.
+pub async fn resolve_carriers(
+    repo: &dyn store::Repository,
+    purpose: &str,
+    keep: fn(&Carrier) -> bool,
+) -> Option<(Vec<String>, Vec<(Carrier, SocketAddr)>)> {
+    let carriers = match repo.list_carriers().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "{purpose}: listing carriers failed");
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    for c in carriers.iter().filter(|c| keep(c)) {
+        let Some(a) = c.addresses.first() else {
+            continue;
+        };
+        let resolved = tokio::net::lookup_host((a.host.as_str(), a.port)).await;
+        match resolved.ok().and_then(|mut r| r.next()) {
+            Some(remote) => out.push((c.clone(), remote)),
+            None => {
+                tracing::warn!(carrier = %c.name, address = %a, "{purpose}: address does not resolve")
+            }
+        }
+    }
+    Some((carriers.into_iter().map(|c| c.name).collect(), out))
+}
+
 impl Edge {
-    pub(super) fn probe(&mut self, now: Instant, p: Probe) {
-        let transport = super::pstn::transport_kind(p.transport);
-        let local = super::transport_of(transport)
+    /// Our side of a request to a carrier at `remote`, and the URI scheme (`sips` over TLS).
+    pub(super) fn carrier_peer(
+        &self,
+        transport: CarrierTransport,
+        remote: SocketAddr,
+    ) -> (Peer, &'static str) {
+        let kind = super::pstn::transport_kind(transport);
+        let local = super::transport_of(kind)
             .and_then(|t| self.transports.local_addr(t))
             .unwrap_or_else(|| "0.0.0.0:0".parse().expect("addr"));
-        let scheme = if p.transport == CarrierTransport::Tls {
+        let scheme = if transport == CarrierTransport::Tls {
             "sips"
         } else {
             "sip"
         };
+        let peer = Peer {
+            transport: kind,
+            local,
+            remote,
+        };
+        (peer, scheme)
+    }
+
+    pub(super) fn probe(&mut self, now: Instant, p: Probe) {
+        let (peer, scheme) = self.carrier_peer(p.transport, p.remote);
         let port = p.remote.port();
         let Ok(target) = Uri::parse(&format!("{scheme}:{}:{port}", p.host)) else {
             return;
@@ -39,11 +88,6 @@ impl Edge {
         let to = format!("<{target}>");
         let from = format!("<sip:keepalive@{}>", self.sip_domain);
         let req = OutOfDialog::new(Method::Options, target, from, to);
-        let peer = Peer {
-            transport,
-            local,
-            remote: p.remote,
-        };
         match self.ua.send_out_of_dialog(now, peer, req) {
             Ok(txn) => {
                 let sent = domain::timestamp::now_millis();

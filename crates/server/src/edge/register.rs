@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use domain::carrier::{CarrierRegistration, CarrierTransport, RegistrationState};
-use sip::{Credentials, HeaderName, Method, OutOfDialog, Peer, TransactionKey, Uri};
+use sip::{Credentials, HeaderName, Method, OutOfDialog, TransactionKey, Uri};
 
 use super::Edge;
 
@@ -396,15 +396,7 @@ impl Edge {
 
     fn register_send(&mut self, now: Instant, out: Outgoing) {
         let t = &out.target;
-        let transport = super::pstn::transport_kind(t.transport);
-        let local = super::transport_of(transport)
-            .and_then(|k| self.transports.local_addr(k))
-            .unwrap_or_else(|| "0.0.0.0:0".parse().expect("addr"));
-        let scheme = if t.transport == CarrierTransport::Tls {
-            "sips"
-        } else {
-            "sip"
-        };
+        let (peer, scheme) = self.carrier_peer(t.transport, t.remote);
         let port = t.remote.port();
         let (Ok(target), Ok(aor)) = (
             Uri::parse(&format!("{scheme}:{}:{port}", t.host)),
@@ -424,11 +416,6 @@ impl Edge {
         req.call_id = Some(out.call_id.clone());
         req.cseq = Some(out.cseq);
         req.credentials = t.credentials.clone();
-        let peer = Peer {
-            transport,
-            local,
-            remote: t.remote,
-        };
         let carrier = t.carrier.clone();
         match self.ua.send_out_of_dialog(now, peer, req) {
             Ok(txn) => self.registrations.sent(&carrier, txn, out.expires),
@@ -504,36 +491,30 @@ pub async fn register_carriers(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let carriers = match repo.list_carriers().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "registrations: listing carriers failed");
-                continue;
-            }
+        let wanted = |c: &domain::carrier::Carrier| c.enabled && c.register;
+        let Some((carriers, resolved)) =
+            super::probes::resolve_carriers(repo.as_ref(), "REGISTER", wanted).await
+        else {
+            continue;
         };
-        let mut targets = Vec::new();
-        for c in carriers.iter().filter(|c| c.enabled && c.register) {
-            let Some(a) = c.addresses.first() else {
-                continue;
-            };
-            let resolved = tokio::net::lookup_host((a.host.as_str(), a.port)).await;
-            let Some(remote) = resolved.ok().and_then(|mut r| r.next()) else {
-                tracing::warn!(carrier = %c.name, address = %a, "REGISTER: address does not resolve");
-                continue;
-            };
-            targets.push(RegTarget {
+        let targets = resolved
+            .into_iter()
+            .map(|(c, remote)| RegTarget {
                 carrier: c.name.clone(),
                 transport: c.transport,
                 remote,
-                host: a.host.clone(),
+                host: c
+                    .addresses
+                    .first()
+                    .map(|a| a.host.clone())
+                    .unwrap_or_default(),
                 username: c
                     .username
                     .clone()
                     .unwrap_or_else(|| "voice-connector".to_string()),
-                credentials: super::pstn::Target::carrier(c).and_then(|t| t.credentials),
-            });
-        }
-        let carriers = carriers.into_iter().map(|c| c.name).collect();
+                credentials: super::pstn::Target::carrier(&c).and_then(|t| t.credentials),
+            })
+            .collect();
         if !controller.register(Tick { targets, carriers }).await {
             return;
         }
