@@ -50,10 +50,21 @@ pub enum InvokeError {
     BadEndpoint(String),
 }
 
+/// The SIP status a call is ended with when its function cannot be reached or fails
+/// (480 Temporarily Unavailable, as AWS ends such calls).
+pub const HANGUP_STATUS: u16 = 480;
+
 impl InvokeError {
-    /// Whether the call flow ends the call (SIP 480) rather than telling the function.
+    /// Whether the call flow ends the call ([`HANGUP_STATUS`]) rather than telling the
+    /// function.
     pub fn hangs_up(&self) -> bool {
         !matches!(self, InvokeError::Invalid(_))
+    }
+
+    /// The SIP status to end the call with, or `None` when the call goes on (the function
+    /// gets an INVALID_LAMBDA_RESPONSE event instead).
+    pub fn sip_status(&self) -> Option<u16> {
+        self.hangs_up().then_some(HANGUP_STATUS)
     }
 }
 
@@ -292,8 +303,9 @@ mod tests {
 
     #[test]
     fn only_an_invalid_answer_keeps_the_call() {
-        let invalid = parse_response(b"nope").unwrap_err();
-        assert!(!InvokeError::Invalid(invalid).hangs_up());
+        let invalid = InvokeError::Invalid(parse_response(b"nope").unwrap_err());
+        assert!(!invalid.hangs_up());
+        assert_eq!(invalid.sip_status(), None);
         assert!(
             InvokeError::Unreachable {
                 attempts: 2,
@@ -301,5 +313,10 @@ mod tests {
             }
             .hangs_up()
         );
+        let failed = InvokeError::FunctionError {
+            kind: "Unhandled".into(),
+            message: String::new(),
+        };
+        assert_eq!(failed.sip_status(), Some(480));
     }
 }
