@@ -237,7 +237,7 @@ def media_ladder(target, args, transcode: bool, work: Path) -> list[dict]:
     print(f"-- {target.name}", flush=True)
     target.start()
     try:
-        for calls in args.calls:
+        for calls in (args.transcode_calls if transcode else args.calls):
             try:
                 r = row_of(calls, run_loadgen(args, target, carrier, calls, transcode, work / f"{target.name}-{calls}"))
             except (RuntimeError, ValueError, KeyError) as e:
@@ -293,7 +293,7 @@ def step_media(args, work: Path, transcode: bool, command: str) -> None:
     if not args.json:
         return
     sec = "PSTN: concurrent calls with RTP both ways (vc-loadgen PBX <-> target <-> vc-loadgen carrier)"
-    top = args.calls[-1]
+    top = (args.transcode_calls if transcode else args.calls)[-1]
     capped = peer is not None and peer["calls"] == top
 
     def why(name: str, k: dict | None) -> str:
