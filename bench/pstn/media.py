@@ -299,7 +299,8 @@ def step_media(args, work: Path, transcode: bool, command: str) -> None:
     def why(name: str, k: dict | None) -> str:
         bad = next((r for r in out[name] if not r["clean"]), None)
         return (f"{name}: loss/late passes 0.1 % at {bad['calls']} calls (lost {bad['lost_pct']:.2f} %, "
-                f"late {bad['late_pct']:.2f} %)" if bad else f"{name}: clean at the top ({top})")
+                f"late {bad['late_pct']:.2f} %; target {bad['cpu_pct_core']} %, generator "
+                f"{bad['gen_cpu_pct_core']} % of a core)" if bad else f"{name}: clean at the top ({top})")
 
     note = f"{why('ours', ours)}; {why('peer', peer)}; {args.step_seconds} s measured per step"
     results.emit(args.json, section=sec, figure=f"{label}: calls with loss and late <= 0.1 %", unit="calls",
