@@ -426,7 +426,12 @@ impl MeetingMedia {
             {
                 return;
             }
-            let rate = l.cfg.codec.rtp_clock_rate().max(1);
+            // The events' own clock (telephone-event/8000 may go beside Opus at 48 kHz).
+            let rate = l
+                .cfg
+                .dtmf_out
+                .map_or(l.cfg.codec.rtp_clock_rate(), |f| f.clock_rate)
+                .max(1);
             let mut got = Vec::new();
             while let Some(ev) = l.dtmf.poll_event() {
                 got.push(ev);
