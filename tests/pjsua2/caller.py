@@ -20,7 +20,8 @@ object on stdout:
      "reinvites": [the SDP of every in-dialog INVITE received (the other side's re-offers)],
      "codecs": [...], "dump": str, "error": str,
      "dtmf": [{"digit": "5", "method": "rfc4733"|"info", "at": s}] (digits heard, from the
-             media start), "dtmf_sent": [{"digits": "12", "method": ..., "at": s}]}
+             media start), "dtmf_sent": [{"digits": "12", "method": ..., "at": s}],
+     "info_responses": [the final responses to `--info` requests, as received]}
 
 All pjsua2 work runs on the main thread: threadCnt = 0 and `libHandleEvents` polling.
 """
@@ -73,6 +74,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="SECONDS:DIGITS[:info] sent SECONDS after the media started, as RFC 4733 events "
         "(pjsua2 dialDtmf) or, with :info, SIP INFO application/dtmf-relay (repeatable)",
     )
+    p.add_argument(
+        "--info",
+        action="append",
+        default=[],
+        help="SECONDS:CONTENT-TYPE:BODY an in-dialog INFO sent SECONDS after the media started (repeatable)",
+    )
     p.add_argument("--ready-file", help="created once the call's media runs")
     p.add_argument("--log-level", type=int, default=3)
     p.add_argument("--log-file", default="")
@@ -102,6 +109,7 @@ class JoinCall(pj.Call):
         self.rx_at_answer = -1
         self.dtmf: list[dict] = []
         self.media_at: float | None = None
+        self.info_responses: list[str] = []
 
     def onDtmfDigit(self, prm) -> None:
         self.dtmf.append(dtmf_heard(prm, self.media_at))
@@ -134,6 +142,12 @@ class JoinCall(pj.Call):
             msg = body.src.rdata.wholeMsg
             if msg.startswith("BYE "):
                 self.remote_bye = msg  # the server ended the call
+            return
+        if body.tsx.method == "INFO" and body.type == pj.PJSIP_EVENT_RX_MSG:
+            msg = body.src.rdata.wholeMsg
+            if msg.startswith("SIP/2.0 ") and not msg.startswith("SIP/2.0 1") and msg not in self._seen:
+                self._seen.add(msg)
+                self.info_responses.append(msg)
             return
         if body.tsx.method != "INVITE":
             return
@@ -199,6 +213,16 @@ def dtmf_due(call: pj.Call, pending: list, since: float | None, sent: list) -> N
         _, digits, method = pending.pop(0)
         send_dtmf(call, digits, method)
         sent.append({"digits": digits, "method": method, "at": time.monotonic() - since})
+
+
+def send_info(call: pj.Call, spec: str) -> None:
+    """An INFO with `CONTENT-TYPE:BODY` of an `--info` flag in the call's dialog."""
+    content_type, _, body = spec.partition(":")
+    prm = pj.CallSendRequestParam()
+    prm.method = "INFO"
+    prm.txOption.contentType = content_type
+    prm.txOption.msgBody = body
+    call.sendRequest(prm)
 
 
 def dtmf_heard(prm, since: float | None) -> dict:
@@ -288,6 +312,7 @@ def main(argv: list[str]) -> int:
         "error": "",
         "dtmf": [],
         "dtmf_sent": [],
+        "info_responses": [],
     }
     ep = pj.Endpoint()
     ep.libCreate()
@@ -413,6 +438,7 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
         )
         connected_at = None
         digits = dtmf_schedule(args.dtmf)
+        infos = sorted((float(t), rest) for t, rest in (i.split(":", 1) for i in args.info))
         end = time.monotonic() + args.duration
         while time.monotonic() < end:
             ep.libHandleEvents(10)
@@ -432,6 +458,8 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
                 snapshot(call, out, what, time.monotonic() - connected_at)
                 do_action(ep, call, what)
             dtmf_due(call, digits, connected_at, out["dtmf_sent"])
+            if connected_at is not None and infos and time.monotonic() - connected_at >= infos[0][0]:
+                send_info(call, infos.pop(0)[1])
         if connected_at is not None:
             snapshot(call, out, "end", time.monotonic() - connected_at)
         if call.hasMedia():
@@ -466,6 +494,7 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
     out["rx_at_answer"] = call.rx_at_answer
     out["reinvites"] = call.reinvites
     out["dtmf"] = call.dtmf
+    out["info_responses"] = call.info_responses
     out["crypto"] = [
         line[len("a=crypto:"):].strip()
         for line in call.answer_sdp.splitlines()

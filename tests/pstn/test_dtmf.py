@@ -3,7 +3,9 @@ reach the other with that leg's own payload type (pjsua2 offers telephone-event 
 server offers the carrier 101, so the carrier's events come in on 101 and go to the PBX on
 120), in relay mode (one codec on both legs: packets relayed
 without decoding) and in mixer mode (G.722 to PCMU: events generated for the other leg);
-a digit the PBX sends as SIP INFO (application/dtmf-relay) reaches the carrier as RFC 4733.
+a digit the PBX sends as SIP INFO (application/dtmf-relay) reaches the carrier as RFC 4733;
+INFOs the server does not take get 415 with Accept or 400 with a Warning (RFC 6086), and the
+call goes on.
 
 The PBX is pjsua2 (`tests/pjsua2/caller.py --dtmf`), the carrier pjsua2 (`callee.py
 --dtmf`); both report the digits pjsua2 heard (`onDtmfDigit`) and how they came.
@@ -42,7 +44,7 @@ def assert_tone(tools, wav, hz: int, who: str) -> None:
     assert levels["present"][hz] > TONE_PRESENT, f"{who} hears {hz} Hz only in part: {levels}"
 
 
-def call_with_digits(lab, tmp_path, pbx_codec: str):
+def call_with_digits(lab, tmp_path, pbx_codec: str, pbx_extra: tuple[str, ...] = ()):
     """A PBX over TLS with SDES-SRTP offering `pbx_codec` calls the PCMU carrier (plain
     RTP). The PBX sends 1, 2, 3 as RFC 4733 at 1 s and 9 as SIP INFO at 2.5 s; the carrier
     sends #, 4 at 1.5 s after its ACK. Returns (pbx, carrier) results."""
@@ -53,7 +55,7 @@ def call_with_digits(lab, tmp_path, pbx_codec: str):
     _, host = lab.connector(require_encryption=True)
     pbx = lab.pbx(
         host, "tls", suites=(SUITE,), codecs=(pbx_codec,), play=lab.tones[440], record=pbx_wav, duration=6.0,
-        extra=("--dtmf", "1.0:123", "--dtmf", "2.5:9:info"),
+        extra=("--dtmf", "1.0:123", "--dtmf", "2.5:9:info", *pbx_extra),
     ).result()
     carrier = c1.stop()
     assert pbx["error"] == "" and carrier["error"] == "", (pbx, carrier)
@@ -77,7 +79,15 @@ def test_dtmf_relayed_same_codec(pstn_lab, pstn_tools, tmp_path):
     """PCMU on both legs (SRTP to the PBX, plain RTP to the carrier): audio and events are
     relayed without decoding, re-protected for the PBX, and the tones pass both ways."""
     lab, tools = pstn_lab, pstn_tools
-    pbx, carrier, pbx_wav, carrier_wav = call_with_digits(lab, tmp_path, "PCMU/8000")
+    # Two INFOs the server does not take: a body it does not read, a digit it cannot.
+    bad = ("--info", "3.0:application/x-vendor-keys:5", "--info", "3.3:application/dtmf-relay:Signal=x")
+    pbx, carrier, pbx_wav, carrier_wav = call_with_digits(lab, tmp_path, "PCMU/8000", bad)
+    statuses = [int(r.split(" ", 2)[1]) for r in pbx["info_responses"]]
+    assert statuses == [200, 415, 400], pbx["info_responses"]
+    unsupported, malformed = pbx["info_responses"][1:]
+    assert "application/dtmf-relay" in tools.header(unsupported, "Accept"), unsupported
+    assert "x-vendor-keys" in tools.header(unsupported, "Warning"), unsupported
+    assert "Signal 'x'" in tools.header(malformed, "Warning"), malformed
     assert pbx["codec"] == "PCMU/8000" and carrier["codec"] == "PCMU/8000", (pbx["codec"], carrier["codec"])
     assert f"SRTP status: Active Crypto-suite: {SUITE}" in pbx["dump"], pbx["dump"]
     assert_tone(tools, pbx_wav, 1000, "the PBX")
