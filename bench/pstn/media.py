@@ -91,6 +91,19 @@ class OursMedia:
     def pids(self) -> list[int]:
         return [self.server.proc.pid]
 
+    def rtp_sent(self) -> dict[str, float]:
+        """The server's vc_rtp_sent_total by mode (relayed without decoding, mixed, dtmf)."""
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{self.server.http}/metrics", timeout=2).read().decode()
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("vc_rtp_sent_total{"):
+                label, value = line.rsplit(" ", 1)
+                out[label[label.index("{") + 1:-1]] = float(value)
+        return out
+
     def wait_idle(self, timeout: float = 20.0) -> int:
         """Waits until the server holds no call leg; the legs still up after `timeout`."""
         deadline = time.monotonic() + timeout
@@ -176,6 +189,9 @@ class PeerMedia:
     def pids(self) -> list[int]:
         return [pid for pid, _ in group_members(self.kamailio.pgid())] + [self.rtpengine.proc.pid]
 
+    def rtp_sent(self) -> dict[str, float]:
+        return {}
+
     def wait_idle(self, timeout: float = 20.0) -> int:
         time.sleep(3)  # BYEs were answered; rtpengine deletes at once (--delete-delay=0)
         return 0
@@ -243,12 +259,15 @@ def media_ladder(target, args, transcode: bool, work: Path) -> list[dict]:
             except (RuntimeError, ValueError, KeyError) as e:
                 print(f"  {calls:>5} calls: generator failed: {e}", flush=True)
                 break
+            # Cumulative over the ladder: shows whether ours relayed without decoding.
+            r["rtp_sent_by_mode"] = target.rtp_sent()
             rows.append(r)
             print(f"  {calls:>5} calls: answered {r['answered']} lost {r['lost_pct']:.3f}% "
                   f"(pbx {r['lost_pct_pbx']:.3f}%, carrier {r['lost_pct_carrier']:.3f}%) late {r['late_pct']:.3f}% "
                   f"p99 lateness {r['lateness_p99_ms']} ms | target {r['cpu_pct_core']}% of a core, "
                   f"{r['rss_mib_peak']} MiB | generator {r['gen_cpu_pct_core']}% | load {r['load'][0]:.2f} "
                   f"{'clean' if r['clean'] else 'NOT CLEAN'}"
+                  + (f" | server RTP sent {r['rtp_sent_by_mode']}" if r["rtp_sent_by_mode"] else "")
                   + ("" if r["clean"] else f" failed={r['failed']} other={r['other_end']} "
                      f"silent legs={r['legs_without_packets']}"), flush=True)
             left = target.wait_idle()
@@ -303,6 +322,10 @@ def step_media(args, work: Path, transcode: bool, command: str) -> None:
                 f"{bad['gen_cpu_pct_core']} % of a core)" if bad else f"{name}: clean at the top ({top})")
 
     note = f"{why('ours', ours)}; {why('peer', peer)}; {args.step_seconds} s measured per step"
+    sent = out["ours"][-1]["rtp_sent_by_mode"] if out["ours"] else {}
+    if sent:
+        relayed, mixed = sent.get('mode="relayed"', 0), sent.get('mode="mixed"', 0)
+        note += f"; ours sent {relayed:.0f} RTP packets relayed without decoding, {mixed:.0f} decoded and re-encoded"
     results.emit(args.json, section=sec, figure=f"{label}: calls with loss and late <= 0.1 %", unit="calls",
                  value=ours["calls"] if ours else 0, peer=PEER, peer_value=peer["calls"] if peer else 0,
                  peer_capped=capped, note=note, command=command)
