@@ -181,7 +181,7 @@ def test_sip_rule_crud_both_triggers(lab):
 
 
 def test_rule_must_be_disabled_before_delete_and_application_in_use(lab):
-    _, voice, _ = lab
+    _, voice, vc = lab
     a = create_sma(voice)["SipMediaApplicationId"]
     rid = voice.create_sip_rule(
         Name="dial-in", TriggerType="ToPhoneNumber", TriggerValue=FREE,
@@ -199,12 +199,23 @@ def test_rule_must_be_disabled_before_delete_and_application_in_use(lab):
     assert code == "ConflictException" and "disable" in msg.lower(), msg
     assert voice.get_sip_rule(SipRuleId=rid)["SipRule"]["Disabled"] is False
 
+    # The rule's number cannot be given to a voice connector, even with ForceAssociate.
+    out = voice.associate_phone_numbers_with_voice_connector(
+        VoiceConnectorId=vc["VoiceConnectorId"], E164PhoneNumbers=[FREE], ForceAssociate=True)
+    [err] = out["PhoneNumberErrors"]
+    assert (err["PhoneNumberId"], err["ErrorCode"]) == (FREE, "Conflict") and rid in err["ErrorMessage"]
+    assert voice.get_phone_number(PhoneNumberId=FREE)["PhoneNumber"]["Associations"] == []
+
     voice.update_sip_rule(SipRuleId=rid, Name="dial-in", Disabled=True)
     voice.delete_sip_rule(SipRuleId=rid)
     with pytest.raises(ClientError) as exc:
         voice.get_sip_rule(SipRuleId=rid)
     assert error_of(exc)[0] == "NotFoundException"
     voice.delete_sip_media_application(SipMediaApplicationId=a)
+    # Once the rule is gone the number is free for a connector again.
+    out = voice.associate_phone_numbers_with_voice_connector(
+        VoiceConnectorId=vc["VoiceConnectorId"], E164PhoneNumbers=[FREE])
+    assert out["PhoneNumberErrors"] == []
 
 
 def test_sip_rule_refusals_name_the_field(lab):

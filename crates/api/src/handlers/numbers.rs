@@ -42,6 +42,18 @@ async fn associate(
             ));
             continue;
         }
+        // As AWS: a number a SIP rule answers is the rule's, whatever ForceAssociate says.
+        if let Some(rule) = ctx.state.repo.sip_rule_for_number(&n).await? {
+            errors.push(number_error(
+                &n,
+                "Conflict",
+                format!(
+                    "{n} triggers SIP rule {}; delete the rule first",
+                    rule.sip_rule_id
+                ),
+            ));
+            continue;
+        }
         match pn.associations.first() {
             Some(a) if a.name == kind && a.value == id => continue,
             Some(a) if !force => {
