@@ -86,4 +86,5 @@ def main():
             f.write("\n")
         print(f"{short}: {len(out_ops)} operations, {len(shapes)} shapes")
 
-main()
+if __name__ == "__main__":
+    main()

@@ -28,6 +28,11 @@ pub enum ApiError {
     RequestTimeout { seconds: u64 },
     #[error("no operation matches {method} {path}")]
     UnknownOperation { method: String, path: String },
+    /// An operation of AWS's model that this server does not serve.
+    #[error(
+        "{operation} is not served by this self-hosted Voice Connector: {reason}. The README's API section lists the operations it serves"
+    )]
+    NotServed { operation: String, reason: String },
     /// SigV4 failures.
     #[error("{0}")]
     Auth(#[from] AuthError),
@@ -82,6 +87,7 @@ impl ApiError {
             ApiError::UnknownOperation { .. } => {
                 (StatusCode::NOT_FOUND, "UnknownOperationException")
             }
+            ApiError::NotServed { .. } => (StatusCode::NOT_IMPLEMENTED, "NotImplementedException"),
             ApiError::Auth(AuthError::Missing) => {
                 (StatusCode::FORBIDDEN, "MissingAuthenticationTokenException")
             }

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod model;
 pub mod sigv4;
 mod throttle;
+pub mod unserved;
 
 use std::sync::Arc;
 
@@ -69,6 +70,7 @@ pub struct AppState {
     /// Meeting and attendee deletions, for the media side to end sessions.
     pub events: broadcast::Sender<ControlEvent>,
     model: Model,
+    unserved: unserved::Unserved,
     throttle: throttle::Throttle,
     /// [`BODY_BUDGET_BYTES`] in KiB.
     body_budget: tokio::sync::Semaphore,
@@ -91,6 +93,7 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             events,
             model: Model::load(),
+            unserved: unserved::Unserved::load(),
             body_budget: tokio::sync::Semaphore::new(BODY_BUDGET_BYTES / 1024),
         })
     }
@@ -425,6 +428,15 @@ async fn serve(
         })
         .collect();
     let Some(matched) = state.model.route(method.as_str(), raw_path, &query) else {
+        if let Some(op) = state.unserved.find(method.as_str(), raw_path, &query) {
+            return Err((
+                unknown,
+                ApiError::NotServed {
+                    operation: op.name.clone(),
+                    reason: op.reason.clone(),
+                },
+            ));
+        }
         return Err((
             unknown,
             ApiError::UnknownOperation {

@@ -82,9 +82,90 @@ pub struct Operation {
     pub service: Service,
     pub method: String,
     pub success_status: u16,
+    route: Route,
+    input: Option<String>,
+}
+
+/// A request URI template from a model's `http.requestUri`: path segments (literals and
+/// `{labels}`) and the fixed query pairs some operations are told apart by.
+#[derive(Debug)]
+pub(crate) struct Route {
     segments: Vec<Segment>,
     query: Vec<(String, String)>,
-    input: Option<String>,
+}
+
+impl Route {
+    pub(crate) fn parse(request_uri: &str) -> Self {
+        let (path, query) = request_uri.split_once('?').unwrap_or((request_uri, ""));
+        let segments = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(label) => Segment::Label(label.trim_end_matches('+').to_string()),
+                    None => Segment::Literal(s.to_string()),
+                },
+            )
+            .collect();
+        let query = query
+            .split('&')
+            .filter(|q| !q.is_empty())
+            .map(|q| {
+                let (k, v) = q.split_once('=').unwrap_or((q, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        Route { segments, query }
+    }
+
+    /// The decoded path labels when the path parts and query match this template.
+    pub(crate) fn matches(
+        &self,
+        parts: &[&str],
+        query: &[(String, String)],
+    ) -> Option<HashMap<String, String>> {
+        if self.segments.len() != parts.len() {
+            return None;
+        }
+        for (k, v) in &self.query {
+            if !query.iter().any(|(qk, qv)| qk == k && qv == v) {
+                return None;
+            }
+        }
+        let mut labels = HashMap::new();
+        for (seg, part) in self.segments.iter().zip(parts) {
+            match seg {
+                Segment::Literal(l) if l == part => {}
+                Segment::Literal(_) => return None,
+                Segment::Label(name) => {
+                    let decoded = percent_encoding::percent_decode_str(part)
+                        .decode_utf8()
+                        .ok()?;
+                    labels.insert(name.clone(), decoded.into_owned());
+                }
+            }
+        }
+        Some(labels)
+    }
+
+    /// How many fixed query pairs tell this operation apart.
+    pub(crate) fn query_len(&self) -> usize {
+        self.query.len()
+    }
+
+    /// True when the path alone (any query, any label values) fits this template.
+    fn fits_path(&self, parts: &[&str]) -> bool {
+        self.segments.len() == parts.len()
+            && self.segments.iter().zip(parts).all(|(s, p)| match s {
+                Segment::Literal(l) => l == p,
+                Segment::Label(_) => true,
+            })
+    }
+}
+
+/// The parts of a raw path between slashes.
+pub(crate) fn path_parts(raw_path: &str) -> Vec<&str> {
+    raw_path.split('/').filter(|s| !s.is_empty()).collect()
 }
 
 /// Both services' operations and shapes, with patterns compiled once.
@@ -120,36 +201,12 @@ impl Model {
             let raw: RawModel =
                 serde_json::from_str(text).expect("embedded service model is valid JSON");
             for op in raw.operations.into_values() {
-                let (path, query) = op
-                    .http
-                    .request_uri
-                    .split_once('?')
-                    .unwrap_or((&op.http.request_uri, ""));
-                let segments = path
-                    .split('/')
-                    .filter(|s| !s.is_empty())
-                    .map(
-                        |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                            Some(label) => Segment::Label(label.trim_end_matches('+').to_string()),
-                            None => Segment::Literal(s.to_string()),
-                        },
-                    )
-                    .collect();
-                let query = query
-                    .split('&')
-                    .filter(|q| !q.is_empty())
-                    .map(|q| {
-                        let (k, v) = q.split_once('=').unwrap_or((q, ""));
-                        (k.to_string(), v.to_string())
-                    })
-                    .collect();
                 ops.push(Operation {
                     name: op.name,
                     service,
                     method: op.http.method,
                     success_status: op.http.response_code.unwrap_or(200),
-                    segments,
-                    query,
+                    route: Route::parse(&op.http.request_uri),
                     input: op.input.map(|r| r.shape),
                 });
             }
@@ -164,7 +221,7 @@ impl Model {
             }
         }
         // Operations with query discriminators (`?operation=…`) are tried first.
-        ops.sort_by_key(|o| std::cmp::Reverse(o.query.len()));
+        ops.sort_by_key(|o| std::cmp::Reverse(o.route.query_len()));
         Model {
             ops,
             shapes,
@@ -179,44 +236,26 @@ impl Model {
         raw_path: &str,
         query: &[(String, String)],
     ) -> Option<Matched<'_>> {
-        let parts: Vec<&str> = raw_path.split('/').filter(|s| !s.is_empty()).collect();
-        'ops: for op in &self.ops {
-            if op.method != method || op.segments.len() != parts.len() {
-                continue;
-            }
-            for (k, v) in &op.query {
-                if !query.iter().any(|(qk, qv)| qk == k && qv == v) {
-                    continue 'ops;
-                }
-            }
-            let mut labels = HashMap::new();
-            for (seg, part) in op.segments.iter().zip(&parts) {
-                match seg {
-                    Segment::Literal(l) if l == part => {}
-                    Segment::Literal(_) => continue 'ops,
-                    Segment::Label(name) => {
-                        let decoded = percent_encoding::percent_decode_str(part)
-                            .decode_utf8()
-                            .ok()?;
-                        labels.insert(name.clone(), decoded.into_owned());
-                    }
-                }
-            }
-            return Some(Matched { op, labels });
-        }
-        None
+        let parts = path_parts(raw_path);
+        self.ops
+            .iter()
+            .filter(|op| op.method == method)
+            .find_map(|op| {
+                op.route
+                    .matches(&parts, query)
+                    .map(|labels| Matched { op, labels })
+            })
+    }
+
+    /// True when `name` is one of the operations served here.
+    pub fn serves(&self, name: &str) -> bool {
+        self.ops.iter().any(|op| op.name == name)
     }
 
     /// True when some operation serves this path with another method (405 rather than 404).
     pub fn path_known(&self, raw_path: &str) -> bool {
-        let parts: Vec<&str> = raw_path.split('/').filter(|s| !s.is_empty()).collect();
-        self.ops.iter().any(|op| {
-            op.segments.len() == parts.len()
-                && op.segments.iter().zip(&parts).all(|(s, p)| match s {
-                    Segment::Literal(l) => l == p,
-                    Segment::Label(_) => true,
-                })
-        })
+        let parts = path_parts(raw_path);
+        self.ops.iter().any(|op| op.route.fits_path(&parts))
     }
 
     /// Builds the operation's input document from path labels, query string, headers and the
@@ -448,10 +487,10 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pub(crate) fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
