@@ -66,12 +66,14 @@ def test_add_list_update_remove(cli):
     assert (a["MaxCalls"], a["Cps"], a["Enabled"]) == (50, 5, True)
     assert a["HasPassword"] is True and "Password" not in a
     assert a["Status"] == "unknown", "no keep-alive has run"
+    assert a["Registration"] == "none" and a["RegistrationExpiresMs"] is None, "no REGISTER has run"
     b = got["telco-b"]
     assert b["Transport"] == "Tls" and b["HasPassword"] is True and b["Prefixes"] == []
 
     table = cli.ok("list")
     header, *rows = table.splitlines()
     assert header.split()[:4] == ["NAME", "STATUS", "ENABLED", "TRANSPORT"]
+    assert header.split()[-1] == "REGISTRATION", header
     row_a = next(r for r in rows if r.startswith("telco-a "))
     for cell in ("unknown", "udp", "127.0.0.40:5070,127.0.0.41:5060", "+1,+44",
                  "trunk-a +register", "optional PCMU,PCMA,G722,opus", "calls 50 cps 5"):

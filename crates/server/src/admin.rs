@@ -326,7 +326,6 @@ fn table(rows: &[Row], now_ms: i64) -> String {
     const HEAD: [&str; 13] = [
         "NAME",
         "STATUS",
-        "REGISTRATION",
         "ENABLED",
         "TRANSPORT",
         "ADDRESSES",
@@ -337,6 +336,7 @@ fn table(rows: &[Row], now_ms: i64) -> String {
         "AUTH",
         "SRTP",
         "LIMITS",
+        "REGISTRATION",
     ];
     let dash = |v: String| if v.is_empty() { "-".to_string() } else { v };
     let mut cells: Vec<[String; 13]> = vec![HEAD.map(str::to_string)];
@@ -367,7 +367,6 @@ fn table(rows: &[Row], now_ms: i64) -> String {
         cells.push([
             c.name.clone(),
             status,
-            registration(*r, now_ms),
             if c.enabled { "yes" } else { "no" }.to_string(),
             c.transport.as_str().to_string(),
             addrs.join(","),
@@ -378,6 +377,7 @@ fn table(rows: &[Row], now_ms: i64) -> String {
             dash(auth),
             format!("{} {codecs}", c.srtp.as_str()),
             dash(limits),
+            registration(*r, now_ms),
         ]);
     }
     let widths: Vec<usize> = (0..HEAD.len())

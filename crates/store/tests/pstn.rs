@@ -5,7 +5,9 @@
 mod common;
 use common::Db;
 
-use domain::carrier::{Carrier, CarrierStatus, HostPort, Secret};
+use domain::carrier::{
+    Carrier, CarrierRegistration, CarrierStatus, HostPort, RegistrationState, Secret,
+};
 use domain::group::{VoiceConnectorGroup, VoiceConnectorItem, voice_connector_group_arn};
 use domain::voice_connector::{
     DELETE_IN_PROGRESS, NumberRoute, PhoneNumber, PhoneNumberAssociation,
@@ -16,6 +18,7 @@ use store::StoreError;
 suite!(
     carriers_crud_and_name_conflict,
     carrier_status_round_trip,
+    carrier_registration_round_trip,
     groups_crud_and_member_checks,
     number_routes_follow_associations_and_deletion,
     group_and_connector_deletes_refuse_while_in_use,
@@ -148,6 +151,38 @@ async fn carrier_status_round_trip(db: &Db) {
     assert!(
         repo.list_carrier_status().await.expect("list").is_empty(),
         "a removed carrier's status goes with it"
+    );
+}
+
+async fn carrier_registration_round_trip(db: &Db) {
+    let repo = &db.repo;
+    repo.insert_carrier(&carrier("reg", "+1"))
+        .await
+        .expect("insert");
+    let mut r = CarrierRegistration {
+        carrier: "reg".into(),
+        state: RegistrationState::Failing,
+        last_status: Some(503),
+        expires_ms: None,
+        updated_ms: 1_000,
+    };
+    repo.put_carrier_registration(&r).await.expect("put");
+    r.state = RegistrationState::Registered;
+    r.last_status = Some(200);
+    r.expires_ms = Some(3_601_000);
+    r.updated_ms = 2_000;
+    repo.put_carrier_registration(&r).await.expect("put again");
+    assert_eq!(
+        repo.list_carrier_registrations().await.expect("list"),
+        [r.clone()]
+    );
+    repo.delete_carrier("reg").await.expect("delete");
+    assert!(
+        repo.list_carrier_registrations()
+            .await
+            .expect("list")
+            .is_empty(),
+        "a removed carrier's registration goes with it"
     );
 }
 
