@@ -5,7 +5,7 @@
 //! a peer.
 //!
 //! A message that could not go (a refused connect, a failed TLS handshake, a closed
-//! connection, its deadline passed) is reported back to the edge task as
+//! connection, its deadline passed, a full queue) is reported back to the edge task as
 //! [`Input::TransportError`], which ends that peer's transactions at once (RFC 3261
 //! §17.1.4): an INVITE to a carrier whose port refuses fails over in milliseconds, not
 //! after Timer B.
@@ -54,9 +54,9 @@ impl Outbox {
         let out = match self.queues.get(&key) {
             Some(q) => match q.try_send(out) {
                 Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(out)) => {
-                    tracing::warn!(remote = %out.1.remote, "SIP peer is not taking messages; one dropped");
-                    return;
+                Err(mpsc::error::TrySendError::Full((peer, out))) => {
+                    tracing::warn!(remote = %out.remote, "SIP peer is not taking messages; one dropped");
+                    return self.dropped(peer);
                 }
                 // The destination's task ended (idle): start another.
                 Err(mpsc::error::TrySendError::Closed(out)) => out,
@@ -71,13 +71,21 @@ impl Outbox {
             self.queues.retain(|_, q| !q.is_closed());
             if self.queues.len() >= MAX_DESTINATIONS {
                 tracing::warn!(remote = %key.1, "too many SIP destinations with queued messages; one dropped");
-                return;
+                return self.dropped(out.0);
             }
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         let _ = tx.try_send(out);
         tokio::spawn(run(self.transports.clone(), rx, self.failed.clone()));
         self.queues.insert(key, tx);
+    }
+
+    /// A message dropped here is a transport error too: its transaction ends rather than
+    /// waiting for its timer (stream transports do not retransmit).
+    fn dropped(&self, peer: Peer) {
+        if self.failed.try_send(Input::TransportError(peer)).is_err() {
+            tracing::warn!(remote = %peer.remote, "the SIP edge is not taking inputs; a transport error not reported");
+        }
     }
 }
 
