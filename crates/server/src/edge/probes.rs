@@ -24,14 +24,14 @@ pub struct Probe {
     pub host: String,
 }
 
-/// The carriers `keep` picks, each with its first address resolved (one that does not
-/// resolve is logged, for `purpose`, and left out), and the names of every carrier; `None`
-/// when the store cannot list them.
+/// Every carrier, and those `keep` picks with their first address resolved (one that does
+/// not resolve is logged, for `purpose`, and left out); `None` when the store cannot list
+/// them.
 pub async fn resolve_carriers(
     repo: &dyn store::Repository,
     purpose: &str,
     keep: fn(&Carrier) -> bool,
-) -> Option<(Vec<String>, Vec<(Carrier, SocketAddr)>)> {
+) -> Option<(Vec<Carrier>, Vec<(Carrier, SocketAddr)>)> {
     let carriers = match repo.list_carriers().await {
         Ok(c) => c,
         Err(e) => {
@@ -52,7 +52,7 @@ pub async fn resolve_carriers(
             }
         }
     }
-    Some((carriers.into_iter().map(|c| c.name).collect(), out))
+    Some((carriers, out))
 }
 
 impl Edge {

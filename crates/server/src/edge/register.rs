@@ -56,11 +56,13 @@ pub struct RegTarget {
     pub credentials: Option<Credentials>,
 }
 
-/// One round of the registration task: the carriers that want registering now, and the
-/// names of every carrier there is (one missing from both was removed).
+/// One round of the registration task: the carriers that want registering now (`wanted`)
+/// and those of them whose address resolved (`targets`; one that did not keeps its last
+/// address), and the names of every carrier there is (one missing there was removed).
 #[derive(Debug, Clone)]
 pub struct Tick {
     pub targets: Vec<RegTarget>,
+    pub wanted: Vec<String>,
     pub carriers: Vec<String>,
 }
 
@@ -177,7 +179,7 @@ impl<K: Copy + Eq + Hash> Registrations<K> {
         let gone: Vec<String> = self
             .regs
             .keys()
-            .filter(|c| !tick.targets.iter().any(|t| &t.carrier == *c))
+            .filter(|c| !tick.wanted.contains(c))
             .cloned()
             .collect();
         for c in gone {
@@ -497,6 +499,11 @@ pub async fn register_carriers(
         else {
             continue;
         };
+        let wanted_names = carriers
+            .iter()
+            .filter(|c| wanted(c))
+            .map(|c| c.name.clone())
+            .collect();
         let targets = resolved
             .into_iter()
             .map(|(c, remote)| RegTarget {
@@ -515,7 +522,12 @@ pub async fn register_carriers(
                 credentials: super::pstn::Target::carrier(&c).and_then(|t| t.credentials),
             })
             .collect();
-        if !controller.register(Tick { targets, carriers }).await {
+        let tick = Tick {
+            targets,
+            wanted: wanted_names,
+            carriers: carriers.into_iter().map(|c| c.name).collect(),
+        };
+        if !controller.register(tick).await {
             return;
         }
     }

@@ -19,6 +19,7 @@ fn target(name: &str) -> RegTarget {
 fn tick(targets: &[&str], carriers: &[&str]) -> Tick {
     Tick {
         targets: targets.iter().map(|t| target(t)).collect(),
+        wanted: targets.iter().map(|t| t.to_string()).collect(),
         carriers: carriers.iter().map(|c| c.to_string()).collect(),
     }
 }
@@ -198,4 +199,24 @@ fn answers_read_expires_retry_after_and_min_expires() {
         (Some(2), Some(60), true)
     );
     assert!(!answer_of(408, None).answered);
+}
+
+#[test]
+fn a_carrier_whose_address_stops_resolving_keeps_its_binding() {
+    let t0 = Instant::now();
+    let mut r = Registrations::<u32>::default();
+    let mut n = 0;
+    r.sync(t0, 0, tick(&["c1"], &["c1"]));
+    let (_, k) = send(&mut r, t0, &mut n).remove(0);
+    r.on_answer(t0, 0, &k, ok(Some(60)), 0.0).unwrap();
+    // Still wanted, but no address this round: nothing is un-registered.
+    let unresolved = Tick {
+        targets: Vec::new(),
+        wanted: vec!["c1".into()],
+        carriers: vec!["c1".into()],
+    };
+    assert!(r.sync(t0, 0, unresolved).is_empty());
+    assert!(send(&mut r, t0 + Duration::from_secs(29), &mut n).is_empty());
+    let (refresh, _) = send(&mut r, t0 + Duration::from_secs(30), &mut n).remove(0);
+    assert_eq!(refresh.expires, DEFAULT_EXPIRES);
 }
