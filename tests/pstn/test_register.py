@@ -52,14 +52,21 @@ def digest_ok(auth: str, method: str, password: str) -> bool:
     return params["response"] == expected
 
 
-def test_register_with_digest_refresh_and_unregister(pstn_lab, pstn_tools):
-    lab, tools = pstn_lab, pstn_tools
-    reg = lab.sipp_uas("c1", "registrar.xml", "127.0.0.2")
+def registering(lab, scenario: str, count: int):
+    """The registrar (SIPp running `scenario` on 127.0.0.2) as carrier c1 with `--register`,
+    the server; (registrar, server, the first `count` REGISTERs it got within 15 s)."""
+    reg = lab.sipp_uas("c1", scenario, "127.0.0.2")
     lab.add_carrier("c1", reg.address, 1, "PCMU", "--username", "trunk", "--password", PASSWORD, "--register")
     server = lab.start_server()
-    # Registration, then the refresh: each REGISTER is challenged once (two per round).
-    regs = wait_until("two REGISTER rounds", lambda: len(reg.requests("REGISTER")) >= 4 and reg.requests("REGISTER"),
+    regs = wait_until(f"{count} REGISTERs", lambda: len(reg.requests("REGISTER")) >= count and reg.requests("REGISTER"),
                       15, reg.describe)
+    return reg, server, regs[:count]
+
+
+def test_register_with_digest_refresh_and_unregister(pstn_lab, pstn_tools):
+    lab, tools = pstn_lab, pstn_tools
+    # Registration, then the refresh: each REGISTER is challenged once (two per round).
+    reg, server, regs = registering(lab, "registrar.xml", 4)
     first, answered, refresh, _ = regs[:4]
     h = lambda m, name: tools.header(m.text, name)
     assert first.text.startswith(f"REGISTER sip:{reg.address} SIP/2.0"), first.text
@@ -112,11 +119,7 @@ def test_register_with_digest_refresh_and_unregister(pstn_lab, pstn_tools):
 
 def test_a_busy_registrar_is_retried_after_its_retry_after(pstn_lab, pstn_tools):
     lab, tools = pstn_lab, pstn_tools
-    reg = lab.sipp_uas("c1", "registrar_503.xml", "127.0.0.2")
-    lab.add_carrier("c1", reg.address, 1, "PCMU", "--username", "trunk", "--password", PASSWORD, "--register")
-    server = lab.start_server()
-    regs = wait_until("a second REGISTER", lambda: len(reg.requests("REGISTER")) >= 2 and reg.requests("REGISTER"),
-                      15, reg.describe)
+    reg, server, regs = registering(lab, "registrar_503.xml", 2)
     server.wait_for_log(r"REGISTER to the carrier failed.*status=Some\(503\)")
     # Retry-After: 2 is honoured (not sooner, and not the longer exponential step).
     waited = regs[1].at - regs[0].at
