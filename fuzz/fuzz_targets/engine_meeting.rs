@@ -2,7 +2,9 @@
 //! SRTP leg (suite and codec from the input), fed datagrams with `handle_packet` (raw
 //! bytes, or RTP/RTCP built from fuzzed fields and, for the SRTP leg, protected with the
 //! peer's key so they get past authentication), mixer ticks with `handle_timeout` (on time
-//! or late), and renegotiations (direction, mute, codec, re-key, replacing the leg).
+//! or late), renegotiations (direction, mute, codec, re-key, replacing the leg) and
+//! out-of-band digits; as a two-party bridge or not (relay without decoding when both legs
+//! have one codec).
 //! Checked beyond "no panic": whatever the engine sends the SRTP leg authenticates with the
 //! key it answered, and goes to the right port: RTCP to the RTCP port (`Transmit::rtcp`)
 //! unless rtcp-mux is on, when RTP and RTCP share the RTP port and the peer tells them
@@ -23,6 +25,8 @@ use rtp::srtp::{SrtpContext, SrtpError, SrtpSuite};
 struct Input {
     suite: u8,
     codec: u8,
+    /// A two-party bridge (`set_bridge`): PCMU on both legs is relayed without decoding.
+    bridge: bool,
     steps: Vec<Step>,
 }
 
@@ -81,6 +85,12 @@ enum Step {
     },
     /// The SRTP leg hangs up and a new one joins with the same settings.
     Replace,
+    /// A digit signalled out of band on a leg (SIP INFO), any event code and length.
+    Digit {
+        srtp_leg: bool,
+        event: u8,
+        ms: u16,
+    },
 }
 
 const CODECS: [(Codec, u8); 4] = [
@@ -342,6 +352,16 @@ impl Harness {
                 }
                 self.drain();
             }
+            Step::Digit {
+                srtp_leg,
+                event,
+                ms,
+            } => {
+                let (leg, _) = self.leg(*srtp_leg);
+                let length = Duration::from_millis(u64::from(*ms));
+                let _ = self.media.send_dtmf(self.now, leg, *event, length);
+                self.drain();
+            }
             Step::Replace => {
                 let _ = self.media.remove_leg(self.srtp);
                 self.srtp = self
@@ -363,6 +383,9 @@ fuzz_target!(|input: Input| {
         EngineConfig::default(),
         1,
     );
+    if input.bridge {
+        media.set_bridge();
+    }
     let suite = SrtpSuite::ALL[usize::from(input.suite) % SrtpSuite::ALL.len()];
     let k = keys(suite, 0);
     let plain = media
