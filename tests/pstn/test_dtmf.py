@@ -5,7 +5,8 @@ server offers the carrier 101, so the carrier's events come in on 101 and go to 
 without decoding) and in mixer mode (G.722 to PCMU: events generated for the other leg);
 a digit the PBX sends as SIP INFO (application/dtmf-relay) reaches the carrier as RFC 4733;
 INFOs the server does not take get 415 with Accept or 400 with a Warning (RFC 6086), and the
-call goes on.
+call goes on. A re-INVITE that gives both legs one codec moves the bridge from mixer to relay
+mid-call.
 
 The PBX is pjsua2 (`tests/pjsua2/caller.py --dtmf`), the carrier pjsua2 (`callee.py
 --dtmf`); both report the digits pjsua2 heard (`onDtmfDigit`) and how they came.
@@ -112,3 +113,35 @@ def test_dtmf_transcoded(pstn_lab, pstn_tools, tmp_path):
     assert sent_total(lab.server, "relayed") == 0
     assert sent_total(lab.server, "mixed") > 400
     assert sent_total(lab.server, "dtmf") >= 6 * 3
+
+
+def test_codec_change_moves_the_bridge_from_mixer_to_relay(pstn_lab, pstn_tools, tmp_path):
+    """The PBX starts in G.722 (transcoded to the PCMU carrier), then re-INVITEs offering
+    PCMU only: the bridge switches to relay mid-call, the tones go on, and a digit after the
+    change reaches the carrier."""
+    lab, tools = pstn_lab, pstn_tools
+    carrier_wav, pbx_wav = tmp_path / "carrier.wav", tmp_path / "pbx.wav"
+    c1 = lab.callee("c1", "127.0.0.2", play=lab.tones[1000], record=carrier_wav)
+    lab.add_carrier("c1", c1.address, 1, "PCMU")
+    lab.start_server()
+    _, host = lab.connector(require_encryption=False)
+    pbx = lab.pbx(
+        host, "udp", codecs=("G722/16000", "PCMU/8000"), play=lab.tones[440], record=pbx_wav, duration=7.0,
+        extra=("--action", "2.0:codec=PCMU/", "--dtmf", "4.0:7"),
+    ).result()
+    carrier = c1.stop()
+    assert pbx["confirmed"] and carrier["confirmed"], (pbx["status"], carrier["ended"], pbx["log_file"])
+    # Answered G.722 (payload type 9) first, PCMU (0) in the re-INVITE's answer.
+    first, last = pbx["answers"][0], pbx["answers"][-1]
+    assert re.search(r"^m=audio \d+ RTP/AVP 9[ \r]", first, re.M), first
+    assert re.search(r"^m=audio \d+ RTP/AVP 0[ \r]", last, re.M), last
+    assert pbx["codec"] == "PCMU/8000", f"the re-INVITE did not move the PBX to PCMU: {pbx['codec']}"
+    assert heard(carrier) == [("7", "rfc4733")], carrier["dtmf"]
+    late = (4.8, 6.5)  # after the change and the digit
+    for wav, hz, who in ((pbx_wav, 1000, "the PBX"), (carrier_wav, 440, "the carrier")):
+        levels = tools.tone_levels(wav, window=late)
+        assert levels[hz] > TONE_MIN_DB and levels["present"][hz] > TONE_PRESENT, (who, levels)
+    lab.server.wait_media_idle()
+    relayed, mixed = sent_total(lab.server, "relayed"), sent_total(lab.server, "mixed")
+    # About 2 s mixed (both ways) before the change, about 5 s relayed after it.
+    assert relayed > 250 and mixed > 100, (relayed, mixed)
