@@ -32,10 +32,12 @@ OPS = {
         "GetSipMediaApplicationAlexaSkillConfiguration",
         "CreateSipMediaApplicationCall", "UpdateSipMediaApplicationCall",
         "CreateSipRule", "GetSipRule", "ListSipRules", "UpdateSipRule", "DeleteSipRule",
+        "TagResource", "UntagResource", "ListTagsForResource",
     ]),
     "meetings": ("chime-sdk-meetings/2021-07-15", [
         "CreateMeeting", "CreateMeetingWithAttendees", "GetMeeting", "DeleteMeeting",
         "CreateAttendee", "BatchCreateAttendee", "GetAttendee", "ListAttendees", "DeleteAttendee",
+        "TagResource", "UntagResource", "ListTagsForResource",
     ]),
 }
 KEEP_OP = ("name", "http", "input", "output", "errors")

@@ -28,6 +28,13 @@ pub enum ApiError {
     RequestTimeout { seconds: u64 },
     #[error("no operation matches {method} {path}")]
     UnknownOperation { method: String, path: String },
+    /// A tagged resource that does not exist, in the meetings service's words
+    /// (`ResourceNotFoundException`; the voice service says `NotFoundException`).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// More tags than a meeting may carry (`TooManyTagsException`).
+    #[error("{0}")]
+    TooManyTags(String),
     /// An operation of AWS's model that this server does not serve.
     #[error(
         "{operation} is not served by this self-hosted Voice Connector: {reason}. The README's API section lists the operations it serves"
@@ -87,6 +94,8 @@ impl ApiError {
             ApiError::UnknownOperation { .. } => {
                 (StatusCode::NOT_FOUND, "UnknownOperationException")
             }
+            ApiError::ResourceNotFound(_) => (StatusCode::NOT_FOUND, "ResourceNotFoundException"),
+            ApiError::TooManyTags(_) => (StatusCode::BAD_REQUEST, "TooManyTagsException"),
             ApiError::NotServed { .. } => (StatusCode::NOT_IMPLEMENTED, "NotImplementedException"),
             ApiError::Auth(AuthError::Missing) => {
                 (StatusCode::FORBIDDEN, "MissingAuthenticationTokenException")

@@ -445,6 +445,14 @@ async fn serve(
             },
         ));
     };
+    let matched = handlers::tags::for_arn_service(
+        &state.model,
+        matched,
+        method.as_str(),
+        raw_path,
+        &query,
+        &body,
+    );
     let op = handlers::op_label(&matched.op.name);
     let input = state
         .model

@@ -236,10 +236,32 @@ impl Model {
         raw_path: &str,
         query: &[(String, String)],
     ) -> Option<Matched<'_>> {
+        self.find(None, method, raw_path, query)
+    }
+
+    /// [`route`](Self::route) among one service's operations only (where both services
+    /// model the same route, as for tags).
+    pub fn route_in(
+        &self,
+        service: Service,
+        method: &str,
+        raw_path: &str,
+        query: &[(String, String)],
+    ) -> Option<Matched<'_>> {
+        self.find(Some(service), method, raw_path, query)
+    }
+
+    fn find(
+        &self,
+        service: Option<Service>,
+        method: &str,
+        raw_path: &str,
+        query: &[(String, String)],
+    ) -> Option<Matched<'_>> {
         let parts = path_parts(raw_path);
         self.ops
             .iter()
-            .filter(|op| op.method == method)
+            .filter(|op| op.method == method && service.is_none_or(|s| op.service == s))
             .find_map(|op| {
                 op.route
                     .matches(&parts, query)

@@ -99,10 +99,15 @@ mod tests {
             .expect("GetVoiceConnectorStreamingConfiguration");
         assert_eq!(op.name, "GetVoiceConnectorStreamingConfiguration");
         assert_eq!(op.service, Service::Voice);
-        let tag = u
-            .find("POST", "/tags", &q(&[("operation", "tag-resource")]))
-            .expect("TagResource");
-        assert_eq!(tag.name, "TagResource");
+        let start = u
+            .find(
+                "POST",
+                "/meetings/m-1/transcription",
+                &q(&[("operation", "start")]),
+            )
+            .expect("StartMeetingTranscription");
+        assert_eq!(start.name, "StartMeetingTranscription");
+        assert_eq!(start.service, Service::Meetings);
         let proxy = u
             .find("GET", "/voice-connectors/abc/proxy-sessions", &[])
             .expect("ListProxySessions");

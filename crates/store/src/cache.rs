@@ -27,6 +27,7 @@ use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreE
 
 mod pstn;
 mod sma;
+mod tags;
 
 /// Entries kept at most; past this the cache starts over (a flood of lookups for hosts
 /// that do not exist cannot grow it).

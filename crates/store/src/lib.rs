@@ -15,9 +15,11 @@ mod pstn;
 mod repo;
 mod sma;
 mod sql;
+mod tags;
 
 pub use cache::CachedRepository;
 pub use pstn::{CarrierRepository, GroupRepository};
 pub use repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 pub use sma::{SmaCallRequest, SmaRepository, SmaSettingKind};
 pub use sql::SqlRepository;
+pub use tags::{MAX_TAGS_PER_RESOURCE, TagRepository};

@@ -7,6 +7,7 @@ use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
 
 use crate::pstn::{CarrierRepository, GroupRepository};
 use crate::sma::SmaRepository;
+use crate::tags::TagRepository;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,11 +73,11 @@ pub enum MeetingInsert {
 }
 
 /// Every read and write of the control plane (carriers and groups in the supertraits,
-/// `pstn.rs`; SIP media applications, rules and functions in `sma.rs`). All writes are
+/// `pstn.rs`; SIP media applications, rules and functions in `sma.rs`; tags in `tags.rs`). All writes are
 /// durable when they return.
 #[async_trait]
 pub trait Repository:
-    CarrierRepository + GroupRepository + SmaRepository + Send + Sync + 'static
+    CarrierRepository + GroupRepository + SmaRepository + TagRepository + Send + Sync + 'static
 {
     // Voice connectors.
     async fn insert_voice_connector(

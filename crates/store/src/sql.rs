@@ -19,6 +19,7 @@ mod carriers;
 mod groups;
 mod records;
 mod sma;
+mod tags;
 mod writer;
 
 /// The SQL repository.

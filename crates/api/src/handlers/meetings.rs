@@ -87,8 +87,10 @@ pub(super) async fn create(
                 created_ms: now,
                 last_audio_ms: now,
             };
+            let tags = super::tags::creation_tags(&input)?;
             match ctx.state.repo.insert_meeting(&rec).await? {
                 MeetingInsert::Created(rec) => {
+                    super::tags::tag_new(ctx, &rec.meeting.meeting_arn, &tags).await?;
                     tracing::info!(meeting = %rec.meeting.meeting_id, "meeting created");
                     rec
                 }

@@ -5,6 +5,7 @@ pub(crate) mod meetings;
 mod numbers;
 mod sip_rules;
 mod sma;
+pub(crate) mod tags;
 mod voice;
 
 use serde::de::DeserializeOwned;
@@ -93,6 +94,9 @@ const OPERATIONS: &[&str] = &[
     "GetAttendee",
     "ListAttendees",
     "DeleteAttendee",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
 ];
 
 /// The operation's name as a static label for metrics.
@@ -171,6 +175,9 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Value) -> Result<Va
         "GetAttendee" => meetings::get_attendee(ctx, input).await,
         "ListAttendees" => meetings::list_attendees(ctx, input).await,
         "DeleteAttendee" => meetings::delete_attendee(ctx, input).await,
+        "TagResource" => tags::tag(ctx, input).await,
+        "UntagResource" => tags::untag(ctx, input).await,
+        "ListTagsForResource" => tags::list(ctx, input).await,
         other => Err(ApiError::Internal(format!(
             "operation {other} is routed but has no handler"
         ))),

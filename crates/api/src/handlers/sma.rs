@@ -41,7 +41,9 @@ pub(super) async fn create(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiErro
         updated_timestamp: iso8601(now),
     };
     a.validate()?;
+    let tags = super::tags::creation_tags(&input)?;
     ctx.state.repo.insert_sip_media_application(&a, now).await?;
+    super::tags::tag_new(ctx, &a.sip_media_application_arn, &tags).await?;
     // The Lambda ARN is a sensitive member of the model: not logged.
     tracing::info!(sip_media_application = %a.sip_media_application_id, region = %a.aws_region, "SIP media application created");
     Ok(json!({ "SipMediaApplication": a }))

@@ -39,10 +39,12 @@ pub(super) async fn create(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiErro
         integration_type: opt_string(&input, "IntegrationType"),
         network_type: opt_string(&input, "NetworkType"),
     };
+    let tags = super::tags::creation_tags(&input)?;
     ctx.state
         .repo
         .insert_voice_connector(&connector, now)
         .await?;
+    super::tags::tag_new(ctx, &connector.voice_connector_arn, &tags).await?;
     tracing::info!(voice_connector = %connector.voice_connector_id, host = %connector.outbound_host_name, "voice connector created");
     Ok(json!({ "VoiceConnector": connector }))
 }
