@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import signal
 import subprocess
 import time
 
@@ -138,4 +139,19 @@ def test_a_busy_registrar_is_retried_after_its_retry_after(pstn_lab, pstn_tools)
     wait_until("a REGISTER with Expires: 0",
                lambda: [m for m in reg.requests("REGISTER") if tools.header(m.text, "Expires") == "0"], 10,
                reg.describe)
+    reg.stop()
+
+
+def test_shutdown_removes_the_binding(pstn_lab, pstn_tools):
+    """SIGTERM: the drain sends `Expires: 0` for a carrier it is registered with."""
+    lab, tools = pstn_lab, pstn_tools
+    reg, server, regs = registering(lab, "registrar_503.xml", 2)
+    wait_until("the carrier shown registered", lambda: carriers(lab)["c1"]["Registration"] == "registered", 10,
+               lambda: json.dumps(carriers(lab)))
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(timeout=20)
+    zero = wait_until("a REGISTER with Expires: 0",
+                      lambda: [m for m in reg.requests("REGISTER") if tools.header(m.text, "Expires") == "0"], 5,
+                      reg.describe)
+    assert tools.header(zero[0].text, "Call-ID") == tools.header(regs[0].text, "Call-ID"), zero[0].text
     reg.stop()

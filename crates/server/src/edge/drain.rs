@@ -45,6 +45,7 @@ impl Edge {
             linger_until: None,
             done: Some(done),
         });
+        self.unregister_all(now);
     }
 
     /// A shutdown's steps: hang up what is left when the grace time is over, then report

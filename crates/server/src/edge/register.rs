@@ -19,7 +19,8 @@
 //!   100 % is waited (so many nodes do not retry in step). A Retry-After (RFC 3261 §20.33,
 //!   e.g. on 503) is honoured instead, up to [`MAX_RETRY_AFTER_SECS`].
 //! - A carrier removed, disabled or with `--register` turned off is un-registered
-//!   (`Expires: 0`) if it held a binding.
+//!   (`Expires: 0`) if it held a binding; so is every carrier when the server shuts down
+//!   (the drain), best effort: the answer is not waited for.
 //!
 //! The outcome goes to the store (`admin carriers list`) and to `/metrics` as
 //! `vc_carrier_registered{carrier=".."}` (1 registered, 0 not).
@@ -125,6 +126,8 @@ struct Reg<K> {
 pub struct Registrations<K> {
     regs: HashMap<String, Reg<K>>,
     txns: HashMap<K, String>,
+    /// Shutting down: bindings are removed, none is made.
+    stopped: bool,
 }
 
 impl<K> Default for Registrations<K> {
@@ -132,6 +135,7 @@ impl<K> Default for Registrations<K> {
         Registrations {
             regs: HashMap::new(),
             txns: HashMap::new(),
+            stopped: false,
         }
     }
 }
@@ -141,6 +145,9 @@ impl<K: Copy + Eq + Hash> Registrations<K> {
     /// re-register now, ones no longer wanted un-register (when bound) or are dropped.
     /// Returns the statuses of carriers dropped without a request.
     pub fn sync(&mut self, now: Instant, now_ms: i64, tick: Tick) -> Vec<Outcome> {
+        if self.stopped {
+            return Vec::new();
+        }
         let mut dropped = Vec::new();
         for t in &tick.targets {
             match self.regs.get_mut(&t.carrier) {
@@ -202,6 +209,20 @@ impl<K: Copy + Eq + Hash> Registrations<K> {
                 dropped.push(unregistered(c, removed, None, now_ms));
             }
         }
+        dropped
+    }
+
+    /// Shutdown: every binding is to be removed (see [`Self::due`]) and no carrier is
+    /// registered again. Returns the statuses of carriers dropped without a request.
+    pub fn stop(&mut self, now: Instant, now_ms: i64) -> Vec<Outcome> {
+        let carriers = self.regs.keys().cloned().collect();
+        let idle = Tick {
+            targets: Vec::new(),
+            wanted: Vec::new(),
+            carriers,
+        };
+        let dropped = self.sync(now, now_ms, idle);
+        self.stopped = true;
         dropped
     }
 
@@ -389,6 +410,17 @@ impl Edge {
     pub(super) fn register_tick(&mut self, now: Instant, tick: Tick) {
         let now_ms = domain::timestamp::now_millis();
         for o in self.registrations.sync(now, now_ms, tick) {
+            self.register_outcome(o);
+        }
+        for out in self.registrations.due(now) {
+            self.register_send(now, out);
+        }
+    }
+
+    /// Shutdown: every binding is removed (`Expires: 0`), nothing is registered again.
+    pub(super) fn unregister_all(&mut self, now: Instant) {
+        let now_ms = domain::timestamp::now_millis();
+        for o in self.registrations.stop(now, now_ms) {
             self.register_outcome(o);
         }
         for out in self.registrations.due(now) {

@@ -220,3 +220,42 @@ fn a_carrier_whose_address_stops_resolving_keeps_its_binding() {
     let (refresh, _) = send(&mut r, t0 + Duration::from_secs(30), &mut n).remove(0);
     assert_eq!(refresh.expires, DEFAULT_EXPIRES);
 }
+
+#[test]
+fn shutdown_unregisters_every_binding_and_registers_nothing_more() {
+    let t0 = Instant::now();
+    let mut r = Registrations::<u32>::default();
+    let mut n = 0;
+    r.sync(t0, 0, tick(&["c1", "c2"], &["c1", "c2"]));
+    let sent = send(&mut r, t0, &mut n);
+    // c1 is bound, c2's REGISTER failed.
+    let c1 = sent
+        .iter()
+        .find(|(o, _)| o.target.carrier == "c1")
+        .unwrap()
+        .1;
+    let c2 = sent
+        .iter()
+        .find(|(o, _)| o.target.carrier == "c2")
+        .unwrap()
+        .1;
+    r.on_answer(t0, 0, &c1, ok(Some(60)), 0.0).unwrap();
+    let refused = Answer {
+        status: 403,
+        answered: true,
+        ..Answer::default()
+    };
+    r.on_answer(t0, 0, &c2, refused, 0.0).unwrap();
+    let dropped = r.stop(t0, 0);
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].status.carrier, "c2");
+    let last = send(&mut r, t0, &mut n);
+    assert_eq!(last.len(), 1);
+    assert_eq!(
+        (last[0].0.target.carrier.as_str(), last[0].0.expires),
+        ("c1", 0)
+    );
+    // The registration task's next round changes nothing.
+    assert!(r.sync(t0, 0, tick(&["c1", "c2"], &["c1", "c2"])).is_empty());
+    assert!(send(&mut r, t0 + Duration::from_secs(3600), &mut n).is_empty());
+}
