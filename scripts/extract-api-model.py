@@ -33,6 +33,13 @@ OPS = {
         "CreateSipMediaApplicationCall", "UpdateSipMediaApplicationCall",
         "CreateSipRule", "GetSipRule", "ListSipRules", "UpdateSipRule", "DeleteSipRule",
         "TagResource", "UntagResource", "ListTagsForResource",
+        "ListAvailableVoiceConnectorRegions", "GetGlobalSettings", "UpdateGlobalSettings",
+        "PutVoiceConnectorExternalSystemsConfiguration",
+        "GetVoiceConnectorExternalSystemsConfiguration",
+        "DeleteVoiceConnectorExternalSystemsConfiguration",
+        "PutVoiceConnectorEmergencyCallingConfiguration",
+        "GetVoiceConnectorEmergencyCallingConfiguration",
+        "DeleteVoiceConnectorEmergencyCallingConfiguration",
     ]),
     "meetings": ("chime-sdk-meetings/2021-07-15", [
         "CreateMeeting", "CreateMeetingWithAttendees", "GetMeeting", "DeleteMeeting",

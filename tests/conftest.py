@@ -245,6 +245,15 @@ class Server:
         env.pop("AWS_SESSION_TOKEN", None)
         return env
 
+    def aws_cli(self, service: str, *args: str):
+        """Runs `aws SERVICE ARGS…` against this server (only --endpoint-url changed); asserts
+        success and returns the parsed JSON output (None when there is none)."""
+        import json
+        p = subprocess.run(["aws", service, *args, "--endpoint-url", self.endpoint, "--output", "json"],
+                           capture_output=True, text=True, env=self.aws_env(), timeout=120)
+        assert p.returncode == 0, f"aws {service} {' '.join(args)} failed ({p.returncode}):\n{p.stderr}"
+        return json.loads(p.stdout) if p.stdout.strip() else None
+
     def signed(
         self,
         method: str,

@@ -5,9 +5,7 @@ Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 
 import pytest
 from botocore.exceptions import ClientError
@@ -109,11 +107,7 @@ def test_aws_cli_tags_a_meeting(server):
     arn = meeting["MeetingArn"]
 
     def aws(*args):
-        p = subprocess.run(["aws", "chime-sdk-meetings", *args, "--endpoint-url", server.endpoint,
-                            "--output", "json"], capture_output=True, text=True,
-                           env=server.aws_env(), timeout=120)
-        assert p.returncode == 0, p.stderr
-        return json.loads(p.stdout) if p.stdout.strip() else None
+        return server.aws_cli("chime-sdk-meetings", *args)
 
     aws("tag-resource", "--resource-arn", arn, "--tags", "Key=owner,Value=ops", "Key=tier,Value=gold")
     out = aws("list-tags-for-resource", "--resource-arn", arn)

@@ -269,6 +269,14 @@ impl Model {
             })
     }
 
+    /// The values of an enum shape (e.g. `VoiceConnectorAwsRegion`).
+    pub fn enum_values(&self, service: Service, shape: &str) -> Option<Vec<String>> {
+        self.shapes
+            .get(&(service, shape.to_string()))?
+            .enumeration
+            .clone()
+    }
+
     /// True when `name` is one of the operations served here.
     pub fn serves(&self, name: &str) -> bool {
         self.ops.iter().any(|op| op.name == name)

@@ -158,6 +158,11 @@ pub fn is_e164(n: &str) -> bool {
         && !digits.starts_with('0')
 }
 
+/// True for an ISO 3166-1 alpha-2 code (upper case) of a country with a numbering plan.
+pub fn is_country_code(code: &str) -> bool {
+    code.parse::<phonenumber::country::Id>().is_ok()
+}
+
 /// The ISO country of an E.164 number, from the numbering plan (`+1206…` → `US`).
 pub fn country_of(e164: &str) -> Option<String> {
     let parsed = phonenumber::parse(None, e164).ok()?;

@@ -43,6 +43,8 @@ pub enum SettingKind {
     Origination,
     Logging,
     TerminationHealth,
+    ExternalSystems,
+    EmergencyCalling,
 }
 
 impl SettingKind {
@@ -52,6 +54,8 @@ impl SettingKind {
             SettingKind::Origination => "origination",
             SettingKind::Logging => "logging",
             SettingKind::TerminationHealth => "termination-health",
+            SettingKind::ExternalSystems => "external-systems",
+            SettingKind::EmergencyCalling => "emergency-calling",
         }
     }
 }

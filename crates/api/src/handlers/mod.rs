@@ -3,6 +3,7 @@
 mod groups;
 pub(crate) mod meetings;
 mod numbers;
+mod settings;
 mod sip_rules;
 mod sma;
 pub(crate) mod tags;
@@ -97,6 +98,15 @@ const OPERATIONS: &[&str] = &[
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "ListAvailableVoiceConnectorRegions",
+    "GetGlobalSettings",
+    "UpdateGlobalSettings",
+    "PutVoiceConnectorExternalSystemsConfiguration",
+    "GetVoiceConnectorExternalSystemsConfiguration",
+    "DeleteVoiceConnectorExternalSystemsConfiguration",
+    "PutVoiceConnectorEmergencyCallingConfiguration",
+    "GetVoiceConnectorEmergencyCallingConfiguration",
+    "DeleteVoiceConnectorEmergencyCallingConfiguration",
 ];
 
 /// The operation's name as a static label for metrics.
@@ -178,6 +188,27 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Value) -> Result<Va
         "TagResource" => tags::tag(ctx, input).await,
         "UntagResource" => tags::untag(ctx, input).await,
         "ListTagsForResource" => tags::list(ctx, input).await,
+        "ListAvailableVoiceConnectorRegions" => settings::list_regions(ctx, input).await,
+        "GetGlobalSettings" => settings::get_global(ctx, input).await,
+        "UpdateGlobalSettings" => settings::update_global(ctx, input).await,
+        "PutVoiceConnectorExternalSystemsConfiguration" => {
+            settings::put_external_systems(ctx, input).await
+        }
+        "GetVoiceConnectorExternalSystemsConfiguration" => {
+            settings::get_external_systems(ctx, input).await
+        }
+        "DeleteVoiceConnectorExternalSystemsConfiguration" => {
+            settings::delete_external_systems(ctx, input).await
+        }
+        "PutVoiceConnectorEmergencyCallingConfiguration" => {
+            settings::put_emergency(ctx, input).await
+        }
+        "GetVoiceConnectorEmergencyCallingConfiguration" => {
+            settings::get_emergency(ctx, input).await
+        }
+        "DeleteVoiceConnectorEmergencyCallingConfiguration" => {
+            settings::delete_emergency(ctx, input).await
+        }
         other => Err(ApiError::Internal(format!(
             "operation {other} is routed but has no handler"
         ))),

@@ -14,7 +14,7 @@ use crate::ApiError;
 
 const DEFAULT_REGION: &str = "us-east-1";
 
-async fn load(ctx: &Ctx<'_>, input: &Value) -> Result<VoiceConnector, ApiError> {
+pub(super) async fn load(ctx: &Ctx<'_>, input: &Value) -> Result<VoiceConnector, ApiError> {
     let id = string(input, "VoiceConnectorId");
     ctx.state
         .repo
@@ -96,7 +96,7 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiErro
 }
 
 /// Settings documents share one shape of Get and Delete.
-async fn get_setting(
+pub(super) async fn get_setting(
     ctx: &Ctx<'_>,
     input: &Value,
     kind: SettingKind,
@@ -109,7 +109,7 @@ async fn get_setting(
         .await?)
 }
 
-async fn delete_setting(
+pub(super) async fn delete_setting(
     ctx: &Ctx<'_>,
     input: &Value,
     kind: SettingKind,
