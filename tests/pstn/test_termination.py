@@ -265,3 +265,36 @@ def test_sipp_carrier_answers_and_gets_the_bye(pstn_lab, pstn_tools):
     for req in (acks[0], byes[0]):
         assert tools.header(req.text, "Call-ID") == tools.header(invites[0].text, "Call-ID"), req.text
     outbound_record(server, vc_id)
+
+
+def test_default_phone_number_stands_in_for_a_caller_that_is_not_e164(pstn_lab, pstn_tools):
+    """A PBX whose From user is `alice`: refused 403 with a Warning naming the From while the
+    connector has no DefaultPhoneNumber (nothing reaches the carrier); with one set, the call
+    goes out with it as the caller ID (the carrier's From) and the record's source number."""
+    lab, tools = pstn_lab, pstn_tools
+    c1 = lab.sipp_uas("c1", "uas_answer.xml", "127.0.0.2")
+    lab.add_carrier("c1", c1.address, 1, "PCMU")
+    server = lab.start_server()
+    vc_id, host = lab.connector(require_encryption=False)
+    alice = ("--from-uri", "sip:alice@127.0.0.1")
+
+    refused = lab.pbx(host, "udp", codecs=("PCMU/8000",), duration=1.0, name="pbx-refused", extra=alice).result()
+    assert refused["error"] == "" and not refused["confirmed"], refused
+    assert refused["status"] == 403, f"{refused['status']} {refused['reason']}"
+    warnings = [ln for ln in server.log().splitlines() if "alice" in ln and "E.164" in ln]
+    assert warnings, "the server's log does not say why alice was refused"
+    assert c1.requests("INVITE") == [], c1.describe()
+
+    server.put_termination(vc_id, DefaultPhoneNumber="+12065550199")
+    pbx = lab.pbx(host, "udp", codecs=("PCMU/8000",), duration=1.0, name="pbx-default", extra=alice).result()
+    assert pbx["error"] == "" and pbx["confirmed"], f"{pbx['status']} {pbx['reason']} ({pbx['log_file']})"
+    c1.stop()
+    invites = c1.requests("INVITE")
+    assert len(invites) == 1, c1.describe()
+    assert tools.sip_user(tools.header(invites[0].text, "From")) == "+12065550199", invites[0].text
+    assert "alice" not in invites[0].text, "the PBX's own From user leaked to the carrier"
+    recs = server.wait_call_records(vc_id, 2, timeout=10)
+    answered = [r for r in recs if r.get("Direction") == "Outbound" and r.get("BillableDurationSeconds") is not None
+                and r.get("Status") == "Completed"]
+    assert len(answered) == 1, recs
+    assert answered[0]["SourcePhoneNumber"] == "+12065550199" and answered[0]["SourceCountry"] == "US", answered[0]

@@ -30,7 +30,7 @@ pub enum Refusal {
     )]
     EncryptionRequiredTransport(String),
     #[error(
-        "From user {0:?} is not an E.164 number; send +<country code><number>, e.g. +12065550100"
+        "From user {0:?} is not an E.164 number; send +<country code><number>, e.g. +12065550100 (calls to the phone network may use the connector's Termination DefaultPhoneNumber instead)"
     )]
     FromNotE164(String),
     #[error(
@@ -95,8 +95,20 @@ pub struct CallFacts<'a> {
     pub destination: &'a Destination,
 }
 
+/// The caller ID a call to the phone network goes out with in place of a From user that
+/// is not E.164: the termination's DefaultPhoneNumber. None when the From is E.164, the call
+/// joins a meeting, or there is no default.
+pub fn caller_id(term: &Termination, facts: &CallFacts<'_>) -> Option<String> {
+    if is_e164(facts.from_user) || !matches!(facts.destination, Destination::Pstn { .. }) {
+        return None;
+    }
+    term.default_phone_number.clone()
+}
+
 /// Checks, in order: termination configured and enabled, source allowlist, encryption
-/// transport, E.164 From, calling region. Credentials (407) and the CPS limit (503) are
+/// transport, E.164 From (for a call to the phone network, a From that is not E.164 passes
+/// when the termination has a DefaultPhoneNumber, which [`caller_id`] then gives), calling
+/// region. Credentials (407) and the CPS limit (503) are
 /// stateful and applied by the edge around this. `SourceNotAllowed` comes back before
 /// anything that would tell an outsider more.
 pub fn check_termination(
@@ -118,7 +130,7 @@ pub fn check_termination(
     if vc.require_encryption && !facts.over_tls {
         return Err(Refusal::EncryptionRequiredTransport(id.clone()));
     }
-    if !is_e164(facts.from_user) {
+    if !is_e164(facts.from_user) && caller_id(term, facts).is_none() {
         return Err(Refusal::FromNotE164(facts.from_user.to_string()));
     }
     if let Destination::Pstn { number } = facts.destination {
@@ -254,6 +266,38 @@ mod tests {
             ),
             Err(Refusal::FromNotE164(_))
         ));
+        // A DefaultPhoneNumber stands in for a From that is not E.164 on calls to the
+        // phone network only, never on meeting joins.
+        let with_default = Termination {
+            default_phone_number: Some("+12065550199".into()),
+            ..term()
+        };
+        let alice_us = facts("127.0.0.1", false, "alice", pstn_us);
+        assert!(matches!(
+            check_termination(&vc(false), Some(&t), &alice_us),
+            Err(Refusal::FromNotE164(_))
+        ));
+        assert_eq!(
+            check_termination(&vc(false), Some(&with_default), &alice_us),
+            Ok(())
+        );
+        assert_eq!(
+            caller_id(&with_default, &alice_us).as_deref(),
+            Some("+12065550199")
+        );
+        let alice_join = facts("127.0.0.1", false, "alice", join);
+        assert!(matches!(
+            check_termination(&vc(false), Some(&with_default), &alice_join),
+            Err(Refusal::FromNotE164(_))
+        ));
+        assert_eq!(caller_id(&with_default, &alice_join), None);
+        assert_eq!(
+            caller_id(
+                &with_default,
+                &facts("127.0.0.1", false, "+12065550100", pstn_us)
+            ),
+            None
+        );
         let r = check_termination(
             &vc(false),
             Some(&t),

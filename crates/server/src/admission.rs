@@ -49,6 +49,9 @@ pub enum Decision {
         connector: Box<VoiceConnector>,
         /// The E.164 number called.
         number: String,
+        /// The caller ID to send instead of a From user that is not E.164 (the termination's
+        /// DefaultPhoneNumber).
+        caller_id: Option<String>,
     },
     /// A valid join: the caller becomes this attendee of this meeting.
     Join {
@@ -191,6 +194,7 @@ impl Admission {
             destination: &destination,
         };
         let early = policy::check_termination(&vc, term.as_ref(), &facts);
+        let caller_id = term.as_ref().and_then(|t| policy::caller_id(t, &facts));
         if let Err(
             r @ (Refusal::TerminationNotConfigured(_)
             | Refusal::TerminationDisabled(_)
@@ -226,6 +230,7 @@ impl Admission {
             Destination::Pstn { number } => Ok(Decision::Pstn {
                 connector: Box::new(vc),
                 number,
+                caller_id,
             }),
             Destination::MeetingJoin { token } => self.join(vc, &token).await,
         }

@@ -227,6 +227,7 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
                     number: r.number,
                     targets: r.targets,
                     inbound: true,
+                    caller_id: None,
                 };
                 super::pstn::prepare(ctx, leg, req, peer, onward).await
             }
@@ -309,7 +310,11 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
                 retry_after,
             }))
         }
-        Decision::Pstn { connector, number } => {
+        Decision::Pstn {
+            connector,
+            number,
+            caller_id,
+        } => {
             ctx.admission
                 .start_sip_log(&connector.voice_connector_id, req, peer)
                 .await;
@@ -321,6 +326,7 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
                         number,
                         targets,
                         inbound: false,
+                        caller_id,
                     };
                     super::pstn::prepare(ctx, leg, req, peer, onward).await
                 }

@@ -158,6 +158,9 @@ pub struct Onward {
     pub targets: Vec<Target>,
     /// From a carrier to a PBX (the record's Direction `Inbound`), or the reverse.
     pub inbound: bool,
+    /// The caller ID in place of the caller's From user (the connector's DefaultPhoneNumber
+    /// when that user is not E.164); the record's SourcePhoneNumber too.
+    pub caller_id: Option<String>,
 }
 
 /// The incoming leg's media (answering its offer), in a new bridge, and the targets to try.
@@ -174,6 +177,7 @@ pub async fn prepare(
         number,
         targets,
         inbound,
+        caller_id,
     } = onward;
     if req.body.is_empty() {
         return Err(Refusal::new(
@@ -196,6 +200,9 @@ pub async fn prepare(
     let mut cdr = CdrSeed::from_invite(&vc_id, req, peer);
     if inbound {
         cdr.direction = "Inbound";
+    }
+    if let Some(id) = caller_id {
+        cdr.source_phone_number = id;
     }
     let member = Member {
         meeting_id: format!("{BRIDGE_PREFIX}{}", uuid::Uuid::new_v4()),
