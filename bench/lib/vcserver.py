@@ -27,10 +27,13 @@ from procs import preexec_nice, stop  # noqa: E402
 
 
 class VcServer:
-    """`voice-connector serve` on 127.0.0.1 with its data in `work`/data."""
+    """`voice-connector serve` on 127.0.0.1 with its data in `work`/data. Its RTP ports lie
+    below the kernel's ephemeral range (32768-60999), where SIPp's and the generator's own
+    ports come from: at a thousand calls a second a shared range made a SIPp UAC's media
+    port taken by the server."""
 
     def __init__(self, binary: Path, work: Path, extra: list[str] | None = None, nice: int = 0,
-                 rtp_ports: str = "30000-39999"):
+                 rtp_ports: str = "20000-29999"):
         self.binary, self.work, self.extra, self.nice = binary, work, extra or [], nice
         self.rtp_ports = rtp_ports
         self.proc: subprocess.Popen | None = None

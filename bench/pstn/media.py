@@ -41,8 +41,8 @@ KAMAILIO_CFG = HERE / "kamailio.cfg"
 CARRIER_IP = "127.0.0.2"
 MAX_CALLS = 2000
 PEER = "Kamailio 5.6 + rtpengine 10.5 (userspace)"
-#: The peer's RTP ports (ours uses 30000-39999).
-RTPENGINE_PORTS = (40000, 49999)
+#: The peer's RTP ports (ours uses 20000-29999; both below the kernel's ephemeral range).
+RTPENGINE_PORTS = (10000, 19999)
 
 
 def raise_nofile() -> None:
