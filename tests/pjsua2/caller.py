@@ -80,6 +80,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         help="SECONDS:CONTENT-TYPE:BODY an in-dialog INFO sent SECONDS after the media started (repeatable)",
     )
+    p.add_argument("--bind-host", default="127.0.0.1", help="local address of SIP and media (127.0.0.x)")
     p.add_argument("--ready-file", help="created once the call's media runs")
     p.add_argument("--log-level", type=int, default=3)
     p.add_argument("--log-file", default="")
@@ -342,7 +343,8 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
 
     tcfg = pj.TransportConfig()
     tcfg.port = 0
-    tcfg.boundAddress = "127.0.0.1"
+    tcfg.boundAddress = args.bind_host
+    tcfg.publicAddress = args.bind_host
     if args.transport == "tls":
         tcfg.tlsConfig.CaListFile = args.ca or ""
         tcfg.tlsConfig.verifyServer = True
@@ -363,8 +365,8 @@ def run(ep: pj.Endpoint, args: argparse.Namespace, out: dict) -> None:
     acfg.idUri = args.from_uri
     acfg.sipConfig.proxies.append(args.proxy)
     acfg.sipConfig.transportId = tid
-    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-    acfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
+    acfg.mediaConfig.transportConfig.boundAddress = args.bind_host
+    acfg.mediaConfig.transportConfig.publicAddress = args.bind_host
     acfg.mediaConfig.transportConfig.port = 0
     if args.session_expires:
         acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_ALWAYS

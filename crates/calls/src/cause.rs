@@ -141,6 +141,14 @@ pub enum HangupCause {
     MediaFailed,
     /// The server is shutting down and its drain time is over.
     ServerShutdown,
+    /// A SIP media application's Hangup action (its SipResponseCode; 0 is normal
+    /// clearing), or its function could not be reached.
+    Application {
+        /// The cause the Reason header carries (200 for normal clearing).
+        code: u16,
+        /// Why, in words.
+        text: String,
+    },
 }
 
 impl HangupCause {
@@ -159,6 +167,7 @@ impl HangupCause {
             HangupCause::UnusableAnswer { status, text } => (*status, text.clone()),
             HangupCause::MediaFailed => (500, "media could not start".into()),
             HangupCause::ServerShutdown => (503, "server shutting down".into()),
+            HangupCause::Application { code, text } => (*code, text.clone()),
         }
     }
 }

@@ -573,6 +573,43 @@ impl CallTable {
         self.commands.push_back(Command::Attach { leg: id, to });
     }
 
+    /// An application ends an answered leg with `cause` (an unanswered one is refused
+    /// through [`Self::sip_refused`]). False when the leg is not up.
+    pub fn hang_up(&mut self, _now: Instant, leg: LegId, cause: HangupCause) -> bool {
+        let Some(l) = self.legs.get(&leg) else {
+            return false;
+        };
+        if !matches!(l.state, LegState::Active | LegState::Held) {
+            return false;
+        }
+        let endpoint = l.endpoint;
+        self.commands.push_back(Command::HangUp {
+            leg,
+            endpoint,
+            cause,
+        });
+        true
+    }
+
+    /// An answered leg's media moved to another meeting (an application joined it to a
+    /// meeting): it is that attendee's leg now, and an older leg of the same attendee is
+    /// hung up as on any re-join. No command: the caller moved the media.
+    pub fn move_member(&mut self, _now: Instant, leg: LegId, member: Member) -> bool {
+        let Some(l) = self.legs.get(&leg) else {
+            return false;
+        };
+        if let Some(old) = l.member.clone()
+            && self.by_member.get(&old) == Some(&leg)
+        {
+            self.by_member.remove(&old);
+        }
+        if let Some(l) = self.legs.get_mut(&leg) {
+            l.attachment = Some(Attachment::Meeting(member.clone()));
+        }
+        self.claim_member(leg, member);
+        true
+    }
+
     // ----- WebRTC -----
 
     /// A browser attendee's session joined the meeting's audio; an older leg of the same

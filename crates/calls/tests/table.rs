@@ -692,3 +692,55 @@ fn shutting_down_hangs_up_live_legs_and_refuses_one_in_set_up() {
     assert!(rel.iter().any(|(l, end, _)| *l == l3 && end.code == 503));
     assert!(w.table.is_empty());
 }
+
+#[test]
+fn an_application_moves_a_leg_into_a_meeting_and_hangs_it_up() {
+    let mut w = World::new();
+    let _ = w.call(Some(OFFER));
+    let ivr = w.last_incoming();
+    w.join(ivr, "leg-a");
+    // Another device of attendee a2 is already in the meeting.
+    let _ = w.call(Some(OFFER));
+    let older = w.last_incoming();
+    w.join(older, "a2");
+    assert!(w.table.move_member(w.now, ivr, member("a2")));
+    w.settle();
+    assert_eq!(
+        w.table.leg(ivr).unwrap().attachment,
+        Some(Attachment::Meeting(member("a2")))
+    );
+    assert!(
+        w.hangups()
+            .contains(&(older, HangupCause::JoinedFromAnotherDevice)),
+        "the attendee's older leg goes, as on any re-join"
+    );
+    let cause = HangupCause::Application {
+        code: 200,
+        text: "hung up by the SIP media application".into(),
+    };
+    assert_eq!(
+        cause.sip_reason(),
+        (200, "hung up by the SIP media application".to_string())
+    );
+    assert!(w.table.hang_up(w.now, ivr, cause.clone()));
+    w.settle();
+    assert!(w.hangups().contains(&(ivr, cause.clone())));
+    assert!(w.releases().iter().any(|(l, _, _)| *l == ivr));
+    // A leg still in set-up is refused, not hung up.
+    let _ = w.call(Some(OFFER));
+    let setup = w.last_incoming();
+    assert!(!w.table.hang_up(w.now, setup, cause));
+}
+
+#[test]
+fn a_moved_leg_is_its_new_attendee_for_deletions() {
+    let mut w = World::new();
+    let _ = w.call(Some(OFFER));
+    let ivr = w.last_incoming();
+    w.join(ivr, "leg-a");
+    assert!(w.table.move_member(w.now, ivr, member("a2")));
+    w.table.delete_attendee(w.now, "leg-a");
+    w.table.delete_attendee(w.now, "a2");
+    w.settle();
+    assert_eq!(w.hangups(), vec![(ivr, HangupCause::AttendeeRemoved)]);
+}
