@@ -12,6 +12,7 @@
 //! * [`resample`]: streaming polyphase windowed-sinc resampler between 8, 16 and 48 kHz.
 //! * [`telephone_event`]: RFC 4733 DTMF events, receiver and sender state machines.
 //! * [`plc`]: pitch-repetition concealment for the waveform codecs.
+//! * [`wav`]: WAV files: PCM, µ-law and A-law prompts in, 16-bit PCM recordings out.
 //!
 //! The common entry point is [`Codec`], which names a payload format (RFC 3551 §4.5) and
 //! builds boxed [`Encoder`]s and [`Decoder`]s.
@@ -24,6 +25,7 @@ pub mod plc;
 pub mod resample;
 pub mod telephone_event;
 pub mod tone;
+pub mod wav;
 
 use thiserror::Error;
 
