@@ -128,6 +128,23 @@ pub struct ActionData {
     pub error_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// RecordAudio: where the recording was written (`Type`, `BucketName`, `Key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_destination: Option<serde_json::Value>,
+}
+
+impl ActionData {
+    /// Action data of `kind` with these parameters and nothing else.
+    pub fn new(kind: impl Into<String>, parameters: serde_json::Value) -> Self {
+        ActionData {
+            kind: kind.into(),
+            parameters,
+            received_digits: None,
+            error_type: None,
+            error_message: None,
+            recording_destination: None,
+        }
+    }
 }
 
 /// One invocation of the function.

@@ -6,12 +6,15 @@
 //!   registry entry ([`FunctionEndpoint`]: which HTTP endpoint runs a Lambda ARN);
 //! - [`event`]: the invocation event a function receives, exactly as AWS sends it;
 //! - [`action`]: a function's answer, parsed and validated (at most 10 actions, known
-//!   types, required parameters, transaction-attribute limits).
+//!   types, required parameters, transaction-attribute limits);
+//! - [`flow`]: one transaction's call flow, sans-IO: events out, answers in, the actions
+//!   run against the legs the driver reports on.
 //!
 //! All pure: no I/O, no clock (callers pass timestamps in).
 
 pub mod action;
 pub mod event;
+pub mod flow;
 mod params;
 mod response;
 
