@@ -511,6 +511,11 @@ impl CallFlow {
         self.commands.pop_front()
     }
 
+    /// The transaction and application this flow runs for.
+    pub fn context(&self) -> &FlowContext {
+        &self.ctx
+    }
+
     pub fn is_done(&self) -> bool {
         self.done
     }
