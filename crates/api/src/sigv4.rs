@@ -98,7 +98,8 @@ fn parse_authorization(v: &str) -> Result<AuthHeader<'_>, AuthError> {
 }
 
 /// RFC 3986 unreserved characters stay; everything else is %XX (uppercase), as SigV4 wants.
-fn uri_encode(s: &str, keep_slash: bool) -> String {
+/// With `keep_slash`, `/` stays too (a path; S3 object keys are encoded this way once).
+pub fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric()
@@ -139,6 +140,44 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(data);
     m.finalize().into_bytes().into()
+}
+
+/// The credential scope of a signature: `DATE/REGION/SERVICE/aws4_request`.
+pub struct Scope<'a> {
+    /// `YYYYMMDD`, the day of `X-Amz-Date`.
+    pub date: &'a str,
+    pub region: &'a str,
+    pub service: &'a str,
+}
+
+impl std::fmt::Display for Scope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}/aws4_request",
+            self.date, self.region, self.service
+        )
+    }
+}
+
+/// The hex signature of a canonical request: the string to sign (algorithm, `amz_date`,
+/// scope, the canonical request's SHA-256) under the key derived from `secret` and the
+/// scope. Shared by the verifier here and the server's S3 client, which signs.
+pub fn signature(
+    secret: &str,
+    scope: &Scope<'_>,
+    amz_date: &str,
+    canonical_request: &str,
+) -> String {
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical_request.as_bytes()))
+    );
+    let k_date = hmac(format!("AWS4{secret}").as_bytes(), scope.date.as_bytes());
+    let k_region = hmac(&k_date, scope.region.as_bytes());
+    let k_service = hmac(&k_region, scope.service.as_bytes());
+    let k_signing = hmac(&k_service, b"aws4_request");
+    hex::encode(hmac(&k_signing, string_to_sign.as_bytes()))
 }
 
 /// A request whose Authorization header, access key and date passed
@@ -246,20 +285,12 @@ impl SignedHeaders<'_> {
             canonical_query(raw_query),
             a.signed_headers.join(";"),
         );
-        let scope = format!("{}/{}/{}/aws4_request", a.date, a.region, a.service);
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
-            self.amz_date,
-            hex::encode(Sha256::digest(canonical_request.as_bytes()))
-        );
-        let k_date = hmac(
-            format!("AWS4{}", creds.secret()).as_bytes(),
-            a.date.as_bytes(),
-        );
-        let k_region = hmac(&k_date, a.region.as_bytes());
-        let k_service = hmac(&k_region, a.service.as_bytes());
-        let k_signing = hmac(&k_service, b"aws4_request");
-        let expected = hex::encode(hmac(&k_signing, string_to_sign.as_bytes()));
+        let scope = Scope {
+            date: a.date,
+            region: a.region,
+            service: a.service,
+        };
+        let expected = signature(creds.secret(), &scope, self.amz_date, &canonical_request);
         if bool::from(expected.as_bytes().ct_eq(a.signature.as_bytes())) {
             Ok(())
         } else {

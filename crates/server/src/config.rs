@@ -159,6 +159,21 @@ pub struct Settings {
     /// Seconds the HTTP connections get to finish at shutdown before they are dropped [default: 5]
     #[arg(long, env = "VC_HTTP_SHUTDOWN_TIMEOUT")]
     pub http_shutdown_timeout: Option<u64>,
+    /// `http://HOST[:PORT]` of an S3-compatible server (MinIO, Ceph, moto) holding SIP
+    /// media applications' prompts and recordings, spoken to path-style with SigV4
+    /// [default: none: prompts from <data-dir>/audio/BUCKET/KEY, recordings to
+    /// <data-dir>/recordings/BUCKET/KEY]
+    #[arg(long, env = "VC_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Region the S3 requests are signed for [default: us-east-1]
+    #[arg(long, env = "VC_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Access key id for --s3-endpoint [default: AWS_ACCESS_KEY_ID]
+    #[arg(long, env = "VC_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Secret access key for --s3-endpoint [default: AWS_SECRET_ACCESS_KEY]
+    #[arg(long, env = "VC_S3_SECRET_ACCESS_KEY", hide_env_values = true, value_parser = secret_arg)]
+    pub s3_secret_access_key: Option<crate::sma::s3::Secret>,
 }
 
 /// The TOML file: the same names as the flags.
@@ -192,6 +207,10 @@ struct FileSettings {
     http_request_timeout: Option<u64>,
     http_max_connections: Option<usize>,
     http_shutdown_timeout: Option<u64>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<crate::sma::s3::Secret>,
 }
 
 /// The resolved configuration every part of the server reads.
@@ -226,6 +245,12 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// The HTTP listener: TLS, public URL, deadlines, connection cap.
     pub http_options: crate::http::HttpOptions,
+    /// The S3-compatible server of prompts and recordings; `None`: the data directory.
+    pub s3: Option<crate::sma::s3::S3Config>,
+}
+
+fn secret_arg(s: &str) -> Result<crate::sma::s3::Secret, std::convert::Infallible> {
+    Ok(crate::sma::s3::Secret::new(s))
 }
 
 fn parse_port_range(s: &str) -> anyhow::Result<(u16, u16)> {
@@ -253,6 +278,7 @@ impl Settings {
             None => FileSettings::default(),
         };
         let http_options = self.http_options(&file)?;
+        let s3 = self.s3(&file)?;
         let data_dir = self
             .data_dir
             .clone()
@@ -342,7 +368,42 @@ impl Settings {
             tls_cert,
             tls_key,
             http_options,
+            s3,
         })
+    }
+
+    /// `--s3-*`, with the access key from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`
+    /// when neither the flags, their `VC_*` variables nor the file give it.
+    fn s3(&self, file: &FileSettings) -> anyhow::Result<Option<crate::sma::s3::S3Config>> {
+        let from_env = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
+        let region = self.s3_region.clone().or(file.s3_region.clone());
+        let key_id = self
+            .s3_access_key_id
+            .clone()
+            .or(file.s3_access_key_id.clone());
+        let secret = self
+            .s3_secret_access_key
+            .clone()
+            .or(file.s3_secret_access_key.clone());
+        let Some(endpoint) = self.s3_endpoint.clone().or(file.s3_endpoint.clone()) else {
+            if region.is_some() || key_id.is_some() || secret.is_some() {
+                bail!("--s3-region and the --s3 access key need --s3-endpoint");
+            }
+            return Ok(None);
+        };
+        let key_id = key_id.or_else(|| from_env("AWS_ACCESS_KEY_ID"));
+        let secret =
+            secret.or_else(|| from_env("AWS_SECRET_ACCESS_KEY").map(crate::sma::s3::Secret::new));
+        let (Some(key_id), Some(secret)) = (key_id, secret) else {
+            bail!(
+                "--s3-endpoint needs --s3-access-key-id and --s3-secret-access-key \
+                 (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+            );
+        };
+        let region = region.unwrap_or_else(|| "us-east-1".to_string());
+        crate::sma::s3::S3Config::new(&endpoint, &region, &key_id, secret)
+            .map(Some)
+            .map_err(anyhow::Error::msg)
     }
 
     fn http_options(&self, file: &FileSettings) -> anyhow::Result<crate::http::HttpOptions> {
@@ -464,6 +525,42 @@ mod tests {
         s.public_url = Some("https://vc.example.com/api".into());
         assert!(s.resolve().is_err(), "a public URL with a path is refused");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn s3_settings() {
+        use crate::sma::s3::Secret;
+        assert!(
+            Settings::default()
+                .resolve()
+                .expect("defaults")
+                .s3
+                .is_none()
+        );
+        let mut s = Settings {
+            s3_endpoint: Some("http://127.0.0.1:9000".into()),
+            s3_access_key_id: Some("AKID".into()),
+            s3_secret_access_key: Some(Secret::new("s3cr3t")),
+            ..Default::default()
+        };
+        let c = s.resolve().expect("resolve");
+        let s3 = c.s3.as_ref().expect("s3 configured");
+        assert_eq!(
+            (s3.region.as_str(), s3.connect.as_str()),
+            ("us-east-1", "127.0.0.1:9000")
+        );
+        assert!(
+            !format!("{c:?}").contains("s3cr3t"),
+            "the secret is never printed"
+        );
+        s.s3_endpoint = Some("https://s3.amazonaws.com".into());
+        let e = s.resolve().unwrap_err().to_string();
+        assert!(e.contains("https is not supported"), "{e}");
+        s.s3_endpoint = None;
+        assert!(
+            s.resolve().is_err(),
+            "an access key without an endpoint is refused"
+        );
     }
 
     #[test]

@@ -4,5 +4,9 @@
 //!
 //! - [`invoke`]: calls the function a Lambda ARN is registered to (`admin functions`), as a
 //!   webhook or through the Lambda Invoke API, with a deadline and one retry.
+//! - [`objects`]: prompts read and recordings written, in an S3-compatible server or the
+//!   data directory; [`s3`]: its endpoint, names and SigV4 signing, without I/O.
 
 pub mod invoke;
+pub mod objects;
+pub mod s3;

@@ -85,6 +85,7 @@ impl TestServer {
             tls_cert: None,
             tls_key: None,
             http_options: Default::default(),
+            s3: None,
         };
         let server = Server::start(cfg).await.expect("server");
         let (http, repo, webrtc) = (server.http, server.repo.clone(), server.webrtc.clone());
