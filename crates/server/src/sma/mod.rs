@@ -6,7 +6,9 @@
 //!   webhook or through the Lambda Invoke API, with a deadline and one retry.
 //! - [`objects`]: prompts read and recordings written, in an S3-compatible server or the
 //!   data directory; [`s3`]: its endpoint, names and SigV4 signing, without I/O.
+//! - [`prompts`]: WAV prompts read through `objects`, decoded once, in a bounded cache.
 
 pub mod invoke;
 pub mod objects;
+pub mod prompts;
 pub mod s3;
