@@ -9,18 +9,23 @@
 //!
 //! With `--pstn SERVER` it is instead both ends of calls through a B2BUA or a proxy
 //! ([`pstn`]): the PBX placing them and the carrier answering them, with plain RTP both
-//! ways and loss and lateness per leg.
+//! ways and loss and lateness per leg. With `--ivr SERVER` it calls a SIP media
+//! application and is the application's function ([`ivr`]): prompts heard, digits keyed,
+//! the server's latency per event round trip.
 //!
 //! ```text
 //! vc-loadgen --joins joins.json --codec pcmu --legs 600 --duration 20
 //! vc-loadgen --joins joins.json --rate 200 --duration 60 --hold 10
 //! vc-loadgen --pstn 127.0.0.1:5060 --carrier 127.0.0.2:5080 --uri-host <vc host> --legs 200 --codec g722
+//! vc-loadgen --ivr 127.0.0.1:5060 --caller 127.0.0.2:5080 --number +14155550199 \
+//!     --webhook 127.0.0.1:9000 --audio-root data/audio --legs 100
 //! ```
 //!
 //! Bounded: at most [`plan::MAX_LEGS`] legs, durations of at most 30 minutes, loopback
 //! (127.0.0.0/8) targets only.
 #![forbid(unsafe_code)]
 
+mod ivr;
 mod media;
 mod pacing;
 mod plan;
@@ -64,11 +69,11 @@ impl CodecArg {
 #[command(name = "vc-loadgen", version)]
 struct Args {
     /// The joins file (JSON: server, meetings with their legs' Request-URIs).
-    #[arg(long, required_unless_present = "pstn")]
+    #[arg(long, required_unless_present_any = ["pstn", "ivr"])]
     joins: Option<PathBuf>,
     /// PSTN mode: place calls through this B2BUA or proxy (SIP/UDP, 127.0.0.0/8) and
     /// answer them as the carrier on `--carrier`.
-    #[arg(long, conflicts_with_all = ["joins", "rate"], requires_all = ["carrier", "legs"])]
+    #[arg(long, conflicts_with_all = ["joins", "rate", "ivr"], requires_all = ["carrier", "legs"])]
     pstn: Option<SocketAddr>,
     /// PSTN mode: the carrier's SIP address, listened on (127.0.0.x:port).
     #[arg(long, requires = "pstn")]
@@ -83,6 +88,8 @@ struct Args {
     /// Codec to offer.
     #[arg(long, value_enum, default_value = "pcmu")]
     codec: CodecArg,
+    #[command(flatten)]
+    ivr: ivr::IvrArgs,
     /// Fixed mode: legs to place (default: every leg of the file).
     #[arg(long, conflicts_with = "rate")]
     legs: Option<usize>,
@@ -152,6 +159,9 @@ fn real_main(args: Args) -> Result<(), MainError> {
     if let Some(server) = args.pstn {
         return pstn_main(&args, server);
     }
+    if let Some(server) = args.ivr.ivr {
+        return ivr_main(&args, server);
+    }
     let path = args
         .joins
         .clone()
@@ -211,6 +221,45 @@ fn pstn_main(args: &Args, server: SocketAddr) -> Result<(), MainError> {
         watch_pids: args.watch_pid.clone(),
     };
     let report = runtime(args.threads)?.block_on(pstn::run(opts))?;
+    println!("{report}");
+    Ok(())
+}
+
+/// The IVR mode ([`ivr`]).
+fn ivr_main(args: &Args, server: SocketAddr) -> Result<(), MainError> {
+    let a = &args.ivr;
+    let (Some(caller), Some(webhook), Some(number), Some(audio_root)) =
+        (a.caller, a.webhook, a.number.clone(), a.audio_root.clone())
+    else {
+        return Err(MainError::Usage(
+            "--ivr needs --caller, --webhook, --number and --audio-root",
+        ));
+    };
+    if ![server, caller, webhook]
+        .iter()
+        .all(|s| plan::is_loopback_v4(s.ip()))
+    {
+        return Err(MainError::Usage(
+            "--ivr, --caller and --webhook must be 127.0.0.0/8 addresses",
+        ));
+    }
+    let opts = ivr::IvrOptions {
+        server,
+        caller,
+        number,
+        webhook,
+        audio_root,
+        prompt_ms: a.prompt_ms,
+        goodbye_ms: a.goodbye_ms,
+        legs: args.legs.ok_or(MainError::Usage("--ivr needs --legs"))?,
+        cps: args.cps,
+        warmup: Duration::from_secs_f64(args.warmup),
+        duration: Duration::from_secs_f64(args.duration),
+        late_after: Duration::from_millis(args.late_ms),
+        slots: args.slots,
+        watch_pids: args.watch_pid.clone(),
+    };
+    let report = runtime(args.threads)?.block_on(ivr::run(opts))?;
     println!("{report}");
     Ok(())
 }

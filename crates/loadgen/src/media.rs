@@ -2,6 +2,7 @@
 //! receiver task per leg that unprotects (SRTP, RFC 3711; or takes plain RTP as it comes)
 //! and accounts what the server sends back.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -118,6 +119,17 @@ pub struct SendLeg {
 }
 
 impl SendLeg {
+    fn writer(&self, payload_type: u8, marker: bool, timestamp: u32) -> RtpWriter<'static> {
+        RtpWriter {
+            marker,
+            payload_type,
+            sequence_number: self.seq,
+            timestamp,
+            ssrc: self.ssrc,
+            ..RtpWriter::default()
+        }
+    }
+
     fn skip(&mut self) {
         self.seq = self.seq.wrapping_add(1);
         self.ts = self.ts.wrapping_add(self.ts_step);
@@ -125,13 +137,45 @@ impl SendLeg {
     }
 }
 
+/// One packet a leg sends in place of its audio ([`SenderMsg::Override`]): an RFC 4733
+/// event packet, say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inserted {
+    /// Payload type.
+    pub payload_type: u8,
+    /// RTP marker bit.
+    pub marker: bool,
+    /// The packet's timestamp is this many RTP ticks before the frame's own (an event's
+    /// packets all carry the timestamp of its first frame).
+    pub ts_back: u32,
+    /// Payload.
+    pub payload: Vec<u8>,
+}
+
+/// What a leg sends in one 20 ms slot of an override: its audio frame as usual, or these
+/// packets instead (none: the slot stays silent).
+pub type OverrideSlot = Option<Vec<Inserted>>;
+
 /// Messages to the sender.
 pub enum SenderMsg {
     /// Start sending for a leg.
     Add(Box<SendLeg>),
     /// Stop sending for a leg.
     Remove(u64),
+    /// The leg's next slots, one entry each; `done` gets the instant the last slot's
+    /// packets were handed to the kernel.
+    Override {
+        /// Leg id.
+        id: u64,
+        /// The slots, in order.
+        slots: Vec<OverrideSlot>,
+        /// Told when the last slot went out.
+        done: Option<oneshot::Sender<Instant>>,
+    },
 }
+
+/// A leg's override in progress.
+type Pending = (VecDeque<OverrideSlot>, Option<oneshot::Sender<Instant>>);
 
 /// What the sender did.
 #[derive(Debug, Default)]
@@ -148,6 +192,29 @@ pub struct TxTotals {
     pub sent_measured: u64,
 }
 
+impl TxTotals {
+    fn count(&mut self, ok: bool, measuring: bool) {
+        if ok {
+            self.sent += 1;
+            if measuring {
+                self.sent_measured += 1;
+            }
+        } else {
+            self.send_errors += 1;
+        }
+    }
+}
+
+/// Writes one packet of `leg`, protects it when the leg is SRTP, and hands it to the kernel.
+fn send_one(leg: &mut SendLeg, w: RtpWriter<'_>, payload: &[u8], buf: &mut Vec<u8>) -> bool {
+    w.write(payload, buf).is_ok()
+        && leg
+            .srtp
+            .as_mut()
+            .is_none_or(|s| s.protect_rtp_in_place(buf).is_ok())
+        && leg.sock.try_send_to(buf, leg.remote).is_ok()
+}
+
 /// Sends every leg's frame on its sub-tick until `stop` fires. `slots` sub-ticks per 20 ms.
 pub async fn run_sender(
     slots: u64,
@@ -160,16 +227,24 @@ pub async fn run_sender(
     let mut totals = TxTotals::default();
     let mut buf = Vec::with_capacity(1500);
     let start = Instant::now();
-    let apply = |legs: &mut Vec<Vec<SendLeg>>, msg: SenderMsg, slots: u64| match msg {
+    let mut overrides: HashMap<u64, Pending> = HashMap::new();
+    let apply = |legs: &mut Vec<Vec<SendLeg>>,
+                 overrides: &mut HashMap<u64, Pending>,
+                 msg: SenderMsg,
+                 slots: u64| match msg {
         SenderMsg::Add(leg) => {
             if let Some(v) = legs.get_mut((leg.id % slots) as usize) {
                 v.push(*leg);
             }
         }
         SenderMsg::Remove(id) => {
+            overrides.remove(&id);
             if let Some(v) = legs.get_mut((id % slots) as usize) {
                 v.retain(|l| l.id != id);
             }
+        }
+        SenderMsg::Override { id, slots, done } => {
+            overrides.insert(id, (slots.into(), done));
         }
     };
     loop {
@@ -178,13 +253,13 @@ pub async fn run_sender(
             biased;
             _ = &mut stop => break,
             msg = rx.recv() => match msg {
-                Some(m) => { apply(&mut legs, m, slots); continue; }
+                Some(m) => { apply(&mut legs, &mut overrides, m, slots); continue; }
                 None => break,
             },
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
         while let Ok(m) = rx.try_recv() {
-            apply(&mut legs, m, slots);
+            apply(&mut legs, &mut overrides, m, slots);
         }
         let due = pacer.poll(start.elapsed());
         let measuring = phase.load(Ordering::Relaxed) == PHASE_MEASURE;
@@ -206,34 +281,55 @@ pub async fn run_sender(
                 continue;
             };
             for leg in v.iter_mut() {
-                let w = RtpWriter {
-                    marker: leg.frames == 0,
-                    payload_type: leg.payload_type,
-                    sequence_number: leg.seq,
-                    timestamp: leg.ts,
-                    ssrc: leg.ssrc,
-                    ..RtpWriter::default()
-                };
-                let payload = leg.payloads.frame(leg.tone, leg.frames);
-                let ok = w.write(payload, &mut buf).is_ok()
-                    && leg
-                        .srtp
-                        .as_mut()
-                        .is_none_or(|s| s.protect_rtp_in_place(&mut buf).is_ok())
-                    && leg.sock.try_send_to(&buf, leg.remote).is_ok();
-                if ok {
-                    totals.sent += 1;
-                    if measuring {
-                        totals.sent_measured += 1;
+                let instead = match overrides.get_mut(&leg.id) {
+                    Some((queue, done)) => {
+                        let slot = queue.pop_front().flatten();
+                        if queue.is_empty() {
+                            if let Some(tx) = done.take() {
+                                let _ = tx.send(Instant::now());
+                            }
+                            overrides.remove(&leg.id);
+                        }
+                        slot
                     }
-                } else {
-                    totals.send_errors += 1;
+                    None => None,
+                };
+                let Some(packets) = instead else {
+                    let w = leg.writer(leg.payload_type, leg.frames == 0, leg.ts);
+                    let payloads = leg.payloads.clone();
+                    let ok = send_one(leg, w, payloads.frame(leg.tone, leg.frames), &mut buf);
+                    totals.count(ok, measuring);
+                    leg.skip();
+                    continue;
+                };
+                for p in packets {
+                    let w = leg.writer(p.payload_type, p.marker, leg.ts.wrapping_sub(p.ts_back));
+                    let ok = send_one(leg, w, &p.payload, &mut buf);
+                    totals.count(ok, measuring);
+                    leg.seq = leg.seq.wrapping_add(1);
                 }
-                leg.skip();
+                leg.ts = leg.ts.wrapping_add(leg.ts_step);
+                leg.frames += 1;
             }
         }
     }
     totals
+}
+
+/// A running sender ([`run_sender`]): where legs are added, the stop signal, and its
+/// totals at the end.
+pub type Sender = (
+    mpsc::UnboundedSender<SenderMsg>,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<TxTotals>,
+);
+
+/// Spawns [`run_sender`] with `slots` sub-ticks.
+pub fn spawn_sender(slots: u64, phase: Arc<AtomicU8>) -> Sender {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let task = tokio::spawn(run_sender(slots, rx, stop_rx, phase));
+    (tx, stop_tx, task)
 }
 
 /// What one leg's receiver saw.
@@ -301,15 +397,39 @@ fn recv_timestamped(
     })
 }
 
+/// Sees every authenticated RTP packet of a leg, whatever the phase (the IVR mode listens
+/// for its prompts with one).
+pub trait RtpObserver: Send + 'static {
+    /// One packet and its arrival time (on the receivers' shared origin).
+    fn on_rtp(&mut self, arrival: Duration, pkt: &RtpPacket<'_>);
+}
+
+impl RtpObserver for () {
+    fn on_rtp(&mut self, _: Duration, _: &RtpPacket<'_>) {}
+}
+
 /// Receives and accounts the server's packets for one leg until `stop` fires; with `srtp`
 /// `None` the leg is plain RTP and every RTP packet counts as authenticated.
 pub async fn run_receiver(
+    sock: Arc<UdpSocket>,
+    srtp: Option<SrtpContext>,
+    settings: RxSettings,
+    phase: Arc<AtomicU8>,
+    stop: oneshot::Receiver<()>,
+) -> RxResult {
+    run_observed(sock, srtp, settings, phase, stop, ()).await.0
+}
+
+/// [`run_receiver`] that also shows every authenticated packet to `observer`, handed back
+/// at the end.
+pub async fn run_observed<O: RtpObserver>(
     sock: Arc<UdpSocket>,
     mut srtp: Option<SrtpContext>,
     settings: RxSettings,
     phase: Arc<AtomicU8>,
     mut stop: oneshot::Receiver<()>,
-) -> RxResult {
+    mut observer: O,
+) -> (RxResult, O) {
     let mut r = RxResult::default();
     let mut buf = vec![0u8; 2048];
     let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
@@ -351,6 +471,7 @@ pub async fn run_receiver(
             continue;
         };
         r.authenticated_total += 1;
+        observer.on_rtp(arrival, &pkt);
         if ph != PHASE_MEASURE {
             continue;
         }
@@ -366,7 +487,7 @@ pub async fn run_receiver(
             settings.late_after,
         );
     }
-    r
+    (r, observer)
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ fn number(i: u64) -> String {
 }
 
 /// Plain RTP with exactly `codec`, no telephone-event, rtcp-mux offered and accepted.
-fn plain_config(codec: Codec) -> MediaConfig {
+pub(crate) fn plain_config(codec: Codec) -> MediaConfig {
     MediaConfig {
         codecs: vec![codec],
         srtp_suites: vec![],
@@ -147,7 +147,7 @@ struct Runner {
 }
 
 /// The Call-ID of a final answer to a BYE.
-fn bye_answered(bytes: &[u8]) -> Option<String> {
+pub(crate) fn bye_answered(bytes: &[u8]) -> Option<String> {
     let Ok(Message::Response(r)) = sip::parse_datagram(bytes, &sip::ParseLimits::default()) else {
         return None;
     };
@@ -157,13 +157,13 @@ fn bye_answered(bytes: &[u8]) -> Option<String> {
         .flatten()
 }
 
-fn bind_rtp(ip: IpAddr) -> Result<Arc<UdpSocket>, RunError> {
+pub(crate) fn bind_rtp(ip: IpAddr) -> Result<Arc<UdpSocket>, RunError> {
     let std_sock = std::net::UdpSocket::bind((ip, 0))?;
     std_sock.set_nonblocking(true)?;
     Ok(Arc::new(UdpSocket::from_std(std_sock)?))
 }
 
-fn local_transport(sock: &UdpSocket) -> Result<LocalTransport, RunError> {
+pub(crate) fn local_transport(sock: &UdpSocket) -> Result<LocalTransport, RunError> {
     let a = sock.local_addr()?;
     Ok(LocalTransport {
         address: a.ip(),
