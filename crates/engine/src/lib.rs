@@ -23,4 +23,6 @@ mod meeting;
 pub mod webrtc;
 
 pub use leg::{Direction, DtmfFormat, LegConfig, LegId, LegStats, SrtpKeys, Transmit};
-pub use meeting::{EngineConfig, EngineError, EngineEvent, MeetingMedia, WebRtcAnswer};
+pub use meeting::{
+    EngineConfig, EngineError, EngineEvent, MAX_AUDIO, MeetingMedia, Prompt, TapTrack, WebRtcAnswer,
+};

@@ -1,8 +1,13 @@
 //! One meeting's media: legs around a mixer.
 
 mod bridge;
+mod player;
+mod tap;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+pub use player::Prompt;
+pub use tap::{MAX_AUDIO, TapTrack};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -104,6 +109,18 @@ pub enum EngineEvent {
     /// A digit for this leg of a bridge was dropped: it negotiated no telephone-event.
     /// Reported once per leg.
     DtmfNotSupported { leg: LegId },
+    /// The prompt playing to `leg` ended: played to its end, or `interrupted` (replaced,
+    /// stopped). See [`MeetingMedia::play`].
+    PlayDone { leg: LegId, interrupted: bool },
+    /// 20 ms of a tapped leg's audio at `rate` Hz: `incoming` what it sent us (decoded),
+    /// `outgoing` what we sent it (before encoding); a track not tapped is empty. These
+    /// come after the other events queued. See [`MeetingMedia::set_tap`].
+    Audio {
+        leg: LegId,
+        rate: u32,
+        incoming: Vec<i16>,
+        outgoing: Vec<i16>,
+    },
 }
 
 /// What [`MeetingMedia::add_webrtc_leg`] returns.
@@ -139,6 +156,9 @@ pub struct MeetingMedia {
     rng: StdRng,
     /// Set for a two-party bridge ([`MeetingMedia::set_bridge`]).
     bridge: Option<Box<bridge::Bridge>>,
+    /// Legs a prompt is playing to ([`MeetingMedia::play`]).
+    prompts: BTreeSet<LegId>,
+    taps: tap::Taps,
 }
 
 fn jitter_config(cfg: &EngineConfig, codec: Codec) -> JitterConfig {
@@ -178,6 +198,8 @@ impl MeetingMedia {
             next_inactivity_check: now + Duration::from_secs(1),
             dtls_cert: None,
             bridge: None,
+            prompts: BTreeSet::new(),
+            taps: tap::Taps::default(),
         }
     }
 
@@ -305,6 +327,8 @@ impl MeetingMedia {
     /// Removes a leg and returns its final counters.
     pub fn remove_leg(&mut self, leg: LegId) -> Option<LegStats> {
         let stats = self.take_leg(leg)?;
+        self.prompts.remove(&leg);
+        self.taps.forget(leg);
         self.bridge_leg_removed(leg);
         Some(stats)
     }
@@ -583,6 +607,8 @@ impl MeetingMedia {
                 self.events.push_back(ev);
             }
         }
+        self.collect_played();
+        self.collect_taps();
         if now >= self.next_inactivity_check {
             self.next_inactivity_check = now + Duration::from_secs(1);
             for (id, l) in &mut self.legs {
@@ -613,6 +639,6 @@ impl MeetingMedia {
     }
 
     pub fn poll_event(&mut self) -> Option<EngineEvent> {
-        self.events.pop_front()
+        self.events.pop_front().or_else(|| self.taps.pop())
     }
 }

@@ -142,6 +142,7 @@
 
 pub mod level;
 mod limiter;
+mod overlay;
 mod participant;
 mod slab;
 mod tick;
@@ -158,6 +159,7 @@ use thiserror::Error;
 use limiter::Limiter;
 use participant::{EncodeChain, Output, OutputKind, Participant};
 
+pub use overlay::{PROMPT_RATES, TapFrame};
 pub use participant::{InputFormat, OutputFormat, ParticipantConfig, ParticipantStats};
 pub use slab::ParticipantId;
 
@@ -394,6 +396,10 @@ pub struct Mixer {
     outputs: VecDeque<OutputFrame>,
     events: VecDeque<MixerEvent>,
     stats: MixerStats,
+    /// Listeners whose prompt played to its end, in order.
+    played: VecDeque<ParticipantId>,
+    /// Tapped listeners' audio, oldest first.
+    taps: VecDeque<TapFrame>,
 }
 
 impl Mixer {
@@ -412,6 +418,8 @@ impl Mixer {
             outputs: VecDeque::new(),
             events: VecDeque::new(),
             stats: MixerStats::default(),
+            played: VecDeque::new(),
+            taps: VecDeque::new(),
         }
     }
 
@@ -447,6 +455,9 @@ impl Mixer {
         let mut p = self.build(&config)?;
         p.muted = muted;
         if let Some(slot) = self.participants.get_mut(id) {
+            // A prompt and a tap go on at the new rate.
+            p.overlay = slot.overlay.take();
+            p.tapped = slot.tapped;
             *slot = p;
         }
         self.outputs.retain(|f| f.participant != id);
@@ -498,6 +509,7 @@ impl Mixer {
             .remove(id)
             .ok_or(MixerError::UnknownParticipant(id))?;
         self.outputs.retain(|f| f.participant != id);
+        self.forget_playback(id);
         if let Some(pos) = self.speakers.iter().position(|&s| s == id) {
             self.speakers.remove(pos);
             self.push_event(MixerEvent::ActiveSpeakersChanged(self.speakers.clone()));

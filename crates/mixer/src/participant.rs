@@ -248,6 +248,12 @@ pub(crate) struct Participant {
     /// RTP timestamp of the last frame produced, relative to the listener's first frame.
     pub(crate) timestamp: u32,
     pub(crate) stats: ParticipantStats,
+    /// A prompt playing to this listener only ([`crate::Mixer::play`]).
+    pub(crate) overlay: Option<Box<crate::overlay::Overlay>>,
+    /// Its audio is delivered as [`crate::TapFrame`]s ([`crate::Mixer::set_tap`]).
+    pub(crate) tapped: bool,
+    /// This tick's private mix, kept for the tap.
+    pub(crate) tap_out: Vec<i16>,
 }
 
 impl Participant {
@@ -303,6 +309,9 @@ impl Participant {
             started: false,
             timestamp: 0,
             stats: ParticipantStats::default(),
+            overlay: None,
+            tapped: false,
+            tap_out: Vec::new(),
         })
     }
 

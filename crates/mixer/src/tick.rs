@@ -59,17 +59,42 @@ impl Mixer {
         //    its private mix continues from the shared limiter's gain).
         let mut private_out: Vec<(usize, Option<Media>)> = Vec::new();
         for i in 0..self.participants.capacity_slots() {
-            let Some((_, p)) = self.participants.at_mut(i) else {
+            let Some((id, p)) = self.participants.at_mut(i) else {
                 continue;
             };
             let bus = p.output.bus;
-            let private = p.contributes && self.buses.get(bus).is_some_and(|b| b.mixed) && {
+            // A prompt: this tick's frame of it, and whether it is the last.
+            let rate = self.buses.get(bus).map_or(SAMPLE_RATE, |b| b.rate);
+            let prompt_ends = p.overlay.as_mut().map(|o| o.next_frame(rate));
+            let mixed = self.buses.get(bus).is_some_and(|b| b.mixed);
+            let private = (prompt_ends.is_some() || p.contributes && mixed) && {
                 let b = &self.buses[bus];
                 if !p.private_last {
                     p.limiter = b.limiter;
                 }
                 let mut mix = vec![0i16; b.acc.len()];
-                let ok = p.private_mix(&b.acc, b.rate, tick, &mut mix);
+                let ok = match p.overlay.as_ref() {
+                    Some(o) => {
+                        let mut acc = if mixed {
+                            b.acc.clone()
+                        } else {
+                            vec![0; b.acc.len()]
+                        };
+                        for (a, &s) in acc.iter_mut().zip(&o.frame) {
+                            *a += i32::from(s);
+                        }
+                        // Own audio is in the sum only if it contributes.
+                        (p.contributes && mixed && p.private_mix(&acc, b.rate, tick, &mut mix)) || {
+                            p.limiter.process(&acc, None, &mut mix);
+                            true
+                        }
+                    }
+                    None => p.private_mix(&b.acc, b.rate, tick, &mut mix),
+                };
+                if ok && p.tapped {
+                    p.tap_out.clear();
+                    p.tap_out.extend_from_slice(&mix);
+                }
                 if ok {
                     let media = match &mut p.output.kind {
                         OutputKind::Pcm => Some(Media::Pcm(Arc::from(mix))),
@@ -91,6 +116,10 @@ impl Mixer {
                 }
                 ok
             };
+            if prompt_ends == Some(true) {
+                p.overlay = None;
+                self.played.push_back(id);
+            }
             if private {
                 continue;
             }
@@ -148,6 +177,22 @@ impl Mixer {
                         }),
                 }
             };
+            if p.tapped
+                && let Some(b) = self.buses.get(p.output.bus)
+            {
+                let outgoing = if p.private_last {
+                    std::mem::take(&mut p.tap_out)
+                } else {
+                    b.shared.clone()
+                };
+                let incoming = p.feed(b.rate, tick).map(<[i16]>::to_vec);
+                self.taps.push_back(TapFrame {
+                    participant: id,
+                    rate: b.rate,
+                    incoming: incoming.unwrap_or_else(|| vec![0; outgoing.len()]),
+                    outgoing,
+                });
+            }
             let samples = match p.output_format {
                 OutputFormat::Encoded(c) => c.rtp_timestamp_per_frame(),
                 OutputFormat::Pcm => FRAME_SAMPLES as u32,
@@ -188,6 +233,7 @@ impl Mixer {
             self.outputs.pop_front();
             self.stats.frames_dropped += 1;
         }
+        self.trim_taps();
 
         // 7. Levels.
         self.ticks_until_levels = self.ticks_until_levels.saturating_sub(1);

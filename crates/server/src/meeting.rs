@@ -81,6 +81,15 @@ pub enum MeetingMsg {
         event: u8,
         length: std::time::Duration,
     },
+    /// Play a prompt to the leg (a SIP media application's PlayAudio), in place of one
+    /// still playing; its end is reported as [`MeetingEvent::PlayDone`].
+    Play {
+        leg: LegId,
+        prompt: engine::Prompt,
+        repeat: u32,
+    },
+    /// Stop the leg's prompt.
+    StopPlay { leg: LegId },
 }
 
 /// Why a browser's SDP offer got no answer.
@@ -120,6 +129,10 @@ pub enum MeetingEvent {
     /// No media from the leg for the inactivity timeout (or a browser's ICE consent
     /// lapsed).
     Inactive(LegId),
+    /// An RFC 4733 digit from the leg ended (a SIP media application may be collecting).
+    Dtmf(LegId, char),
+    /// The leg's prompt ended: played out, or `interrupted`.
+    PlayDone { leg: LegId, interrupted: bool },
 }
 
 /// What the task must tell the world, counted for `/metrics`.
@@ -398,6 +411,30 @@ impl Meeting {
                     tracing::info!(meeting = %self.id, %leg, "an out-of-band digit had no media leg to go to");
                 }
             }
+            MeetingMsg::Play {
+                leg,
+                prompt,
+                repeat,
+            } => {
+                let played = self
+                    .slots
+                    .get(&leg)
+                    .and_then(|s| s.engine)
+                    .map(|e| self.media.play(now, e, prompt, repeat));
+                if !matches!(played, Some(Ok(()))) {
+                    // The leg is gone or its media refused: the flow must not wait.
+                    let done = MeetingEvent::PlayDone {
+                        leg,
+                        interrupted: true,
+                    };
+                    let _ = self.events.try_send(done);
+                }
+            }
+            MeetingMsg::StopPlay { leg } => {
+                if let Some(e) = self.slots.get(&leg).and_then(|s| s.engine) {
+                    self.media.stop_play(e);
+                }
+            }
         }
     }
 
@@ -497,13 +534,21 @@ impl Meeting {
             }
             EngineEvent::Dtmf {
                 leg,
-                digit: _,
+                digit,
                 duration_ms,
             } => {
                 let l = self.by_engine.get(&leg).map(|e| e.leg);
                 // That a digit came, never which: digits are PINs and account numbers.
                 tracing::info!(meeting = %self.id, leg = ?l, duration_ms, "DTMF digit received");
                 self.observer.dtmf();
+                if let Some(l) = l {
+                    let _ = self.events.try_send(MeetingEvent::Dtmf(l, digit));
+                }
+            }
+            EngineEvent::PlayDone { leg, interrupted } => {
+                if let Some(l) = self.by_engine.get(&leg).map(|e| e.leg) {
+                    let _ = self.events.try_send(MeetingEvent::PlayDone { leg: l, interrupted });
+                }
             }
             EngineEvent::WebRtcConnected { leg } => {
                 let l = self.by_engine.get(&leg).map(|e| e.leg);
@@ -514,7 +559,8 @@ impl Meeting {
                 let l = self.by_engine.get(&leg).map(|e| e.leg);
                 tracing::info!(meeting = %self.id, leg = ?l, "DTMF for a leg that negotiated no telephone-event is dropped");
             }
-            EngineEvent::ActiveSpeakers(_) => {}
+            // Taps are for SIP media application recordings.
+            EngineEvent::ActiveSpeakers(_) | EngineEvent::Audio { .. } => {}
         }
     }
 }

@@ -103,7 +103,7 @@ impl MeetingMedia {
         Ok(())
     }
 
-    fn push_event(&mut self, ev: EngineEvent) {
+    pub(super) fn push_event(&mut self, ev: EngineEvent) {
         if self.events.len() < MAX_EVENTS {
             self.events.push_back(ev);
         }
@@ -149,16 +149,21 @@ impl MeetingMedia {
         if legs.next().is_some() {
             return None;
         }
-        let plain =
-            |l: &Leg| l.webrtc.is_none() && !self.mixer.is_muted(l.participant).unwrap_or(true);
+        // A prompt or a tap needs the leg's audio decoded and mixed.
+        let plain = |id: &LegId, l: &Leg| {
+            l.webrtc.is_none()
+                && !self.mixer.is_muted(l.participant).unwrap_or(true)
+                && !self.prompts.contains(id)
+                && !self.taps.is_tapped(*id)
+        };
         let (ca, cb) = (&a.cfg, &b.cfg);
         let ptime = |p: Option<u32>| p.unwrap_or(codec::FRAME_MS);
         let events_clock = match (ca.dtmf_out, cb.dtmf_out) {
             (Some(x), Some(y)) => x.clock_rate == y.clock_rate,
             _ => true,
         };
-        (plain(a)
-            && plain(b)
+        (plain(ia, a)
+            && plain(ib, b)
             && ca.codec == cb.codec
             && ptime(ca.remote_ptime) == ptime(cb.remote_ptime)
             && events_clock)
@@ -372,6 +377,7 @@ impl MeetingMedia {
         {
             self.mixer.handle_timeout(now);
             while self.mixer.poll_output().is_some() {}
+            while self.mixer.poll_tap().is_some() {}
         }
     }
 }
