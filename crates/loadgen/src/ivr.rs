@@ -125,7 +125,7 @@ enum End {
     Failed(u16),
     /// We hung up: the call passed its deadline.
     TimedOut,
-    /// Hung up at the end of the run.
+    /// We hung up: at the end of the run, or after an answer without usable media.
     Stopped,
     /// Anything else.
     Other(String),

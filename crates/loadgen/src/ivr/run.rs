@@ -232,7 +232,7 @@ async fn report(
             End::Bye => "bye".to_string(),
             End::Failed(s) => format!("failed {s}"),
             End::TimedOut => "timed out".to_string(),
-            End::Stopped => "stopped at the end".to_string(),
+            End::Stopped => "hung up by the generator".to_string(),
             End::Other(o) => o.clone(),
         };
         *ends.entry(label).or_default() += 1;
