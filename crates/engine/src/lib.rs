@@ -16,6 +16,10 @@
 //! str0m does ICE-lite, DTLS-SRTP and RTP for it; its Opus goes into the same mixer and it
 //! hears the N-1 mix as one continuous stream of 20 ms Opus frames. Its datagrams use the
 //! same `handle_packet` / `poll_transmit` path as any leg.
+//!
+//! A SIP media application's call is a leg alone in its meeting: [`MeetingMedia::play`]
+//! plays it a [`Prompt`] (also to one leg among others: only that leg hears it), and
+//! [`MeetingMedia::set_tap`] hands its audio both ways to the application for recording.
 #![forbid(unsafe_code)]
 
 mod leg;

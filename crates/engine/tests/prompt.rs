@@ -538,3 +538,46 @@ fn a_lone_legs_digits_are_reported() {
         }]
     );
 }
+
+#[test]
+fn a_prompt_goes_on_across_a_codec_change() {
+    let mut c = Call::new(&[(Codec::Pcmu, 0, 0)]);
+    let leg = c.peers[0].leg;
+    c.m.play(c.now, leg, tone_prompt(1000.0, 400), 1)
+        .expect("play");
+    c.idle(10);
+    let g722 = LegConfig {
+        codec: Codec::G722,
+        payload_type: 9,
+        ..leg_cfg_gone()
+    };
+    let g722 = LegConfig {
+        remote_rtp: Some(c.peers[0].addr),
+        ..g722
+    };
+    c.m.update_leg(c.now, leg, g722).expect("renegotiated");
+    let switched = c.now;
+    c.idle(20);
+    let done = c.play_done();
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        done[0].1,
+        EngineEvent::PlayDone {
+            leg,
+            interrupted: false
+        }
+    );
+    // The second half in G.722 at 16 kHz.
+    let mut dec = Codec::G722.decoder().expect("decoder");
+    let on = c.peers[0]
+        .heard
+        .iter()
+        .filter(|h| h.at > switched)
+        .filter(|h| {
+            let mut pcm = Vec::new();
+            dec.decode(Some(&h.payload), &mut pcm).expect("decode");
+            goertzel_energy(&pcm, 16_000.0, 1000.0) > 0.25 * 3.6e7
+        })
+        .count();
+    assert!((9..=10).contains(&on), "{on}");
+}

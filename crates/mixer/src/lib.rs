@@ -50,6 +50,8 @@
 //! | [`Mixer::poll_timeout`] / [`Mixer::handle_timeout`]`(now)` | the 20 ms tick |
 //! | [`Mixer::poll_output`]` -> OutputFrame` | one frame per listener per tick: [`Media`], relative RTP timestamp, marker |
 //! | [`Mixer::poll_event`]` -> MixerEvent` | [`MixerEvent::ActiveSpeakersChanged`], [`MixerEvent::Levels`] |
+//! | [`Mixer::play`]`(id, samples, rate, repeat)`, [`Mixer::stop_play`], [`Mixer::poll_played`] | a prompt added to one listener's mix; which prompts ended |
+//! | [`Mixer::set_tap`], [`Mixer::poll_tap`]` -> TapFrame` | a participant's audio both ways, 20 ms a tick |
 //! | [`Mixer::set_muted`], [`Mixer::is_muted`], [`Mixer::contains`], [`Mixer::participants`] | server-side mute, presence |
 //! | [`Mixer::level`], [`Mixer::active_speakers`], [`Mixer::stats`], [`Mixer::participant_stats`] | queries and counters |
 //!

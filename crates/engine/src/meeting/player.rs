@@ -163,7 +163,7 @@ impl MeetingMedia {
             return false;
         };
         let stopped = self.mixer.stop_play(l.participant).unwrap_or(false);
-        if self.prompts.remove(&leg) && stopped {
+        if self.prompts.remove(&leg) {
             self.push_event(EngineEvent::PlayDone {
                 leg,
                 interrupted: true,
