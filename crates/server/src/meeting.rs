@@ -547,7 +547,10 @@ impl Meeting {
             }
             EngineEvent::PlayDone { leg, interrupted } => {
                 if let Some(l) = self.by_engine.get(&leg).map(|e| e.leg) {
-                    let _ = self.events.try_send(MeetingEvent::PlayDone { leg: l, interrupted });
+                    let _ = self.events.try_send(MeetingEvent::PlayDone {
+                        leg: l,
+                        interrupted,
+                    });
                 }
             }
             EngineEvent::WebRtcConnected { leg } => {

@@ -148,6 +148,14 @@ impl Server {
             records: records.clone(),
             metrics: metrics.clone(),
             refusals: Default::default(),
+            sma: Arc::new(crate::sma::call::Services {
+                invoker: crate::sma::invoke::Invoker::default(),
+                objects: crate::sma::objects::ObjectStore::new(
+                    cfg.s3.clone(),
+                    cfg.data_dir.clone(),
+                ),
+                repo: repo.clone(),
+            }),
         };
         let edge = crate::edge::start(&cfg, ctx, events_rx).await?;
         let controller = edge.controller.clone();

@@ -56,6 +56,12 @@ pub enum Input {
         carrier: String,
         why: String,
     },
+    /// A SIP media application's JoinChimeMeeting moved the leg's media (or failed to).
+    SmaMoved {
+        leg: LegId,
+        member: Member,
+        result: Result<mpsc::Sender<MeetingMsg>, String>,
+    },
     /// Offer a bridged leg its direction again after a glare (RFC 3261 §14.1).
     Reoffer {
         leg: LegId,

@@ -152,6 +152,10 @@ impl Edge {
 
     fn info_digit(&mut self, call: CallKey, d: InfoDigit, req: &Request) -> Response {
         let leg = self.table.leg_of_sip(call);
+        if let Some(l) = leg.filter(|l| self.sma.contains_key(l)) {
+            self.sma_info_digit(l, d.event);
+            return Response::for_request(req, 200);
+        }
         let meeting = leg.and_then(|l| self.legs.get(&l)?.meeting.clone());
         let (Some(leg), Some(tx)) = (leg, meeting) else {
             // A call whose media is not up yet (or gone): the digit reaches no one.

@@ -33,6 +33,8 @@ pub struct JoinContext {
     pub metrics: Arc<api::metrics::Metrics>,
     /// The sampled log of refusals nobody vouched for (see [`unscreened`]).
     pub refusals: RefusalSampler,
+    /// What SIP media application calls use (invoker, prompts, store).
+    pub sma: Arc<crate::sma::call::Services>,
 }
 
 /// How often one source's unscreened refusals get an INFO line.
@@ -91,6 +93,8 @@ pub enum JoinOutcome {
     Failed(JoinError),
     /// A call for the phone network: the carriers are tried next.
     Pstn(Box<super::pstn::PstnSetup>),
+    /// A call a SIP rule sends to a SIP media application: its flow starts.
+    Sma(Box<super::sma::SmaSetup>),
     /// Ready: answer 200 with `sdp`.
     Ready {
         member: Member,
@@ -216,6 +220,10 @@ pub async fn run(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> J
 
 async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> JoinOutcome {
     let facts = invite_facts(req, peer);
+    // A carrier's INVITE for a number a SIP rule sends to an application.
+    if let Some(outcome) = super::sma::for_number(ctx, leg, req, peer, &facts.user).await {
+        return outcome;
+    }
     // A carrier's INVITE for one of our numbers: origination.
     if let Some(routed) = super::origination::route(ctx.admission.repo().as_ref(), req, peer).await
     {
@@ -318,6 +326,13 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
             ctx.admission
                 .start_sip_log(&connector.voice_connector_id, req, peer)
                 .await;
+            let owner = MediaOwner {
+                voice_connector_id: connector.voice_connector_id.clone(),
+                require_encryption: connector.require_encryption,
+            };
+            if let Some(o) = super::sma::for_host(ctx, leg, req, peer, &host, owner).await {
+                return o;
+            }
             let routed = match super::pstn::carriers_for(ctx, &number).await {
                 Ok(targets) => {
                     let onward = super::pstn::Onward {
@@ -353,7 +368,11 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
                 meeting_id: meeting.meeting.meeting_id.clone(),
                 attendee_id: attendee.attendee_id.clone(),
             };
-            match join(ctx, leg, req, peer, &connector, member).await {
+            let owner = MediaOwner {
+                voice_connector_id: connector.voice_connector_id.clone(),
+                require_encryption: connector.require_encryption,
+            };
+            match join(ctx, leg, req, peer, &owner, member).await {
                 Ok(ready) => ready,
                 Err(e) => {
                     let r = e.refusal();
@@ -367,13 +386,20 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
     }
 }
 
+/// Whose call a joined leg is: the connector its record goes under (empty for a carrier's
+/// call to a SIP media application), and whether its media must be SRTP.
+pub struct MediaOwner {
+    pub voice_connector_id: String,
+    pub require_encryption: bool,
+}
+
 /// The join's media: ports, SDP, and (unless the offer is ours) the leg in the mixer.
-async fn join(
+pub(super) async fn join(
     ctx: &JoinContext,
     leg: LegId,
     req: &Request,
     peer: &Peer,
-    connector: &domain::voice_connector::VoiceConnector,
+    connector: &MediaOwner,
     member: Member,
 ) -> Result<JoinOutcome, JoinError> {
     let ip = media_address(ctx.media_ip, peer).await;

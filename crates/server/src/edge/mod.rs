@@ -23,6 +23,7 @@ mod probes;
 mod pstn;
 mod register;
 mod reinvite;
+mod sma;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -46,6 +47,7 @@ use legs::{Release, SipLeg};
 pub use probes::{Probe, resolve_carriers};
 pub use pstn::is_bridge;
 pub use register::register_carriers;
+pub use sma::SMA_PREFIX;
 
 /// A running SIP edge.
 pub struct SipEdge {
@@ -96,6 +98,7 @@ pub async fn start(
         .await
         .context("binding the SIP transports")?;
     let (tx, rx) = mpsc::channel(4096);
+    let (sma_tx, sma_rx) = mpsc::channel(4096);
     let mut ua_cfg = UaConfig {
         options_to_app: true,
         ..UaConfig::default()
@@ -140,8 +143,10 @@ pub async fn start(
         probes: HashMap::new(),
         limits: carrier_limits::CarrierLimits::default(),
         registrations: register::Registrations::default(),
+        sma: HashMap::new(),
+        sma_tx,
     };
-    let task = tokio::spawn(edge.run(inbound, rx, events));
+    let task = tokio::spawn(edge.run(inbound, rx, events, sma_rx));
     Ok(SipEdge {
         transports,
         controller: Controller { tx },
@@ -181,6 +186,9 @@ struct Edge {
     limits: carrier_limits::CarrierLimits<LegId>,
     /// REGISTERs to carriers (`--register`).
     registrations: register::Registrations<sip::TransactionKey>,
+    /// SIP media application calls' legs, and the channel their flows ask through.
+    sma: sma::SmaLegs,
+    sma_tx: mpsc::Sender<crate::sma::call::SmaRequest>,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -196,6 +204,7 @@ impl Edge {
         mut inbound: mpsc::Receiver<Inbound>,
         mut inputs: mpsc::Receiver<Input>,
         mut events: mpsc::Receiver<MeetingEvent>,
+        mut sma: mpsc::Receiver<crate::sma::call::SmaRequest>,
     ) {
         loop {
             let deadline = [
@@ -221,11 +230,12 @@ impl Edge {
                     let Some(input) = input else { break };
                     self.on_input(input);
                 }
-                ev = events.recv() => {
-                    if let Some(MeetingEvent::Inactive(leg)) = ev {
-                        self.table.media_inactive(Instant::now(), leg);
-                    }
-                }
+                ev = events.recv() => match ev {
+                    Some(MeetingEvent::Inactive(leg)) => self.table.media_inactive(Instant::now(), leg),
+                    Some(ev) => self.sma_media_event(ev),
+                    None => {}
+                },
+                Some(req) = sma.recv() => self.on_sma(req),
                 _ = sleep_until(deadline) => {
                     let now = Instant::now();
                     self.ua.handle_timeout(now);
@@ -283,6 +293,7 @@ impl Edge {
                 JoinOutcome::Refused(answer) => self.table.sip_refused(now, leg, answer),
                 JoinOutcome::Failed(e) => self.table.sip_join_failed(now, leg, e),
                 JoinOutcome::Pstn(setup) => self.pstn_routed(leg, *setup),
+                JoinOutcome::Sma(setup) => self.sma_started(leg, *setup),
                 JoinOutcome::Ready {
                     member,
                     sdp,
@@ -341,6 +352,11 @@ impl Edge {
             Input::PstnDial { a, dial } => self.pstn_dial(a, *dial),
             Input::PstnDialFailed { a, carrier, why } => self.pstn_dial_failed(a, carrier, why),
             Input::Reoffer { leg } => self.reoffer_due(leg),
+            Input::SmaMoved {
+                leg,
+                member,
+                result,
+            } => self.sma_moved(leg, member, result),
             Input::Drain { grace, done } => self.start_drain(now, grace, done),
             Input::Probe(p) => self.probe(now, p),
             Input::Register(tick) => self.register_tick(now, tick),
@@ -401,6 +417,7 @@ impl Edge {
                         .metrics
                         .counter_add("vc_calls_answered_total", "", 1);
                     self.open_record(leg);
+                    self.sma_confirmed(leg);
                 }
                 self.table.sip_confirmed(now, call, &ack.body);
             }
@@ -421,6 +438,9 @@ impl Edge {
                 self.table.sip_ended(now, call, reason);
                 if let Some(a) = leg.filter(|a| self.pstn.contains_key(a)) {
                     self.pstn_cancelled(a);
+                }
+                if let Some(a) = leg.filter(|a| self.sma.contains_key(a)) {
+                    self.sma_ended_in_setup(a);
                 }
             }
             UaEvent::Reinvite { call, request } => match self.reoffer(call, &request.body) {
@@ -612,6 +632,9 @@ impl Edge {
                 }
                 Endpoint::SipUas(_) | Endpoint::SipUac(_) => {
                     self.relay.forget(leg);
+                    if self.sma.contains_key(&leg) {
+                        self.sma_released(leg, &end);
+                    }
                     if let Some(media) = self.legs.remove(&leg) {
                         let release = self.release.clone();
                         let hold = self.release.records.hold();

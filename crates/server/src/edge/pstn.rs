@@ -30,9 +30,10 @@ use crate::records::CdrSeed;
 /// the store (the reconciler and the auto-end sweep leave them alone).
 pub const BRIDGE_PREFIX: &str = "bridge-";
 
-/// True for the id of a bridge's mixer rather than a meeting.
+/// True for the id of a private mixer rather than a meeting of the store: a bridge's, or
+/// a SIP media application call's own (`edge::sma`).
 pub fn is_bridge(meeting_id: &str) -> bool {
-    meeting_id.starts_with(BRIDGE_PREFIX)
+    meeting_id.starts_with(BRIDGE_PREFIX) || meeting_id.starts_with(super::sma::SMA_PREFIX)
 }
 
 /// Where one attempt of a call goes: a carrier trunk (termination) or a voice

@@ -2,12 +2,15 @@
 //! that do I/O. The event/action model itself is sans-IO in `domain::sma`; the SIP
 //! signalling of a call is the call flow's (built on these).
 //!
+//! - [`call`]: one task per call (transaction): the sans-IO `domain::sma::flow::CallFlow`
+//!   driven: invocations, prompts loaded, join tokens looked up, legs asked of the SIP edge.
 //! - [`invoke`]: calls the function a Lambda ARN is registered to (`admin functions`), as a
 //!   webhook or through the Lambda Invoke API, with a deadline and one retry.
 //! - [`objects`]: prompts read and recordings written, in an S3-compatible server or the
 //!   data directory; [`s3`]: its endpoint, names and SigV4 signing, without I/O.
 //! - [`prompts`]: WAV prompts read through `objects`, decoded once, in a bounded cache.
 
+pub mod call;
 pub mod invoke;
 pub mod objects;
 pub mod prompts;

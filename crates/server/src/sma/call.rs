@@ -1,0 +1,451 @@
+//! One task per SIP media application call (a transaction): it owns the sans-IO
+//! [`CallFlow`] and does its I/O. The function is invoked here (one invocation at a time,
+//! in a spawned task so that digits and hang-ups keep arriving meanwhile), prompts are
+//! loaded here, join tokens are looked up here; everything that touches a SIP leg or its
+//! media is asked of the SIP edge as an [`SmaRequest`], and the edge reports what happened
+//! to the legs as [`SmaMsg`]s. This module imports no other driver.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use calls::{LegId, Member};
+use domain::sma::FunctionEndpoint;
+use domain::sma::flow::{Audio, CallFlow, FlowCommand, FlowLeg};
+use tokio::sync::mpsc;
+
+use super::invoke::{InvokeError, Invoker};
+use super::objects::ObjectStore;
+
+/// What a call's flow asks of the SIP edge.
+#[derive(Debug)]
+pub enum SmaRequest {
+    /// Answer the unanswered incoming leg (200 with the SDP prepared at the INVITE).
+    Answer {
+        leg: LegId,
+    },
+    /// End a leg: an unanswered one is refused with `code` (480 when the function asked
+    /// for normal clearing), an answered one gets a BYE with a Reason.
+    HangUp {
+        leg: LegId,
+        code: u16,
+        text: String,
+    },
+    /// Play a prompt to the leg.
+    Play {
+        leg: LegId,
+        prompt: engine::Prompt,
+        repeat: u32,
+    },
+    StopPlay {
+        leg: LegId,
+    },
+    /// Send digits to the leg as RFC 4733 events.
+    SendDigits {
+        leg: LegId,
+        digits: String,
+        tone_ms: u32,
+    },
+    /// Move the leg's media into this meeting's mixer, as this attendee.
+    Join {
+        leg: LegId,
+        member: Member,
+    },
+    /// The transaction is over: forget it.
+    Done {
+        transaction_id: String,
+    },
+}
+
+/// What the SIP edge tells a call's flow.
+#[derive(Debug)]
+pub enum SmaMsg {
+    /// Our 200 for the incoming leg was acknowledged.
+    Answered(LegId),
+    Digit(LegId, char),
+    /// The leg's prompt finished (or was interrupted).
+    PlayDone {
+        leg: LegId,
+        interrupted: bool,
+    },
+    /// A [`SmaRequest::Join`] ended: `Err` says why it failed.
+    Joined(LegId, Result<(), String>),
+    /// The leg is gone, with the SIP status that ended it when there was one.
+    Ended(LegId, Option<u16>),
+    /// UpdateSipMediaApplicationCall's arguments.
+    Update(BTreeMap<String, String>),
+}
+
+/// Longest prompt played (10 minutes).
+const MAX_PROMPT_SECONDS: u32 = 600;
+
+/// What the call tasks share.
+pub struct Services {
+    pub invoker: Invoker,
+    /// Where prompts are read from and recordings written to.
+    pub objects: ObjectStore,
+    pub repo: Arc<dyn store::Repository>,
+}
+
+/// A call's legs as the flow names them (AWS CallIds) and as the edge does.
+#[derive(Default)]
+struct Legs {
+    by_call: HashMap<String, LegId>,
+    by_leg: HashMap<LegId, String>,
+}
+
+impl Legs {
+    fn add(&mut self, call_id: &str, leg: LegId) {
+        self.by_call.insert(call_id.to_string(), leg);
+        self.by_leg.insert(leg, call_id.to_string());
+    }
+    fn leg(&self, call_id: &str) -> Option<LegId> {
+        self.by_call.get(call_id).copied()
+    }
+    fn call(&self, leg: LegId) -> Option<&str> {
+        self.by_leg.get(&leg).map(String::as_str)
+    }
+}
+
+/// Results of the work the task spawned.
+enum Done {
+    Invoked(Result<domain::sma::action::FunctionResponse, InvokeError>),
+    Prompt {
+        call_id: String,
+        repeat: u32,
+        result: Result<engine::Prompt, String>,
+    },
+    Token {
+        call_id: String,
+        result: Result<(Member, FlowLeg), String>,
+    },
+}
+
+/// Starts a call's task; the returned sender is how the edge reaches it.
+pub fn spawn(
+    flow: CallFlow,
+    leg_a: (String, LegId),
+    function: FunctionEndpoint,
+    services: Arc<Services>,
+    edge: mpsc::Sender<SmaRequest>,
+) -> mpsc::Sender<SmaMsg> {
+    let (tx, rx) = mpsc::channel(256);
+    let mut legs = Legs::default();
+    legs.add(&leg_a.0, leg_a.1);
+    let task = CallTask {
+        flow,
+        legs,
+        function,
+        services,
+        edge,
+        pending_b: HashMap::new(),
+    };
+    tokio::spawn(task.run(rx));
+    tx
+}
+
+struct CallTask {
+    flow: CallFlow,
+    legs: Legs,
+    function: FunctionEndpoint,
+    services: Arc<Services>,
+    edge: mpsc::Sender<SmaRequest>,
+    /// LEG-B of a JoinChimeMeeting whose move into the meeting is under way, by LEG-A.
+    pending_b: HashMap<LegId, FlowLeg>,
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl CallTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<SmaMsg>) {
+        let (done_tx, mut done_rx) = mpsc::channel::<Done>(16);
+        loop {
+            while let Some(c) = self.flow.poll_command() {
+                self.command(c, &done_tx).await;
+            }
+            if self.flow.is_done() {
+                break;
+            }
+            let deadline = self.flow.poll_timeout();
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    self.message(Instant::now(), msg);
+                }
+                Some(d) = done_rx.recv() => self.finished(Instant::now(), d),
+                _ = sleep_until(deadline) => self.flow.handle_timeout(Instant::now()),
+            }
+        }
+        let transaction_id = self.flow.context().transaction_id.clone();
+        let _ = self.edge.send(SmaRequest::Done { transaction_id }).await;
+    }
+
+    fn message(&mut self, now: Instant, msg: SmaMsg) {
+        let flow = &mut self.flow;
+        let call = |leg: LegId| self.legs.call(leg).map(str::to_string);
+        match msg {
+            SmaMsg::Answered(leg) => {
+                if let Some(c) = call(leg) {
+                    flow.on_answered(now, &c)
+                }
+            }
+            SmaMsg::Digit(leg, d) => {
+                if let Some(c) = call(leg) {
+                    flow.on_digit(now, &c, d)
+                }
+            }
+            SmaMsg::PlayDone { leg, .. } => {
+                if let Some(c) = call(leg) {
+                    flow.on_play_done(now, &c)
+                }
+            }
+            SmaMsg::Joined(leg, Ok(())) => {
+                // LEG-B was made when the token was looked up; the flow learns of it now.
+                if let (Some(c), Some(b)) = (call(leg), self.pending_b.remove(&leg)) {
+                    flow.on_joined(now, &c, b);
+                }
+            }
+            SmaMsg::Joined(leg, Err(why)) => {
+                if let Some(c) = call(leg) {
+                    flow.on_action_error(now, &c, "SystemException", &why)
+                }
+            }
+            SmaMsg::Ended(leg, code) => {
+                if let Some(c) = call(leg) {
+                    flow.on_leg_ended(now, &c, code)
+                }
+            }
+            SmaMsg::Update(args) => flow.on_update_requested(now, args),
+        }
+    }
+}
+
+impl CallTask {
+    async fn command(&mut self, c: FlowCommand, done: &mpsc::Sender<Done>) {
+        let now = Instant::now();
+        match c {
+            FlowCommand::Invoke(event) => {
+                let (invoker, f) = (self.services.invoker.clone(), self.function.clone());
+                let done = done.clone();
+                tokio::spawn(async move {
+                    let result = invoker.invoke(&f, &event).await;
+                    let _ = done.send(Done::Invoked(result)).await;
+                });
+            }
+            FlowCommand::Answer { call_id } => {
+                if let Some(leg) = self.legs.leg(&call_id) {
+                    self.to_edge(SmaRequest::Answer { leg }).await;
+                }
+            }
+            FlowCommand::Hangup { call_id, sip_code } => match self.legs.leg(&call_id) {
+                Some(leg) => {
+                    let text = hangup_text(sip_code);
+                    let code = sip_code;
+                    self.to_edge(SmaRequest::HangUp { leg, code, text }).await;
+                }
+                None => self.flow.on_leg_ended(now, &call_id, Some(sip_code)),
+            },
+            FlowCommand::Play {
+                call_id,
+                audio,
+                repeat,
+            } => self.load_prompt(call_id, audio, repeat, done),
+            FlowCommand::StopPlay { call_id } => {
+                if let Some(leg) = self.legs.leg(&call_id) {
+                    self.to_edge(SmaRequest::StopPlay { leg }).await;
+                }
+            }
+            FlowCommand::SendDigits {
+                call_id,
+                digits,
+                tone_ms,
+            } => {
+                if let Some(leg) = self.legs.leg(&call_id) {
+                    let req = SmaRequest::SendDigits {
+                        leg,
+                        digits,
+                        tone_ms,
+                    };
+                    self.to_edge(req).await;
+                }
+            }
+            FlowCommand::JoinMeeting {
+                call_id,
+                join_token,
+                meeting_id,
+            } => {
+                let repo = self.services.repo.clone();
+                let done = done.clone();
+                let leg_b_id = uuid::Uuid::new_v4().to_string();
+                tokio::spawn(async move {
+                    let result = lookup_token(repo.as_ref(), &join_token, meeting_id.as_deref())
+                        .await
+                        .map(|(member, to)| {
+                            let leg_b = FlowLeg {
+                                call_id: leg_b_id,
+                                tag: domain::sma::event::ParticipantTag::LegB,
+                                to,
+                                from: String::new(),
+                                direction: domain::sma::event::Direction::Outbound,
+                                start_ms: domain::timestamp::now_millis(),
+                            };
+                            (member, leg_b)
+                        });
+                    let _ = done.send(Done::Token { call_id, result }).await;
+                });
+            }
+            FlowCommand::Done => {}
+            other => {
+                // Not served yet by this server (bridging, recording, attendee changes):
+                // the function hears so instead of waiting forever.
+                let (call_id, what) = unserved(&other);
+                self.flow.on_action_error(
+                    now,
+                    &call_id,
+                    "ActionNotSupported",
+                    &format!("{what} is not supported by this server yet"),
+                );
+            }
+        }
+    }
+
+    fn load_prompt(&self, call_id: String, audio: Audio, repeat: u32, done: &mpsc::Sender<Done>) {
+        let objects = self.services.objects.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let result = match audio {
+                Audio::S3(src) => match objects.get(&src.bucket_name, &src.key).await {
+                    Ok(bytes) => codec::wav::decode(&bytes, MAX_PROMPT_SECONDS)
+                        .map(engine::Prompt::new)
+                        .map_err(|e| format!("s3://{}/{}: {e}", src.bucket_name, src.key)),
+                    Err(e) => Err(e.to_string()),
+                },
+                Audio::Speech(_) => Err(
+                    "Speak needs a text-to-speech engine, and none is configured on this server"
+                        .to_string(),
+                ),
+            };
+            let _ = done
+                .send(Done::Prompt {
+                    call_id,
+                    repeat,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    fn finished(&mut self, now: Instant, d: Done) {
+        match d {
+            Done::Invoked(Ok(answer)) => self.flow.on_function_answer(now, Ok(answer)),
+            Done::Invoked(Err(InvokeError::Invalid(why))) => {
+                self.flow.on_function_answer(now, Err(why))
+            }
+            Done::Invoked(Err(e)) => {
+                tracing::warn!(transaction = %self.flow.context().transaction_id, function = %self.function.lambda_arn, error = %e, "the function could not be invoked; the call is ended (480)");
+                self.flow.on_function_unreachable(now);
+            }
+            Done::Prompt {
+                call_id,
+                repeat,
+                result,
+            } => match (self.legs.leg(&call_id), result) {
+                (Some(leg), Ok(prompt)) => self.try_edge(SmaRequest::Play {
+                    leg,
+                    prompt,
+                    repeat,
+                }),
+                (_, Err(why)) => {
+                    self.flow
+                        .on_action_error(now, &call_id, "InvalidAudioSource", &why)
+                }
+                (None, Ok(_)) => {}
+            },
+            Done::Token { call_id, result } => match (self.legs.leg(&call_id), result) {
+                (Some(leg), Ok((member, leg_b))) => {
+                    self.pending_b.insert(leg, leg_b);
+                    self.try_edge(SmaRequest::Join { leg, member });
+                }
+                (_, Err(why)) => {
+                    self.flow
+                        .on_action_error(now, &call_id, "InvalidActionParameter", &why)
+                }
+                (None, Ok(_)) => {}
+            },
+        }
+    }
+
+    async fn to_edge(&self, req: SmaRequest) {
+        let _ = self.edge.send(req).await;
+    }
+
+    /// From a synchronous step: the edge's queue is deep; a full one (an overloaded edge)
+    /// loses the request, and the flow hears nothing back for it.
+    fn try_edge(&self, req: SmaRequest) {
+        if let Err(e) = self.edge.try_send(req) {
+            tracing::warn!(transaction = %self.flow.context().transaction_id, "the SIP edge is overloaded; a request of the call flow was dropped: {e}");
+        }
+    }
+}
+
+/// The Reason text of a Hangup action.
+fn hangup_text(code: u16) -> String {
+    match code {
+        0 | 200 => "hung up by the SIP media application".to_string(),
+        c => format!("hung up by the SIP media application ({c})"),
+    }
+}
+
+/// The leg and the words for a command this server does not carry out.
+fn unserved(c: &FlowCommand) -> (String, &'static str) {
+    match c {
+        FlowCommand::Dial { call_id } => (call_id.clone(), "Dialling out"),
+        FlowCommand::Bridge { call_id, .. } => (call_id.clone(), "CallAndBridge"),
+        FlowCommand::Record { call_id, .. } => (call_id.clone(), "RecordAudio"),
+        FlowCommand::CallRecording { call_id, .. } => (call_id.clone(), "Call recording"),
+        _ => (String::new(), "This action"),
+    }
+}
+
+/// The meeting and attendee a JoinChimeMeeting's token opens, and the number LEG-B
+/// dials (the meeting join number, as AWS shows it).
+async fn lookup_token(
+    repo: &dyn store::Repository,
+    token: &str,
+    meeting_id: Option<&str>,
+) -> Result<(Member, String), String> {
+    let bad = || "the JoinToken does not belong to an attendee of a meeting".to_string();
+    if !domain::token::well_formed(token) {
+        return Err(bad());
+    }
+    let hash = domain::token::token_hash(token);
+    let attendee = repo
+        .find_attendee_by_token_hash(&hash)
+        .await
+        .map_err(|e| format!("the store failed: {e}"))?
+        .ok_or_else(bad)?;
+    if let Some(m) = meeting_id.filter(|m| *m != attendee.meeting_id) {
+        return Err(format!(
+            "the JoinToken belongs to an attendee of another meeting than {m}"
+        ));
+    }
+    let meeting = repo
+        .get_meeting(&attendee.meeting_id)
+        .await
+        .map_err(|e| format!("the store failed: {e}"))?;
+    match meeting {
+        Some(m) if !m.expired(domain::timestamp::now_millis(), None) => Ok((
+            Member {
+                meeting_id: attendee.meeting_id.clone(),
+                attendee_id: attendee.attendee_id.clone(),
+            },
+            domain::policy::MEETING_JOIN_NUMBER.to_string(),
+        )),
+        _ => Err(format!("meeting {} has ended", attendee.meeting_id)),
+    }
+}

@@ -1,0 +1,178 @@
+"""What the call-flow tests of SIP media applications share (issue 13): a webhook the
+function runs behind (a real HTTP server in the test process, whose handler is the test's
+own function), and a lab built on the PSTN tests' (tests/pstn/conftest.py): carriers,
+pjsua2 phones and PBXs, tones and their analysis, the server on a data directory.
+
+The phone network's side of a call is pjsua2 (`tests/pjsua2/caller.py`) bound to
+PHONE_HOST, a carrier's source; PBXs joining meetings by token send from 127.0.0.1, which is
+no carrier's, so their INVITEs are meeting joins.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+#: The carrier's source address: the phones of these tests call from here.
+PHONE_HOST = "127.0.0.4"
+#: The caller's number.
+PHONE_NUMBER = "+12065550147"
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:pin-dial-in"
+
+
+def load_pstn():
+    """tests/pstn/conftest.py as a plain module (its PstnLab, fixtures and helpers)."""
+    name = "pstn_lab_for_sma"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = HERE.parent / "pstn" / "conftest.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class Webhook:
+    """A function behind a webhook: every POST is an invocation event, answered with what
+    `app(event)` returns (a dict sent as JSON, or bytes sent as they are). Events are kept
+    in `events` in arrival order."""
+
+    def __init__(self, app: Callable[[dict], object]):
+        self.app = app
+        self.events: list[dict] = []
+        self.errors: list[str] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                try:
+                    event = json.loads(body)
+                    hook.events.append(event)
+                    answer = hook.app(event)
+                except Exception as e:  # the test's function failed: say so in the test
+                    hook.errors.append(f"{type(e).__name__}: {e}")
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                if isinstance(answer, float):  # a delay in seconds: never answers in time
+                    time.sleep(answer)
+                    answer = {"SchemaVersion": "1.0", "Actions": []}
+                data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/sma"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def kinds(self) -> list[str]:
+        return [e["InvocationEventType"] for e in self.events]
+
+    def wait_for(self, kind: str, timeout: float = 20.0) -> dict:
+        end = time.time() + timeout
+        while time.time() < end:
+            for e in self.events:
+                if e["InvocationEventType"] == kind:
+                    return e
+            time.sleep(0.05)
+        raise AssertionError(f"no {kind} event within {timeout} s; got {self.kinds()} {self.errors}")
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def actions(*acts: dict, attributes: dict | None = None) -> dict:
+    doc = {"SchemaVersion": "1.0", "Actions": list(acts)}
+    if attributes is not None:
+        doc["TransactionAttributes"] = attributes
+    return doc
+
+
+def s3(bucket: str, key: str) -> dict:
+    return {"Type": "S3", "BucketName": bucket, "Key": key}
+
+
+def tone_wav(path: Path, hz: int, seconds: float, rate: int = 8000) -> Path:
+    """A sine WAV (16-bit mono) made with sox."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = f"sox -n -r {rate} -b 16 -c 1 {path} synth {seconds} sine {hz} vol 0.5"
+    subprocess.run(cmd.split(), check=True, timeout=30)
+    return path
+
+
+def add_function(binary: Path, data_dir: Path, arn: str, url: str) -> None:
+    """`voice-connector admin functions add ARN URL` on the data directory."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [str(binary), "admin", "functions", "add", arn, url, "--data-dir", str(data_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stdout}{proc.stderr}"
+
+
+def add_numbers(binary: Path, data_dir: Path, *numbers: str) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [str(binary), "admin", "add-numbers", *numbers, "--data-dir", str(data_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stdout}{proc.stderr}"
+
+
+def rule_for_number(voice, number: str, arn: str = ARN) -> tuple[str, str]:
+    """A SIP media application on `arn` and an enabled ToPhoneNumber rule for `number`;
+    returns (application id, rule id)."""
+    app = voice.create_sip_media_application(
+        AwsRegion="us-east-1", Name="sma-" + uuid.uuid4().hex[:8], Endpoints=[{"LambdaArn": arn}]
+    )["SipMediaApplication"]
+    rule = voice.create_sip_rule(
+        Name="rule-" + uuid.uuid4().hex[:8], TriggerType="ToPhoneNumber", TriggerValue=number,
+        TargetApplications=[{"SipMediaApplicationId": app["SipMediaApplicationId"], "Priority": 1,
+                             "AwsRegion": "us-east-1"}],
+    )["SipRule"]
+    return app["SipMediaApplicationId"], rule["SipRuleId"]
+
+
+def caller(lab, uri: str, name: str, *, bind_host: str = "127.0.0.1", from_number: str = PHONE_NUMBER,
+           play: Path | None = None, record: Path | None = None, duration: float = 6.0,
+           answer_timeout: float = 20.0, extra: tuple[str, ...] = ()):
+    """caller.py (pjsua2) calling `uri` through the server (UDP, 127.0.0.1 as outbound
+    proxy) from `bind_host`; a `CallerRun`."""
+    pj = load_pstn().pj
+    log_file = lab.tmp_path / f"{name}.pjsip.log"
+    ready = lab.tmp_path / f"{name}.media"
+    cmd = [
+        sys.executable, str(pj.CALLER_SCRIPT), "--uri", uri,
+        "--from-uri", f"sip:{from_number}@{bind_host}", "--bind-host", bind_host,
+        "--proxy", f"sip:127.0.0.1:{lab.server.sip_port};lr", "--transport", "udp",
+        "--duration", str(duration), "--timeout", str(answer_timeout),
+        "--log-level", "5", "--log-file", str(log_file), "--ready-file", str(ready),
+    ]
+    if play is not None:
+        cmd += ["--play", str(play)]
+    if record is not None:
+        cmd += ["--record", str(record)]
+    cmd += extra
+    return pj.CallerRun(cmd, log_file, ready, timeout=answer_timeout + duration + 25)
+
+
+def phone(lab, number: str, name: str = "phone", **kw):
+    """A phone on the carrier's side (PHONE_HOST) dialling `number`."""
+    return caller(lab, f"sip:{number}@127.0.0.1:{lab.server.sip_port}", name, bind_host=PHONE_HOST, **kw)
