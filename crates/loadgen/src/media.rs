@@ -1,6 +1,7 @@
-//! Media of the legs: pre-encoded tone payloads, one paced sender for every leg, and one
+//! Media of the legs: pre-encoded tone payloads, one paced sender for every leg (which
+//! sends other packets, RFC 4733 events say, in place of a leg's audio when told), and one
 //! receiver task per leg that unprotects (SRTP, RFC 3711; or takes plain RTP as it comes)
-//! and accounts what the server sends back.
+//! and accounts what the server sends back, showing each packet to an observer if asked.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -510,6 +511,80 @@ mod tests {
         }
         let peak = pcm.iter().map(|s| s.unsigned_abs()).max().unwrap();
         assert!(peak > 1000, "decoded peak {peak}");
+    }
+
+    /// An override replaces the leg's next frames with its packets (sequence numbers going
+    /// on, timestamps taken back), an empty slot sends nothing, audio resumes after, and
+    /// `done` is told.
+    #[tokio::test]
+    async fn overrides_take_the_place_of_audio_frames() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx_sock.set_nonblocking(true).unwrap();
+        let sock = Arc::new(UdpSocket::from_std(tx_sock).unwrap());
+        let phase = Arc::new(AtomicU8::new(PHASE_WARMUP));
+        let (msgs, stop, task) = spawn_sender(1, phase);
+        let ev = |marker, ts_back| Inserted {
+            payload_type: 101,
+            marker,
+            ts_back,
+            payload: vec![1, 0x0a, 0, 160],
+        };
+        let (done_tx, done_rx) = oneshot::channel();
+        // Queued before the leg: its first frames are the override's.
+        let _ = msgs.send(SenderMsg::Add(Box::new(SendLeg {
+            id: 1,
+            sock,
+            remote: rx.local_addr().unwrap(),
+            srtp: None,
+            payloads: Arc::new(Payloads::new(Codec::Pcmu).unwrap()),
+            payload_type: 0,
+            ssrc: 7,
+            ts_step: 160,
+            tone: 0,
+            seq: 100,
+            ts: 1000,
+            frames: 0,
+        })));
+        let slots = vec![
+            Some(vec![ev(true, 0)]),
+            Some(vec![]),
+            None,
+            Some(vec![ev(false, 480), ev(false, 480)]),
+        ];
+        let _ = msgs.send(SenderMsg::Override {
+            id: 1,
+            slots,
+            done: Some(done_tx),
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1500];
+        for _ in 0..6 {
+            let recv = tokio::time::timeout(Duration::from_secs(2), rx.recv(&mut buf));
+            let n = recv.await.unwrap().unwrap();
+            let p = RtpPacket::parse(&buf[..n]).unwrap();
+            got.push((
+                p.sequence_number(),
+                p.timestamp(),
+                p.payload_type(),
+                p.marker(),
+            ));
+        }
+        let _ = stop.send(());
+        let _ = task.await;
+        assert!(done_rx.await.is_ok());
+        assert_eq!(
+            got,
+            vec![
+                (100, 1000, 101, true),
+                // slot 2 sent nothing; slot 3 is audio (the leg's first audio frame, marked)
+                (101, 1320, 0, false),
+                (102, 1480 - 480, 101, false),
+                (103, 1480 - 480, 101, false),
+                (104, 1640, 0, false),
+                (105, 1800, 0, false),
+            ]
+        );
     }
 
     #[test]
