@@ -329,12 +329,11 @@ class PstnLab:
             pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout
 
-    def start_server(self, answer_timeout: int | None = None) -> MeetingServer:
+    def start_server(self, answer_timeout: int | None = None, extra: tuple[str, ...] = ()) -> MeetingServer:
         """`voice-connector serve` on the lab's data directory (with
-        `--carrier-answer-timeout N` when `answer_timeout` is given)."""
-        extra: tuple[str, ...] = ()
+        `--carrier-answer-timeout N` when `answer_timeout` is given, and `extra` flags)."""
         if answer_timeout is not None:
-            extra = ("--carrier-answer-timeout", str(answer_timeout))
+            extra = (*extra, "--carrier-answer-timeout", str(answer_timeout))
         self.work.mkdir(parents=True, exist_ok=True)
         self._server_gen = serve(self.work, extra, label="pstn", rtp_size=100)
         self.server = next(self._server_gen)

@@ -176,3 +176,51 @@ def caller(lab, uri: str, name: str, *, bind_host: str = "127.0.0.1", from_numbe
 def phone(lab, number: str, name: str = "phone", **kw):
     """A phone on the carrier's side (PHONE_HOST) dialling `number`."""
     return caller(lab, f"sip:{number}@127.0.0.1:{lab.server.sip_port}", name, bind_host=PHONE_HOST, **kw)
+
+
+class Moto:
+    """moto's S3-compatible server (PyPI moto[server]) on a free port of 127.0.0.1, and a
+    boto3 S3 client for it (moto takes any credentials until told to check them)."""
+
+    KEY, SECRET = "testing", "testing"
+
+    def __init__(self, log_file: Path):
+        import shutil
+        import socket
+
+        import boto3
+        import pytest
+
+        if shutil.which("moto_server") is None:
+            pytest.fail("moto_server is not installed (PyPI moto[server]); run scripts/setup-deps")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.log = open(log_file, "wb")
+        self.proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.s3 = boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
+                               aws_access_key_id=self.KEY, aws_secret_access_key=self.SECRET)
+        end = time.time() + 30
+        while True:
+            try:
+                self.s3.list_buckets()
+                break
+            except Exception:
+                if self.proc.poll() is not None or time.time() > end:
+                    raise AssertionError(f"moto_server did not start (see {log_file})")
+                time.sleep(0.2)
+
+    def server_flags(self) -> tuple[str, ...]:
+        """The voice-connector serve flags that use this store."""
+        return ("--s3-endpoint", self.url, "--s3-access-key-id", self.KEY,
+                "--s3-secret-access-key", self.SECRET)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()

@@ -90,7 +90,16 @@ pub enum MeetingMsg {
     },
     /// Stop the leg's prompt.
     StopPlay { leg: LegId },
+    /// Send (Some) or stop sending (None) the leg's decoded incoming audio, a frame a tick
+    /// (a SIP media application's recording).
+    Tap {
+        leg: LegId,
+        sink: Option<mpsc::Sender<TapFrame>>,
+    },
 }
+
+/// 20 ms of a tapped leg's audio: the leg, the sample rate, the samples.
+pub type TapFrame = (LegId, u32, Vec<i16>);
 
 /// Why a browser's SDP offer got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +191,8 @@ pub struct Meeting {
     tx: mpsc::Sender<MeetingMsg>,
     events: mpsc::Sender<MeetingEvent>,
     observer: Arc<dyn MeetingObserver>,
+    /// Where tapped legs' audio goes.
+    taps: HashMap<engine::LegId, mpsc::Sender<TapFrame>>,
 }
 
 impl Meeting {
@@ -206,6 +217,7 @@ impl Meeting {
             tx,
             events,
             observer,
+            taps: HashMap::new(),
         }
     }
 
@@ -435,6 +447,17 @@ impl Meeting {
                     self.media.stop_play(e);
                 }
             }
+            MeetingMsg::Tap { leg, sink } => {
+                if let Some(e) = self.slots.get(&leg).and_then(|s| s.engine) {
+                    let track = sink.as_ref().map(|_| engine::TapTrack::Incoming);
+                    if self.media.set_tap(e, track).is_ok() {
+                        match sink {
+                            Some(s) => self.taps.insert(e, s),
+                            None => self.taps.remove(&e),
+                        };
+                    }
+                }
+            }
         }
     }
 
@@ -477,6 +500,7 @@ impl Meeting {
         }
         let stats = slot.engine.and_then(|e| {
             self.by_engine.remove(&e);
+            self.taps.remove(&e);
             let stats = self.media.remove_leg(e);
             // A WebRTC leg's last datagrams (DTLS close_notify) still go out.
             while let Some(t) = self.media.poll_transmit() {
@@ -562,8 +586,18 @@ impl Meeting {
                 let l = self.by_engine.get(&leg).map(|e| e.leg);
                 tracing::info!(meeting = %self.id, leg = ?l, "DTMF for a leg that negotiated no telephone-event is dropped");
             }
-            // Taps are for SIP media application recordings.
-            EngineEvent::ActiveSpeakers(_) | EngineEvent::Audio { .. } => {}
+            EngineEvent::Audio {
+                leg,
+                rate,
+                incoming,
+                ..
+            } => {
+                if let (Some(sink), Some(l)) = (self.taps.get(&leg), self.by_engine.get(&leg)) {
+                    // A recorder that cannot keep up loses frames, never the mix.
+                    let _ = sink.try_send((l.leg, rate, incoming));
+                }
+            }
+            EngineEvent::ActiveSpeakers(_) => {}
         }
     }
 }

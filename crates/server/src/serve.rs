@@ -150,6 +150,10 @@ impl Server {
             refusals: Default::default(),
             sma: Arc::new(crate::sma::call::Services {
                 invoker: crate::sma::invoke::Invoker::default(),
+                prompts: crate::sma::prompts::Prompts::new(
+                    crate::sma::objects::ObjectStore::new(cfg.s3.clone(), cfg.data_dir.clone()),
+                    Default::default(),
+                ),
                 objects: crate::sma::objects::ObjectStore::new(
                     cfg.s3.clone(),
                     cfg.data_dir.clone(),
@@ -205,6 +209,11 @@ impl Server {
             controller.clone(),
             i64::from(cfg.meeting_idle_timeout),
         ));
+        let sma_controller = controller.clone();
+        let sma_requests = tokio::spawn(crate::sma::requests::poll(repo.clone(), move |reqs| {
+            let c = sma_controller.clone();
+            async move { c.sma_requests(reqs).await }
+        }));
         let retention = tokio::spawn(crate::sweeps::sweep_call_records(
             repo.clone(),
             cfg.call_record_retention_days,
@@ -254,6 +263,7 @@ impl Server {
                 register_task,
                 metrics_task,
                 retention,
+                sma_requests,
             ],
         })
     }

@@ -205,7 +205,7 @@ impl Edge {
         self.sma.insert(leg, entry);
     }
 
-    fn tell(&self, leg: LegId, msg: SmaMsg) {
+    pub(super) fn tell(&self, leg: LegId, msg: SmaMsg) {
         if let Some(s) = self.sma.get(&leg)
             && s.flow.try_send(msg).is_err()
         {
@@ -301,6 +301,12 @@ impl Edge {
                 },
             ),
             SmaRequest::StopPlay { leg } => self.sma_media(leg, MeetingMsg::StopPlay { leg }),
+            SmaRequest::Tap { leg, sink } => {
+                let media = self.legs.get(&leg).and_then(|l| l.meeting.as_ref());
+                if media.is_none_or(|tx| tx.try_send(MeetingMsg::Tap { leg, sink }).is_err()) {
+                    tracing::info!(call = %leg, "no media to record from");
+                }
+            }
             SmaRequest::SendDigits {
                 leg,
                 digits,
@@ -443,3 +449,18 @@ impl Edge {
 
 /// Application calls by leg.
 pub(super) type SmaLegs = HashMap<LegId, SmaLeg>;
+
+impl SmaLeg {
+    /// An application's own outbound leg (`edge::sma_dial`): nothing to answer.
+    pub(super) fn dialled(flow: mpsc::Sender<SmaMsg>) -> SmaLeg {
+        SmaLeg {
+            flow,
+            unanswered: None,
+        }
+    }
+
+    /// Whether its flow is still running.
+    pub(super) fn running(&self) -> bool {
+        !self.flow.is_closed()
+    }
+}

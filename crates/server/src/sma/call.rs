@@ -16,6 +16,9 @@ use tokio::sync::mpsc;
 
 use super::invoke::{InvokeError, Invoker};
 use super::objects::ObjectStore;
+use super::prompts::Prompts;
+use super::record::Recorder;
+use crate::meeting::TapFrame;
 
 /// What a call's flow asks of the SIP edge.
 #[derive(Debug)]
@@ -40,6 +43,11 @@ pub enum SmaRequest {
     StopPlay {
         leg: LegId,
     },
+    /// Send the leg's incoming audio to `sink` (None: stop).
+    Tap {
+        leg: LegId,
+        sink: Option<mpsc::Sender<TapFrame>>,
+    },
     /// Send digits to the leg as RFC 4733 events.
     SendDigits {
         leg: LegId,
@@ -60,8 +68,11 @@ pub enum SmaRequest {
 /// What the SIP edge tells a call's flow.
 #[derive(Debug)]
 pub enum SmaMsg {
-    /// Our 200 for the incoming leg was acknowledged.
+    /// Our 200 for the incoming leg was acknowledged; an outbound leg answered (its
+    /// media is in its mixer).
     Answered(LegId),
+    /// An outbound leg rings (180 or 183).
+    Ringing(LegId),
     Digit(LegId, char),
     /// The leg's prompt finished (or was interrupted).
     PlayDone {
@@ -76,13 +87,12 @@ pub enum SmaMsg {
     Update(BTreeMap<String, String>),
 }
 
-/// Longest prompt played (10 minutes).
-const MAX_PROMPT_SECONDS: u32 = 600;
-
 /// What the call tasks share.
 pub struct Services {
     pub invoker: Invoker,
-    /// Where prompts are read from and recordings written to.
+    /// Prompts, read through a cache.
+    pub prompts: Prompts,
+    /// Where recordings are written.
     pub objects: ObjectStore,
     pub repo: Arc<dyn store::Repository>,
 }
@@ -119,6 +129,11 @@ enum Done {
         call_id: String,
         result: Result<(Member, FlowLeg), String>,
     },
+    /// A recording was written (its key) or not.
+    Recorded {
+        call_id: String,
+        result: Result<String, String>,
+    },
 }
 
 /// Starts a call's task; the returned sender is how the edge reaches it.
@@ -139,6 +154,8 @@ pub fn spawn(
         services,
         edge,
         pending_b: HashMap::new(),
+        recording: None,
+        tap: mpsc::channel(1).0,
     };
     tokio::spawn(task.run(rx));
     tx
@@ -152,6 +169,9 @@ struct CallTask {
     edge: mpsc::Sender<SmaRequest>,
     /// LEG-B of a JoinChimeMeeting whose move into the meeting is under way, by LEG-A.
     pending_b: HashMap<LegId, FlowLeg>,
+    /// The RecordAudio in progress, and where tapped audio comes in.
+    recording: Option<(LegId, Recorder)>,
+    tap: mpsc::Sender<TapFrame>,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -164,6 +184,9 @@ async fn sleep_until(deadline: Option<Instant>) {
 impl CallTask {
     async fn run(mut self, mut rx: mpsc::Receiver<SmaMsg>) {
         let (done_tx, mut done_rx) = mpsc::channel::<Done>(16);
+        // A recording's frames (50 a second); a full queue loses frames, not the call.
+        let (tap_tx, mut tap_rx) = mpsc::channel::<TapFrame>(256);
+        self.tap = tap_tx;
         loop {
             while let Some(c) = self.flow.poll_command() {
                 self.command(c, &done_tx).await;
@@ -175,9 +198,18 @@ impl CallTask {
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
-                    self.message(Instant::now(), msg);
+                    self.message(Instant::now(), msg, &done_tx);
                 }
                 Some(d) = done_rx.recv() => self.finished(Instant::now(), d),
+                Some((leg, rate, frame)) = tap_rx.recv() => {
+                    let full = match &mut self.recording {
+                        Some((l, r)) if *l == leg => r.push(rate, &frame),
+                        _ => false,
+                    };
+                    if full {
+                        self.end_recording(true, &done_tx);
+                    }
+                }
                 _ = sleep_until(deadline) => self.flow.handle_timeout(Instant::now()),
             }
         }
@@ -185,13 +217,31 @@ impl CallTask {
         let _ = self.edge.send(SmaRequest::Done { transaction_id }).await;
     }
 
-    fn message(&mut self, now: Instant, msg: SmaMsg) {
+    fn message(&mut self, now: Instant, msg: SmaMsg, done: &mpsc::Sender<Done>) {
+        let recording = self.recording.as_ref().map(|(l, r)| (*l, r));
+        match &msg {
+            SmaMsg::Digit(leg, d)
+                if recording.is_some_and(|(l, r)| l == *leg && r.stops_on(*d)) =>
+            {
+                return self.end_recording(true, done);
+            }
+            // What was said before the hang-up is kept.
+            SmaMsg::Ended(leg, _) if recording.is_some_and(|(l, _)| l == *leg) => {
+                self.end_recording(false, done)
+            }
+            _ => {}
+        }
         let flow = &mut self.flow;
         let call = |leg: LegId| self.legs.call(leg).map(str::to_string);
         match msg {
             SmaMsg::Answered(leg) => {
                 if let Some(c) = call(leg) {
                     flow.on_answered(now, &c)
+                }
+            }
+            SmaMsg::Ringing(leg) => {
+                if let Some(c) = call(leg) {
+                    flow.on_ringing(now, &c)
                 }
             }
             SmaMsg::Digit(leg, d) => {
@@ -299,7 +349,29 @@ impl CallTask {
                     let _ = done.send(Done::Token { call_id, result }).await;
                 });
             }
-            FlowCommand::Done => {}
+            // An outbound call's INVITE went out with the flow's start (`edge::sma_dial`).
+            FlowCommand::Record { call_id, action } => match self.legs.leg(&call_id) {
+                Some(leg) => {
+                    let r = Recorder::new(&call_id, &action, domain::timestamp::now_millis());
+                    self.recording = Some((leg, r));
+                    let sink = Some(self.tap.clone());
+                    self.to_edge(SmaRequest::Tap { leg, sink }).await;
+                }
+                None => self.flow.on_action_error(
+                    now,
+                    &call_id,
+                    "InvalidActionParameter",
+                    "no such call to record",
+                ),
+            },
+            FlowCommand::StopRecord { .. } => {
+                // Interrupted by a new action list: nothing is written.
+                if let Some((leg, r)) = self.recording.take() {
+                    tracing::info!(call = %r.call_id, "recording interrupted; discarded");
+                    self.try_edge(SmaRequest::Tap { leg, sink: None });
+                }
+            }
+            FlowCommand::Done | FlowCommand::Dial { .. } => {}
             other => {
                 // Not served yet by this server (bridging, recording, attendee changes):
                 // the function hears so instead of waiting forever.
@@ -315,16 +387,15 @@ impl CallTask {
     }
 
     fn load_prompt(&self, call_id: String, audio: Audio, repeat: u32, done: &mpsc::Sender<Done>) {
-        let objects = self.services.objects.clone();
+        let prompts = self.services.prompts.clone();
         let done = done.clone();
         tokio::spawn(async move {
             let result = match audio {
-                Audio::S3(src) => match objects.get(&src.bucket_name, &src.key).await {
-                    Ok(bytes) => codec::wav::decode(&bytes, MAX_PROMPT_SECONDS)
-                        .map(engine::Prompt::new)
-                        .map_err(|e| format!("s3://{}/{}: {e}", src.bucket_name, src.key)),
-                    Err(e) => Err(e.to_string()),
-                },
+                Audio::S3(src) => prompts
+                    .load(&src.bucket_name, &src.key)
+                    .await
+                    .map(|pcm| engine::Prompt::new((*pcm).clone()))
+                    .map_err(|e| e.to_string()),
                 Audio::Speech(_) => Err(
                     "Speak needs a text-to-speech engine, and none is configured on this server"
                         .to_string(),
@@ -366,6 +437,12 @@ impl CallTask {
                 }
                 (None, Ok(_)) => {}
             },
+            Done::Recorded { call_id, result } => match result {
+                Ok(key) => self.flow.on_record_done(now, &call_id, &key),
+                Err(why) => self
+                    .flow
+                    .on_action_error(now, &call_id, "SystemException", &why),
+            },
             Done::Token { call_id, result } => match (self.legs.leg(&call_id), result) {
                 (Some(leg), Ok((member, leg_b))) => {
                     self.pending_b.insert(leg, leg_b);
@@ -378,6 +455,31 @@ impl CallTask {
                 (None, Ok(_)) => {}
             },
         }
+    }
+
+    /// The recording ends: its tap stops and, when `report`, the file is written and the
+    /// flow told where (a recording cut short by a hang-up is written and not reported).
+    fn end_recording(&mut self, report: bool, done: &mpsc::Sender<Done>) {
+        let Some((leg, r)) = self.recording.take() else {
+            return;
+        };
+        self.try_edge(SmaRequest::Tap { leg, sink: None });
+        let call_id = r.call_id.clone();
+        let (bucket, key, wav) = r.finish();
+        let (objects, done) = (self.services.objects.clone(), done.clone());
+        tokio::spawn(async move {
+            let result = objects
+                .put(&bucket, &key, wav, "audio/wav")
+                .await
+                .map(|()| key)
+                .map_err(|e| e.to_string());
+            if let Err(e) = &result {
+                tracing::warn!(call = %call_id, error = %e, "recording not written");
+            }
+            if report {
+                let _ = done.send(Done::Recorded { call_id, result }).await;
+            }
+        });
     }
 
     async fn to_edge(&self, req: SmaRequest) {
@@ -404,9 +506,7 @@ fn hangup_text(code: u16) -> String {
 /// The leg and the words for a command this server does not carry out.
 fn unserved(c: &FlowCommand) -> (String, &'static str) {
     match c {
-        FlowCommand::Dial { call_id } => (call_id.clone(), "Dialling out"),
         FlowCommand::Bridge { call_id, .. } => (call_id.clone(), "CallAndBridge"),
-        FlowCommand::Record { call_id, .. } => (call_id.clone(), "RecordAudio"),
         FlowCommand::CallRecording { call_id, .. } => (call_id.clone(), "Call recording"),
         _ => (String::new(), "This action"),
     }

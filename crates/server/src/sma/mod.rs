@@ -9,9 +9,13 @@
 //! - [`objects`]: prompts read and recordings written, in an S3-compatible server or the
 //!   data directory; [`s3`]: its endpoint, names and SigV4 signing, without I/O.
 //! - [`prompts`]: WAV prompts read through `objects`, decoded once, in a bounded cache.
+//! - [`requests`]: the queue of CreateSipMediaApplicationCall and
+//!   UpdateSipMediaApplicationCall requests, taken out and handed to the SIP edge.
 
 pub mod call;
 pub mod invoke;
 pub mod objects;
 pub mod prompts;
+pub mod record;
+pub mod requests;
 pub mod s3;
