@@ -13,14 +13,14 @@ import time
 import uuid
 
 from flowlab import (ARN, PHONE_HOST, PHONE_NUMBER, Webhook, actions, add_function, add_numbers, caller,
-                     phone, rule_for_number, s3, tone_wav)
+                     load_pstn, phone, rule_for_number, s3, tone_wav)
 from vctest.server import find_binary
 
 DIAL_IN = "+12065550188"
 TONE_MIN_DB = -30.0
 
 
-def setup(lab, tools, app, numbers=(DIAL_IN,)):
+def setup(lab, tools, app, numbers=(DIAL_IN,), extra=()):
     """Prompts in the data directory, the carrier of PHONE_HOST, the function's webhook,
     the numbers; then the server. Returns (server, webhook)."""
     binary = find_binary()
@@ -33,7 +33,7 @@ def setup(lab, tools, app, numbers=(DIAL_IN,)):
     add_function(binary, lab.data_dir, ARN, hook.url)
     if numbers:
         add_numbers(binary, lab.data_dir, *numbers)
-    return lab.start_server(), hook
+    return lab.start_server(extra=extra), hook
 
 
 def leg(event: dict, tag: str) -> dict:
@@ -218,3 +218,36 @@ def test_bad_function_answers(pstn_lab, pstn_tools, tmp_path):
         assert time.time() - started < 25, "refused once the retry failed"
     finally:
         hook.close()
+
+
+def test_speak_with_a_local_text_to_speech_program(pstn_lab, pstn_tools, tmp_path):
+    """With `--tts-command espeak-ng`, Speak's text is heard by the caller (AWS's Polly
+    parameters given, the language used); its ACTION_SUCCESSFUL then Hangup."""
+    lab, tools = pstn_lab, pstn_tools
+
+    def app(event: dict):
+        kind = event["InvocationEventType"]
+        call_id = leg(event, "LEG-A")["CallId"]
+        if kind == "NEW_INBOUND_CALL":
+            return actions({"Type": "Speak", "Parameters": {
+                "CallId": call_id, "Text": "Welcome to the voice connector. Please hold.",
+                "Engine": "neural", "LanguageCode": "en-US", "TextType": "text", "VoiceId": "Joanna"}})
+        if kind == "ACTION_SUCCESSFUL":
+            return actions({"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}})
+        return actions()
+
+    server, hook = setup(lab, tools, app, extra=("--tts-command", "espeak-ng"))
+    try:
+        rule_for_number(server.client("chime-sdk-voice"), DIAL_IN)
+        heard = tmp_path / "phone.wav"
+        run = phone(lab, DIAL_IN, record=heard, duration=10.0).result()
+        hook.wait_for("HANGUP")
+    finally:
+        hook.close()
+    assert run["confirmed"] and "BYE" in run["remote_bye"], (run, server.log()[-3000:])
+    spoke = [e for e in hook.events if (e.get("ActionData") or {}).get("Type") == "Speak"]
+    assert spoke and spoke[0]["InvocationEventType"] == "ACTION_SUCCESSFUL", hook.kinds()
+    samples, rate = load_pstn().pj.read_wav(heard)
+    loud = sum(1 for i in range(0, len(samples) - rate // 10, rate // 10)
+               if max(abs(x) for x in samples[i:i + rate // 10]) > 2000)
+    assert loud >= 10, f"at least a second of speech heard, got {loud} loud tenths of a second"

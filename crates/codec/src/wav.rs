@@ -228,6 +228,10 @@ fn parse_format(body: &[u8]) -> Result<Format, WavError> {
 }
 
 /// Decodes a WAV file into mono PCM at its own rate. A file with more than `max_seconds`
+/// Data sizes from this up are streaming writers' placeholders (a real 2 GB prompt is
+/// refused by the length limit long before).
+const STREAMED_SIZE: usize = 0x7FFF_0000;
+
 /// of audio is refused before any of it is decoded.
 pub fn decode(bytes: &[u8], max_seconds: u32) -> Result<Pcm, WavError> {
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
@@ -250,8 +254,10 @@ pub fn decode(bytes: &[u8], max_seconds: u32) -> Result<Pcm, WavError> {
         let available = riff_end - body_start;
         if id == b"data" {
             let format = format.ok_or(WavError::MissingFormat)?;
-            // 0xFFFFFFFF is what streaming writers leave when they cannot seek back.
-            let len = if size == u32::MAX as usize {
+            // 0xFFFFFFFF is what streaming writers leave when they cannot seek back;
+            // espeak-ng writing to a pipe leaves 0x7FFFF000. A size that large is a
+            // placeholder, not a promise: the data runs to the end of the file.
+            let len = if size == u32::MAX as usize || size >= STREAMED_SIZE {
                 available
             } else if size > available {
                 return Err(WavError::Truncated("data chunk"));

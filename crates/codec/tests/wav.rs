@@ -269,3 +269,15 @@ fn never_panics_on_damaged_files() {
         let _ = wav::decode(&b, 1);
     }
 }
+
+/// espeak-ng writing to a pipe cannot seek back: its RIFF and data sizes are placeholders
+/// (0x7FFFF024, 0x7FFFF000); the data runs to the end of the file.
+#[test]
+fn a_streamed_file_runs_to_its_end() {
+    let mut streamed = file(&fmt(1, 1, 22050, 16), &[], &le16(&[7; 300]));
+    streamed[4..8].copy_from_slice(&0x7FFF_F024u32.to_le_bytes());
+    let data = streamed.len() - 600 - 4;
+    streamed[data..data + 4].copy_from_slice(&0x7FFF_F000u32.to_le_bytes());
+    let pcm = wav::decode(&streamed, 1).unwrap();
+    assert_eq!((pcm.rate, pcm.samples.len()), (22050, 300));
+}

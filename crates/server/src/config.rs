@@ -174,6 +174,11 @@ pub struct Settings {
     /// Secret access key for --s3-endpoint [default: AWS_SECRET_ACCESS_KEY]
     #[arg(long, env = "VC_S3_SECRET_ACCESS_KEY", hide_env_values = true, value_parser = secret_arg)]
     pub s3_secret_access_key: Option<crate::sma::s3::Secret>,
+    /// Text-to-speech program for SIP media applications' Speak and SpeakAndGetDigits:
+    /// espeak-ng or one that takes its arguments (`--stdout`, `-v LANGUAGE`, `-m` for SSML,
+    /// the text last) and writes a WAV to stdout [default: none: Speak fails, saying so]
+    #[arg(long, env = "VC_TTS_COMMAND")]
+    pub tts_command: Option<PathBuf>,
 }
 
 /// The TOML file: the same names as the flags.
@@ -211,6 +216,7 @@ struct FileSettings {
     s3_region: Option<String>,
     s3_access_key_id: Option<String>,
     s3_secret_access_key: Option<crate::sma::s3::Secret>,
+    tts_command: Option<PathBuf>,
 }
 
 /// The resolved configuration every part of the server reads.
@@ -247,6 +253,8 @@ pub struct Config {
     pub http_options: crate::http::HttpOptions,
     /// The S3-compatible server of prompts and recordings; `None`: the data directory.
     pub s3: Option<crate::sma::s3::S3Config>,
+    /// The text-to-speech program (`--tts-command`).
+    pub tts_command: Option<PathBuf>,
 }
 
 fn secret_arg(s: &str) -> Result<crate::sma::s3::Secret, std::convert::Infallible> {
@@ -369,6 +377,7 @@ impl Settings {
             tls_key,
             http_options,
             s3,
+            tts_command: self.tts_command.clone().or(file.tts_command),
         })
     }
 

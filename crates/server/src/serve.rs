@@ -158,6 +158,7 @@ impl Server {
                     cfg.s3.clone(),
                     cfg.data_dir.clone(),
                 ),
+                tts: cfg.tts_command.clone(),
                 repo: repo.clone(),
             }),
         };

@@ -94,6 +94,8 @@ pub struct Services {
     pub prompts: Prompts,
     /// Where recordings are written.
     pub objects: ObjectStore,
+    /// The text-to-speech program (`--tts-command`), if any.
+    pub tts: Option<std::path::PathBuf>,
     pub repo: Arc<dyn store::Repository>,
 }
 
@@ -388,6 +390,7 @@ impl CallTask {
 
     fn load_prompt(&self, call_id: String, audio: Audio, repeat: u32, done: &mpsc::Sender<Done>) {
         let prompts = self.services.prompts.clone();
+        let tts = self.services.tts.clone();
         let done = done.clone();
         tokio::spawn(async move {
             let result = match audio {
@@ -396,10 +399,12 @@ impl CallTask {
                     .await
                     .map(|pcm| engine::Prompt::new((*pcm).clone()))
                     .map_err(|e| e.to_string()),
-                Audio::Speech(_) => Err(
-                    "Speak needs a text-to-speech engine, and none is configured on this server"
-                        .to_string(),
-                ),
+                Audio::Speech(p) => match &tts {
+                    Some(program) => super::speech::speak(program, &p)
+                        .await
+                        .map(engine::Prompt::new),
+                    None => Err("Speak needs a text-to-speech program, and none is configured on this server (serve --tts-command espeak-ng)".to_string()),
+                },
             };
             let _ = done
                 .send(Done::Prompt {

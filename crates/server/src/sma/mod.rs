@@ -19,3 +19,4 @@ pub mod prompts;
 pub mod record;
 pub mod requests;
 pub mod s3;
+pub mod speech;

@@ -86,6 +86,7 @@ impl TestServer {
             tls_key: None,
             http_options: Default::default(),
             s3: None,
+            tts_command: None,
         };
         let server = Server::start(cfg).await.expect("server");
         let (http, repo, webrtc) = (server.http, server.repo.clone(), server.webrtc.clone());
