@@ -62,6 +62,11 @@ pub enum Input {
         member: Member,
         result: Result<mpsc::Sender<MeetingMsg>, String>,
     },
+    /// CreateSipMediaApplicationCall and UpdateSipMediaApplicationCall requests taken from
+    /// the store's queue (`crate::sma::requests`).
+    SmaRequests(Vec<store::SmaCallRequest>),
+    /// An application's outbound call is ready to dial (`edge::sma_dial`).
+    SmaDial(Box<super::sma_dial::Prepared>),
     /// Offer a bridged leg its direction again after a glare (RFC 3261 §14.1).
     Reoffer {
         leg: LegId,
@@ -144,6 +149,12 @@ impl Controller {
     /// Hands the edge the carriers to register with; false once the edge has stopped.
     pub async fn register(&self, tick: super::register::Tick) -> bool {
         self.tx.send(Input::Register(tick)).await.is_ok()
+    }
+
+    /// Hands the edge queued SIP media application call requests: creates dial out, updates
+    /// reach their call's flow when it runs on this node.
+    pub async fn sma_requests(&self, requests: Vec<store::SmaCallRequest>) {
+        self.send(Input::SmaRequests(requests)).await;
     }
 
     /// The attendees with a leg on this node.

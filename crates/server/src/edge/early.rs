@@ -42,7 +42,7 @@ pub(super) enum Applied {
 }
 
 /// The body of a response when it is SDP.
-fn sdp_body(resp: &Response) -> Option<&[u8]> {
+pub(super) fn sdp_body(resp: &Response) -> Option<&[u8]> {
     let sdp = resp
         .headers
         .get(HeaderName::ContentType)

@@ -24,6 +24,7 @@ mod pstn;
 mod register;
 mod reinvite;
 mod sma;
+mod sma_dial;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -145,6 +146,7 @@ pub async fn start(
         registrations: register::Registrations::default(),
         sma: HashMap::new(),
         sma_tx,
+        sma_dial: Default::default(),
     };
     let task = tokio::spawn(edge.run(inbound, rx, events, sma_rx));
     Ok(SipEdge {
@@ -189,6 +191,7 @@ struct Edge {
     /// SIP media application calls' legs, and the channel their flows ask through.
     sma: sma::SmaLegs,
     sma_tx: mpsc::Sender<crate::sma::call::SmaRequest>,
+    sma_dial: sma_dial::Dials,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -293,7 +296,7 @@ impl Edge {
                 JoinOutcome::Refused(answer) => self.table.sip_refused(now, leg, answer),
                 JoinOutcome::Failed(e) => self.table.sip_join_failed(now, leg, e),
                 JoinOutcome::Pstn(setup) => self.pstn_routed(leg, *setup),
-                JoinOutcome::Sma(setup) => self.sma_started(leg, *setup),
+                JoinOutcome::Sma(setup) => self.sma_inbound(leg, *setup),
                 JoinOutcome::Ready {
                     member,
                     sdp,
@@ -309,6 +312,7 @@ impl Edge {
                 (Some(l), Some(tx)) => {
                     l.meeting = Some(tx);
                     self.early_attached(leg);
+                    self.sma_attached(leg);
                 }
                 (Some(_), None) => self.table.media_failed(now, leg),
                 // The leg ended meanwhile: take it out of the mixer again.
@@ -352,6 +356,8 @@ impl Edge {
             Input::PstnDial { a, dial } => self.pstn_dial(a, *dial),
             Input::PstnDialFailed { a, carrier, why } => self.pstn_dial_failed(a, carrier, why),
             Input::Reoffer { leg } => self.reoffer_due(leg),
+            Input::SmaRequests(reqs) => self.sma_requests(reqs),
+            Input::SmaDial(p) => self.sma_place(*p),
             Input::SmaMoved {
                 leg,
                 member,
@@ -492,11 +498,13 @@ impl Edge {
                 self.table.sip_answered(now, call);
                 if let Some(b) = self.table.leg_of_sip(call) {
                     self.pstn_answered(b, &response.body);
+                    self.sma_dial_answered(b, &response.body);
                 }
             }
             UaEvent::Provisional { call, response } if response.status > 100 => {
                 if let Some(b) = self.table.leg_of_sip(call) {
                     self.pstn_provisional(b, &response);
+                    self.sma_dial_provisional(b, &response);
                 }
             }
             UaEvent::ForeignSource {

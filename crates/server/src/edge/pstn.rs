@@ -96,10 +96,10 @@ pub struct PstnSetup {
 
 /// One attempt's leg, ready to dial.
 pub struct Dial {
-    carrier: Target,
-    media: Box<SipLeg>,
-    offer: Body,
-    remote: SocketAddr,
+    pub(super) carrier: Target,
+    pub(super) media: Box<SipLeg>,
+    pub(super) offer: Body,
+    pub(super) remote: SocketAddr,
 }
 
 /// A PSTN call, kept by its PBX leg until it is answered or refused.
@@ -230,7 +230,7 @@ pub async fn prepare(
 }
 
 /// Binds a carrier leg's ports and makes our offer for it.
-async fn make_dial(
+pub(super) async fn make_dial(
     ctx: &JoinContext,
     template: &CdrSeed,
     member: &Member,
