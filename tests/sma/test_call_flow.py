@@ -69,6 +69,12 @@ def test_pin_dial_in(pstn_lab, pstn_tools, tmp_path):
             return actions({"Type": "JoinChimeMeeting", "Parameters": {
                 "JoinToken": att["Attendee"]["JoinToken"], "MeetingId": meeting}},
                 attributes={"pin": "accepted"})
+        if kind == "ACTION_SUCCESSFUL" and data.get("Type") == "JoinChimeMeeting":
+            # Three seconds of conversation, then the PBX's attendee is muted.
+            return actions({"Type": "Pause", "Parameters": {"DurationInMilliseconds": 3000}},
+                           {"Type": "ModifyChimeMeetingAttendees", "Parameters": {
+                               "Operation": "Mute", "MeetingId": data["Parameters"]["MeetingId"],
+                               "AttendeeList": [state["pbx_attendee"]]}})
         return actions()
 
     server, hook = setup(lab, tools, app)
@@ -78,16 +84,18 @@ def test_pin_dial_in(pstn_lab, pstn_tools, tmp_path):
         app_id, rule_id = rule_for_number(voice, DIAL_IN)
         _, host = lab.connector(False)
         meeting_id = server.create_meeting()
-        _, token = server.add_attendee(meeting_id)
+        state["pbx_attendee"], token = server.add_attendee(meeting_id)
         state["pins"]["4321"] = meeting_id
 
         pbx_wav, phone_wav = tmp_path / "pbx.wav", tmp_path / "phone.wav"
         pbx = caller(lab, f"sip:+17035550122@{host};X-chime-join-token={token}", "attendee",
-                     play=lab.tones[1000], record=pbx_wav, duration=14.0, from_number="+12065550111")
+                     play=lab.tones[1000], record=pbx_wav, duration=16.0, from_number="+12065550111")
         pbx.wait_media()
         pbx_started = time.time()
-        ph = phone(lab, DIAL_IN, play=lab.tones[440], record=phone_wav, duration=9.0,
+        ph = phone(lab, DIAL_IN, play=lab.tones[440], record=phone_wav, duration=11.0,
                    extra=("--dtmf", "2.0:4321"))
+        ph.wait_media()
+        phone_started = time.time()
         phone_run = ph.result()
         pbx_run = pbx.result()
         hangup = hook.wait_for("HANGUP")
@@ -122,9 +130,14 @@ def test_pin_dial_in(pstn_lab, pstn_tools, tmp_path):
     levels = tools.tone_levels(phone_wav, freqs=(440, 600, 1000), window=(0.1, 0.9))
     assert levels[600] > TONE_MIN_DB, f"the phone did not hear the prompt: {levels}"
     join_offset = state["joining_at"] - pbx_started
-    late = tools.tone_levels(phone_wav, freqs=(440, 600, 1000), window=(4.5, 8.0))
-    assert late[1000] > TONE_MIN_DB and late["present"][1000] > 0.8, (
-        f"the phone does not hear the meeting: {late}")
+    joined_at = state["joining_at"] - phone_started
+    talk = tools.tone_levels(phone_wav, freqs=(440, 600, 1000), window=(joined_at + 0.8, joined_at + 2.5))
+    assert talk[1000] > TONE_MIN_DB and talk["present"][1000] > 0.8, (
+        f"the phone does not hear the meeting after joining at {joined_at:.1f} s: {talk}")
+    muted = tools.tone_levels(phone_wav, freqs=(440, 600, 1000), window=(joined_at + 4.2, joined_at + 6.5))
+    assert muted["present"][1000] < 0.2, f"ModifyChimeMeetingAttendees Mute left the PBX heard: {muted}"
+    modified = [e for e in hook.events if (e.get("ActionData") or {}).get("Type") == "ModifyChimeMeetingAttendees"]
+    assert modified and modified[0]["InvocationEventType"] == "ACTION_SUCCESSFUL", kinds
     window = (join_offset + 1.0, join_offset + 5.0)
     heard = tools.tone_levels(pbx_wav, freqs=(440, 600, 1000), window=window)
     assert heard[440] > TONE_MIN_DB and heard["present"][440] > 0.8, (

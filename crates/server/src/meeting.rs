@@ -405,7 +405,7 @@ impl Meeting {
                 if let Some(e) = engine {
                     let _ = self.media.set_muted(e, muted);
                 }
-                tracing::debug!(meeting = %self.id, stream, muted, "browser mute");
+                tracing::debug!(meeting = %self.id, stream, muted, "attendee mute");
                 self.broadcast(&SessionMsg::Muted { stream, muted });
             }
             MeetingMsg::EndBrowser { leg, end } => {

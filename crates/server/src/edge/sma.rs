@@ -321,6 +321,29 @@ impl Edge {
                 }
             }
             SmaRequest::Join { leg, member } => self.sma_join(leg, member),
+            SmaRequest::Mute {
+                meeting_id,
+                attendees,
+                mute,
+            } => {
+                // Every leg here of those attendees, SIP or browser (another node's legs are
+                // that node's).
+                let legs: Vec<LegId> = self
+                    .table
+                    .legs()
+                    .filter(|l| {
+                        l.member.as_ref().is_some_and(|m| {
+                            m.meeting_id == meeting_id && attendees.contains(&m.attendee_id)
+                        })
+                    })
+                    .map(|l| l.id)
+                    .collect();
+                if let Some(tx) = self.ctx.meetings.get(&meeting_id) {
+                    for leg in legs {
+                        let _ = tx.try_send(MeetingMsg::Mute { leg, muted: mute });
+                    }
+                }
+            }
             SmaRequest::Done { transaction_id } => {
                 tracing::info!(transaction = %transaction_id, "SIP media application call over");
                 self.sma.retain(|_, s| !s.flow.is_closed());

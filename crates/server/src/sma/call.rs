@@ -54,6 +54,12 @@ pub enum SmaRequest {
         digits: String,
         tone_ms: u32,
     },
+    /// Mute or unmute these attendees of a meeting (ModifyChimeMeetingAttendees).
+    Mute {
+        meeting_id: String,
+        attendees: Vec<String>,
+        mute: bool,
+    },
     /// Move the leg's media into this meeting's mixer, as this attendee.
     Join {
         leg: LegId,
@@ -372,6 +378,18 @@ impl CallTask {
                     tracing::info!(call = %r.call_id, "recording interrupted; discarded");
                     self.try_edge(SmaRequest::Tap { leg, sink: None });
                 }
+            }
+            FlowCommand::ModifyAttendees {
+                meeting_id,
+                attendees,
+                mute,
+            } => {
+                let req = SmaRequest::Mute {
+                    meeting_id,
+                    attendees,
+                    mute,
+                };
+                self.to_edge(req).await;
             }
             FlowCommand::Done | FlowCommand::Dial { .. } => {}
             other => {
