@@ -3,8 +3,9 @@
 //!
 //! The call operations are routed and validated, and a valid request is queued in the
 //! store's `sma_call_requests` with the TransactionId it is answered with; the call flow
-//! takes the requests from there (`SmaRepository::take_sma_call_requests`). Until it does,
-//! a queued request places no call.
+//! takes the requests from there (`SmaRepository::take_sma_call_requests`, read by the
+//! server's `sma::requests` every 250 ms): a create dials out, an update reaches the
+//! running call as CALL_UPDATE_REQUESTED.
 
 use domain::sma::{self, SipMediaApplication, SipMediaApplicationEndpoint};
 use domain::timestamp::{iso8601, now_millis};

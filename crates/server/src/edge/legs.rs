@@ -206,3 +206,28 @@ impl Release {
         );
     }
 }
+
+impl super::Edge {
+    /// A call just answered gets its open record now, so that a crash still leaves one.
+    pub(super) fn open_record(&mut self, leg: LegId) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        l.cdr.answered_ms = Some(domain::timestamp::now_millis());
+        let mut rec = l.cdr.open(200);
+        if !super::pstn::is_bridge(&l.member.meeting_id) {
+            rec.meeting_id = Some(l.member.meeting_id.clone());
+            rec.attendee_id = Some(l.member.attendee_id.clone());
+        }
+        if let Some(n) = &l.negotiated {
+            rec.codec = Some(n.codec.clone());
+            rec.srtp_suite = n.srtp_suite.clone();
+        }
+        let start = l.cdr.start_ms;
+        let (records, hold) = (self.ctx.records.clone(), self.ctx.records.hold());
+        tokio::spawn(async move {
+            records.open(rec, start).await;
+            drop(hold);
+        });
+    }
+}
