@@ -66,8 +66,11 @@ class SentLog:
         self.headers: list[bytes] = []
 
     def sendto(self, data: bytes, addr) -> int:
+        # Logged once sent: on loopback the datagram is then in the server's socket queue,
+        # so a spray that starts on seeing it comes after it (the latch test's premise).
+        n = self.sock.sendto(data, addr)
         self.headers.append(bytes(data[:12]))
-        return self.sock.sendto(data, addr)
+        return n
 
     def __getattr__(self, name):
         return getattr(self.sock, name)
