@@ -14,7 +14,7 @@ use rtp::packet::{RtpPacket, RtpWriter};
 use rtp::srtp::SrtpContext;
 
 mod common;
-use common::{SUITE, keys};
+use common::keys;
 
 const A_PT_EVENT: u8 = 101;
 const B_PT_EVENT: u8 = 96;
@@ -70,15 +70,12 @@ struct Peer {
 
 impl Peer {
     fn new(leg: LegId, seed: u8, port: u16, ssrc: u32) -> Self {
-        let k = keys(seed);
-        let ctx = |key: &[u8], salt: &[u8]| {
-            (seed != 0).then(|| SrtpContext::new(SUITE, key, salt).expect("srtp"))
-        };
+        let (tx, rx) = common::peer_srtp(seed);
         Peer {
             leg,
             addr: addr(port),
-            tx: ctx(&k.remote_key, &k.remote_salt),
-            rx: ctx(&k.local_key, &k.local_salt),
+            tx,
+            rx,
             ssrc,
             seq: 40_000,
             ts: 90_000,

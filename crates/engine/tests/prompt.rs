@@ -20,7 +20,7 @@ use rtp::packet::{RtpPacket, RtpWriter};
 use rtp::srtp::SrtpContext;
 
 mod common;
-use common::{SUITE, keys};
+use common::keys;
 
 const TICK: Duration = Duration::from_millis(20);
 
@@ -92,16 +92,13 @@ struct Peer {
 
 impl Peer {
     fn new(leg: LegId, codec: Codec, seed: u8, port: u16) -> Self {
-        let k = keys(seed);
-        let ctx = |key: &[u8], salt: &[u8]| {
-            (seed != 0).then(|| SrtpContext::new(SUITE, key, salt).expect("srtp"))
-        };
+        let (tx, rx) = common::peer_srtp(seed);
         Peer {
             leg,
             addr: addr(port),
             codec,
-            tx: ctx(&k.remote_key, &k.remote_salt),
-            rx: ctx(&k.local_key, &k.local_salt),
+            tx,
+            rx,
             seq: 7000,
             sent: 0,
             heard: Vec::new(),
