@@ -105,15 +105,8 @@ pub struct IvrOptions {
     /// Length of the prompt and of the goodbye.
     pub prompt_ms: u32,
     pub goodbye_ms: u32,
-    /// Calls held at once.
-    pub legs: usize,
-    /// Most new calls a second.
-    pub cps: f64,
-    pub warmup: Duration,
-    pub duration: Duration,
-    pub late_after: Duration,
-    pub slots: u64,
-    pub watch_pids: Vec<u32>,
+    /// Calls held at once, new calls a second at most, the measured window.
+    pub load: crate::plan::Load,
 }
 
 /// How a call ended.
@@ -281,7 +274,7 @@ impl Runner {
         }
         let settings = RxSettings {
             clock_rate: audio.clock_rate,
-            late_after: self.opts.late_after,
+            late_after: self.opts.load.late_after,
             drop_every: 0,
             origin: self.origin,
             origin_wall: self.origin_wall,

@@ -212,13 +212,7 @@ fn pstn_main(args: &Args, server: SocketAddr) -> Result<(), MainError> {
         from: "+12065550100".into(),
         pbx_codec: args.codec.codec(),
         carrier_codec: args.carrier_codec.codec(),
-        legs: args.legs.ok_or(MainError::Usage("--pstn needs --legs"))?,
-        cps: args.cps,
-        warmup: Duration::from_secs_f64(args.warmup),
-        duration: Duration::from_secs_f64(args.duration),
-        late_after: Duration::from_millis(args.late_ms),
-        slots: args.slots,
-        watch_pids: args.watch_pid.clone(),
+        load: load(args, "--pstn needs --legs")?,
     };
     let report = runtime(args.threads)?.block_on(pstn::run(opts))?;
     println!("{report}");
@@ -251,13 +245,7 @@ fn ivr_main(args: &Args, server: SocketAddr) -> Result<(), MainError> {
         audio_root,
         prompt_ms: a.prompt_ms,
         goodbye_ms: a.goodbye_ms,
-        legs: args.legs.ok_or(MainError::Usage("--ivr needs --legs"))?,
-        cps: args.cps,
-        warmup: Duration::from_secs_f64(args.warmup),
-        duration: Duration::from_secs_f64(args.duration),
-        late_after: Duration::from_millis(args.late_ms),
-        slots: args.slots,
-        watch_pids: args.watch_pid.clone(),
+        load: load(args, "--ivr needs --legs")?,
     };
     let report = runtime(args.threads)?.block_on(ivr::run(opts))?;
     println!("{report}");
@@ -301,4 +289,17 @@ fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, MainError> {
             .build()
     }
     .map_err(MainError::Runtime)
+}
+
+/// The load options `--pstn` and `--ivr` share; `missing` when `--legs` is not given.
+fn load(args: &Args, missing: &'static str) -> Result<plan::Load, MainError> {
+    Ok(plan::Load {
+        legs: args.legs.ok_or(MainError::Usage(missing))?,
+        cps: args.cps,
+        warmup: Duration::from_secs_f64(args.warmup),
+        duration: Duration::from_secs_f64(args.duration),
+        late_after: Duration::from_millis(args.late_ms),
+        slots: args.slots,
+        watch_pids: args.watch_pid.clone(),
+    })
 }

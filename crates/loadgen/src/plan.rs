@@ -188,3 +188,22 @@ mod tests {
         ));
     }
 }
+
+/// The load of a `--pstn` or `--ivr` run: calls, their set-up rate, the measured window.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// Calls to place (held at once).
+    pub legs: usize,
+    /// Call set-up rate (new calls a second at most).
+    pub cps: f64,
+    /// Time between the last answer and the start of measuring.
+    pub warmup: std::time::Duration,
+    /// Measurement time.
+    pub duration: std::time::Duration,
+    /// Lateness threshold.
+    pub late_after: std::time::Duration,
+    /// Sender sub-ticks per 20 ms.
+    pub slots: u64,
+    /// Processes whose CPU is sampled over the measurement (summed).
+    pub watch_pids: Vec<u32>,
+}

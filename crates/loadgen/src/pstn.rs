@@ -58,20 +58,8 @@ pub struct PstnOptions {
     pub pbx_codec: Codec,
     /// The carrier leg's codec.
     pub carrier_codec: Codec,
-    /// Calls to place.
-    pub legs: usize,
-    /// Call set-up rate.
-    pub cps: f64,
-    /// Seconds between the last answer and the start of measuring.
-    pub warmup: Duration,
-    /// Measurement time.
-    pub duration: Duration,
-    /// Lateness threshold.
-    pub late_after: Duration,
-    /// Sender sub-ticks per 20 ms.
-    pub slots: u64,
-    /// Processes whose CPU is sampled over the measurement (summed).
-    pub watch_pids: Vec<u32>,
+    /// How many calls, how fast, measured how long.
+    pub load: crate::plan::Load,
 }
 
 /// The dialled number of call `i`: +1 415 555 0000 + i (US, inside every test's calling
@@ -189,7 +177,7 @@ impl Runner {
         }
         let settings = RxSettings {
             clock_rate: audio.clock_rate,
-            late_after: self.opts.late_after,
+            late_after: self.opts.load.late_after,
             drop_every: 0,
             origin: self.origin,
             origin_wall: self.origin_wall,
@@ -453,7 +441,7 @@ pub async fn run(opts: PstnOptions) -> Result<serde_json::Value, RunError> {
     let (sender_tx, sender_rx) = mpsc::unbounded_channel();
     let (sender_stop_tx, sender_stop_rx) = oneshot::channel();
     let sender = tokio::spawn(media::run_sender(
-        opts.slots,
+        opts.load.slots,
         sender_rx,
         sender_stop_rx,
         phase.clone(),
@@ -483,15 +471,15 @@ pub async fn run(opts: PstnOptions) -> Result<serde_json::Value, RunError> {
         opts: opts.clone(),
     };
     let start = Instant::now();
-    let rate = opts.cps.max(0.1);
-    let to_offer = opts.legs as u64;
+    let rate = opts.load.cps.max(0.1);
+    let to_offer = opts.load.legs as u64;
     let setup_deadline =
         start + Duration::from_secs_f64(to_offer as f64 / rate) + Duration::from_secs(30);
     let mut offered: u64 = 0;
     let mut warmup_until: Option<Instant> = None;
     let mut measure: Option<(Instant, Instant)> = None;
     let mut finish_deadline: Option<Instant> = None;
-    let mut sampler = Sampler::new(start, opts.watch_pids.clone());
+    let mut sampler = Sampler::new(start, opts.load.watch_pids.clone());
     let mut pbx_buf = vec![0u8; 65536];
     let mut carrier_buf = vec![0u8; 65536];
     loop {
@@ -502,11 +490,11 @@ pub async fn run(opts: PstnOptions) -> Result<serde_json::Value, RunError> {
         }
         let settled = offered >= to_offer && r.pbx_calls.values().all(|c| c.answered);
         if warmup_until.is_none() && (settled || now >= setup_deadline) {
-            warmup_until = Some(now + opts.warmup);
+            warmup_until = Some(now + opts.load.warmup);
         }
         if measure.is_none() && warmup_until.is_some_and(|w| now >= w) {
             phase.store(PHASE_MEASURE, Ordering::Relaxed);
-            measure = Some((now, now + opts.duration));
+            measure = Some((now, now + opts.load.duration));
         }
         if finish_deadline.is_none() && measure.is_some_and(|(_, end)| now >= end) {
             phase.store(PHASE_DONE, Ordering::Relaxed);
@@ -591,7 +579,7 @@ pub async fn run(opts: PstnOptions) -> Result<serde_json::Value, RunError> {
         "codec": opts.pbx_codec.name(),
         "carrier_codec": opts.carrier_codec.name(),
         "measured_s": measured.as_secs_f64(),
-        "late_threshold_ms": opts.late_after.as_secs_f64() * 1000.0,
+        "late_threshold_ms": opts.load.late_after.as_secs_f64() * 1000.0,
         "calls": {
             "attempted": c.attempted, "answered": c.answered, "failed_by_status": failed,
             "other_end": c.pbx_other_end, "bad_answer": c.bad_answer,

@@ -56,7 +56,7 @@ pub async fn run(opts: IvrOptions) -> Result<Value, RunError> {
         remote,
     };
     let phase = Arc::new(AtomicU8::new(PHASE_WARMUP));
-    let (sender_tx, sender_stop_tx, sender) = media::spawn_sender(opts.slots, phase.clone());
+    let (sender_tx, sender_stop_tx, sender) = media::spawn_sender(opts.load.slots, phase.clone());
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
     let (keyed_tx, mut keyed_rx) = mpsc::unbounded_channel();
     let mut r = Runner {
@@ -81,8 +81,8 @@ pub async fn run(opts: IvrOptions) -> Result<Value, RunError> {
         opts: opts.clone(),
     };
     let start = Instant::now();
-    let interval = Duration::from_secs_f64(1.0 / opts.cps.max(0.1));
-    let ramp_deadline = start + interval * opts.legs as u32 + Duration::from_secs(30);
+    let interval = Duration::from_secs_f64(1.0 / opts.load.cps.max(0.1));
+    let ramp_deadline = start + interval * opts.load.legs as u32 + Duration::from_secs(30);
     let mut next_place = start;
     let mut warmup_until: Option<Instant> = None;
     let mut measure: Option<(Instant, Instant)> = None;
@@ -91,26 +91,26 @@ pub async fn run(opts: IvrOptions) -> Result<Value, RunError> {
     let mut bye_pending: HashSet<String> = HashSet::new();
     let mut next_sweep = start;
     let mut next_active = start;
-    let mut sampler = Sampler::new(start, opts.watch_pids.clone());
+    let mut sampler = Sampler::new(start, opts.load.watch_pids.clone());
     let mut buf = vec![0u8; 65536];
     loop {
         let now = Instant::now();
         let measuring = measure.is_some_and(|(_, end)| now < end);
         if drain_until.is_none() {
-            while r.calls.len() < opts.legs && next_place <= now && r.c.attempted < MAX_CALLS {
+            while r.calls.len() < opts.load.legs && next_place <= now && r.c.attempted < MAX_CALLS {
                 r.place(now, measuring)?;
                 next_place += interval;
             }
             // No burst after a quiet spell: at most 100 ms of placements are owed.
             next_place = next_place.max(now.checked_sub(Duration::from_millis(100)).unwrap_or(now));
         }
-        let ramped = r.c.attempted >= opts.legs as u64 || now >= ramp_deadline;
+        let ramped = r.c.attempted >= opts.load.legs as u64 || now >= ramp_deadline;
         if warmup_until.is_none() && ramped {
-            warmup_until = Some(now + opts.warmup);
+            warmup_until = Some(now + opts.load.warmup);
         }
         if measure.is_none() && warmup_until.is_some_and(|w| now >= w) {
             phase.store(PHASE_MEASURE, Ordering::Relaxed);
-            measure = Some((now, now + opts.duration));
+            measure = Some((now, now + opts.load.duration));
         }
         if drain_until.is_none() && measure.is_some_and(|(_, end)| now >= end) {
             phase.store(PHASE_DONE, Ordering::Relaxed);
@@ -141,7 +141,7 @@ pub async fn run(opts: IvrOptions) -> Result<Value, RunError> {
         if let Some(t) = r.ua.poll_timeout() {
             wake = wake.min(t);
         }
-        if drain_until.is_none() && r.calls.len() < opts.legs {
+        if drain_until.is_none() && r.calls.len() < opts.load.legs {
             wake = wake.min(next_place.max(now));
         }
         tokio::select! {
@@ -261,9 +261,9 @@ async fn report(
     let c = &r.c;
     Ok(json!({
         "mode": "ivr",
-        "legs": opts.legs,
+        "legs": opts.load.legs,
         "measured_s": measured_s,
-        "late_threshold_ms": opts.late_after.as_secs_f64() * 1000.0,
+        "late_threshold_ms": opts.load.late_after.as_secs_f64() * 1000.0,
         "prompt_ms": opts.prompt_ms, "goodbye_ms": opts.goodbye_ms, "digits": DIGITS,
         "call_deadline_s": (f64::from(opts.prompt_ms + opts.goodbye_ms) / 1000.0) + CALL_SLACK.as_secs_f64(),
         "calls": {
