@@ -44,6 +44,7 @@ OPS = {
     "meetings": ("chime-sdk-meetings/2021-07-15", [
         "CreateMeeting", "CreateMeetingWithAttendees", "GetMeeting", "DeleteMeeting",
         "CreateAttendee", "BatchCreateAttendee", "GetAttendee", "ListAttendees", "DeleteAttendee",
+        "UpdateAttendeeCapabilities", "BatchUpdateAttendeeCapabilitiesExcept",
         "TagResource", "UntagResource", "ListTagsForResource",
     ]),
 }

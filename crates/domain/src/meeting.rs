@@ -81,23 +81,106 @@ pub struct Attendee {
     pub capabilities: AttendeeCapabilities,
 }
 
+/// Shape `MediaCapabilities`: which way one kind of media may flow for an attendee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Capability {
+    SendReceive,
+    Send,
+    Receive,
+    None,
+}
+
+impl Capability {
+    /// The attendee's media of this kind may reach the others.
+    pub fn sends(self) -> bool {
+        matches!(self, Capability::SendReceive | Capability::Send)
+    }
+
+    /// The others' media of this kind may reach the attendee.
+    pub fn receives(self) -> bool {
+        matches!(self, Capability::SendReceive | Capability::Receive)
+    }
+}
+
 /// Shape `AttendeeCapabilities`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AttendeeCapabilities {
-    pub audio: String,
-    pub video: String,
-    pub content: String,
+    pub audio: Capability,
+    pub video: Capability,
+    pub content: Capability,
 }
 
 impl Default for AttendeeCapabilities {
     fn default() -> Self {
-        let all = "SendReceive".to_string();
         AttendeeCapabilities {
-            audio: all.clone(),
-            video: all.clone(),
-            content: all,
+            audio: Capability::SendReceive,
+            video: Capability::SendReceive,
+            content: Capability::SendReceive,
         }
+    }
+}
+
+/// Whether the meeting's `MeetingFeatures` turn `kind` (`Video`, `Content`) off
+/// (`MaxResolution: None`).
+fn feature_off(features: Option<&serde_json::Value>, kind: &str) -> bool {
+    features
+        .and_then(|f| f.get(kind))
+        .and_then(|k| k.get("MaxResolution"))
+        .and_then(serde_json::Value::as_str)
+        == Some("None")
+}
+
+impl AttendeeCapabilities {
+    /// What an attendee created without `Capabilities` gets in a meeting with these
+    /// `MeetingFeatures`: everything, except a kind the meeting turns off. When video is off
+    /// but content is not, video is `Receive`, since content needs it (AWS's rule).
+    pub fn default_for(features: Option<&serde_json::Value>) -> Self {
+        let mut c = AttendeeCapabilities::default();
+        if feature_off(features, "Video") {
+            c.video = Capability::Receive;
+        }
+        if feature_off(features, "Content") {
+            c.content = Capability::None;
+            if feature_off(features, "Video") {
+                c.video = Capability::None;
+            }
+        }
+        c
+    }
+
+    /// AWS's rules for capabilities asked for explicitly, in a meeting with these
+    /// `MeetingFeatures`: content may be received only if video is; a kind the meeting turns
+    /// off (`MaxResolution: None`) must be `None`. `field` prefixes the member named in the
+    /// error (`Capabilities`, `Attendees[2].Capabilities`).
+    pub fn validate(
+        &self,
+        features: Option<&serde_json::Value>,
+        field: &str,
+    ) -> Result<(), crate::DomainError> {
+        let invalid = |member: &str, reason: &str| crate::DomainError::Invalid {
+            field: format!("{field}.{member}"),
+            reason: reason.to_string(),
+        };
+        if self.content.receives() && !self.video.receives() {
+            return Err(invalid(
+                "Content",
+                "content can be SendReceive or Receive only when Video is SendReceive or Receive",
+            ));
+        }
+        if feature_off(features, "Video") && self.video != Capability::None {
+            return Err(invalid(
+                "Video",
+                "the meeting's MeetingFeatures set Video MaxResolution to None, so Video must be None",
+            ));
+        }
+        if feature_off(features, "Content") && self.content != Capability::None {
+            return Err(invalid(
+                "Content",
+                "the meeting's MeetingFeatures set Content MaxResolution to None, so Content must be None",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -130,5 +213,54 @@ impl MeetingRecord {
     pub fn expired(&self, now_ms: i64, idle_secs: Option<i64>) -> bool {
         now_ms - self.created_ms >= MAX_LIFETIME_SECS * 1000
             || idle_secs.is_some_and(|idle| now_ms - self.last_audio_ms >= idle * 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Capability::{None as Off, Receive, Send, SendReceive};
+
+    fn caps(audio: Capability, video: Capability, content: Capability) -> AttendeeCapabilities {
+        AttendeeCapabilities {
+            audio,
+            video,
+            content,
+        }
+    }
+
+    #[test]
+    fn content_needs_video_received() {
+        let e = caps(SendReceive, Send, Receive).validate(None, "Capabilities");
+        assert!(
+            matches!(e, Err(crate::DomainError::Invalid { field, .. }) if field == "Capabilities.Content")
+        );
+        assert!(caps(SendReceive, Off, Off).validate(None, "C").is_ok());
+        assert!(caps(Off, Receive, SendReceive).validate(None, "C").is_ok());
+        assert!(caps(Receive, Receive, Send).validate(None, "C").is_ok());
+    }
+
+    #[test]
+    fn a_kind_the_meeting_turns_off_must_be_none() {
+        let f = serde_json::json!({"Video": {"MaxResolution": "None"}});
+        let e = caps(SendReceive, Receive, Off).validate(Some(&f), "Capabilities");
+        assert!(
+            matches!(e, Err(crate::DomainError::Invalid { field, .. }) if field == "Capabilities.Video")
+        );
+        assert!(caps(SendReceive, Off, Off).validate(Some(&f), "C").is_ok());
+        let d = AttendeeCapabilities::default_for(Some(&f));
+        assert_eq!(d, caps(SendReceive, Receive, SendReceive));
+        let both = serde_json::json!({"Video": {"MaxResolution": "None"}, "Content": {"MaxResolution": "None"}});
+        let d = AttendeeCapabilities::default_for(Some(&both));
+        assert_eq!(d, caps(SendReceive, Off, Off));
+        assert!(d.validate(Some(&both), "C").is_ok());
+    }
+
+    #[test]
+    fn audio_directions() {
+        assert!(SendReceive.sends() && SendReceive.receives());
+        assert!(Send.sends() && !Send.receives());
+        assert!(!Receive.sends() && Receive.receives());
+        assert!(!Off.sends() && !Off.receives());
     }
 }

@@ -400,6 +400,20 @@ impl MeetingMedia {
         Ok(())
     }
 
+    /// The leg's audio capability: whether its audio may reach the others (`send`) and
+    /// theirs may reach it (`receive`). A leg that may not receive still gets a frame of
+    /// silence every tick. Effective at the next mixer tick.
+    pub fn set_audio_flow(
+        &mut self,
+        leg: LegId,
+        send: bool,
+        receive: bool,
+    ) -> Result<(), EngineError> {
+        let l = self.legs.get(&leg).ok_or(EngineError::UnknownLeg(leg))?;
+        self.mixer.set_flow(l.participant, send, receive)?;
+        Ok(())
+    }
+
     /// A datagram that arrived on `leg`'s RTP (or RTCP) port from `from`.
     pub fn handle_packet(&mut self, now: Instant, leg: LegId, from: SocketAddr, data: &[u8]) {
         let Some(l) = self.legs.get_mut(&leg) else {

@@ -53,6 +53,7 @@
 //! | [`Mixer::play`]`(id, samples, rate, repeat)`, [`Mixer::stop_play`], [`Mixer::poll_played`] | a prompt added to one listener's mix; which prompts ended |
 //! | [`Mixer::set_tap`], [`Mixer::poll_tap`]` -> TapFrame` | a participant's audio both ways, 20 ms a tick |
 //! | [`Mixer::set_muted`], [`Mixer::is_muted`], [`Mixer::contains`], [`Mixer::participants`] | server-side mute, presence |
+//! | [`Mixer::set_flow`], [`Mixer::flow`] | an attendee's audio capability: may send, may receive |
 //! | [`Mixer::level`], [`Mixer::active_speakers`], [`Mixer::stats`], [`Mixer::participant_stats`] | queries and counters |
 //!
 //! [`ParticipantConfig::rtp`]`(codec)` is the usual SIP leg (same codec both ways);
@@ -142,6 +143,7 @@
 //! buffering).
 #![forbid(unsafe_code)]
 
+mod flow;
 pub mod level;
 mod limiter;
 mod overlay;
@@ -457,6 +459,7 @@ impl Mixer {
         let mut p = self.build(&config)?;
         p.muted = muted;
         if let Some(slot) = self.participants.get_mut(id) {
+            (p.may_send, p.may_receive) = (slot.may_send, slot.may_receive);
             // A prompt and a tap go on at the new rate.
             p.overlay = slot.overlay.take();
             p.tapped = slot.tapped;

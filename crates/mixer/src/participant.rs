@@ -223,6 +223,10 @@ pub(crate) struct Participant {
     pub(crate) output: Output,
     pub(crate) output_format: OutputFormat,
     pub(crate) muted: bool,
+    /// The participant's audio may reach the others (its attendee's capability).
+    pub(crate) may_send: bool,
+    /// The others' audio may reach the participant; if not, it gets silence.
+    pub(crate) may_receive: bool,
     pub(crate) meter: LevelMeter,
     /// This tick's input frame at the input's rate (mono).
     native: Vec<i16>,
@@ -296,6 +300,8 @@ impl Participant {
             output,
             output_format: config.output,
             muted: config.muted,
+            may_send: true,
+            may_receive: true,
             meter: LevelMeter::default(),
             native: vec![0; native_len],
             prev_native: vec![0; native_len],

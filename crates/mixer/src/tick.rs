@@ -67,7 +67,9 @@ impl Mixer {
             let rate = self.buses.get(bus).map_or(SAMPLE_RATE, |b| b.rate);
             let prompt_ends = p.overlay.as_mut().map(|o| o.next_frame(rate));
             let mixed = self.buses.get(bus).is_some_and(|b| b.mixed);
-            let private = (prompt_ends.is_some() || p.contributes && mixed) && {
+            // A participant that may not receive gets silence (and its prompt, if any).
+            let hears = mixed && p.may_receive;
+            let private = (!p.may_receive || prompt_ends.is_some() || p.contributes && hears) && {
                 let b = &self.buses[bus];
                 if !p.private_last {
                     p.limiter = b.limiter;
@@ -75,7 +77,7 @@ impl Mixer {
                 let mut mix = vec![0i16; b.acc.len()];
                 let ok = match p.overlay.as_ref() {
                     Some(o) => {
-                        let mut acc = if mixed {
+                        let mut acc = if hears {
                             b.acc.clone()
                         } else {
                             vec![0; b.acc.len()]
@@ -84,11 +86,12 @@ impl Mixer {
                             *a += i32::from(s);
                         }
                         // Own audio is in the sum only if it contributes.
-                        (p.contributes && mixed && p.private_mix(&acc, b.rate, tick, &mut mix)) || {
+                        (p.contributes && hears && p.private_mix(&acc, b.rate, tick, &mut mix)) || {
                             p.limiter.process(&acc, None, &mut mix);
                             true
                         }
                     }
+                    None if !hears => true,
                     None => p.private_mix(&b.acc, b.rate, tick, &mut mix),
                 };
                 if ok && p.tapped {
@@ -259,7 +262,7 @@ impl Mixer {
                 continue;
             };
             let db = p.meter.dbov();
-            if p.muted || db < threshold {
+            if p.muted || !p.may_send || db < threshold {
                 continue;
             }
             let score = if p.selected { db + bonus } else { db };

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use calls::LegId;
 use chime_signal::{AttendeeInfo, AttendeeVolume, AudioStatus};
+use domain::meeting::Capability;
 use engine::{EngineEvent, LegConfig, LegStats, MeetingMedia, WebRtcAnswer};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -33,9 +34,17 @@ pub enum MeetingMsg {
         attendee_id: String,
         external_user_id: String,
         cfg: LegConfig,
+        /// The attendee's audio capability as the join found it.
+        audio: Capability,
         rtp: Arc<UdpSocket>,
         rtcp: Arc<UdpSocket>,
         reply: oneshot::Sender<Result<(), engine::EngineError>>,
+    },
+    /// The attendee's audio capability changed (UpdateAttendeeCapabilities): its legs, and
+    /// those it opens later in this meeting, follow from the next mixer tick.
+    Capabilities {
+        attendee_id: String,
+        audio: Capability,
     },
     /// Renegotiated media of a SIP leg (codec, keys, addresses, hold and resume).
     Update { leg: LegId, cfg: LegConfig },
@@ -193,6 +202,9 @@ pub struct Meeting {
     observer: Arc<dyn MeetingObserver>,
     /// Where tapped legs' audio goes.
     taps: HashMap<engine::LegId, mpsc::Sender<TapFrame>>,
+    /// Attendees' audio capabilities other than `SendReceive` (at most
+    /// [`domain::meeting::MAX_ATTENDEES`] of them, the meeting's attendees).
+    audio: HashMap<String, Capability>,
 }
 
 impl Meeting {
@@ -218,6 +230,7 @@ impl Meeting {
             events,
             observer,
             taps: HashMap::new(),
+            audio: HashMap::new(),
         }
     }
 
@@ -262,6 +275,29 @@ impl Meeting {
                 r.abort();
             }
         }
+    }
+
+    /// Remembers an attendee's audio capability for its legs in this meeting.
+    fn note_audio(&mut self, attendee_id: &str, audio: Capability) {
+        if audio == Capability::SendReceive {
+            self.audio.remove(attendee_id);
+        } else if self.audio.len() < domain::meeting::MAX_ATTENDEES as usize
+            || self.audio.contains_key(attendee_id)
+        {
+            self.audio.insert(attendee_id.to_string(), audio);
+        }
+    }
+
+    /// Sets an engine leg's flow from its attendee's audio capability.
+    fn apply_audio(&mut self, leg: engine::LegId, attendee_id: &str) {
+        let audio = self
+            .audio
+            .get(attendee_id)
+            .copied()
+            .unwrap_or(Capability::SendReceive);
+        let _ = self
+            .media
+            .set_audio_flow(leg, audio.sends(), audio.receives());
     }
 
     fn flush(&mut self) {
@@ -309,12 +345,15 @@ impl Meeting {
                 attendee_id,
                 external_user_id,
                 cfg,
+                audio,
                 rtp,
                 rtcp,
                 reply,
             } => {
+                self.note_audio(&attendee_id, audio);
                 let added = self.media.add_leg(now, cfg);
                 if let Ok(e) = added {
+                    self.apply_audio(e, &attendee_id);
                     let route = EngineLeg {
                         leg,
                         rtp: rtp.clone(),
@@ -338,6 +377,19 @@ impl Meeting {
                     self.join_roster(leg, slot);
                 }
                 let _ = reply.send(added.map(|_| ()));
+            }
+            MeetingMsg::Capabilities { attendee_id, audio } => {
+                self.note_audio(&attendee_id, audio);
+                let legs: Vec<engine::LegId> = self
+                    .slots
+                    .values()
+                    .filter(|s| s.attendee_id == attendee_id)
+                    .filter_map(|s| s.engine)
+                    .collect();
+                for e in legs {
+                    self.apply_audio(e, &attendee_id);
+                }
+                tracing::info!(meeting = %self.id, attendee = %attendee_id, ?audio, "audio capability applied");
             }
             MeetingMsg::Update { leg, cfg } => {
                 if let Some(e) = self.slots.get(&leg).and_then(|s| s.engine)
@@ -483,6 +535,8 @@ impl Meeting {
             slot.engine = Some(answer.leg);
             slot.sockets = Some((socket.clone(), socket.clone()));
             slot.muted = muted;
+            let attendee_id = slot.attendee_id.clone();
+            self.apply_audio(answer.leg, &attendee_id);
         }
         let route = EngineLeg {
             leg,

@@ -185,6 +185,7 @@ impl Server {
             state.events.subscribe(),
             controller.clone(),
             repo.clone(),
+            meetings.clone(),
         ));
         let reconcile_task = tokio::spawn(crate::sweeps::reconcile_every(
             repo.clone(),

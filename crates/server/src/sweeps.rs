@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use store::Repository;
 
+use crate::meeting::MeetingMsg;
+
 /// Ends the calls of meetings and attendees that are no longer in the store: deletions
 /// missed on the event channel, or made by another node sharing the database. A store
 /// error leaves the calls alone (they are checked again at the next sweep).
@@ -91,6 +93,7 @@ pub async fn forward_control_events(
     mut rx: tokio::sync::broadcast::Receiver<api::ControlEvent>,
     controller: crate::edge::Controller,
     repo: Arc<dyn Repository>,
+    meetings: Arc<crate::directory::Meetings>,
 ) {
     loop {
         match rx.recv().await {
@@ -99,6 +102,18 @@ pub async fn forward_control_events(
             }
             Ok(api::ControlEvent::AttendeeDeleted { attendee_id, .. }) => {
                 controller.delete_attendee(&attendee_id).await
+            }
+            Ok(api::ControlEvent::AttendeeCapabilities {
+                meeting_id,
+                attendee_id,
+                capabilities,
+            }) => {
+                // Only a meeting running on this node has legs to change; the others
+                // read the stored capabilities when their legs join.
+                if let Some(tx) = meetings.get(&meeting_id) {
+                    let audio = capabilities.audio;
+                    let _ = tx.try_send(MeetingMsg::Capabilities { attendee_id, audio });
+                }
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 // Some deletions went by unseen: the store says what is gone.

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use domain::meeting::{AttendeeRecord, MeetingRecord};
+use domain::meeting::{AttendeeCapabilities, AttendeeRecord, MeetingRecord};
 use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
 
 use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
@@ -353,5 +353,27 @@ impl Repository for CachedRepository {
         hash: &str,
     ) -> Result<Option<AttendeeRecord>, StoreError> {
         self.inner.find_attendee_by_token_hash(hash).await
+    }
+
+    async fn update_attendee_capabilities(
+        &self,
+        meeting_id: &str,
+        attendee_id: &str,
+        caps: &AttendeeCapabilities,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .update_attendee_capabilities(meeting_id, attendee_id, caps)
+            .await
+    }
+
+    async fn update_capabilities_except(
+        &self,
+        meeting_id: &str,
+        excluded: &[String],
+        caps: &AttendeeCapabilities,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner
+            .update_capabilities_except(meeting_id, excluded, caps)
+            .await
     }
 }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use domain::DomainError;
-use domain::meeting::{AttendeeRecord, MeetingRecord};
+use domain::meeting::{AttendeeCapabilities, AttendeeRecord, MeetingRecord};
 use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
 
 use crate::pstn::{CarrierRepository, GroupRepository};
@@ -218,4 +218,20 @@ pub trait Repository:
         &self,
         hash: &str,
     ) -> Result<Option<AttendeeRecord>, StoreError>;
+    /// Sets one attendee's capabilities (UpdateAttendeeCapabilities); false when the
+    /// meeting has no such attendee.
+    async fn update_attendee_capabilities(
+        &self,
+        meeting_id: &str,
+        attendee_id: &str,
+        caps: &AttendeeCapabilities,
+    ) -> Result<bool, StoreError>;
+    /// Sets the capabilities of every attendee of the meeting but the `excluded` ones
+    /// (BatchUpdateAttendeeCapabilitiesExcept), in one transaction; returns the ids changed.
+    async fn update_capabilities_except(
+        &self,
+        meeting_id: &str,
+        excluded: &[String],
+        caps: &AttendeeCapabilities,
+    ) -> Result<Vec<String>, StoreError>;
 }

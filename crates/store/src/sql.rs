@@ -15,6 +15,7 @@ use sqlx::{AnyPool, Executor};
 
 use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 
+mod attendees;
 mod carriers;
 mod groups;
 mod records;
@@ -718,5 +719,24 @@ impl Repository for SqlRepository {
         // The index found the row; compare again in constant time so no code path branches
         // on a partial match.
         Ok(rec.filter(|r| domain::token::hashes_equal(&r.token_hash, hash)))
+    }
+
+    async fn update_attendee_capabilities(
+        &self,
+        meeting_id: &str,
+        attendee_id: &str,
+        caps: &AttendeeCapabilities,
+    ) -> Result<bool, StoreError> {
+        self.set_capabilities(meeting_id, attendee_id, caps).await
+    }
+
+    async fn update_capabilities_except(
+        &self,
+        meeting_id: &str,
+        excluded: &[String],
+        caps: &AttendeeCapabilities,
+    ) -> Result<Vec<String>, StoreError> {
+        self.set_capabilities_except(meeting_id, excluded, caps)
+            .await
     }
 }

@@ -13,7 +13,7 @@ use super::{ControlEvent, Ctx, member, next_token, opt_string, page, string};
 use crate::ApiError;
 
 /// Loads a meeting, ending it first if AWS's auto-end rules say it is over.
-async fn load(ctx: &Ctx<'_>, meeting_id: &str) -> Result<MeetingRecord, ApiError> {
+pub(super) async fn load(ctx: &Ctx<'_>, meeting_id: &str) -> Result<MeetingRecord, ApiError> {
     let not_found = || ApiError::NotFound(format!("meeting {meeting_id} not found or has ended"));
     let rec = ctx
         .state
@@ -121,7 +121,7 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiErro
     Ok(Value::Null)
 }
 
-fn to_attendee(ctx: &Ctx<'_>, r: &AttendeeRecord) -> Attendee {
+pub(super) fn to_attendee(ctx: &Ctx<'_>, r: &AttendeeRecord) -> Attendee {
     Attendee {
         external_user_id: r.external_user_id.clone(),
         attendee_id: r.attendee_id.clone(),
@@ -129,7 +129,7 @@ fn to_attendee(ctx: &Ctx<'_>, r: &AttendeeRecord) -> Attendee {
             .state
             .token_key
             .token_for(&r.attendee_id, &r.token_nonce),
-        capabilities: r.capabilities.clone(),
+        capabilities: r.capabilities,
     }
 }
 
@@ -140,14 +140,21 @@ async fn add_attendee(
     item: &Value,
 ) -> Result<Attendee, ApiError> {
     let external_user_id = string(item, "ExternalUserId");
-    let capabilities: Option<AttendeeCapabilities> = member(item, "Capabilities")?;
+    let features = meeting.meeting_features.as_ref();
+    let capabilities = match member::<Option<AttendeeCapabilities>>(item, "Capabilities")? {
+        Some(c) => {
+            c.validate(features, "Capabilities")?;
+            c
+        }
+        None => AttendeeCapabilities::default_for(features),
+    };
     let attendee_id = domain::ids::new_uuid();
     let (nonce, tok) = ctx.state.token_key.mint(&attendee_id);
     let rec = AttendeeRecord {
         meeting_id: meeting.meeting_id.clone(),
         attendee_id,
         external_user_id,
-        capabilities: capabilities.unwrap_or_default(),
+        capabilities,
         token_nonce: nonce,
         token_hash: token::token_hash(&tok),
         created_ms: now_millis(),

@@ -1,5 +1,6 @@
 //! The operations. Each takes the validated input document and returns the output document.
 
+mod capabilities;
 mod groups;
 pub(crate) mod meetings;
 mod numbers;
@@ -23,6 +24,12 @@ pub enum ControlEvent {
     AttendeeDeleted {
         meeting_id: String,
         attendee_id: String,
+    },
+    /// An attendee's capabilities changed; its legs follow within a mixer tick.
+    AttendeeCapabilities {
+        meeting_id: String,
+        attendee_id: String,
+        capabilities: domain::meeting::AttendeeCapabilities,
     },
 }
 
@@ -95,6 +102,8 @@ const OPERATIONS: &[&str] = &[
     "GetAttendee",
     "ListAttendees",
     "DeleteAttendee",
+    "UpdateAttendeeCapabilities",
+    "BatchUpdateAttendeeCapabilitiesExcept",
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
@@ -185,6 +194,10 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Value) -> Result<Va
         "GetAttendee" => meetings::get_attendee(ctx, input).await,
         "ListAttendees" => meetings::list_attendees(ctx, input).await,
         "DeleteAttendee" => meetings::delete_attendee(ctx, input).await,
+        "UpdateAttendeeCapabilities" => capabilities::update(ctx, input).await,
+        "BatchUpdateAttendeeCapabilitiesExcept" => {
+            capabilities::batch_update_except(ctx, input).await
+        }
         "TagResource" => tags::tag(ctx, input).await,
         "UntagResource" => tags::untag(ctx, input).await,
         "ListTagsForResource" => tags::list(ctx, input).await,

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use calls::{Answer, JoinError, LegId, Member, Refusal};
+use domain::meeting::Capability;
 use domain::policy::Refusal as PolicyRefusal;
 use sip::{Body, HeaderName, Peer, Request, TransportKind};
 use tokio::sync::{mpsc, oneshot};
@@ -372,7 +373,8 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
                 voice_connector_id: connector.voice_connector_id.clone(),
                 require_encryption: connector.require_encryption,
             };
-            match join(ctx, leg, req, peer, &owner, member).await {
+            let audio = attendee.capabilities.audio;
+            match join_as(ctx, leg, req, peer, &owner, member, audio).await {
                 Ok(ready) => ready,
                 Err(e) => {
                     let r = e.refusal();
@@ -402,6 +404,20 @@ pub(super) async fn join(
     connector: &MediaOwner,
     member: Member,
 ) -> Result<JoinOutcome, JoinError> {
+    let audio = Capability::SendReceive;
+    join_as(ctx, leg, req, peer, connector, member, audio).await
+}
+
+/// [`join`] for an attendee whose audio capability is `audio`.
+async fn join_as(
+    ctx: &JoinContext,
+    leg: LegId,
+    req: &Request,
+    peer: &Peer,
+    connector: &MediaOwner,
+    member: Member,
+    audio: Capability,
+) -> Result<JoinOutcome, JoinError> {
     let ip = media_address(ctx.media_ip, peer).await;
     let (port, rtp, rtcp) = ctx
         .ports
@@ -416,6 +432,7 @@ pub(super) async fn join(
     let caller = cdr.source_phone_number.clone();
     let mut media = SipLeg::new(member.clone(), caller, port, (rtp, rtcp), cdr);
     media.media_metrics = media_metrics;
+    media.audio = audio;
     let delayed_offer = req.body.is_empty();
     let sdp = if delayed_offer {
         let over_tls = peer.transport == TransportKind::Tls;
@@ -433,7 +450,7 @@ pub(super) async fn join(
         };
         let body = Body::sdp(negotiated.answer.clone());
         let req = media.attach_request(&negotiated);
-        match attach(&ctx.meetings, leg, req).await {
+        match attach_as(&ctx.meetings, leg, req, audio).await {
             Ok(tx) => media.meeting = Some(tx),
             Err(e) => {
                 drop(media);
@@ -480,6 +497,17 @@ pub async fn attach(
     leg: LegId,
     req: AttachRequest,
 ) -> Result<mpsc::Sender<MeetingMsg>, JoinError> {
+    attach_as(meetings, leg, req, Capability::SendReceive).await
+}
+
+/// [`attach`] for an attendee whose audio capability is `audio` (what its join token's
+/// attendee record says).
+pub async fn attach_as(
+    meetings: &Arc<Meetings>,
+    leg: LegId,
+    req: AttachRequest,
+    audio: Capability,
+) -> Result<mpsc::Sender<MeetingMsg>, JoinError> {
     for _ in 0..2 {
         let tx = meetings.get_or_start(&req.member.meeting_id);
         let (reply, rx) = oneshot::channel();
@@ -488,6 +516,7 @@ pub async fn attach(
             attendee_id: req.member.attendee_id.clone(),
             external_user_id: req.caller.clone(),
             cfg: req.cfg.clone(),
+            audio,
             rtp: req.rtp.clone(),
             rtcp: req.rtcp.clone(),
             reply,

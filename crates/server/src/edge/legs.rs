@@ -38,6 +38,9 @@ pub struct SipLeg {
     /// Whether this leg's end writes a call record (a carrier leg's call is recorded on
     /// its PBX leg).
     pub record: bool,
+    /// The attendee's audio capability when it joined (a delayed offer's leg enters the
+    /// mixer with it).
+    pub audio: domain::meeting::Capability,
 }
 
 impl SipLeg {
@@ -63,6 +66,7 @@ impl SipLeg {
             media_metrics: false,
             started: Instant::now(),
             record: true,
+            audio: domain::meeting::Capability::SendReceive,
         }
     }
 
