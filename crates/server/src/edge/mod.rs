@@ -670,14 +670,14 @@ impl Edge {
         let Some(req) = self
             .legs
             .get(&leg)
-            .and_then(|l| Some(l.attach_request(l.negotiated.as_ref()?)))
+            .and_then(|l| Some((l.attach_request(l.negotiated.as_ref()?), l.audio)))
         else {
             return;
         };
         let meetings = self.ctx.meetings.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let meeting = join::attach(&meetings, leg, req).await.ok();
+            let meeting = join::attach_as(&meetings, leg, req.0, req.1).await.ok();
             let _ = tx.send(Input::Attached { leg, meeting }).await;
         });
     }
