@@ -264,3 +264,28 @@ def test_speak_with_a_local_text_to_speech_program(pstn_lab, pstn_tools, tmp_pat
     loud = sum(1 for i in range(0, len(samples) - rate // 10, rate // 10)
                if max(abs(x) for x in samples[i:i + rate // 10]) > 2000)
     assert loud >= 10, f"at least a second of speech heard, got {loud} loud tenths of a second"
+
+
+def test_caller_gives_up_while_the_function_thinks(pstn_lab, pstn_tools, tmp_path):
+    """The caller CANCELs while NEW_INBOUND_CALL is still being answered (the function takes
+    3 s): the INVITE ends 487, the late answer answers nothing, the function gets HANGUP, and
+    the call's ports go back."""
+    lab, tools = pstn_lab, pstn_tools
+
+    def app(event: dict):
+        if event["InvocationEventType"] == "NEW_INBOUND_CALL":
+            time.sleep(3.0)
+            return actions({"Type": "PlayAudio", "Parameters": {"AudioSource": s3("prompts", "enter-pin.wav")}})
+        return actions()
+
+    server, hook = setup(lab, tools, app)
+    try:
+        rule_for_number(server.client("chime-sdk-voice"), DIAL_IN)
+        run = phone(lab, DIAL_IN, answer_timeout=1.0, duration=1.0).result()
+        hangup = hook.wait_for("HANGUP")
+        assert server.wait_media_idle() == (0.0, set()), "the call's media and ports are released"
+    finally:
+        hook.close()
+    assert not run["confirmed"] and run["status"] == 487, run
+    assert hook.kinds() == ["NEW_INBOUND_CALL", "HANGUP"], hook.kinds()
+    assert leg(hangup, "LEG-A")["Status"] == "Disconnected", hangup

@@ -203,6 +203,12 @@ impl Edge {
             unanswered: Some((s.member, s.sdp, s.delayed_offer)),
         };
         self.sma.insert(leg, entry);
+        // The call rings until the function's first action answers it. The 180 also lets
+        // the caller CANCEL meanwhile (RFC 3261 §9.1: not before a provisional), which the
+        // transaction layer's own 100 Trying does not give an unverified UDP source.
+        if let Some(k) = self.table.leg(leg).and_then(|l| l.endpoint.sip()) {
+            let _ = self.ua.answer(std::time::Instant::now(), k, 180, None);
+        }
     }
 
     pub(super) fn tell(&self, leg: LegId, msg: SmaMsg) {

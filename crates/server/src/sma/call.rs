@@ -195,6 +195,7 @@ impl CallTask {
         // A recording's frames (50 a second); a full queue loses frames, not the call.
         let (tap_tx, mut tap_rx) = mpsc::channel::<TapFrame>(256);
         self.tap = tap_tx;
+        let mut edge_gone = false;
         loop {
             while let Some(c) = self.flow.poll_command() {
                 self.command(c, &done_tx).await;
@@ -204,10 +205,12 @@ impl CallTask {
             }
             let deadline = self.flow.poll_timeout();
             tokio::select! {
-                msg = rx.recv() => {
-                    let Some(msg) = msg else { break };
-                    self.message(Instant::now(), msg, &done_tx);
-                }
+                // The edge drops its sender with the call's last leg; the flow still has
+                // its invocation in flight and the HANGUP to send, so it goes on.
+                msg = rx.recv(), if !edge_gone => match msg {
+                    Some(msg) => self.message(Instant::now(), msg, &done_tx),
+                    None => edge_gone = true,
+                },
                 Some(d) = done_rx.recv() => self.finished(Instant::now(), d),
                 Some((leg, rate, frame)) = tap_rx.recv() => {
                     let full = match &mut self.recording {
