@@ -47,12 +47,14 @@ pub enum OpenError {
 
 impl Browsers {
     /// The session joins: the call table first (an older leg of the attendee ends), then
-    /// the meeting's roster (everyone is told).
+    /// the meeting's roster (everyone is told). Its media legs get `audio`, the attendee's
+    /// audio capability.
     pub async fn open(
         &self,
         meeting_id: &str,
         attendee_id: &str,
         external_user_id: &str,
+        audio: domain::meeting::Capability,
     ) -> Result<BrowserLeg, OpenError> {
         let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
         let member = Member {
@@ -72,6 +74,7 @@ impl Browsers {
                 leg,
                 attendee_id: attendee_id.to_string(),
                 external_user_id: external_user_id.to_string(),
+                audio,
                 session: tx.clone(),
                 reply,
             };

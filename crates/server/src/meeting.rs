@@ -66,6 +66,8 @@ pub enum MeetingMsg {
         leg: LegId,
         attendee_id: String,
         external_user_id: String,
+        /// The attendee's audio capability as the join found it.
+        audio: Capability,
         session: mpsc::Sender<SessionMsg>,
         reply: oneshot::Sender<(u32, Vec<AttendeeInfo>)>,
     },
@@ -420,9 +422,11 @@ impl Meeting {
                 leg,
                 attendee_id,
                 external_user_id,
+                audio,
                 session,
                 reply,
             } => {
+                self.note_audio(&attendee_id, audio);
                 let slot = Slot {
                     attendee_id,
                     external_user_id,

@@ -193,6 +193,7 @@ async fn run_session(
             &meeting_id,
             &attendee.attendee_id,
             &attendee.external_user_id,
+            attendee.capabilities.audio,
         )
         .await
     {
