@@ -67,6 +67,13 @@ pub enum Input {
     SmaRequests(Vec<store::SmaCallRequest>),
     /// An application's outbound call is ready to dial (`edge::sma_dial`).
     SmaDial(Box<super::sma_dial::Prepared>),
+    /// A CallAndBridge's LEG-B (`call_id`) for LEG-A `a` is ready to dial, or why not
+    /// (`edge::sma_bridge`).
+    SmaBridge {
+        a: LegId,
+        call_id: String,
+        dial: Result<Box<super::sma_bridge::BridgeDial>, super::sma_bridge::NotDialled>,
+    },
     /// Offer a bridged leg its direction again after a glare (RFC 3261 §14.1).
     Reoffer {
         leg: LegId,

@@ -24,6 +24,7 @@ mod pstn;
 mod register;
 mod reinvite;
 mod sma;
+mod sma_bridge;
 mod sma_dial;
 pub mod wire;
 
@@ -358,6 +359,7 @@ impl Edge {
             Input::Reoffer { leg } => self.reoffer_due(leg),
             Input::SmaRequests(reqs) => self.sma_requests(reqs),
             Input::SmaDial(p) => self.sma_place(*p),
+            Input::SmaBridge { a, call_id, dial } => self.sma_bridge_place(a, call_id, dial),
             Input::SmaMoved {
                 leg,
                 member,

@@ -5,7 +5,7 @@
 
 use calls::Refusal;
 use domain::carrier::{Carrier, CarrierTransport, SrtpPolicy};
-use domain::voice_connector::{NumberRoute, Origination};
+use domain::voice_connector::{NumberRoute, Origination, OriginationRoute};
 use sip::{HeaderName, Peer, Request};
 use store::{Repository, SettingKind, StoreError};
 
@@ -88,32 +88,12 @@ async fn targets(
             disabled.push(id.clone());
             continue;
         }
-        for r in o.order(&mut |n| rand::random::<u32>() % n.max(1)) {
-            let Some(host) = r.host.clone() else { continue };
-            let tls = vc.require_encryption;
-            let transport = match (tls, r.protocol.as_deref()) {
-                (true, _) => CarrierTransport::Tls,
-                (false, Some(p)) if p.eq_ignore_ascii_case("TCP") => CarrierTransport::Tcp,
-                _ => CarrierTransport::Udp,
-            };
-            let port = r.port.unwrap_or(transport.default_port());
-            targets.push(Target {
-                name: format!("{host}:{port}"),
-                transport,
-                host,
-                port,
-                codecs: Vec::new(),
-                srtp: if tls {
-                    SrtpPolicy::Mandatory
-                } else {
-                    SrtpPolicy::Off
-                },
-                credentials: None,
-                headers: vec![(HeaderName::Other, format!("X-VoiceConnector-ID: {id}"))],
-                voice_connector_id: Some(id.clone()),
-                limits: Default::default(),
-            });
-        }
+        let pick = &mut |n: u32| rand::random::<u32>() % n.max(1);
+        targets.extend(
+            o.order(pick)
+                .into_iter()
+                .filter_map(|r| route_target(id, vc.require_encryption, r)),
+        );
     }
     if targets.is_empty() {
         let why = if !disabled.is_empty() {
@@ -140,5 +120,38 @@ async fn targets(
         voice_connector_id: connectors.first().cloned().unwrap_or_default(),
         number,
         targets,
+    })
+}
+
+/// One origination route of connector `id` as an attempt's target (TLS and SRTP when the
+/// connector requires encryption); `None` for a route without a host.
+pub(super) fn route_target(
+    id: &str,
+    require_encryption: bool,
+    r: &OriginationRoute,
+) -> Option<Target> {
+    let host = r.host.clone()?;
+    let tls = require_encryption;
+    let transport = match (tls, r.protocol.as_deref()) {
+        (true, _) => CarrierTransport::Tls,
+        (false, Some(p)) if p.eq_ignore_ascii_case("TCP") => CarrierTransport::Tcp,
+        _ => CarrierTransport::Udp,
+    };
+    let port = r.port.unwrap_or(transport.default_port());
+    Some(Target {
+        name: format!("{host}:{port}"),
+        transport,
+        host,
+        port,
+        codecs: Vec::new(),
+        srtp: if tls {
+            SrtpPolicy::Mandatory
+        } else {
+            SrtpPolicy::Off
+        },
+        credentials: None,
+        headers: vec![(HeaderName::Other, format!("X-VoiceConnector-ID: {id}"))],
+        voice_connector_id: Some(id.to_string()),
+        limits: Default::default(),
     })
 }

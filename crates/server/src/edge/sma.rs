@@ -273,6 +273,7 @@ impl Edge {
                     }
                 }
             }
+            SmaRequest::HangUp { leg, .. } if self.sma_cancel(leg) => {}
             SmaRequest::HangUp { leg, code, text } => {
                 let unanswered = self.sma.get_mut(&leg).and_then(|s| s.unanswered.take());
                 if unanswered.is_some() {
@@ -327,6 +328,11 @@ impl Edge {
                 }
             }
             SmaRequest::Join { leg, member } => self.sma_join(leg, member),
+            SmaRequest::Bridge {
+                leg,
+                call_id,
+                action,
+            } => self.sma_bridge(leg, call_id, action),
             SmaRequest::Mute {
                 meeting_id,
                 attendees,
@@ -486,6 +492,11 @@ impl SmaLeg {
             flow,
             unanswered: None,
         }
+    }
+
+    /// Where its flow hears of it.
+    pub(super) fn sender(&self) -> mpsc::Sender<SmaMsg> {
+        self.flow.clone()
     }
 
     /// Whether its flow is still running.

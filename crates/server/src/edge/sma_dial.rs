@@ -67,7 +67,7 @@ pub(super) struct Dials {
 
 /// The SipHeaders of a request as extra headers of our INVITE (names and values were
 /// checked by the API; a line break is refused here again).
-fn extra_headers(body: &serde_json::Value) -> Vec<(HeaderName, String)> {
+pub(super) fn extra_headers(body: &serde_json::Value) -> Vec<(HeaderName, String)> {
     let Some(map) = body.get("SipHeaders").and_then(|h| h.as_object()) else {
         return Vec::new();
     };
@@ -246,14 +246,42 @@ impl Edge {
 
     /// Sends our INVITE for a prepared outbound call and starts its flow.
     pub(super) fn sma_place(&mut self, p: Prepared) {
-        let now = Instant::now();
-        let (transaction_id, to) = (p.transaction_id, p.to);
-        let (carrier, media, remote) = (p.dial.carrier, p.dial.media, p.dial.remote);
+        let transaction_id = p.transaction_id;
         if self.draining.is_some() {
-            self.release.unused(*media);
+            self.release.unused(*p.dial.media);
             tracing::warn!(transaction = %transaction_id, "shutting down: the SIP media application call is not placed");
             return;
         }
+        let Some(leg) = self.sma_invite(p.dial, &p.from, &p.to, p.headers) else {
+            tracing::warn!(transaction = %transaction_id, "the SIP media application call is not placed");
+            return;
+        };
+        tracing::info!(%leg, transaction = %transaction_id, "SIP media application call dialling");
+        let tx = crate::sma::call::spawn(
+            p.flow,
+            (p.call_id, leg),
+            p.function,
+            self.ctx.sma.clone(),
+            self.sma_tx.clone(),
+        );
+        self.sma.insert(leg, SmaLeg::dialled(tx));
+        self.sma_known(transaction_id, leg);
+        self.sma_ringing(leg);
+    }
+
+    /// Sends our INVITE to `to` through the dial's carrier or route (From `from` at our
+    /// SIP domain, with `headers` after the target's own) and keeps its leg; `None` (the
+    /// reason logged, the media released) when it cannot be sent. The caller registers the
+    /// leg with a flow ([`SmaLeg::dialled`]) and calls [`Self::sma_ringing`].
+    pub(super) fn sma_invite(
+        &mut self,
+        dial: Dial,
+        from: &str,
+        to: &str,
+        headers: Vec<(HeaderName, String)>,
+    ) -> Option<LegId> {
+        let now = Instant::now();
+        let (carrier, media, remote) = (dial.carrier, dial.media, dial.remote);
         let transport = pstn::transport_kind(carrier.transport);
         let local = super::transport_of(transport)
             .and_then(|t| self.transports.local_addr(t))
@@ -264,16 +292,16 @@ impl Edge {
         let uri = format!("{scheme}:{to}@{ip}:{port};transport={tp}");
         let Ok(target) = Uri::parse(&uri) else {
             self.release.unused(*media);
-            tracing::warn!(transaction = %transaction_id, %uri, "the SIP media application call is not placed: bad target");
-            return;
+            tracing::warn!(%uri, "INVITE not sent: bad target");
+            return None;
         };
         let mut extra = carrier.headers.clone();
-        extra.extend(p.headers);
+        extra.extend(headers);
         let outgoing = OutgoingCall {
             target,
-            from: format!("<sip:{}@{}>", p.from, self.sip_domain),
+            from: format!("<sip:{from}@{}>", self.sip_domain),
             to: format!("<sip:{to}@{ip}>"),
-            body: Some(p.dial.offer),
+            body: Some(dial.offer),
             headers: extra,
             credentials: carrier.credentials.clone(),
         };
@@ -286,8 +314,8 @@ impl Edge {
             Ok(k) => k,
             Err(e) => {
                 self.release.unused(*media);
-                tracing::warn!(transaction = %transaction_id, carrier = %carrier.name, error = %e, "the SIP media application call is not placed");
-                return;
+                tracing::warn!(carrier = %carrier.name, error = %e, "INVITE not sent");
+                return None;
             }
         };
         let leg = self.table.sip_dial(now, key, None);
@@ -296,17 +324,25 @@ impl Edge {
         self.ctx
             .metrics
             .counter_add("vc_carrier_attempts_total", &label, 1);
-        tracing::info!(%leg, transaction = %transaction_id, carrier = %carrier.name, %remote, %to, "SIP media application call dialling");
-        let tx = crate::sma::call::spawn(
-            p.flow,
-            (p.call_id, leg),
-            p.function,
-            self.ctx.sma.clone(),
-            self.sma_tx.clone(),
-        );
-        self.sma.insert(leg, SmaLeg::dialled(tx));
-        self.sma_known(transaction_id, leg);
+        tracing::info!(%leg, carrier = %carrier.name, %remote, %to, "application leg dialling");
+        Some(leg)
+    }
+
+    /// An application's dialled leg is to be told of its 18x and 200 ([`SmaMsg::Ringing`],
+    /// [`SmaMsg::Answered`]).
+    pub(super) fn sma_ringing(&mut self, leg: LegId) {
         self.sma_dial.ringing.insert(leg, (false, None));
+    }
+
+    /// Gives up on a dialled leg not answered yet (CANCEL); false when it is not ringing.
+    pub(super) fn sma_cancel(&mut self, leg: LegId) -> bool {
+        if !self.sma_dial.ringing.contains_key(&leg) {
+            return false;
+        }
+        if let Some(k) = self.table.leg(leg).and_then(|l| l.endpoint.sip()) {
+            let _ = self.ua.hangup(Instant::now(), k);
+        }
+        true
     }
 
     /// A provisional answer to an application's INVITE: RINGING once; an early SDP is

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use calls::{LegId, Member};
 use domain::sma::FunctionEndpoint;
+use domain::sma::action::CallAndBridge;
 use domain::sma::flow::{Audio, CallFlow, FlowCommand, FlowLeg};
 use tokio::sync::mpsc;
 
@@ -18,6 +19,9 @@ use super::invoke::{InvokeError, Invoker};
 use super::objects::ObjectStore;
 use super::prompts::Prompts;
 use super::record::Recorder;
+use bridge::Bridging;
+
+mod bridge;
 use crate::meeting::TapFrame;
 
 /// What a call's flow asks of the SIP edge.
@@ -65,6 +69,13 @@ pub enum SmaRequest {
         leg: LegId,
         member: Member,
     },
+    /// CallAndBridge: dial LEG-B (`call_id`) for LEG-A `leg`, its media into LEG-A's
+    /// mixer; the edge answers [`SmaMsg::Dialling`].
+    Bridge {
+        leg: LegId,
+        call_id: String,
+        action: CallAndBridge,
+    },
     /// The transaction is over: forget it.
     Done {
         transaction_id: String,
@@ -89,6 +100,10 @@ pub enum SmaMsg {
     Joined(LegId, Result<(), String>),
     /// The leg is gone, with the SIP status that ended it when there was one.
     Ended(LegId, Option<u16>),
+    /// A [`SmaRequest::Bridge`] for LEG-B (its CallId): its INVITE went out (its leg,
+    /// which hears [`SmaMsg::Ringing`], [`SmaMsg::Answered`] and [`SmaMsg::Ended`]), or
+    /// the ErrorType and message of why not.
+    Dialling(String, Result<LegId, (&'static str, String)>),
     /// UpdateSipMediaApplicationCall's arguments.
     Update(BTreeMap<String, String>),
 }
@@ -131,6 +146,8 @@ enum Done {
     Prompt {
         call_id: String,
         repeat: u32,
+        /// A CallAndBridge's RingbackTone.
+        ringback: bool,
         result: Result<engine::Prompt, String>,
     },
     Token {
@@ -164,6 +181,7 @@ pub fn spawn(
         pending_b: HashMap::new(),
         recording: None,
         tap: mpsc::channel(1).0,
+        bridging: None,
     };
     tokio::spawn(task.run(rx));
     tx
@@ -180,6 +198,7 @@ struct CallTask {
     /// The RecordAudio in progress, and where tapped audio comes in.
     recording: Option<(LegId, Recorder)>,
     tap: mpsc::Sender<TapFrame>,
+    bridging: Option<Bridging>,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -203,7 +222,10 @@ impl CallTask {
             if self.flow.is_done() {
                 break;
             }
-            let deadline = self.flow.poll_timeout();
+            let deadline = match (self.flow.poll_timeout(), self.bridging.as_ref()) {
+                (Some(d), Some(b)) => Some(d.min(b.until)),
+                (d, b) => d.or(b.map(|b| b.until)),
+            };
             tokio::select! {
                 // The edge drops its sender with the call's last leg; the flow still has
                 // its invocation in flight and the HANGUP to send, so it goes on.
@@ -221,9 +243,18 @@ impl CallTask {
                         self.end_recording(true, &done_tx);
                     }
                 }
-                _ = sleep_until(deadline) => self.flow.handle_timeout(Instant::now()),
+                _ = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    if self.bridging.as_ref().is_some_and(|b| b.until <= now) {
+                        let why = "LEG-B did not answer within CallTimeoutSeconds";
+                        self.bridge_failed(now, "CallNotAnswered", why);
+                    }
+                    self.flow.handle_timeout(now)
+                }
             }
         }
+        // A LEG-B still ringing when the call is over is cancelled.
+        self.drop_bridge();
         let transaction_id = self.flow.context().transaction_id.clone();
         let _ = self.edge.send(SmaRequest::Done { transaction_id }).await;
     }
@@ -241,6 +272,9 @@ impl CallTask {
                 self.end_recording(false, done)
             }
             _ => {}
+        }
+        if self.bridge_message(now, &msg, done) {
+            return;
         }
         let flow = &mut self.flow;
         let call = |leg: LegId| self.legs.call(leg).map(str::to_string);
@@ -282,6 +316,7 @@ impl CallTask {
                 }
             }
             SmaMsg::Update(args) => flow.on_update_requested(now, args),
+            SmaMsg::Dialling(..) => {}
         }
     }
 }
@@ -315,7 +350,7 @@ impl CallTask {
                 call_id,
                 audio,
                 repeat,
-            } => self.load_prompt(call_id, audio, repeat, done),
+            } => self.load_prompt(call_id, audio, repeat, false, done),
             FlowCommand::StopPlay { call_id } => {
                 if let Some(leg) = self.legs.leg(&call_id) {
                     self.to_edge(SmaRequest::StopPlay { leg }).await;
@@ -394,9 +429,12 @@ impl CallTask {
                 };
                 self.to_edge(req).await;
             }
+            FlowCommand::Bridge { call_id, action } => {
+                self.start_bridge(now, call_id, action).await
+            }
             FlowCommand::Done | FlowCommand::Dial { .. } => {}
             other => {
-                // Not served yet by this server (bridging, recording, attendee changes):
+                // Not served yet by this server (call recording):
                 // the function hears so instead of waiting forever.
                 let (call_id, what) = unserved(&other);
                 self.flow.on_action_error(
@@ -409,7 +447,14 @@ impl CallTask {
         }
     }
 
-    fn load_prompt(&self, call_id: String, audio: Audio, repeat: u32, done: &mpsc::Sender<Done>) {
+    fn load_prompt(
+        &self,
+        call_id: String,
+        audio: Audio,
+        repeat: u32,
+        ringback: bool,
+        done: &mpsc::Sender<Done>,
+    ) {
         let prompts = self.services.prompts.clone();
         let tts = self.services.tts.clone();
         let done = done.clone();
@@ -431,6 +476,7 @@ impl CallTask {
                 .send(Done::Prompt {
                     call_id,
                     repeat,
+                    ringback,
                     result,
                 })
                 .await;
@@ -450,7 +496,30 @@ impl CallTask {
             Done::Prompt {
                 call_id,
                 repeat,
+                ringback: true,
                 result,
+            } => match (
+                self.bridging.as_ref().and_then(|b| b.ringback.as_ref()),
+                result,
+            ) {
+                // LEG-B answered or failed meanwhile: no tone any more.
+                (None, _) => {}
+                (Some(_), Ok(prompt)) => {
+                    if let Some(leg) = self.legs.leg(&call_id) {
+                        self.try_edge(SmaRequest::Play {
+                            leg,
+                            prompt,
+                            repeat,
+                        });
+                    }
+                }
+                (Some(_), Err(why)) => self.bridge_failed(now, "InvalidAudioSource", &why),
+            },
+            Done::Prompt {
+                call_id,
+                repeat,
+                result,
+                ..
             } => match (self.legs.leg(&call_id), result) {
                 (Some(leg), Ok(prompt)) => self.try_edge(SmaRequest::Play {
                     leg,
@@ -532,7 +601,6 @@ fn hangup_text(code: u16) -> String {
 /// The leg and the words for a command this server does not carry out.
 fn unserved(c: &FlowCommand) -> (String, &'static str) {
     match c {
-        FlowCommand::Bridge { call_id, .. } => (call_id.clone(), "CallAndBridge"),
         FlowCommand::CallRecording { call_id, .. } => (call_id.clone(), "Call recording"),
         _ => (String::new(), "This action"),
     }
