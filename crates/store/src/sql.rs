@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::meeting::{AttendeeCapabilities, AttendeeRecord, Meeting, MeetingRecord};
+use domain::meeting::{AttendeeCapabilities, AttendeeRecord, MeetingRecord};
 use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
 use domain::{ConflictReason, DomainError};
 use serde::Serialize;
@@ -16,6 +16,7 @@ use sqlx::{AnyPool, Executor};
 use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 
 mod attendees;
+use attendees::{AttendeeRow, attendee_from_row, encode_hex, meeting_from_row};
 mod carriers;
 mod groups;
 mod records;
@@ -123,60 +124,10 @@ fn from_json<T: DeserializeOwned>(
     })
 }
 
-type AttendeeRow = (String, String, String, String, String, String, i64);
-
-fn attendee_from_row(r: AttendeeRow) -> Result<AttendeeRecord, StoreError> {
-    let (id, meeting_id, external_user_id, caps, nonce_hex, token_hash, created_ms) = r;
-    let capabilities: AttendeeCapabilities = from_json("attendees", &id, &caps)?;
-    let mut token_nonce = [0u8; 16];
-    let bytes = decode_hex(&nonce_hex)
-        .filter(|b| b.len() == 16)
-        .ok_or_else(|| StoreError::Corrupt {
-            table: "attendees",
-            id: id.clone(),
-            source: serde::de::Error::custom("token nonce is not 16 hex bytes"),
-        })?;
-    token_nonce.copy_from_slice(&bytes);
-    Ok(AttendeeRecord {
-        meeting_id,
-        attendee_id: id,
-        external_user_id,
-        capabilities,
-        token_nonce,
-        token_hash,
-        created_ms,
-    })
-}
-
-fn encode_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 macro_rules! attendee_cols {
     () => {
         "id, meeting_id, external_user_id, capabilities, token_nonce, token_hash, created_ms"
     };
-}
-
-fn meeting_from_row(r: (String, String, String, i64, i64)) -> Result<MeetingRecord, StoreError> {
-    let (id, crt, body, created_ms, last_audio_ms) = r;
-    let meeting: Meeting = from_json("meetings", &id, &body)?;
-    Ok(MeetingRecord {
-        meeting,
-        client_request_token: crt,
-        created_ms,
-        last_audio_ms,
-    })
 }
 
 macro_rules! meeting_cols {
