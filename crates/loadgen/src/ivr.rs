@@ -39,7 +39,8 @@ use tokio::task::JoinHandle;
 
 use crate::media::{self, Payloads, RxResult, RxSettings, SendLeg, SenderMsg};
 use crate::pstn::{bind_rtp, local_transport, plain_config};
-use crate::run::{ByeState, RunError, caller_event, transmit};
+use crate::run::RunError;
+use crate::uac::{ByeState, caller_event, transmit};
 use hook::{FunctionConfig, Note, NoteKind};
 use latency::Timeline;
 use prompt::{Ended, PromptListener};

@@ -34,6 +34,7 @@ mod pstn;
 mod report;
 mod run;
 mod stats;
+mod uac;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -33,8 +33,9 @@ use crate::media::{
 };
 use crate::pacing::Paced;
 use crate::report::{self, Sampler};
-use crate::run::{ByeState, RunError, caller_event, not_hung_up, transmit, ua_config};
+use crate::run::RunError;
 use crate::stats::Histogram;
+use crate::uac::{ByeState, caller_event, not_hung_up, transmit, ua_config};
 
 /// The tone the PBX plays (index into [`media::tone_hz`]) and the carrier's.
 const PBX_TONE: usize = 0;

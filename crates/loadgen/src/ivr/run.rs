@@ -19,7 +19,8 @@ use super::{
 use crate::media::{self, PHASE_DONE, PHASE_MEASURE, PHASE_WARMUP, Payloads, RxResult};
 use crate::pstn::bye_answered;
 use crate::report::{self, Sampler};
-use crate::run::{RunError, not_hung_up, ua_config};
+use crate::run::RunError;
+use crate::uac::{not_hung_up, ua_config};
 use sip::{Peer, TransportKind, UserAgent};
 
 /// How long the calls still up when the measurement ends get to finish by themselves.
