@@ -25,6 +25,7 @@ use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
 
 use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 
+mod numbers;
 mod pstn;
 mod sma;
 mod tags;

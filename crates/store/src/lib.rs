@@ -11,6 +11,7 @@
 
 mod cache;
 mod migrate;
+mod numbers;
 mod pstn;
 mod repo;
 mod sma;
@@ -18,6 +19,7 @@ mod sql;
 mod tags;
 
 pub use cache::CachedRepository;
+pub use numbers::{NumberOrderRepository, PoolNumber, PoolSearch};
 pub use pstn::{CarrierRepository, GroupRepository};
 pub use repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 pub use sma::{SmaCallRequest, SmaRepository, SmaSettingKind};

@@ -5,6 +5,7 @@ use domain::DomainError;
 use domain::meeting::{AttendeeCapabilities, AttendeeRecord, MeetingRecord};
 use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
 
+use crate::numbers::NumberOrderRepository;
 use crate::pstn::{CarrierRepository, GroupRepository};
 use crate::sma::SmaRepository;
 use crate::tags::TagRepository;
@@ -81,7 +82,14 @@ pub enum MeetingInsert {
 /// durable when they return.
 #[async_trait]
 pub trait Repository:
-    CarrierRepository + GroupRepository + SmaRepository + TagRepository + Send + Sync + 'static
+    CarrierRepository
+    + GroupRepository
+    + SmaRepository
+    + TagRepository
+    + NumberOrderRepository
+    + Send
+    + Sync
+    + 'static
 {
     // Voice connectors.
     async fn insert_voice_connector(

@@ -19,6 +19,7 @@ mod attendees;
 use attendees::{AttendeeRow, attendee_from_row, encode_hex, meeting_from_row};
 mod carriers;
 mod groups;
+mod numbers;
 mod records;
 mod sma;
 mod tags;
