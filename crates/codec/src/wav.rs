@@ -315,8 +315,23 @@ fn samples(data: &[u8], f: Format, max_seconds: u32) -> Result<Pcm, WavError> {
 /// Encodes mono PCM as a 16-bit PCM WAV file. Audio past the 4 GiB RIFF limit (about
 /// 37 hours at 16 kHz) is cut off there.
 pub fn encode(pcm: &Pcm) -> Vec<u8> {
-    const MAX_DATA: usize = (u32::MAX as usize - 36) & !1;
-    let n = (pcm.samples.len() * 2).min(MAX_DATA) / 2;
+    encode_interleaved(pcm.rate, 1, &pcm.samples)
+}
+
+/// Encodes two channels of the same rate as a 16-bit stereo PCM WAV file, `left` in the
+/// first channel; the shorter channel is padded with silence.
+pub fn encode_stereo(rate: u32, left: &[i16], right: &[i16]) -> Vec<u8> {
+    let n = left.len().max(right.len());
+    let at = |c: &[i16], i: usize| c.get(i).copied().unwrap_or(0);
+    let frames: Vec<i16> = (0..n).flat_map(|i| [at(left, i), at(right, i)]).collect();
+    encode_interleaved(rate, 2, &frames)
+}
+
+/// A 16-bit PCM WAV file of `channels` interleaved channels, cut at the RIFF limit.
+fn encode_interleaved(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
+    let frame = usize::from(channels) * 2;
+    const MAX_DATA: usize = u32::MAX as usize - 36;
+    let n = (samples.len() * 2).min(MAX_DATA) / frame * frame / 2;
     let data_len = (n * 2) as u32;
     let mut out = Vec::with_capacity(44 + n * 2);
     out.extend_from_slice(b"RIFF");
@@ -324,14 +339,14 @@ pub fn encode(pcm: &Pcm) -> Vec<u8> {
     out.extend_from_slice(b"WAVEfmt ");
     out.extend_from_slice(&16u32.to_le_bytes());
     out.extend_from_slice(&TAG_PCM.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&pcm.rate.to_le_bytes());
-    out.extend_from_slice(&pcm.rate.wrapping_mul(2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&channels.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&rate.wrapping_mul(frame as u32).to_le_bytes());
+    out.extend_from_slice(&(frame as u16).to_le_bytes());
     out.extend_from_slice(&16u16.to_le_bytes());
     out.extend_from_slice(b"data");
     out.extend_from_slice(&data_len.to_le_bytes());
-    for s in &pcm.samples[..n] {
+    for s in &samples[..n] {
         out.extend_from_slice(&s.to_le_bytes());
     }
     out

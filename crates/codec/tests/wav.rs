@@ -281,3 +281,22 @@ fn a_streamed_file_runs_to_its_end() {
     let pcm = wav::decode(&streamed, 1).unwrap();
     assert_eq!((pcm.rate, pcm.samples.len()), (22050, 300));
 }
+
+#[test]
+fn stereo_encoding_interleaves_and_pads_the_shorter_channel() {
+    let out = wav::encode_stereo(8000, &[1000, 2000, 3000], &[-1000]);
+    // The header's channel count, block alignment and byte rate.
+    assert_eq!(u16::from_le_bytes([out[22], out[23]]), 2);
+    assert_eq!(
+        u32::from_le_bytes([out[28], out[29], out[30], out[31]]),
+        32000
+    );
+    assert_eq!(u16::from_le_bytes([out[32], out[33]]), 4);
+    assert_eq!(
+        &out[44..],
+        le16(&[1000, -1000, 2000, 0, 3000, 0]).as_slice()
+    );
+    // Read back, the two channels are averaged.
+    let pcm = wav::decode(&out, 10).unwrap();
+    assert_eq!((pcm.rate, pcm.samples), (8000, vec![0, 1000, 1500]));
+}

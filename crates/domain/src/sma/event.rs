@@ -131,6 +131,9 @@ pub struct ActionData {
     /// RecordAudio: where the recording was written (`Type`, `BucketName`, `Key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_destination: Option<serde_json::Value>,
+    /// StartCallRecording: where the recording will be delivered (`Type`, `Location`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_recording_destination: Option<serde_json::Value>,
 }
 
 impl ActionData {
@@ -143,6 +146,7 @@ impl ActionData {
             error_type: None,
             error_message: None,
             recording_destination: None,
+            call_recording_destination: None,
         }
     }
 }

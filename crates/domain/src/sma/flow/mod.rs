@@ -73,6 +73,8 @@
 //!   with SystemException saying they are not supported.
 
 mod digits;
+mod record;
+pub(crate) use record::CallRecording;
 mod run;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -203,6 +205,9 @@ pub enum FlowCommand {
     StopRecord {
         call_id: String,
     },
+    /// Start, stop, pause or resume the leg's call recording. A start is reported with
+    /// `on_call_recording`; the recording ends at a stop or with the leg, and is then
+    /// delivered. Pausing records silence.
     CallRecording {
         call_id: String,
         op: RecordingOp,
@@ -217,6 +222,8 @@ pub(crate) struct LegState {
     pub(crate) answered: bool,
     /// A meeting leg made by JoinChimeMeeting.
     pub(crate) meeting: bool,
+    /// Its call recording (StartCallRecording): a leg is recorded once.
+    pub(crate) recording: CallRecording,
 }
 
 impl LegState {
@@ -272,6 +279,7 @@ fn leg_state(leg: FlowLeg) -> LegState {
         ),
         answered: false,
         meeting: false,
+        recording: CallRecording::Never,
     }
 }
 

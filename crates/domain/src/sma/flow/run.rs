@@ -24,7 +24,7 @@ pub(super) struct Current {
 }
 
 #[derive(Debug)]
-enum Running {
+pub(super) enum Running {
     /// PlayAudio or Speak: until `on_play_done`, or a terminator key.
     Play {
         terminators: Vec<char>,
@@ -36,6 +36,8 @@ enum Running {
     Join,
     Bridge,
     Record,
+    /// StartCallRecording: until `on_call_recording`.
+    CallRecording,
 }
 
 impl Current {
@@ -49,6 +51,10 @@ impl Current {
 
     pub(super) fn is_join(&self, call_id: &str) -> bool {
         matches!(self.run, Running::Join) && self.call_id == call_id
+    }
+
+    pub(super) fn is_call_recording(&self, call_id: &str) -> bool {
+        matches!(self.run, Running::CallRecording) && self.call_id == call_id
     }
 
     pub(super) fn is_bridge(&self, call_id: &str) -> bool {
@@ -81,7 +87,11 @@ impl Current {
     fn reports_always(&self) -> bool {
         matches!(
             self.run,
-            Running::Collect(_) | Running::Join | Running::Bridge | Running::Record
+            Running::Collect(_)
+                | Running::Join
+                | Running::Bridge
+                | Running::Record
+                | Running::CallRecording
         )
     }
 }
@@ -91,7 +101,7 @@ fn data(action: &Action) -> ActionData {
 }
 
 /// How starting an action went.
-enum Start {
+pub(super) enum Start {
     Running(String, Running),
     Succeeded(String),
     Failed(&'static str, String),
@@ -223,11 +233,16 @@ impl CallFlow {
     }
 
     pub(super) fn succeed_current(&mut self, now: Instant, recording: Option<Value>) {
+        self.succeed_with(now, |d| d.recording_destination = recording);
+    }
+
+    /// The action in progress succeeded; `fill` adds to its ActionData.
+    pub(super) fn succeed_with(&mut self, now: Instant, fill: impl FnOnce(&mut ActionData)) {
         let Some(c) = &self.current else {
             return;
         };
         let mut d = data(&c.action);
-        d.recording_destination = recording;
+        fill(&mut d);
         self.finish_current(now, Ok(d));
     }
 
@@ -267,7 +282,7 @@ impl CallFlow {
             .ok_or_else(|| "the call has no connected leg".to_string())
     }
 
-    fn resolve_id(&self, id: &str) -> Result<String, String> {
+    pub(super) fn resolve_id(&self, id: &str) -> Result<String, String> {
         if self.is_connected(id) {
             Ok(id.to_string())
         } else {
@@ -453,15 +468,6 @@ impl CallFlow {
                 ),
             ),
         })
-    }
-
-    fn recording(&mut self, call_id: &str, op: RecordingOp) -> Result<Start, String> {
-        let id = self.resolve_id(call_id)?;
-        self.commands.push_back(FlowCommand::CallRecording {
-            call_id: id.clone(),
-            op,
-        });
-        Ok(Start::Succeeded(id))
     }
 
     fn hangup(&mut self, leg: &Leg, code: u64) -> Result<Start, String> {
