@@ -2,6 +2,7 @@
 
 mod bridge;
 mod player;
+mod renegotiate;
 mod tap;
 
 pub use player::Prompt;
@@ -88,6 +89,8 @@ pub enum EngineError {
     UnknownLeg(LegId),
     #[error("WebRTC: {0}")]
     WebRtc(#[from] crate::webrtc::WebRtcError),
+    #[error("leg {0} is not a WebRTC leg")]
+    NotWebRtc(LegId),
 }
 /// What the application hears about.
 #[derive(Debug, Clone, PartialEq)]

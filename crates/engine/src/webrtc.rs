@@ -4,7 +4,10 @@
 //! one host candidate) and the passive DTLS endpoint (RFC 5763 §5: it answers an `actpass`
 //! offer with `a=setup:passive` and waits for the browser's ClientHello). SRTP keys come
 //! from DTLS (RFC 5764 §4.2). Audio is Opus (RFC 7587) in one BUNDLE group over one 5-tuple
-//! with RTCP multiplexed (RFC 8843, RFC 5761); an offered video section is answered inactive.
+//! with RTCP multiplexed (RFC 8843, RFC 5761). Video sections are answered with VP8 (an
+//! inactive one stays inactive); video that arrives is dropped, as the server forwards no
+//! video yet. Later offers of the same PeerConnection (a camera turned on, an ICE restart)
+//! are answered on the same `Rtc` ([`WebRtcLeg::renegotiate`]).
 //!
 //! [`WebRtcLeg`] wraps one `str0m::Rtc` and keeps str0m's contract: after every mutation
 //! (a datagram, a timeout, a written frame) its output is drained completely, into queues
@@ -50,6 +53,9 @@ pub enum WebRtcError {
     /// fingerprint, …).
     #[error("SDP offer cannot be answered: {0}")]
     OfferRefused(String),
+    /// The leg ended before the offer came.
+    #[error("the PeerConnection has ended")]
+    Closed,
     /// The media address cannot be a host candidate (internal fault: configuration).
     #[error("media address {0} cannot be an ICE host candidate")]
     Candidate(SocketAddr),
@@ -241,6 +247,56 @@ impl WebRtcLeg {
             return Err(WebRtcError::OfferRefused("no Opus payload type".into()));
         }
         Ok((leg, answer))
+    }
+
+    /// Answers a later offer of the same PeerConnection (JSEP renegotiation, RFC 8829
+    /// §5.2.2): the client turned a camera on or off, or added a transceiver. The offer is
+    /// applied to the existing `Rtc`, so ICE, DTLS and SRTP go on untouched and the answer
+    /// keeps our ufrag and fingerprint; audio never pauses.
+    ///
+    /// An offer with new ICE credentials is an ICE restart (RFC 8445 §9): str0m answers it
+    /// with new local credentials of its own (16 and 22 random characters, from the leg's
+    /// seeded generator like its other draws), [`Self::ufrag`] is the new ufrag from then
+    /// on, and DTLS and SRTP still go on.
+    ///
+    /// A refused offer leaves the leg as it was, except when the offer lacks a fingerprint
+    /// or ICE credentials, which str0m takes as the end of the session ([`Self::is_dead`]).
+    pub fn renegotiate(&mut self, now: Instant, offer: &str) -> Result<String, WebRtcError> {
+        if self.dead {
+            return Err(WebRtcError::Closed);
+        }
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| WebRtcError::OfferSyntax(e.to_string()))?;
+        let scope = Str0mRng::enter(self.str0m_rng);
+        // str0m's timers go on from `now` before the change (its single-mutation rule).
+        if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            self.str0m_rng = scope.leave();
+            self.kill();
+            return Err(WebRtcError::Closed);
+        }
+        self.drain();
+        let answer = self.rtc.sdp_api().accept_offer(offer);
+        self.drain();
+        self.ufrag = self.rtc.direct_api().local_ice_credentials().ufrag;
+        self.str0m_rng = scope.leave();
+        if !self.rtc.is_alive() {
+            self.kill();
+        }
+        let answer = answer
+            .map_err(|e| WebRtcError::OfferRefused(e.to_string()))?
+            .to_sdp_string();
+        let mid = audio_mid(&answer).filter(|m| self.rtc.media(*m).is_some());
+        if mid != self.audio_mid {
+            // The audio section went or moved: the mix has nowhere to go.
+            self.audio_mid = mid;
+            self.opus_pt = self.find_opus_pt();
+        }
+        if self.audio_mid.is_none() || self.opus_pt.is_none() {
+            return Err(WebRtcError::OfferRefused(
+                "the renegotiated offer has no Opus audio".into(),
+            ));
+        }
+        Ok(answer)
     }
 
     fn find_opus_pt(&mut self) -> Option<Pt> {

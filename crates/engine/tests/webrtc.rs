@@ -395,3 +395,214 @@ fn a_browser_whose_network_is_gone_is_reported_inactive() {
         browsers[1].packets
     );
 }
+
+impl Browser {
+    /// Offers a change of this PeerConnection (`change` edits the transceivers) and applies
+    /// the server's answer to it, as the Chime SDK does when a camera goes on or off.
+    fn renegotiate(
+        &mut self,
+        now: Instant,
+        media: &mut MeetingMedia,
+        change: impl FnOnce(&mut str0m::change::SdpApi),
+    ) -> String {
+        let mut api = self.rtc.sdp_api();
+        change(&mut api);
+        let (offer, pending) = api.apply().expect("a change to offer");
+        let answer = media
+            .renegotiate_webrtc(now, self.leg, &offer.to_sdp_string())
+            .expect("the later offer is answered");
+        assert_eq!(answer.leg, self.leg, "the same leg answers");
+        self.rtc
+            .sdp_api()
+            .accept_answer(
+                pending,
+                SdpAnswer::from_sdp_string(&answer.sdp).expect("answer parses"),
+            )
+            .expect("answer accepted");
+        answer.sdp
+    }
+}
+
+/// Runs `windows` windows of 100 ms and returns, per browser, the packets it received in
+/// each window.
+fn packets_per_window(
+    now: &mut Instant,
+    media: &mut MeetingMedia,
+    browsers: &mut [Browser],
+    windows: usize,
+) -> Vec<Vec<usize>> {
+    let mut counts = vec![Vec::new(); browsers.len()];
+    for _ in 0..windows {
+        let before: Vec<usize> = browsers.iter().map(|b| b.packets).collect();
+        run(now, media, browsers, Duration::from_millis(100));
+        for (i, b) in browsers.iter().enumerate() {
+            counts[i].push(b.packets - before[i]);
+        }
+    }
+    counts
+}
+
+fn sdp_line<'a>(sdp: &'a str, prefix: &str) -> Option<&'a str> {
+    sdp.lines().find(|l| l.starts_with(prefix))
+}
+
+/// Each browser hears the other's tone, not its own, in what it received since `clear`.
+fn assert_hear_each_other(a: &Browser, b: &Browser, when: &str) {
+    let (a440, a1000) = (
+        goertzel(&a.heard, 48_000.0, 440.0),
+        goertzel(&a.heard, 48_000.0, 1000.0),
+    );
+    let (b440, b1000) = (
+        goertzel(&b.heard, 48_000.0, 440.0),
+        goertzel(&b.heard, 48_000.0, 1000.0),
+    );
+    assert!(a1000 > 100.0 * a440, "{when}: A hears B: {a1000} vs {a440}");
+    assert!(b440 > 100.0 * b1000, "{when}: B hears A: {b440} vs {b1000}");
+}
+
+/// A meeting of two connected browsers (A 440 Hz, B 1 kHz), its events drained, and A's
+/// first SDP answer.
+fn two_connected_browsers(seed: u64) -> (Instant, MeetingMedia, [Browser; 2], String) {
+    let mut now = Instant::now();
+    let mut media = MeetingMedia::new(
+        now,
+        Duration::from_secs(1_800_000_000),
+        EngineConfig::default(),
+        seed,
+    );
+    let (a, first) = Browser::join(now, &mut media, "10.0.0.2:50000", 440.0);
+    let (b, _) = Browser::join(now, &mut media, "10.0.0.3:50002", 1000.0);
+    let mut browsers = [a, b];
+    run(&mut now, &mut media, &mut browsers, Duration::from_secs(2));
+    assert!(browsers.iter().all(|b| b.connected));
+    while media.poll_event().is_some() {}
+    (now, media, browsers, first)
+}
+
+/// Runs `windows` windows of 100 ms: neither browser's received audio pauses (at least 3
+/// of the 5 packets of a window, the jitter buffer moving one), and each hears the
+/// other's tone, not its own.
+fn assert_audio_goes_on(
+    now: &mut Instant,
+    media: &mut MeetingMedia,
+    browsers: &mut [Browser; 2],
+    windows: usize,
+    when: &str,
+) {
+    for b in browsers.iter_mut() {
+        b.heard.clear();
+    }
+    let counts = packets_per_window(now, media, browsers, windows);
+    for (who, c) in ["A", "B"].iter().zip(&counts) {
+        assert!(
+            c.iter().all(|&n| n >= 3),
+            "{when}: {who}'s audio paused: {c:?}"
+        );
+    }
+    assert_hear_each_other(&browsers[0], &browsers[1], when);
+}
+
+#[test]
+fn a_camera_turned_on_and_off_renegotiates_without_pausing_audio() {
+    let (mut now, mut media, mut browsers, first) = two_connected_browsers(5);
+
+    // The camera goes on: the video transceiver (inactive) becomes sendrecv, and the SDK
+    // adds another for a remote video; both in one later offer on the same PeerConnection.
+    let video_mid = first
+        .split("m=video")
+        .nth(1)
+        .and_then(|v| sdp_line(v, "a=mid:"))
+        .map(|l| Mid::from(l.trim_start_matches("a=mid:").trim()))
+        .expect("the video transceiver's mid");
+    let on = browsers[0].renegotiate(now, &mut media, |api| {
+        api.set_direction(video_mid, Direction::SendRecv);
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    });
+    for prefix in ["a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:"] {
+        assert_eq!(
+            sdp_line(&on, prefix),
+            sdp_line(&first, prefix),
+            "the renegotiated answer keeps {prefix}\n{on}"
+        );
+    }
+    assert_eq!(
+        on.matches("m=video").count(),
+        2,
+        "both video sections answered:\n{on}"
+    );
+    assert_audio_goes_on(&mut now, &mut media, &mut browsers, 20, "camera on");
+
+    // The camera goes off and on again: nothing changes for audio.
+    for dir in [Direction::Inactive, Direction::SendRecv] {
+        let answer = browsers[0].renegotiate(now, &mut media, |api| {
+            api.set_direction(video_mid, dir);
+        });
+        assert_eq!(
+            sdp_line(&answer, "a=ice-ufrag:"),
+            sdp_line(&first, "a=ice-ufrag:")
+        );
+        let when = format!("camera {dir:?}");
+        assert_audio_goes_on(&mut now, &mut media, &mut browsers, 10, &when);
+    }
+    let events: Vec<EngineEvent> = std::iter::from_fn(|| media.poll_event()).collect();
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            EngineEvent::Inactive { .. } | EngineEvent::WebRtcConnected { .. }
+        )),
+        "no leg went or came again: {events:?}"
+    );
+    assert_eq!(media.leg_count(), 2);
+}
+
+#[test]
+fn an_ice_restart_gets_new_credentials_and_keeps_dtls_and_audio() {
+    let (mut now, mut media, mut browsers, first) = two_connected_browsers(6);
+    let restarted = browsers[0].renegotiate(now, &mut media, |api| {
+        api.ice_restart(true);
+    });
+    let ufrag = sdp_line(&restarted, "a=ice-ufrag:").expect("ufrag");
+    assert_ne!(
+        Some(ufrag),
+        sdp_line(&first, "a=ice-ufrag:"),
+        "new ICE credentials"
+    );
+    assert_ne!(
+        sdp_line(&restarted, "a=ice-pwd:"),
+        sdp_line(&first, "a=ice-pwd:")
+    );
+    assert_eq!(
+        sdp_line(&restarted, "a=fingerprint:"),
+        sdp_line(&first, "a=fingerprint:"),
+        "the same DTLS session"
+    );
+    // Long enough for checks on the new credentials to replace the old pair.
+    assert_audio_goes_on(&mut now, &mut media, &mut browsers, 60, "ICE restart");
+    let events: Vec<EngineEvent> = std::iter::from_fn(|| media.poll_event()).collect();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, EngineEvent::Inactive { .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_later_offer_that_is_junk_or_for_a_gone_leg_is_refused() {
+    let (mut now, mut media, mut browsers, _) = two_connected_browsers(7);
+    let leg = browsers[0].leg;
+    let err = media
+        .renegotiate_webrtc(now, leg, "v=0 junk")
+        .expect_err("junk");
+    assert!(matches!(
+        err,
+        engine::EngineError::WebRtc(engine::webrtc::WebRtcError::OfferSyntax(_))
+    ));
+    // The junk changed nothing: audio still flows.
+    assert_audio_goes_on(&mut now, &mut media, &mut browsers, 5, "junk refused");
+    assert!(media.remove_leg(leg).is_some());
+    assert!(matches!(
+        media.renegotiate_webrtc(now, leg, "v=0"),
+        Err(engine::EngineError::UnknownLeg(_))
+    ));
+}
