@@ -7,10 +7,12 @@
 //! and calls the operation in [`handlers`]. Errors become AWS error responses in one place
 //! ([`error::ApiError::into_aws_response`]).
 
+mod admin_console;
 pub mod error;
 mod handlers;
 pub mod metrics;
 pub mod model;
+pub mod numbering;
 pub mod sigv4;
 mod throttle;
 pub mod unserved;
@@ -105,6 +107,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/admin/call-records", get(call_records))
+        .route("/admin/meetings", get(admin_console::meetings))
+        .route("/admin/carriers", get(admin_console::carriers))
         .fallback(aws)
         .with_state(state)
 }
@@ -126,24 +130,13 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
 /// call detail records, oldest TransactionId first, those of one connector, meeting and/or
 /// attendee when asked; signed with SigV4 like every API call.
 async fn call_records(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let (parts, _) = req.into_parts();
-    let raw_query = parts.uri.query().unwrap_or("");
-    let result = async {
-        sigv4::verify(
-            &state.credentials,
-            parts.method.as_str(),
-            parts.uri.path(),
-            raw_query,
-            &parts.headers,
-            b"",
-            time::OffsetDateTime::now_utc(),
-        )?;
-        let query = CallRecordQuery::parse(raw_query)?;
+    let repo = state.repo.clone();
+    admin_console::signed_read(&state, req, |raw_query| async move {
+        let query = CallRecordQuery::parse(&raw_query)?;
         let vc = query.voice_connector_id.clone();
         let (records, next) = query
             .list(|after, page| {
-                let (repo, vc) = (state.repo.clone(), vc.clone());
+                let (repo, vc) = (repo.clone(), vc.clone());
                 async move {
                     let rows = repo
                         .list_call_records(vc.as_deref(), after.as_deref(), page)
@@ -152,13 +145,9 @@ async fn call_records(State(state): State<Arc<AppState>>, req: Request<Body>) ->
                 }
             })
             .await?;
-        Ok::<_, ApiError>(serde_json::json!({ "CallRecords": records, "NextToken": next }))
-    }
-    .await;
-    match result {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => e.into_aws_response(Service::Voice, &request_id),
-    }
+        Ok(serde_json::json!({ "CallRecords": records, "NextToken": next }))
+    })
+    .await
 }
 
 /// The query of `GET /admin/call-records`.
