@@ -109,14 +109,16 @@
 mod frame;
 pub mod proto;
 mod session;
+mod types;
 
 pub use frame::{
     DEFAULT_MAX_FRAME_LEN, DecodeError, FRAME_PREFIX, decode_frame, decode_frame_with_limit,
     encode_frame,
 };
 pub use proto::{FrameType, SdkSignalFrame};
-pub use session::{
-    AttendeeInfo, AttendeeVolume, AudioStatus, CLOSE_MEETING_ENDED, CloseReason, Output, Session,
+pub use session::Session;
+pub use types::{
+    AttendeeInfo, AttendeeVolume, AudioStatus, CLOSE_MEETING_ENDED, CloseReason, Output,
     SessionConfig, SessionError, State, UsageError,
 };
 
