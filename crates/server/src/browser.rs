@@ -96,8 +96,9 @@ impl Browsers {
         Err(OpenError::MeetingGone)
     }
 
-    /// Answers the browser's SDP offer (SUBSCRIBE) with a WebRTC leg; a renegotiation
-    /// replaces the previous one.
+    /// Answers the browser's SDP offer (SUBSCRIBE): the first with a WebRTC leg, later ones
+    /// (a camera turned on or off, an ICE restart) on that same leg, which keeps its ICE,
+    /// DTLS and SRTP; after an ICE restart the leg's new ufrag routes to it.
     pub async fn subscribe(
         &self,
         b: &mut BrowserLeg,
@@ -105,9 +106,6 @@ impl Browsers {
         muted: bool,
         browser_ip: Option<IpAddr>,
     ) -> Result<String, SubscribeError> {
-        if let Some(old) = b.route.take() {
-            self.port.remove(old);
-        }
         let candidate = self.port.candidate_for(browser_ip).await;
         let (reply, rx) = oneshot::channel();
         b.meeting
@@ -122,8 +120,16 @@ impl Browsers {
             .await
             .map_err(|_| SubscribeError::MeetingGone)?;
         let answer = rx.await.map_err(|_| SubscribeError::MeetingGone)??;
-        b.route = Some(self.port.add(&answer.ufrag, b.meeting.clone(), answer.leg));
-        tracing::info!(leg = %b.leg, engine_leg = %answer.leg, %candidate, "browser media leg added");
+        match b.route {
+            Some(route) => {
+                self.port.set_ufrag(route, &answer.ufrag);
+                tracing::info!(leg = %b.leg, engine_leg = %answer.leg, "browser media renegotiated");
+            }
+            None => {
+                b.route = Some(self.port.add(&answer.ufrag, b.meeting.clone(), answer.leg));
+                tracing::info!(leg = %b.leg, engine_leg = %answer.leg, %candidate, "browser media leg added");
+            }
+        }
         Ok(answer.sdp)
     }
 

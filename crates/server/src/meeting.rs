@@ -71,8 +71,8 @@ pub enum MeetingMsg {
         session: mpsc::Sender<SessionMsg>,
         reply: oneshot::Sender<(u32, Vec<AttendeeInfo>)>,
     },
-    /// A browser's SDP offer: answered with a WebRTC leg on the shared socket, in place
-    /// of the session's previous one.
+    /// A browser's SDP offer: the first answered with a WebRTC leg on the shared socket,
+    /// later ones on that leg.
     Subscribe {
         leg: LegId,
         offer: String,
@@ -517,7 +517,8 @@ impl Meeting {
         }
     }
 
-    /// A browser's offer: a new WebRTC leg replaces the session's previous one.
+    /// A browser's offer: the first is answered with a new WebRTC leg, a later one
+    /// (renegotiation, ICE restart) on that same leg, so its audio never pauses.
     fn subscribe(
         &mut self,
         now: Instant,
@@ -530,9 +531,8 @@ impl Meeting {
         let Some(slot) = self.slots.get_mut(&leg) else {
             return Err(SubscribeError::SessionGone);
         };
-        if let Some(old) = slot.engine.take() {
-            self.by_engine.remove(&old);
-            self.media.remove_leg(old);
+        if let Some(e) = slot.engine {
+            return Ok(self.media.renegotiate_webrtc(now, e, offer)?);
         }
         let answer = self.media.add_webrtc_leg(now, offer, candidate, muted)?;
         if let Some(slot) = self.slots.get_mut(&leg) {

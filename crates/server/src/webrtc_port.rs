@@ -111,6 +111,26 @@ impl WebRtcPort {
         key
     }
 
+    /// After an ICE restart: STUN requests naming `ufrag` route to the leg of `key`, the
+    /// old ufrag no longer does, and the addresses learnt stay routed.
+    pub fn set_ufrag(&self, key: u64, ufrag: &str) {
+        let mut r = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(old) = r.owned.get(&key).map(|o| o.0.clone()) else {
+            return;
+        };
+        if old == ufrag {
+            return;
+        }
+        let Some(route) = r.by_ufrag.get(&old).filter(|x| x.key == key).cloned() else {
+            return;
+        };
+        r.by_ufrag.remove(&old);
+        r.by_ufrag.insert(ufrag.to_string(), route);
+        if let Some(o) = r.owned.get_mut(&key) {
+            o.0 = ufrag.to_string();
+        }
+    }
+
     /// Forgets a leg's routes.
     pub fn remove(&self, key: u64) {
         let mut r = self.routes.lock().unwrap_or_else(|p| p.into_inner());
