@@ -40,6 +40,8 @@ OPS = {
         "PutVoiceConnectorEmergencyCallingConfiguration",
         "GetVoiceConnectorEmergencyCallingConfiguration",
         "DeleteVoiceConnectorEmergencyCallingConfiguration",
+        "PutVoiceConnectorStreamingConfiguration", "GetVoiceConnectorStreamingConfiguration",
+        "DeleteVoiceConnectorStreamingConfiguration",
     ]),
     "meetings": ("chime-sdk-meetings/2021-07-15", [
         "CreateMeeting", "CreateMeetingWithAttendees", "GetMeeting", "DeleteMeeting",

@@ -95,9 +95,13 @@ mod tests {
         let u = Unserved::load();
         assert!(!u.is_empty());
         let op = u
-            .find("GET", "/voice-connectors/abc/streaming-configuration", &[])
-            .expect("GetVoiceConnectorStreamingConfiguration");
-        assert_eq!(op.name, "GetVoiceConnectorStreamingConfiguration");
+            .find(
+                "GET",
+                "/voice-connectors/abc/programmable-numbers/proxy",
+                &[],
+            )
+            .expect("GetVoiceConnectorProxy");
+        assert_eq!(op.name, "GetVoiceConnectorProxy");
         assert_eq!(op.service, Service::Voice);
         let start = u
             .find(

@@ -46,6 +46,7 @@ pub enum SettingKind {
     TerminationHealth,
     ExternalSystems,
     EmergencyCalling,
+    Streaming,
 }
 
 impl SettingKind {
@@ -57,6 +58,7 @@ impl SettingKind {
             SettingKind::TerminationHealth => "termination-health",
             SettingKind::ExternalSystems => "external-systems",
             SettingKind::EmergencyCalling => "emergency-calling",
+            SettingKind::Streaming => "streaming",
         }
     }
 }

@@ -7,6 +7,7 @@ mod numbers;
 mod settings;
 mod sip_rules;
 mod sma;
+mod streaming;
 pub(crate) mod tags;
 mod voice;
 
@@ -116,6 +117,9 @@ const OPERATIONS: &[&str] = &[
     "PutVoiceConnectorEmergencyCallingConfiguration",
     "GetVoiceConnectorEmergencyCallingConfiguration",
     "DeleteVoiceConnectorEmergencyCallingConfiguration",
+    "PutVoiceConnectorStreamingConfiguration",
+    "GetVoiceConnectorStreamingConfiguration",
+    "DeleteVoiceConnectorStreamingConfiguration",
 ];
 
 /// The operation's name as a static label for metrics.
@@ -222,6 +226,9 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Value) -> Result<Va
         "DeleteVoiceConnectorEmergencyCallingConfiguration" => {
             settings::delete_emergency(ctx, input).await
         }
+        "PutVoiceConnectorStreamingConfiguration" => streaming::put(ctx, input).await,
+        "GetVoiceConnectorStreamingConfiguration" => streaming::get(ctx, input).await,
+        "DeleteVoiceConnectorStreamingConfiguration" => streaming::delete(ctx, input).await,
         other => Err(ApiError::Internal(format!(
             "operation {other} is routed but has no handler"
         ))),
