@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 import wave
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -154,6 +155,22 @@ def goertzel_db(samples: list[int] | list[float], rate: int, hz: float, full_sca
     return 20.0 * math.log10(amplitude) if amplitude > 0 else -200.0
 
 
+def tone_blocks_in_wav(path: Path, hz: float, block_s: float = 0.1, present_db: float = -40.0) -> list[bool]:
+    """Per `block_s` block of the recording, whether it carries `hz` above `present_db`."""
+    samples, rate = read_wav(path)
+    block = max(1, int(rate * block_s))
+    return [goertzel_db(samples[i : i + block], rate, hz) > present_db for i in range(0, len(samples) - block + 1, block)]
+
+
+def longest_false_run(flags: list[bool]) -> int:
+    """The longest run of False in `flags`."""
+    longest = run = 0
+    for f in flags:
+        run = 0 if f else run + 1
+        longest = max(longest, run)
+    return longest
+
+
 def tone_presence(path: Path, freqs: tuple[float, ...], block_s: float = 0.1, present_db: float = -40.0) -> dict:
     """Per frequency, how many `block_s` blocks of the recording carry it above
     `present_db` (dB relative to a full-scale sine) and its highest level; plus the
@@ -198,6 +215,8 @@ class BrowserAttendee:
         name: str = "browser",
         extra_flags: tuple[str, ...] = (),
         home: Path | None = None,
+        topics: tuple[str, ...] = (),
+        coep: bool = False,
     ):
         self.work_dir = Path(work_dir)
         self.join_info = join_info
@@ -209,6 +228,11 @@ class BrowserAttendee:
         self.extra_flags = extra_flags
         #: $HOME for Chromium: its certificate store is $HOME/.pki/nssdb (see `nss_home`).
         self.home = home
+        #: Data-message topics the page subscribes to.
+        self.topics = topics
+        #: Serve the page cross-origin isolated (COEP require-corp, COOP same-origin), as
+        #: the SDK's demos are: every cross-origin answer it loads needs CORP or CORS.
+        self.coep = coep
         self.page_log_path = self.work_dir / f"{name}-page.log"
         self.state_path = self.work_dir / f"{name}-state.json"
         self.chromium_log_path = self.work_dir / f"{name}-chromium.log"
@@ -249,6 +273,7 @@ class BrowserAttendee:
         return (
             f"{self.base_url}/?join=/join&report=/report&tones={tones}"
             f"&interval={self.report_interval_ms}&loglevel={self.log_level}"
+            f"&topics={','.join(self.topics)}"
         )
 
     def start(self) -> None:
@@ -345,6 +370,9 @@ class BrowserAttendee:
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
+                if harness.coep:
+                    self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+                    self.send_header("Cross-Origin-Opener-Policy", "same-origin")
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -397,8 +425,8 @@ class BrowserAttendee:
     # -- what tests call --------------------------------------------------------------------
 
     def command(self, name: str) -> None:
-        """Queues a command for the page ("mute", "unmute", "stop"), carried out at its
-        next report."""
+        """Queues a command for the page ("mute", "unmute", "stop", "camera-on",
+        "camera-off", "send:<topic>:<text>"), carried out at its next report."""
         with self._lock:
             self._commands.append(name)
 
@@ -445,6 +473,22 @@ class BrowserAttendee:
 
 
 # ---------------------------------------------------------------------------------------
+# Meetings
+
+
+def meeting_with(meetings, prefix: str, *external_user_ids: str) -> tuple[dict, list[dict]]:
+    """CreateMeeting (ExternalMeetingId `prefix-<random>`) and one CreateAttendee per
+    ExternalUserId: (the Meeting, the Attendees in order)."""
+    meeting = meetings.create_meeting(
+        ClientRequestToken=uuid.uuid4().hex, MediaRegion="us-east-1", ExternalMeetingId=f"{prefix}-{uuid.uuid4().hex[:8]}"
+    )["Meeting"]
+    attendees = [
+        meetings.create_attendee(MeetingId=meeting["MeetingId"], ExternalUserId=e)["Attendee"] for e in external_user_ids
+    ]
+    return meeting, attendees
+
+
+# ---------------------------------------------------------------------------------------
 # Readers of the page's state
 
 
@@ -466,6 +510,20 @@ def tone_absent_streak(state: dict, hz: int) -> int:
 def volume_of(state: dict, attendee_id: str) -> dict:
     """The volume indicator the page last got for `attendee_id` ({} before any)."""
     return (state.get("volumes") or {}).get(attendee_id) or {}
+
+
+def video_packets_sent(state: dict) -> int:
+    """RTP packets of the local camera sent so far (getStats outbound-rtp, video)."""
+    return int(((state.get("stats") or {}).get("video") or {}).get("packetsSent") or 0)
+
+
+def chromium_console_lines(browser: "BrowserAttendee", needle: str) -> list[str]:
+    """Lines of Chromium's stderr (its console messages among them) that contain `needle`."""
+    try:
+        text = browser.chromium_log_path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if needle in line]
 
 
 def packets_received(state: dict) -> int:

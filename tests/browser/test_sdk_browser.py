@@ -23,24 +23,15 @@ Every wait is bounded; each test takes well under 90 s.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
 import harness
+from phone import CALLER_NUMBER, caller_result, start_caller, stop
 
-PJSUA2_CALLER = Path(__file__).resolve().parents[1] / "pjsua2" / "caller.py"
-#: The meeting-join number of the spec.
-MEETING_NUMBER = "+17035550122"
-#: The SIP caller's E.164 number: From, and the SIP attendee's ExternalUserId.
-CALLER_NUMBER = "+12065550100"
 BROWSER_TONE_HZ = 1000
 CALLER_TONE_HZ = 440
 #: Seconds the SIP caller stays in the call once its media runs.
@@ -51,89 +42,15 @@ TONE_BLOCKS = 10
 OWN_TONE_BLOCKS_MAX = 3
 
 
-@pytest.fixture(scope="session")
-def browser_bundle() -> Path:
-    """The test page, built (npm ci + esbuild) once per session; Chromium must be there."""
-    try:
-        harness.find_chromium()
-        return harness.build_page()
-    except RuntimeError as e:
-        pytest.fail(str(e))
-
-
-@pytest.fixture
-def browser_env(start_server, browser_bundle):
-    """A running server, its SIP/UDP port, and a voice connector whose termination allows
-    127.0.0.1 (plain RTP over UDP: RequireEncryption false)."""
-    try:
-        import pjsua2  # noqa: F401
-    except ImportError:
-        pytest.fail("pjsua2 is not installed (PyPI pjsua2-python); run scripts/setup-deps")
-    # Browser legs share one UDP port; on 127.0.0.1 its ICE host candidate is loopback.
-    server = start_server(extra_args=["--webrtc-udp", "127.0.0.1:0"])
-    deadline = time.monotonic() + 10
-    while not (m := re.search(r'SIP listening transport="udp" addr=127\.0\.0\.1:(\d+)', server.log())):
-        assert time.monotonic() < deadline and server.alive(), f"no SIP/UDP listener:\n{server.log()[-3000:]}"
-        time.sleep(0.05)
-    voice = server.voice
-    vc = voice.create_voice_connector(Name="browser-" + uuid.uuid4().hex[:8], RequireEncryption=False)[
-        "VoiceConnector"
-    ]
-    voice.put_voice_connector_termination(
-        VoiceConnectorId=vc["VoiceConnectorId"],
-        Termination={"CidrAllowedList": ["127.0.0.1/32"], "CallingRegions": ["US"], "CpsLimit": 100},
-    )
-    yield server, int(m.group(1)), vc["OutboundHostName"]
-    server.assert_healthy()
-
-
-def start_caller(tmp_path: Path, sip_port: int, host: str, token: str, play: Path, record: Path) -> subprocess.Popen:
-    """One pjsua2 caller (tests/pjsua2/caller.py) joining by `token` over UDP through the
-    server as outbound proxy; prints one JSON line when it hangs up."""
-    cmd = [
-        sys.executable, str(PJSUA2_CALLER),
-        "--uri", f"sip:{MEETING_NUMBER}@{host};X-chime-join-token={token}",
-        "--from-uri", f"sip:{CALLER_NUMBER}@127.0.0.1",
-        "--proxy", f"sip:127.0.0.1:{sip_port};lr",
-        "--transport", "udp",
-        "--play", str(play),
-        "--record", str(record),
-        "--duration", str(CALL_SECONDS),
-        "--timeout", "8",
-        "--log-level", "5",
-        "--log-file", str(tmp_path / "caller.pjsip.log"),
-        "--ready-file", str(tmp_path / "caller.ready"),
-    ]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-
-
-def caller_result(proc: subprocess.Popen, timeout: float) -> dict:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate(timeout=5)
-        pytest.fail(f"SIP caller did not finish in {timeout} s:\n{err.decode(errors='replace')[-3000:]}")
-    lines = [line for line in out.decode(errors="replace").splitlines() if line.startswith("{")]
-    assert proc.returncode == 0 and lines, (
-        f"SIP caller rc={proc.returncode}\n{out.decode(errors='replace')[-2000:]}\n{err.decode(errors='replace')[-3000:]}"
-    )
-    return json.loads(lines[-1])
-
-
 def test_sdk_browser_and_sip_caller_hear_each_other(browser_env, tmp_path):
     """The browser (1 kHz) and a SIP caller (440 Hz) in one meeting hear each other and not
     themselves; the roster and volume indicator show the caller, and its departure;
     DeleteAttendee stops the browser with AudioAttendeeRemoved (411)."""
     server, sip_port, host = browser_env
     meetings = server.meetings
-    meeting = meetings.create_meeting(
-        ClientRequestToken=uuid.uuid4().hex, MediaRegion="us-east-1", ExternalMeetingId="browser-" + uuid.uuid4().hex[:8]
-    )["Meeting"]
+    meeting, (browser_att, sip_att) = harness.meeting_with(meetings, "browser", "browser-alice", CALLER_NUMBER)
     meeting_id = meeting["MeetingId"]
     assert meeting["MediaPlacement"]["SignalingUrl"].endswith(f"/control/{meeting_id}"), meeting
-    browser_att = meetings.create_attendee(MeetingId=meeting_id, ExternalUserId="browser-alice")["Attendee"]
-    sip_att = meetings.create_attendee(MeetingId=meeting_id, ExternalUserId=CALLER_NUMBER)["Attendee"]
 
     mic = harness.tone_wav(tmp_path / "browser-mic.wav", BROWSER_TONE_HZ)
     caller_tone = harness.tone_wav(tmp_path / "caller-tone.wav", CALLER_TONE_HZ, seconds=4.0, rate=16000)
@@ -150,7 +67,7 @@ def test_sdk_browser_and_sip_caller_hear_each_other(browser_env, tmp_path):
             "the browser's own attendee in its roster",
         )
 
-        caller = start_caller(tmp_path, sip_port, host, sip_att["JoinToken"], caller_tone, recording)
+        caller = start_caller(tmp_path, sip_port, host, sip_att["JoinToken"], caller_tone, recording, CALL_SECONDS)
         try:
             in_call = browser.wait(
                 lambda s: harness.roster_external_ids(s).get(sip_att["AttendeeId"]) == CALLER_NUMBER,
@@ -174,9 +91,7 @@ def test_sdk_browser_and_sip_caller_hear_each_other(browser_env, tmp_path):
             )
             res = caller_result(caller, timeout=CALL_SECONDS + 30)
         finally:
-            if caller.poll() is None:
-                caller.kill()
-                caller.communicate(timeout=5)
+            stop(caller)
 
         assert res.get("confirmed"), res
         presence = harness.tone_presence(recording, (BROWSER_TONE_HZ, CALLER_TONE_HZ))
@@ -215,10 +130,7 @@ def test_sdk_browser_events_and_delete_meeting(browser_env, tmp_path):
     session with AUDIO_STATUS 410, the SDK's `MeetingSessionStatusCode.MeetingEnded`."""
     server, _, _ = browser_env
     meetings = server.meetings
-    meeting = meetings.create_meeting(
-        ClientRequestToken=uuid.uuid4().hex, MediaRegion="us-east-1", ExternalMeetingId="browser-" + uuid.uuid4().hex[:8]
-    )["Meeting"]
-    attendee = meetings.create_attendee(MeetingId=meeting["MeetingId"], ExternalUserId="browser-bob")["Attendee"]
+    meeting, (attendee,) = harness.meeting_with(meetings, "browser", "browser-bob")
     mic = harness.tone_wav(tmp_path / "browser-mic.wav", BROWSER_TONE_HZ)
     with harness.BrowserAttendee(tmp_path, {"Meeting": meeting, "Attendee": attendee}, fake_audio=mic) as browser:
         browser.wait(lambda s: s["phase"] == "started", 25, "the SDK session started (audioVideoDidStart)")
@@ -248,10 +160,7 @@ def test_sdk_browser_same_token_elsewhere_replaces_session(browser_env, tmp_path
     and sees that attendee in its roster."""
     server, _, _ = browser_env
     meetings = server.meetings
-    meeting = meetings.create_meeting(
-        ClientRequestToken=uuid.uuid4().hex, MediaRegion="us-east-1", ExternalMeetingId="browser-" + uuid.uuid4().hex[:8]
-    )["Meeting"]
-    attendee = meetings.create_attendee(MeetingId=meeting["MeetingId"], ExternalUserId="browser-carol")["Attendee"]
+    meeting, (attendee,) = harness.meeting_with(meetings, "browser", "browser-carol")
     join_info = {"Meeting": meeting, "Attendee": attendee}
     mic = harness.tone_wav(tmp_path / "browser-mic.wav", BROWSER_TONE_HZ)
     with harness.BrowserAttendee(tmp_path, join_info, fake_audio=mic, name="first") as first:
@@ -274,11 +183,7 @@ def test_sdk_browser_mute_reaches_the_other_browser(browser_env, tmp_path):
     muted and A's tone leaves B's audio; after unmuting both come back."""
     server, _, _ = browser_env
     meetings = server.meetings
-    meeting = meetings.create_meeting(
-        ClientRequestToken=uuid.uuid4().hex, MediaRegion="us-east-1", ExternalMeetingId="browser-" + uuid.uuid4().hex[:8]
-    )["Meeting"]
-    att_a = meetings.create_attendee(MeetingId=meeting["MeetingId"], ExternalUserId="browser-a")["Attendee"]
-    att_b = meetings.create_attendee(MeetingId=meeting["MeetingId"], ExternalUserId="browser-b")["Attendee"]
+    meeting, (att_a, att_b) = harness.meeting_with(meetings, "browser", "browser-a", "browser-b")
     a_id = att_a["AttendeeId"]
     mic_a = harness.tone_wav(tmp_path / "a-mic.wav", BROWSER_TONE_HZ)
     mic_b = harness.tone_wav(tmp_path / "b-mic.wav", CALLER_TONE_HZ)

@@ -40,15 +40,6 @@ TONE_BLOCKS = 10
 OWN_TONE_BLOCKS_MAX = 3
 
 
-@pytest.fixture(scope="session")
-def browser_bundle():
-    try:
-        harness.find_chromium()
-        return harness.build_page()
-    except RuntimeError as e:
-        pytest.fail(str(e))
-
-
 def https_client(server, service: str, ca: str):
     return boto3.client(
         service,

@@ -9,11 +9,13 @@
 //   join=<url>      JSON {Meeting, Attendee} as returned by CreateMeeting/CreateAttendee
 //                   (default /join)
 //   report=<url>    where the reports are POSTed (default /report); a JSON answer
-//                   {"commands": ["mute"|"unmute"|"stop", ...]} is carried out
+//                   {"commands": ["mute"|"unmute"|"stop"|"camera-on"|"camera-off"|
+//                   "send:<topic>:<text>", ...]} is carried out
 //   tones=440,1000  frequencies (Hz) whose level in the received audio is measured
 //   interval=250    milliseconds between reports
 //   loglevel=INFO   the SDK's log level (DEBUG, INFO, WARN, ERROR)
 //   mic=<deviceId>  audio input device (default: the first listed, Chromium's fake one)
+//   topics=a,b      data-message topics to subscribe to (realtimeSubscribeToReceiveDataMessage)
 
 import {
   ConsoleLogger,
@@ -70,7 +72,10 @@ const state = {
     rmsDb: null, // last block
     tones: {}, // hz -> {lastDb, maxDb, presentBlocks, absentStreak}
   },
-  stats: null, // {inbound: {...}, outbound: {...}, pair: {...}, at}
+  stats: null, // {inbound: {...}, outbound: {...}, video: {...}, pair: {...}, at}
+  camera: { on: false, changes: 0, errors: 0 }, // the local video tile
+  dataMessages: [], // received: [{topic, text, senderAttendeeId, senderExternalUserId, timestampMs, throttled, at}]
+  dataTopics: [], // topics subscribed to (URL parameter topics=a,b)
   errors: [],
   droppedLogs: 0,
 };
@@ -172,10 +177,39 @@ function runCommand(command) {
     if (command === 'mute') av.realtimeMuteLocalAudio();
     else if (command === 'unmute') av.realtimeUnmuteLocalAudio();
     else if (command === 'stop') av.stop();
-    else recordError('command', `unknown command ${command}`);
+    else if (command === 'camera-on') camera(true);
+    else if (command === 'camera-off') camera(false);
+    else if (command.startsWith('send:')) {
+      // send:<topic>:<text> (the text may hold colons)
+      const [, topic, ...text] = command.split(':');
+      av.realtimeSendDataMessage(topic, text.join(':'), 0);
+    } else recordError('command', `unknown command ${command}`);
     state.muted = av.realtimeIsLocalAudioMuted();
   } catch (e) {
     recordError(`command ${command}`, e);
+  }
+}
+
+/** Turns the camera (Chromium's fake one) on or off: the local video tile and its input,
+ * which makes the SDK renegotiate its peer connection (a new SUBSCRIBE). */
+async function camera(on) {
+  const av = session.audioVideo;
+  try {
+    if (on) {
+      const cameras = await av.listVideoInputDevices();
+      if (cameras.length === 0) throw new Error('no video input device');
+      await av.startVideoInput(cameras[0].deviceId);
+      av.startLocalVideoTile();
+    } else {
+      av.stopLocalVideoTile();
+      await av.stopVideoInput();
+    }
+    state.camera.on = on;
+    state.camera.changes += 1;
+    logLine('PAGE', `camera ${on ? 'on' : 'off'}`);
+  } catch (e) {
+    state.camera.errors += 1;
+    recordError(`camera ${on ? 'on' : 'off'}`, e);
   }
 }
 
@@ -287,6 +321,10 @@ async function collectStats() {
       };
     } else if (s.type === 'outbound-rtp' && s.kind === 'audio') {
       out.outbound = { packetsSent: s.packetsSent, bytesSent: s.bytesSent };
+    } else if (s.type === 'outbound-rtp' && s.kind === 'video') {
+      const v = out.video || (out.video = { packetsSent: 0, framesEncoded: 0 });
+      v.packetsSent += s.packetsSent || 0;
+      v.framesEncoded += s.framesEncoded || 0;
     } else if (s.type === 'candidate-pair' && s.nominated) {
       out.pair = { state: s.state, bytesSent: s.bytesSent, bytesReceived: s.bytesReceived };
     } else if (s.type === 'transport') {
@@ -366,6 +404,22 @@ async function join(audioElement) {
     }
     report();
   });
+
+  for (const topic of (params.get('topics') || '').split(',').filter((t) => t)) {
+    state.dataTopics.push(topic);
+    av.realtimeSubscribeToReceiveDataMessage(topic, (m) => {
+      state.dataMessages.push({
+        topic: m.topic,
+        text: m.text(),
+        senderAttendeeId: m.senderAttendeeId,
+        senderExternalUserId: m.senderExternalUserId,
+        timestampMs: m.timestampMs,
+        throttled: m.throttled,
+        at: since(),
+      });
+      report();
+    });
+  }
 
   const wanted = params.get('mic');
   const inputs = await av.listAudioInputDevices();
