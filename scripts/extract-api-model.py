@@ -25,6 +25,8 @@ OPS = {
         "DisassociatePhoneNumbersFromVoiceConnectorGroup", "UpdatePhoneNumber",
         "BatchUpdatePhoneNumber", "DeletePhoneNumber", "RestorePhoneNumber",
         "GetPhoneNumberSettings", "UpdatePhoneNumberSettings",
+        "SearchAvailablePhoneNumbers", "CreatePhoneNumberOrder", "GetPhoneNumberOrder",
+        "ListPhoneNumberOrders", "ListSupportedPhoneNumberCountries",
         "CreateSipMediaApplication", "GetSipMediaApplication", "ListSipMediaApplications",
         "UpdateSipMediaApplication", "DeleteSipMediaApplication",
         "PutSipMediaApplicationLoggingConfiguration", "GetSipMediaApplicationLoggingConfiguration",

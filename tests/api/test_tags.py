@@ -1,11 +1,13 @@
 """Tags by ARN through boto3's two clients and the aws CLI (issue 18): voice connectors, voice
 connector groups, SIP media applications and meetings; tags given at creation; replace,
 remove, the 50-tag limit with each service's own exception, reserved keys, and unknown ARNs.
-Runs on SQLite and PostgreSQL."""
+Tags go with their resource when it is deleted. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
+import subprocess
 
 import pytest
 from botocore.exceptions import ClientError
@@ -114,3 +116,62 @@ def test_aws_cli_tags_a_meeting(server):
     assert sorted((t["Key"], t["Value"]) for t in out["Tags"]) == [("owner", "ops"), ("tier", "gold")]
     aws("untag-resource", "--resource-arn", arn, "--tag-keys", "owner")
     assert aws("list-tags-for-resource", "--resource-arn", arn)["Tags"] == [{"Key": "tier", "Value": "gold"}]
+
+
+def stored_tag_arns(server) -> set[str]:
+    """The ARNs that have tag rows in the server's database (SQLite file or PostgreSQL)."""
+    sql = "SELECT DISTINCT arn FROM resource_tags"
+    if server.database_url:
+        out = subprocess.run(["psql", server.database_url, "-tAc", sql], capture_output=True,
+                             text=True, timeout=30, check=True).stdout
+        return {line for line in out.splitlines() if line}
+    with sqlite3.connect(server.data_dir / "voice-connector.db") as db:
+        return {row[0] for row in db.execute(sql)}
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed (scripts/setup-deps installs PostgreSQL)")
+def test_tags_go_with_their_resource_and_arns_are_in_every_answer(server):
+    voice, meetings = server.voice, server.meetings
+    tag = [{"Key": "owner", "Value": "ops"}]
+    vc = voice.create_voice_connector(Name="pbx", RequireEncryption=True, Tags=tag)["VoiceConnector"]
+    group = voice.create_voice_connector_group(Name="g")["VoiceConnectorGroup"]
+    voice.tag_resource(ResourceARN=group["VoiceConnectorGroupArn"], Tags=tag)
+    sma = voice.create_sip_media_application(AwsRegion="us-east-1", Name="ivr",
+                                             Endpoints=[{"LambdaArn": LAMBDA}],
+                                             Tags=tag)["SipMediaApplication"]
+    meeting = meetings.create_meeting(ClientRequestToken="tags-gone", MediaRegion="us-east-1",
+                                      ExternalMeetingId="mtg", Tags=tag)["Meeting"]
+    with_attendees = meetings.create_meeting_with_attendees(
+        ClientRequestToken="tags-kept", MediaRegion="us-east-1", ExternalMeetingId="kept",
+        Tags=tag, Attendees=[{"ExternalUserId": "u1"}])["Meeting"]
+    arns = {vc["VoiceConnectorArn"], group["VoiceConnectorGroupArn"],
+            sma["SipMediaApplicationArn"], meeting["MeetingArn"], with_attendees["MeetingArn"]}
+    assert all(a.startswith("arn:aws:chime:us-east-1:") for a in arns), arns
+
+    # The ARN in every Get and List answer is the one creation gave.
+    assert voice.get_voice_connector(VoiceConnectorId=vc["VoiceConnectorId"])[
+        "VoiceConnector"]["VoiceConnectorArn"] == vc["VoiceConnectorArn"]
+    assert [v["VoiceConnectorArn"] for v in voice.list_voice_connectors()["VoiceConnectors"]] == \
+        [vc["VoiceConnectorArn"]]
+    assert voice.get_voice_connector_group(VoiceConnectorGroupId=group["VoiceConnectorGroupId"])[
+        "VoiceConnectorGroup"]["VoiceConnectorGroupArn"] == group["VoiceConnectorGroupArn"]
+    assert [g["VoiceConnectorGroupArn"] for g in
+            voice.list_voice_connector_groups()["VoiceConnectorGroups"]] == [group["VoiceConnectorGroupArn"]]
+    assert voice.get_sip_media_application(SipMediaApplicationId=sma["SipMediaApplicationId"])[
+        "SipMediaApplication"]["SipMediaApplicationArn"] == sma["SipMediaApplicationArn"]
+    assert [a["SipMediaApplicationArn"] for a in
+            voice.list_sip_media_applications()["SipMediaApplications"]] == [sma["SipMediaApplicationArn"]]
+    assert meetings.get_meeting(MeetingId=meeting["MeetingId"])["Meeting"]["MeetingArn"] == \
+        meeting["MeetingArn"]
+    assert stored_tag_arns(server) == arns
+
+    voice.delete_voice_connector(VoiceConnectorId=vc["VoiceConnectorId"])
+    voice.delete_voice_connector_group(VoiceConnectorGroupId=group["VoiceConnectorGroupId"])
+    voice.delete_sip_media_application(SipMediaApplicationId=sma["SipMediaApplicationId"])
+    meetings.delete_meeting(MeetingId=meeting["MeetingId"])
+    assert stored_tag_arns(server) == {with_attendees["MeetingArn"]}
+    for arn, client in [(vc["VoiceConnectorArn"], voice), (meeting["MeetingArn"], meetings)]:
+        with pytest.raises(ClientError) as e:
+            client.list_tags_for_resource(ResourceARN=arn)
+        assert code_and_message(e)[0] in ("NotFoundException", "ResourceNotFoundException")
+    server.assert_healthy()

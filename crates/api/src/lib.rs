@@ -12,6 +12,7 @@ pub mod error;
 mod handlers;
 pub mod metrics;
 pub mod model;
+pub mod numbering;
 pub mod sigv4;
 mod throttle;
 pub mod unserved;

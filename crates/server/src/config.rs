@@ -37,6 +37,16 @@ pub enum AdminCommand {
     AddNumbers {
         #[command(flatten)]
         settings: Settings,
+        /// Into the operator's pool instead: numbers the account orders with
+        /// CreatePhoneNumberOrder after finding them with SearchAvailablePhoneNumbers.
+        #[arg(long)]
+        pool: bool,
+        /// With `--pool`: the US state the numbers serve (two letters), for searches by State.
+        #[arg(long, requires = "pool")]
+        state: Option<String>,
+        /// With `--pool`: the city the numbers serve, for searches by City.
+        #[arg(long, requires = "pool")]
+        city: Option<String>,
         /// E.164 numbers (`+` followed by 2 to 15 digits).
         #[arg(required = true)]
         numbers: Vec<String>,

@@ -17,8 +17,15 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             config::Command::Serve(args) => serve::run(args.settings.resolve()?).await,
-            config::Command::Admin(config::AdminCommand::AddNumbers { settings, numbers }) => {
-                serve::add_numbers(settings.resolve()?, &numbers).await
+            config::Command::Admin(config::AdminCommand::AddNumbers {
+                settings,
+                pool,
+                state,
+                city,
+                numbers,
+            }) => {
+                let pool = pool.then_some((state.as_deref(), city.as_deref()));
+                serve::add_numbers(settings.resolve()?, &numbers, pool).await
             }
             config::Command::Admin(config::AdminCommand::Carriers(cmd)) => {
                 exit_2_on_bad_input(admin::carriers(*cmd).await)

@@ -351,9 +351,21 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// `voice-connector admin add-numbers`: adds E.164 numbers to the inventory.
-pub async fn add_numbers(cfg: Config, numbers: &[String]) -> anyhow::Result<()> {
+/// `voice-connector admin add-numbers`: adds E.164 numbers to the inventory, or with
+/// `pool` (its state and city) to the operator's pool.
+pub async fn add_numbers(
+    cfg: Config,
+    numbers: &[String],
+    pool: Option<(Option<&str>, Option<&str>)>,
+) -> anyhow::Result<()> {
     let repo = open_store(&cfg).await?;
+    if let Some((state, city)) = pool {
+        let lines = api::numbering::add_to_pool(&repo, numbers, state, city)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        lines.iter().for_each(|l| println!("{l}"));
+        return Ok(());
+    }
     let now = domain::timestamp::iso8601(domain::timestamp::now_millis());
     for n in numbers {
         let pn = domain::voice_connector::PhoneNumber::new(n, &now)

@@ -20,4 +20,6 @@ pub trait TagRepository: Send + Sync {
     async fn tag_resource(&self, arn: &str, tags: &[(String, String)]) -> Result<(), StoreError>;
     /// Removes the tags with these keys (keys it does not have are ignored).
     async fn untag_resource(&self, arn: &str, keys: &[String]) -> Result<(), StoreError>;
+    /// Removes every tag of the resource: it has been deleted.
+    async fn delete_tags(&self, arn: &str) -> Result<(), StoreError>;
 }

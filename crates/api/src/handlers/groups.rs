@@ -115,6 +115,10 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiErro
             g.voice_connector_group_id
         )));
     }
+    ctx.state
+        .repo
+        .delete_tags(&g.voice_connector_group_arn)
+        .await?;
     Ok(json!({}))
 }
 

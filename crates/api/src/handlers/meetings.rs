@@ -30,8 +30,12 @@ pub(super) async fn load(ctx: &Ctx<'_>, meeting_id: &str) -> Result<MeetingRecor
 
 /// Deletes a meeting and tells the media side. Used by DeleteMeeting and the auto-end sweep.
 pub async fn end_meeting(state: &crate::AppState, meeting_id: &str) -> Result<bool, StoreError> {
+    let Some(rec) = state.repo.get_meeting(meeting_id).await? else {
+        return Ok(false);
+    };
     let deleted = state.repo.delete_meeting(meeting_id).await?;
     if deleted {
+        state.repo.delete_tags(&rec.meeting.meeting_arn).await?;
         tracing::info!(meeting = %meeting_id, "meeting ended");
         let _ = state.events.send(ControlEvent::MeetingDeleted {
             meeting_id: meeting_id.to_string(),

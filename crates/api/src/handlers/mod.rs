@@ -4,6 +4,7 @@ mod capabilities;
 mod groups;
 pub(crate) mod meetings;
 mod numbers;
+mod orders;
 mod settings;
 mod sip_rules;
 mod sma;
@@ -78,6 +79,11 @@ const OPERATIONS: &[&str] = &[
     "RestorePhoneNumber",
     "GetPhoneNumberSettings",
     "UpdatePhoneNumberSettings",
+    "SearchAvailablePhoneNumbers",
+    "CreatePhoneNumberOrder",
+    "GetPhoneNumberOrder",
+    "ListPhoneNumberOrders",
+    "ListSupportedPhoneNumberCountries",
     "CreateSipMediaApplication",
     "GetSipMediaApplication",
     "ListSipMediaApplications",
@@ -173,6 +179,11 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, op: &str, input: Value) -> Result<Va
         "RestorePhoneNumber" => numbers::restore(ctx, input).await,
         "GetPhoneNumberSettings" => numbers::get_settings(ctx, input).await,
         "UpdatePhoneNumberSettings" => numbers::update_settings(ctx, input).await,
+        "SearchAvailablePhoneNumbers" => orders::search(ctx, input).await,
+        "CreatePhoneNumberOrder" => orders::create_order(ctx, input).await,
+        "GetPhoneNumberOrder" => orders::get_order(ctx, input).await,
+        "ListPhoneNumberOrders" => orders::list_orders(ctx, input).await,
+        "ListSupportedPhoneNumberCountries" => orders::list_countries(ctx, input).await,
         "CreateSipMediaApplication" => sma::create(ctx, input).await,
         "GetSipMediaApplication" => sma::get(ctx, input).await,
         "ListSipMediaApplications" => sma::list(ctx, input).await,

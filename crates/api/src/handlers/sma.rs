@@ -89,13 +89,18 @@ pub(super) async fn update(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiErro
 }
 
 pub(super) async fn delete(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiError> {
-    let id = string(&input, "SipMediaApplicationId");
+    let a = load_input(ctx, &input).await?;
+    let id = a.sip_media_application_id;
     // Refused (ConflictException, naming the rule) while a SIP rule targets it, as AWS does.
     if !ctx.state.repo.delete_sip_media_application(&id).await? {
         return Err(ApiError::NotFound(format!(
             "SIP media application {id} not found"
         )));
     }
+    ctx.state
+        .repo
+        .delete_tags(&a.sip_media_application_arn)
+        .await?;
     tracing::info!(sip_media_application = %id, "SIP media application deleted");
     Ok(json!({}))
 }

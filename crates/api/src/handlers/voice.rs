@@ -85,12 +85,17 @@ pub(super) async fn update(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiErro
 }
 
 pub(super) async fn delete(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiError> {
-    let id = string(&input, "VoiceConnectorId");
+    let connector = load(ctx, &input).await?;
+    let id = connector.voice_connector_id;
     if !ctx.state.repo.delete_voice_connector(&id).await? {
         return Err(ApiError::NotFound(format!(
             "voice connector {id} not found"
         )));
     }
+    ctx.state
+        .repo
+        .delete_tags(&connector.voice_connector_arn)
+        .await?;
     tracing::info!(voice_connector = %id, "voice connector deleted");
     Ok(Value::Null)
 }

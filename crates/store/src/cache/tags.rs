@@ -19,4 +19,8 @@ impl TagRepository for CachedRepository {
     async fn untag_resource(&self, arn: &str, keys: &[String]) -> Result<(), StoreError> {
         self.inner.untag_resource(arn, keys).await
     }
+
+    async fn delete_tags(&self, arn: &str) -> Result<(), StoreError> {
+        self.inner.delete_tags(arn).await
+    }
 }

@@ -64,4 +64,12 @@ impl TagRepository for SqlRepository {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn delete_tags(&self, arn: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM resource_tags WHERE arn = $1")
+            .bind(arn)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
