@@ -79,3 +79,102 @@ def test_prompt_from_s3_and_recording_to_s3(pstn_lab, pstn_tools, tmp_path):
         if hook is not None:
             hook.close()
         moto.close()
+
+
+def channel(path, n: int, out):
+    """One channel of a WAV file, as a mono WAV (sox's remix)."""
+    import subprocess
+    subprocess.run(["sox", str(path), str(out), "remix", str(n)], check=True, timeout=30)
+    return out
+
+
+def test_call_recording_both_tracks_paused_and_delivered(pstn_lab, pstn_tools, tmp_path):
+    """StartCallRecording of BOTH tracks: the caller's tone (440 Hz) on the left channel and
+    the prompt it hears (600 Hz) on the right; a paused stretch is silence between two
+    marker tones; StopCallRecording delivers the file where ACTION_SUCCESSFUL said; a second
+    start on the same leg fails, naming why."""
+    lab, tools = pstn_lab, pstn_tools
+    moto = Moto(tmp_path / "moto.log")
+    hook = None
+    try:
+        moto.s3.create_bucket(Bucket="vc-prompts")
+        moto.s3.create_bucket(Bucket="vc-calls")
+        prompt = tone_wav(tmp_path / "music.wav", 600, 2.0)
+        moto.s3.put_object(Bucket="vc-prompts", Key="music.wav", Body=prompt.read_bytes())
+        start = {"Type": "StartCallRecording", "Parameters": {
+            "Track": "BOTH", "Destination": {"Type": "S3", "Location": "vc-calls/support/"}}}
+
+        def app(event: dict):
+            kind = event["InvocationEventType"]
+            data = event.get("ActionData") or {}
+            call_id = event["CallDetails"]["Participants"][0]["CallId"]
+            start["Parameters"]["CallId"] = call_id
+            ours = {"CallId": call_id}
+            if kind == "NEW_INBOUND_CALL":
+                return actions(start)
+            if kind == "ACTION_SUCCESSFUL" and data.get("Type") == "StartCallRecording":
+                return actions(
+                    {"Type": "PlayAudio", "Parameters": {"AudioSource": s3("vc-prompts", "music.wav")}},
+                    {"Type": "PauseCallRecording", "Parameters": ours},
+                    {"Type": "Pause", "Parameters": {"DurationInMilliseconds": "1500"}},
+                    {"Type": "ResumeCallRecording", "Parameters": ours},
+                    {"Type": "Pause", "Parameters": {"DurationInMilliseconds": "1000"}},
+                    {"Type": "StopCallRecording", "Parameters": ours},
+                    start)
+            if kind == "ACTION_FAILED":
+                return actions({"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}})
+            return actions()
+
+        binary = find_binary()
+        lab.add_carrier("phone-co", f"{PHONE_HOST}:{tools.free_udp_port(PHONE_HOST)}", 1, "PCMU",
+                        "--source", f"{PHONE_HOST}/32")
+        hook = Webhook(app)
+        add_function(binary, lab.data_dir, ARN, hook.url)
+        add_numbers(binary, lab.data_dir, DIAL_IN)
+        server = lab.start_server(extra=moto.server_flags())
+        rule_for_number(server.client("chime-sdk-voice"), DIAL_IN)
+
+        run = phone(lab, DIAL_IN, play=lab.tones[440], duration=15.0).result()
+        hook.wait_for("HANGUP")
+        assert run["confirmed"], (run, server.log()[-3000:])
+
+        started = [e for e in hook.events if (e.get("ActionData") or {}).get("Type") == "StartCallRecording"]
+        assert started[0]["InvocationEventType"] == "ACTION_SUCCESSFUL", hook.kinds()
+        dest = started[0]["ActionData"]["CallRecordingDestination"]
+        assert dest["Type"] == "S3" and dest["Location"].startswith("vc-calls/support/"), dest
+        key = dest["Location"].removeprefix("vc-calls/")
+        tx = started[0]["CallDetails"]["TransactionId"]
+        assert key.endswith(f"_{tx}_{start['Parameters']['CallId']}.wav"), key
+        # The second start on the leg is refused, with the reason.
+        assert started[1]["InvocationEventType"] == "ACTION_FAILED", hook.kinds()
+        assert "once" in started[1]["ActionData"]["ErrorMessage"], started[1]
+
+        hook.wait_for("HANGUP")
+        deadline = __import__("time").monotonic() + 10
+        while True:
+            listed = [o["Key"] for o in moto.s3.list_objects_v2(Bucket="vc-calls").get("Contents", [])]
+            if listed or __import__("time").monotonic() > deadline:
+                break
+            __import__("time").sleep(0.2)
+        assert listed == [key], listed
+        wav = tmp_path / "call.wav"
+        wav.write_bytes(moto.s3.get_object(Bucket="vc-calls", Key=key)["Body"].read())
+        import wave
+        with wave.open(str(wav)) as w:
+            assert w.getnchannels() == 2, w.getparams()
+            seconds = w.getnframes() / w.getframerate()
+        # 2 s of prompt, 1.5 s paused, 1 s after: about 4.5 s with the two 0.2 s marks.
+        assert 4.0 <= seconds <= 5.5, seconds
+        left = tools.tone_levels(channel(wav, 1, tmp_path / "left.wav"), freqs=(440, 600), window=(0.2, 1.8))
+        right = tools.tone_levels(channel(wav, 2, tmp_path / "right.wav"), freqs=(440, 600), window=(0.2, 1.8))
+        assert left[440] > TONE_MIN_DB and left[440] > left[600] + 15, left
+        assert right[600] > TONE_MIN_DB and right[600] > right[440] + 15, right
+        # The pause: silence in both channels after the first mark (from about 2.2 s).
+        paused = tools.tone_levels(channel(wav, 1, tmp_path / "paused.wav"), freqs=(440,), window=(2.4, 3.4))
+        assert paused["rms_dbfs"] < -60, paused
+        after = tools.tone_levels(channel(wav, 1, tmp_path / "after.wav"), freqs=(440,), window=(3.9, 4.4))
+        assert after[440] > TONE_MIN_DB, after
+    finally:
+        if hook is not None:
+            hook.close()
+        moto.close()

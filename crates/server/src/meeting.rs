@@ -18,6 +18,10 @@ use engine::{EngineEvent, LegConfig, LegStats, MeetingMedia, WebRtcAnswer};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+pub mod taps;
+use taps::LegTaps;
+pub use taps::{TapFrame, TapKey, TapSink};
+
 /// Messages a meeting's task takes.
 pub enum MeetingMsg {
     /// A datagram for one of the engine's legs (from a leg's socket reader or the shared
@@ -101,16 +105,14 @@ pub enum MeetingMsg {
     },
     /// Stop the leg's prompt.
     StopPlay { leg: LegId },
-    /// Send (Some) or stop sending (None) the leg's decoded incoming audio, a frame a tick
-    /// (a SIP media application's recording).
+    /// Start (Some) or stop (None) the tap `key` on the leg: its decoded audio, a frame a
+    /// tick (a SIP media application's recording, a live stream); see [`taps`].
     Tap {
         leg: LegId,
-        sink: Option<mpsc::Sender<TapFrame>>,
+        key: TapKey,
+        sink: Option<TapSink>,
     },
 }
-
-/// 20 ms of a tapped leg's audio: the leg, the sample rate, the samples.
-pub type TapFrame = (LegId, u32, Vec<i16>);
 
 /// Why a browser's SDP offer got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -203,7 +205,7 @@ pub struct Meeting {
     events: mpsc::Sender<MeetingEvent>,
     observer: Arc<dyn MeetingObserver>,
     /// Where tapped legs' audio goes.
-    taps: HashMap<engine::LegId, mpsc::Sender<TapFrame>>,
+    taps: LegTaps,
     /// Attendees' audio capabilities other than `SendReceive` (at most
     /// [`domain::meeting::MAX_ATTENDEES`] of them, the meeting's attendees).
     audio: HashMap<String, Capability>,
@@ -231,7 +233,7 @@ impl Meeting {
             tx,
             events,
             observer,
-            taps: HashMap::new(),
+            taps: LegTaps::default(),
             audio: HashMap::new(),
         }
     }
@@ -503,15 +505,10 @@ impl Meeting {
                     self.media.stop_play(e);
                 }
             }
-            MeetingMsg::Tap { leg, sink } => {
+            MeetingMsg::Tap { leg, key, sink } => {
                 if let Some(e) = self.slots.get(&leg).and_then(|s| s.engine) {
-                    let track = sink.as_ref().map(|_| engine::TapTrack::Incoming);
-                    if self.media.set_tap(e, track).is_ok() {
-                        match sink {
-                            Some(s) => self.taps.insert(e, s),
-                            None => self.taps.remove(&e),
-                        };
-                    }
+                    let track = self.taps.set(e, key, sink);
+                    let _ = self.media.set_tap(e, track);
                 }
             }
         }
@@ -558,7 +555,7 @@ impl Meeting {
         }
         let stats = slot.engine.and_then(|e| {
             self.by_engine.remove(&e);
-            self.taps.remove(&e);
+            self.taps.forget(e);
             let stats = self.media.remove_leg(e);
             // A WebRTC leg's last datagrams (DTLS close_notify) still go out.
             while let Some(t) = self.media.poll_transmit() {
@@ -648,11 +645,10 @@ impl Meeting {
                 leg,
                 rate,
                 incoming,
-                ..
+                outgoing,
             } => {
-                if let (Some(sink), Some(l)) = (self.taps.get(&leg), self.by_engine.get(&leg)) {
-                    // A recorder that cannot keep up loses frames, never the mix.
-                    let _ = sink.try_send((l.leg, rate, incoming));
+                if let Some(l) = self.by_engine.get(&leg) {
+                    self.taps.deliver(leg, l.leg, rate, incoming, outgoing);
                 }
             }
             EngineEvent::ActiveSpeakers(_) => {}

@@ -308,9 +308,10 @@ impl Edge {
                 },
             ),
             SmaRequest::StopPlay { leg } => self.sma_media(leg, MeetingMsg::StopPlay { leg }),
-            SmaRequest::Tap { leg, sink } => {
+            SmaRequest::Tap { leg, key, sink } => {
                 let media = self.legs.get(&leg).and_then(|l| l.meeting.as_ref());
-                if media.is_none_or(|tx| tx.try_send(MeetingMsg::Tap { leg, sink }).is_err()) {
+                let tap = MeetingMsg::Tap { leg, key, sink };
+                if media.is_none_or(|tx| tx.try_send(tap).is_err()) {
                     tracing::info!(call = %leg, "no media to record from");
                 }
             }

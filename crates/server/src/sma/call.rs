@@ -20,9 +20,11 @@ use super::objects::ObjectStore;
 use super::prompts::Prompts;
 use super::record::Recorder;
 use bridge::Bridging;
+use recording::CallRecordings;
 
 mod bridge;
-use crate::meeting::TapFrame;
+mod recording;
+use crate::meeting::{TapFrame, TapKey, TapSink};
 
 /// What a call's flow asks of the SIP edge.
 #[derive(Debug)]
@@ -47,10 +49,11 @@ pub enum SmaRequest {
     StopPlay {
         leg: LegId,
     },
-    /// Send the leg's incoming audio to `sink` (None: stop).
+    /// Start (Some) or stop (None) the tap `key` on the leg.
     Tap {
         leg: LegId,
-        sink: Option<mpsc::Sender<TapFrame>>,
+        key: TapKey,
+        sink: Option<TapSink>,
     },
     /// Send digits to the leg as RFC 4733 events.
     SendDigits {
@@ -181,6 +184,7 @@ pub fn spawn(
         pending_b: HashMap::new(),
         recording: None,
         tap: mpsc::channel(1).0,
+        call_recordings: CallRecordings::default(),
         bridging: None,
     };
     tokio::spawn(task.run(rx));
@@ -195,9 +199,11 @@ struct CallTask {
     edge: mpsc::Sender<SmaRequest>,
     /// LEG-B of a JoinChimeMeeting whose move into the meeting is under way, by LEG-A.
     pending_b: HashMap<LegId, FlowLeg>,
-    /// The RecordAudio in progress, and where tapped audio comes in.
-    recording: Option<(LegId, Recorder)>,
+    /// The RecordAudio in progress (its tap's key), and where tapped audio comes in.
+    recording: Option<(LegId, TapKey, Recorder)>,
     tap: mpsc::Sender<TapFrame>,
+    /// StartCallRecording's recordings.
+    call_recordings: CallRecordings,
     bridging: Option<Bridging>,
 }
 
@@ -214,6 +220,8 @@ impl CallTask {
         // A recording's frames (50 a second); a full queue loses frames, not the call.
         let (tap_tx, mut tap_rx) = mpsc::channel::<TapFrame>(256);
         self.tap = tap_tx;
+        let (call_tap_tx, mut call_tap_rx) = mpsc::channel::<TapFrame>(256);
+        self.call_recordings.tap = call_tap_tx;
         let mut edge_gone = false;
         loop {
             while let Some(c) = self.flow.poll_command() {
@@ -234,15 +242,16 @@ impl CallTask {
                     None => edge_gone = true,
                 },
                 Some(d) = done_rx.recv() => self.finished(Instant::now(), d),
-                Some((leg, rate, frame)) = tap_rx.recv() => {
+                Some(f) = tap_rx.recv() => {
                     let full = match &mut self.recording {
-                        Some((l, r)) if *l == leg => r.push(rate, &frame),
+                        Some((l, _, r)) if *l == f.leg => r.push(f.rate, &f.incoming),
                         _ => false,
                     };
                     if full {
                         self.end_recording(true, &done_tx);
                     }
                 }
+                Some(f) = call_tap_rx.recv() => self.call_tap_frame(f),
                 _ = sleep_until(deadline) => {
                     let now = Instant::now();
                     if self.bridging.as_ref().is_some_and(|b| b.until <= now) {
@@ -255,23 +264,14 @@ impl CallTask {
         }
         // A LEG-B still ringing when the call is over is cancelled.
         self.drop_bridge();
+        self.deliver_call_recordings(None);
         let transaction_id = self.flow.context().transaction_id.clone();
         let _ = self.edge.send(SmaRequest::Done { transaction_id }).await;
     }
 
     fn message(&mut self, now: Instant, msg: SmaMsg, done: &mpsc::Sender<Done>) {
-        let recording = self.recording.as_ref().map(|(l, r)| (*l, r));
-        match &msg {
-            SmaMsg::Digit(leg, d)
-                if recording.is_some_and(|(l, r)| l == *leg && r.stops_on(*d)) =>
-            {
-                return self.end_recording(true, done);
-            }
-            // What was said before the hang-up is kept.
-            SmaMsg::Ended(leg, _) if recording.is_some_and(|(l, _)| l == *leg) => {
-                self.end_recording(false, done)
-            }
-            _ => {}
+        if self.recording_message(&msg, done) {
+            return;
         }
         if self.bridge_message(now, &msg, done) {
             return;
@@ -304,6 +304,8 @@ impl CallTask {
                 if let (Some(c), Some(b)) = (call(leg), self.pending_b.remove(&leg)) {
                     flow.on_joined(now, &c, b);
                 }
+                // The leg's media moved to the meeting's mixer: its taps follow.
+                self.retap(leg);
             }
             SmaMsg::Joined(leg, Err(why)) => {
                 if let Some(c) = call(leg) {
@@ -395,28 +397,9 @@ impl CallTask {
                     let _ = done.send(Done::Token { call_id, result }).await;
                 });
             }
-            // An outbound call's INVITE went out with the flow's start (`edge::sma_dial`).
-            FlowCommand::Record { call_id, action } => match self.legs.leg(&call_id) {
-                Some(leg) => {
-                    let r = Recorder::new(&call_id, &action, domain::timestamp::now_millis());
-                    self.recording = Some((leg, r));
-                    let sink = Some(self.tap.clone());
-                    self.to_edge(SmaRequest::Tap { leg, sink }).await;
-                }
-                None => self.flow.on_action_error(
-                    now,
-                    &call_id,
-                    "InvalidActionParameter",
-                    "no such call to record",
-                ),
-            },
-            FlowCommand::StopRecord { .. } => {
-                // Interrupted by a new action list: nothing is written.
-                if let Some((leg, r)) = self.recording.take() {
-                    tracing::info!(call = %r.call_id, "recording interrupted; discarded");
-                    self.try_edge(SmaRequest::Tap { leg, sink: None });
-                }
-            }
+            FlowCommand::Record { call_id, action } => self.record_audio(now, call_id, action),
+            FlowCommand::StopRecord { .. } => self.stop_record_audio(),
+            FlowCommand::CallRecording { call_id, op } => self.call_recording(now, call_id, op),
             FlowCommand::ModifyAttendees {
                 meeting_id,
                 attendees,
@@ -432,18 +415,8 @@ impl CallTask {
             FlowCommand::Bridge { call_id, action } => {
                 self.start_bridge(now, call_id, action).await
             }
+            // An outbound call's INVITE went out with the flow's start (`edge::sma_dial`).
             FlowCommand::Done | FlowCommand::Dial { .. } => {}
-            other => {
-                // Not served yet by this server (call recording):
-                // the function hears so instead of waiting forever.
-                let (call_id, what) = unserved(&other);
-                self.flow.on_action_error(
-                    now,
-                    &call_id,
-                    "ActionNotSupported",
-                    &format!("{what} is not supported by this server yet"),
-                );
-            }
         }
     }
 
@@ -552,31 +525,6 @@ impl CallTask {
         }
     }
 
-    /// The recording ends: its tap stops and, when `report`, the file is written and the
-    /// flow told where (a recording cut short by a hang-up is written and not reported).
-    fn end_recording(&mut self, report: bool, done: &mpsc::Sender<Done>) {
-        let Some((leg, r)) = self.recording.take() else {
-            return;
-        };
-        self.try_edge(SmaRequest::Tap { leg, sink: None });
-        let call_id = r.call_id.clone();
-        let (bucket, key, wav) = r.finish();
-        let (objects, done) = (self.services.objects.clone(), done.clone());
-        tokio::spawn(async move {
-            let result = objects
-                .put(&bucket, &key, wav, "audio/wav")
-                .await
-                .map(|()| key)
-                .map_err(|e| e.to_string());
-            if let Err(e) = &result {
-                tracing::warn!(call = %call_id, error = %e, "recording not written");
-            }
-            if report {
-                let _ = done.send(Done::Recorded { call_id, result }).await;
-            }
-        });
-    }
-
     async fn to_edge(&self, req: SmaRequest) {
         let _ = self.edge.send(req).await;
     }
@@ -595,14 +543,6 @@ fn hangup_text(code: u16) -> String {
     match code {
         0 | 200 => "hung up by the SIP media application".to_string(),
         c => format!("hung up by the SIP media application ({c})"),
-    }
-}
-
-/// The leg and the words for a command this server does not carry out.
-fn unserved(c: &FlowCommand) -> (String, &'static str) {
-    match c {
-        FlowCommand::CallRecording { call_id, .. } => (call_id.clone(), "Call recording"),
-        _ => (String::new(), "This action"),
     }
 }
 
