@@ -7,11 +7,28 @@ error that names it.
 
 from __future__ import annotations
 
+import subprocess
+import time
+import wave
+
 from flowlab import ARN, PHONE_HOST, Moto, Webhook, actions, add_function, add_numbers, phone, rule_for_number, s3, tone_wav
 from vctest.server import find_binary
 
 DIAL_IN = "+12065550177"
 TONE_MIN_DB = -30.0
+
+
+def start_lab(lab, tools, hook, moto):
+    """A phone carrier, the webhook as the function of a rule for DIAL_IN, and the server
+    with moto's S3 endpoint."""
+    binary = find_binary()
+    lab.add_carrier("phone-co", f"{PHONE_HOST}:{tools.free_udp_port(PHONE_HOST)}", 1, "PCMU",
+                    "--source", f"{PHONE_HOST}/32")
+    add_function(binary, lab.data_dir, ARN, hook.url)
+    add_numbers(binary, lab.data_dir, DIAL_IN)
+    server = lab.start_server(extra=moto.server_flags())
+    rule_for_number(server.client("chime-sdk-voice"), DIAL_IN)
+    return server
 
 
 def test_prompt_from_s3_and_recording_to_s3(pstn_lab, pstn_tools, tmp_path):
@@ -40,14 +57,8 @@ def test_prompt_from_s3_and_recording_to_s3(pstn_lab, pstn_tools, tmp_path):
                 return actions({"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}})
             return actions()
 
-        binary = find_binary()
-        lab.add_carrier("phone-co", f"{PHONE_HOST}:{tools.free_udp_port(PHONE_HOST)}", 1, "PCMU",
-                        "--source", f"{PHONE_HOST}/32")
         hook = Webhook(app)
-        add_function(binary, lab.data_dir, ARN, hook.url)
-        add_numbers(binary, lab.data_dir, DIAL_IN)
-        server = lab.start_server(extra=moto.server_flags())
-        rule_for_number(server.client("chime-sdk-voice"), DIAL_IN)
+        server = start_lab(lab, tools, hook, moto)
 
         heard = tmp_path / "phone.wav"
         run = phone(lab, DIAL_IN, play=lab.tones[440], record=heard, duration=12.0).result()
@@ -83,7 +94,6 @@ def test_prompt_from_s3_and_recording_to_s3(pstn_lab, pstn_tools, tmp_path):
 
 def channel(path, n: int, out):
     """One channel of a WAV file, as a mono WAV (sox's remix)."""
-    import subprocess
     subprocess.run(["sox", str(path), str(out), "remix", str(n)], check=True, timeout=30)
     return out
 
@@ -125,14 +135,8 @@ def test_call_recording_both_tracks_paused_and_delivered(pstn_lab, pstn_tools, t
                 return actions({"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}})
             return actions()
 
-        binary = find_binary()
-        lab.add_carrier("phone-co", f"{PHONE_HOST}:{tools.free_udp_port(PHONE_HOST)}", 1, "PCMU",
-                        "--source", f"{PHONE_HOST}/32")
         hook = Webhook(app)
-        add_function(binary, lab.data_dir, ARN, hook.url)
-        add_numbers(binary, lab.data_dir, DIAL_IN)
-        server = lab.start_server(extra=moto.server_flags())
-        rule_for_number(server.client("chime-sdk-voice"), DIAL_IN)
+        server = start_lab(lab, tools, hook, moto)
 
         run = phone(lab, DIAL_IN, play=lab.tones[440], duration=15.0).result()
         hook.wait_for("HANGUP")
@@ -149,17 +153,15 @@ def test_call_recording_both_tracks_paused_and_delivered(pstn_lab, pstn_tools, t
         assert started[1]["InvocationEventType"] == "ACTION_FAILED", hook.kinds()
         assert "once" in started[1]["ActionData"]["ErrorMessage"], started[1]
 
-        hook.wait_for("HANGUP")
-        deadline = __import__("time").monotonic() + 10
+        deadline = time.monotonic() + 10
         while True:
             listed = [o["Key"] for o in moto.s3.list_objects_v2(Bucket="vc-calls").get("Contents", [])]
-            if listed or __import__("time").monotonic() > deadline:
+            if listed or time.monotonic() > deadline:
                 break
-            __import__("time").sleep(0.2)
+            time.sleep(0.2)
         assert listed == [key], listed
         wav = tmp_path / "call.wav"
         wav.write_bytes(moto.s3.get_object(Bucket="vc-calls", Key=key)["Body"].read())
-        import wave
         with wave.open(str(wav)) as w:
             assert w.getnchannels() == 2, w.getparams()
             seconds = w.getnframes() / w.getframerate()

@@ -51,12 +51,16 @@ impl CallTask {
     pub(super) fn stop_record_audio(&mut self) {
         if let Some((leg, key, r)) = self.recording.take() {
             tracing::info!(call = %r.call_id, "recording interrupted; discarded");
-            self.try_edge(SmaRequest::Tap {
-                leg,
-                key,
-                sink: None,
-            });
+            self.untap(leg, key);
         }
+    }
+
+    fn untap(&self, leg: LegId, key: TapKey) {
+        self.try_edge(SmaRequest::Tap {
+            leg,
+            key,
+            sink: None,
+        });
     }
 
     /// What a leg's digit or hang-up does to the recordings; true when the message is
@@ -88,11 +92,7 @@ impl CallTask {
         let Some((leg, key, r)) = self.recording.take() else {
             return;
         };
-        self.try_edge(SmaRequest::Tap {
-            leg,
-            key,
-            sink: None,
-        });
+        self.untap(leg, key);
         let call_id = r.call_id.clone();
         let (bucket, key, wav) = r.finish();
         let (objects, done) = (self.services.objects.clone(), done.clone());
@@ -168,11 +168,7 @@ impl CallTask {
             let Some((key, r)) = self.call_recordings.by_leg.remove(&leg) else {
                 continue;
             };
-            self.try_edge(SmaRequest::Tap {
-                leg,
-                key,
-                sink: None,
-            });
+            self.untap(leg, key);
             let call_id = r.call_id.clone();
             let (bucket, key, wav) = r.finish();
             let objects = self.services.objects.clone();
