@@ -29,8 +29,12 @@
 //!    [`Session::poll_output`]:
 //!    - [`Output::Send`]: send as one binary message;
 //!    - [`Output::Subscribe`]: answer the SDP offer (WebRTC: audio sendrecv, video
-//!      inactive, BUNDLE, rtcp-mux, DTLS) and call [`Session::answer_subscribe`];
+//!      inactive, BUNDLE, rtcp-mux, DTLS) and call [`Session::answer_subscribe`]; a
+//!      later one (a camera turned on or off) renegotiates the same peer connection;
 //!    - [`Output::MuteChanged`]: apply the client's self-mute, announce it to all;
+//!    - [`Output::DataMessage`]: a realtime data message to relay to the meeting's
+//!      other sessions, which deliver it with [`Session::data_messages`] (see [`data`]
+//!      for the limits; [`Output::DataRefused`] says what was sent back refused);
 //!    - [`Output::Leave`]: the attendee left; drop its media leg;
 //!    - [`Output::Close`]: close the WebSocket with
 //!      [`CloseReason::close_code`].
@@ -64,7 +68,9 @@
 //!             session.answer_subscribe(now, answer(&sdp_offer))?;
 //!         }
 //!         Output::Close { reason } => { /* ws.close(reason.close_code()) */ }
+//!         Output::DataMessage(m) => { /* to the meeting's other sessions */ }
 //!         Output::Joined { .. } | Output::MuteChanged { .. } | Output::Leave => {}
+//!         Output::DataRefused { .. } => {}
 //!     }
 //! }
 //! # Ok::<(), chime_signal::UsageError>(())
@@ -84,6 +90,8 @@
 //!        ◀───────────────────────────── SUBSCRIBE_ACK { sdp_answer }
 //!        ◀───────────────────────────── AUDIO_STREAM_ID_INFO (roster), then changes
 //!        ◀───────────────────────────── AUDIO_METADATA (levels, 5–10/s)
+//!   DATA_MESSAGE { topic, data } ─────▶        (Output::DataMessage, relayed)
+//!        ◀───────────────────────────── DATA_MESSAGE { others' messages, sender, time }
 //!   PING { ping_id } ─────────────────▶
 //!        ◀───────────────────────────── PONG { same ping_id }
 //!   LEAVE ────────────────────────────▶
@@ -106,11 +114,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod data;
 mod frame;
 pub mod proto;
 mod session;
 mod types;
 
+pub use data::{DataMessage, DataRate, DataRefusal};
 pub use frame::{
     DEFAULT_MAX_FRAME_LEN, DecodeError, FRAME_PREFIX, decode_frame, decode_frame_with_limit,
     encode_frame,

@@ -16,12 +16,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
+use crate::data::{Bucket, DataMessage, check_message};
 use crate::frame::{decode_frame_with_limit, encode_frame};
 use crate::proto::{
     FrameType, SdkAudioAttendeeState, SdkAudioMetadataFrame, SdkAudioStatusFrame,
-    SdkAudioStreamIdInfo, SdkAudioStreamIdInfoFrame, SdkIndexFrame, SdkJoinAckFrame,
-    SdkLeaveAckFrame, SdkPingPongFrame, SdkPingPongType, SdkSignalFrame, SdkStreamServiceType,
-    SdkSubscribeAckFrame,
+    SdkAudioStreamIdInfo, SdkAudioStreamIdInfoFrame, SdkDataMessageFrame, SdkDataMessagePayload,
+    SdkIndexFrame, SdkJoinAckFrame, SdkLeaveAckFrame, SdkPingPongFrame, SdkPingPongType,
+    SdkSignalFrame, SdkStreamServiceType, SdkSubscribeAckFrame,
 };
 use crate::types::{
     AttendeeInfo, AttendeeVolume, AudioStatus, CloseReason, Output, SessionConfig, SessionError,
@@ -44,6 +45,10 @@ pub struct Session {
     roster_sent: bool,
     roster: BTreeMap<u32, AttendeeInfo>,
     out: VecDeque<Output>,
+    /// This client's AttendeeId and ExternalUserId, the sender of its data messages.
+    identity: (String, String),
+    /// This client's rate of data messages.
+    data_bucket: Bucket,
 }
 
 impl Session {
@@ -52,6 +57,7 @@ impl Session {
     pub fn new(now: Instant, unix_ms: u64, config: SessionConfig) -> Self {
         Self {
             join_deadline: now + config.join_timeout,
+            data_bucket: Bucket::new(config.data_rate, now),
             config,
             state: State::AwaitingJoin,
             epoch: now,
@@ -61,6 +67,7 @@ impl Session {
             roster_sent: false,
             roster: BTreeMap::new(),
             out: VecDeque::new(),
+            identity: (String::new(), String::new()),
         }
     }
 
@@ -199,13 +206,20 @@ impl Session {
                 }
                 Ok(())
             }
-            // Video, bandwidth, metrics and data messages: this server is audio-only.
+            (FrameType::DataMessage, _) => {
+                let frame = frame.data_message.ok_or(SessionError::MissingField {
+                    frame: kind,
+                    field: "data_message",
+                })?;
+                self.on_data_messages(now, frame.messages);
+                Ok(())
+            }
+            // Video, bandwidth and metrics: this server forwards no video.
             (
                 FrameType::Pause
                 | FrameType::Resume
                 | FrameType::Bitrates
                 | FrameType::ClientMetric
-                | FrameType::DataMessage
                 | FrameType::RemoteVideoUpdate,
                 _,
             ) => Ok(()),
@@ -222,6 +236,95 @@ impl Session {
                 _,
             ) => Err(unexpected(self.state)),
         }
+    }
+
+    /// Names the client, the sender of the data messages it sends: its `AttendeeId` and
+    /// `ExternalUserId`.
+    pub fn set_identity(&mut self, attendee_id: &str, external_user_id: &str) {
+        self.identity = (attendee_id.to_string(), external_user_id.to_string());
+    }
+
+    /// The client's data messages: those within the limits come out as
+    /// [`Output::DataMessage`] with the sender and ingest time filled in; the others go
+    /// back to the client with no ingest time (the SDK's `throttled`).
+    fn on_data_messages(&mut self, now: Instant, messages: Vec<SdkDataMessagePayload>) {
+        let mut refused = Vec::new();
+        for m in messages {
+            let topic = m.topic.unwrap_or_default();
+            let data = m.data.unwrap_or_default();
+            let checked = check_message(&topic, &data).and_then(|()| {
+                if self.data_bucket.take(now) {
+                    Ok(())
+                } else {
+                    Err(crate::DataRefusal::Throttled)
+                }
+            });
+            let mut message = DataMessage {
+                topic,
+                data,
+                lifetime_ms: m.lifetime_ms.unwrap_or(0),
+                sender_attendee_id: self.identity.0.clone(),
+                sender_external_user_id: self.identity.1.clone(),
+                ingest_time_ns: 0,
+            };
+            match checked {
+                Ok(()) => {
+                    message.ingest_time_ns = self.unix_ns(now);
+                    self.out.push_back(Output::DataMessage(message));
+                }
+                Err(reason) => {
+                    let topic: String = message.topic.chars().take(36).collect();
+                    if reason == crate::DataRefusal::TooLarge {
+                        message.data.clear();
+                    }
+                    message.topic.clone_from(&topic);
+                    refused.push(message);
+                    self.out.push_back(Output::DataRefused { topic, reason });
+                }
+            }
+        }
+        if !refused.is_empty() {
+            self.send_data(now, &refused);
+        }
+    }
+
+    /// Delivers data messages of the meeting's other clients (one `DATA_MESSAGE` frame).
+    /// Returns whether it was sent: not before JOIN nor after the end.
+    pub fn data_messages(&mut self, now: Instant, messages: &[DataMessage]) -> bool {
+        if !matches!(
+            self.state,
+            State::Joined | State::Subscribing | State::Active
+        ) || messages.is_empty()
+        {
+            return false;
+        }
+        self.send_data(now, messages);
+        true
+    }
+
+    fn send_data(&mut self, now: Instant, messages: &[DataMessage]) {
+        let messages = messages
+            .iter()
+            .map(|m| SdkDataMessagePayload {
+                topic: Some(m.topic.clone()),
+                data: Some(m.data.clone()),
+                lifetime_ms: Some(m.lifetime_ms),
+                sender_attendee_id: Some(m.sender_attendee_id.clone()),
+                ingest_time_ns: Some(m.ingest_time_ns),
+                sender_external_user_id: Some(m.sender_external_user_id.clone()),
+            })
+            .collect();
+        let frame = SdkSignalFrame {
+            data_message: Some(SdkDataMessageFrame { messages }),
+            ..self.frame(now, FrameType::DataMessage)
+        };
+        self.send(&frame);
+    }
+
+    /// Unix time at `now` in nanoseconds (millisecond resolution).
+    fn unix_ns(&self, now: Instant) -> i64 {
+        let ms = self.frame(now, FrameType::DataMessage).timestamp_ms;
+        i64::try_from(ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000
     }
 
     fn on_join(&mut self, now: Instant, frame: &SdkSignalFrame) {

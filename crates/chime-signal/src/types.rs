@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::data::{DataMessage, DataRate, DataRefusal};
 use crate::frame::{DEFAULT_MAX_FRAME_LEN, DecodeError};
 use crate::proto::{FrameType, SdkClientDetails};
 
@@ -19,6 +20,8 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// Most attendees the roster of this session holds (Chime's meeting maximum is 250).
     pub max_attendees: usize,
+    /// The client's rate of realtime data messages; those over it go back refused.
+    pub data_rate: DataRate,
 }
 
 impl Default for SessionConfig {
@@ -28,6 +31,7 @@ impl Default for SessionConfig {
             join_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
             max_attendees: 250,
+            data_rate: DataRate::default(),
         }
     }
 }
@@ -160,6 +164,18 @@ pub enum Output {
     MuteChanged {
         /// New state.
         muted: bool,
+    },
+    /// The client sent a realtime data message within the limits (`DATA_MESSAGE`), its
+    /// sender and ingest time filled in: relay it to the meeting's other clients with
+    /// [`Session::data_messages`](crate::Session::data_messages).
+    DataMessage(DataMessage),
+    /// The client's data message was refused and went back to it marked throttled; for
+    /// logs and metrics.
+    DataRefused {
+        /// The message's topic, at most its first 36 characters.
+        topic: String,
+        /// Why.
+        reason: DataRefusal,
     },
     /// The client left the meeting (LEAVE, answered with LEAVE_ACK); remove the
     /// attendee's media. The client closes the WebSocket next.

@@ -226,6 +226,7 @@ impl Server {
                 controller,
                 meetings: meetings.clone(),
                 port: webrtc.clone(),
+                data: Default::default(),
             },
             metrics: metrics.clone(),
             lookups: crate::http::LookupGate::new(

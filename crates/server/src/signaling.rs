@@ -187,6 +187,7 @@ async fn run_session(
     let now = Instant::now();
     let unix_ms = u64::try_from(domain::timestamp::now_millis()).unwrap_or(0);
     let mut session = Session::new(now, unix_ms, SessionConfig::default());
+    session.set_identity(&attendee.attendee_id, &attendee.external_user_id);
     let mut bs = match st
         .browsers
         .open(
@@ -263,6 +264,12 @@ async fn run_session(
                     }
                 }
                 Output::MuteChanged { muted } => st.browsers.mute(&bs, muted),
+                Output::DataMessage(m) => st.browsers.relay_data(&bs, m),
+                Output::DataRefused { topic, reason } => {
+                    st.metrics
+                        .counter_add("vc_data_messages_refused_total", "", 1);
+                    tracing::info!(meeting = %meeting_id, attendee = %attendee.attendee_id, %topic, %reason, "data message refused");
+                }
                 Output::Leave => left = true,
                 Output::Close { reason } => {
                     if let CloseReason::ProtocolError | CloseReason::Idle = reason {
@@ -325,6 +332,9 @@ async fn run_session(
                 if let Err(e) = r {
                     tracing::debug!(meeting = %meeting_id, error = %e, "presence update not applied");
                 }
+            }
+            Some(m) = bs.data_rx.recv() => {
+                session.data_messages(Instant::now(), std::slice::from_ref(&*m));
             }
             _ = tokio::time::sleep_until(deadline.into()) => session.handle_timeout(Instant::now()),
         }

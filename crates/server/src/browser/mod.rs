@@ -1,10 +1,14 @@
 //! A browser attendee's leg as its signaling session drives it: it joins the call table
 //! (which ends an older leg of the same attendee) and its meeting's roster, answers SDP
-//! offers with a WebRTC leg on the shared port, mutes, and leaves.
+//! offers with a WebRTC leg on the shared port, mutes, relays its data messages to the
+//! meeting's other browsers ([`data`]), and leaves.
+
+pub mod data;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use calls::{LegId, Member};
 use chime_signal::AttendeeInfo;
@@ -23,6 +27,8 @@ pub struct Browsers {
     pub controller: Controller,
     pub meetings: Arc<Meetings>,
     pub port: Arc<WebRtcPort>,
+    /// The meetings' data-message rooms.
+    pub data: data::DataRooms,
 }
 
 /// One browser's leg.
@@ -32,6 +38,10 @@ pub struct BrowserLeg {
     pub rx: mpsc::Receiver<SessionMsg>,
     /// The roster at join, the joiner included.
     pub roster: Vec<AttendeeInfo>,
+    /// The meeting's other browsers' data messages.
+    pub data_rx: mpsc::Receiver<data::Relayed>,
+    meeting_id: String,
+    session: u64,
     meeting: mpsc::Sender<MeetingMsg>,
     route: Option<u64>,
 }
@@ -87,6 +97,9 @@ impl Browsers {
                     stream,
                     rx,
                     roster,
+                    data_rx: self.data.join(meeting_id, session, Instant::now()),
+                    meeting_id: meeting_id.to_string(),
+                    session,
                     meeting,
                     route: None,
                 });
@@ -138,9 +151,21 @@ impl Browsers {
         let _ = b.meeting.try_send(MeetingMsg::Mute { leg: b.leg, muted });
     }
 
+    /// The browser's data message (within Amazon Chime's limits, checked by its session)
+    /// to the meeting's other browsers.
+    pub fn relay_data(&self, b: &BrowserLeg, message: chime_signal::DataMessage) {
+        let lost = self
+            .data
+            .relay(&b.meeting_id, b.session, message, Instant::now());
+        if lost > 0 {
+            tracing::info!(meeting = %b.meeting_id, lost, "a data message did not reach browsers that fell behind");
+        }
+    }
+
     /// The session ended (LEAVE, socket closed, or a status sent): its leg goes and the
     /// others are told. `dropped` when the connection was lost rather than left.
     pub async fn close(&self, b: BrowserLeg, dropped: bool) {
+        self.data.leave(&b.meeting_id, b.session);
         if let Some(route) = b.route {
             self.port.remove(route);
         }
