@@ -65,6 +65,7 @@ async function render() {
     if (fn !== chartsPage) await done;
   } catch (e) {
     if (controller.signal.aborted) return;
+    if (!page.querySelector("h2")) page.prepend(h("h2", {}, PAGES.find(([, href]) => hash.startsWith(href))?.[0] || "Error"));
     page.append(errorBox(e));
   }
   if (controller.signal.aborted) return;
@@ -116,5 +117,10 @@ function signIn() {
   f.fields.accessKeyId.input.focus();
 }
 
+// The skip link moves focus to the content without touching the route in the hash.
+document.querySelector(".skip").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  main.focus();
+});
 window.addEventListener("hashchange", render);
 render();

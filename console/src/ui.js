@@ -66,8 +66,7 @@ export function form({ title, fields, submit, onsubmit, extra }) {
   const status = h("p", { class: "form-error", role: "alert" });
   const button = h("button", { type: "submit" }, submit);
   const el = h("form", { class: "card", "aria-label": title }, title && h("h3", {}, title), fields, extra, status, button);
-  el.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
+  const run = async () => {
     status.textContent = "";
     for (const f of fields) f.error.textContent = "";
     el.classList.remove("has-error");
@@ -82,7 +81,13 @@ export function form({ title, fields, submit, onsubmit, extra }) {
     } finally {
       button.disabled = false;
     }
+  };
+  el.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    run();
   });
+  /** Submits the form from code, also before it is in the document. */
+  el.run = run;
   el.fields = Object.fromEntries(fields.map((f) => [f.name, f]));
   return el;
 }

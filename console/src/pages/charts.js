@@ -108,6 +108,7 @@ function chart(title, unit) {
       path.setAttribute("class", `series s${i % 6}`);
       svg.append(path);
     });
+    if (!Object.keys(series).length) return legend.replaceChildren(h("span", {}, "None so far."));
     legend.replaceChildren(
       ...Object.entries(series).map(([name, values], i) =>
         h("span", { class: `key s${i % 6}` }, `${name === "all" || name === "in" ? "now" : name}: ${fmt(values.at(-1) ?? 0)} ${unit}`),

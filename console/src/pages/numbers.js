@@ -15,7 +15,7 @@ import { h, field, form, table, actionButton } from "../ui.js";
 export async function numbersPage(root, _params, go) {
   const { voice } = sdk();
   const [numbers, connectors, groups] = await Promise.all([
-    allPages((NextToken) => voice.send(new ListPhoneNumbersCommand({ NextToken, MaxResults: 500 })), (p) => p.PhoneNumbers, (p) => p.NextToken),
+    allPages((NextToken) => voice.send(new ListPhoneNumbersCommand({ NextToken, MaxResults: 100 })), (p) => p.PhoneNumbers, (p) => p.NextToken),
     allPages((NextToken) => voice.send(new ListVoiceConnectorsCommand({ NextToken, MaxResults: 99 })), (p) => p.VoiceConnectors, (p) => p.NextToken),
     allPages((NextToken) => voice.send(new ListVoiceConnectorGroupsCommand({ NextToken, MaxResults: 99 })), (p) => p.VoiceConnectorGroups, (p) => p.NextToken),
   ]);

@@ -2,7 +2,7 @@
 // the server, by number, status and time here; exported as CSV.
 
 import { adminGet } from "../api.js";
-import { h, field, form, table, errorBox } from "../ui.js";
+import { h, field, form, table } from "../ui.js";
 
 const COLUMNS = [
   "TransactionId", "StartTime", "EndTime", "Status", "StatusCode", "Reason", "VoiceConnectorId",
@@ -64,11 +64,7 @@ export async function recordsPage(root) {
     },
   });
   root.append(h("h2", {}, "Call records"), search, h("p", {}, exportButton), results);
-  try {
-    search.requestSubmit();
-  } catch (e) {
-    results.append(errorBox(e));
-  }
+  await search.run();
 }
 
 /** The filters applied here: number, status and time. */
