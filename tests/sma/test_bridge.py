@@ -125,6 +125,19 @@ def test_bridge_to_a_pstn_number(pstn_lab, pstn_tools, tmp_path):
     heard = tools.tone_levels(phone_wav, freqs=(1000, 2000), window=window)
     assert heard[2000] > TONE_MIN_DB and heard["present"][2000] > 0.6, f"no ringback tone in {window}: {heard}"
 
+    # One record per leg of the transaction, with AWS's SMA record fields.
+    tx = ok["CallDetails"]["TransactionId"]
+    records = [r for r in server.wait_call_records(n=2) if r["TransactionId"] == tx]
+    by_trigger = {r.get("CallLegTriggerType"): r for r in records}
+    assert set(by_trigger) == {"ToPhoneNumber", "CallAndBridge"}, records
+    a_rec, b_rec = by_trigger["ToPhoneNumber"], by_trigger["CallAndBridge"]
+    assert a_rec["CallId"] == leg(ok, "LEG-A")["CallId"] and b_rec["CallId"] == b["CallId"], records
+    for r in records:
+        assert r["SipApplicationId"] == ok["CallDetails"]["SipMediaApplicationId"], r
+        assert r["Status"] == "Completed" and r["BillableDurationSeconds"] > 0, r
+    assert a_rec["SipRuleId"] == ok["CallDetails"]["SipRuleId"] and a_rec["Direction"] == "Inbound", a_rec
+    assert b_rec["Direction"] == "Outbound" and b_rec["DestinationPhoneNumber"] == TO, b_rec
+
 
 def test_bridge_to_a_voice_connector(pstn_lab, pstn_tools, tmp_path):
     """An AWS endpoint: the connector's origination route (a callee on 127.0.0.3) gets the

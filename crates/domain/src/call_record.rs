@@ -82,6 +82,32 @@ pub struct CallRecord {
     /// Every routing attempt of a PSTN call, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// A SIP media application's leg: the application (AWS's SMA record calls it
+    /// SipApplicationId), the SIP rule that took the call, and what started the leg
+    /// (`ToPhoneNumber`, `RequestUriHostname`, `CreateSipMediaApplicationCall`,
+    /// `CallAndBridge`). TransactionId is then the application call's and CallId the
+    /// participant's.
+    #[serde(
+        default,
+        rename = "SipApplicationId",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sip_application_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_rule_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_leg_trigger_type: Option<String>,
+}
+
+impl CallRecord {
+    /// The key the record is stored under: its TransactionId, and for a SIP media
+    /// application's leg also its CallId (one transaction has several legs).
+    pub fn record_id(&self) -> String {
+        match &self.sip_application_id {
+            Some(_) => format!("{}/{}", self.transaction_id, self.call_id),
+            None => self.transaction_id.clone(),
+        }
+    }
 }
 
 /// One attempt of a call routed onward: a carrier or origination route and its final

@@ -30,6 +30,17 @@ pub struct CdrSeed {
     /// The carrier or origination route that took a PSTN call, and every attempt.
     pub carrier: Option<String>,
     pub attempts: Vec<domain::call_record::Attempt>,
+    /// A SIP media application's leg.
+    pub sma: Option<SmaSeed>,
+}
+
+/// What a SIP media application's leg adds to its record (AWS's SMA record fields).
+#[derive(Clone, Debug)]
+pub struct SmaSeed {
+    pub sip_application_id: String,
+    pub sip_rule_id: Option<String>,
+    /// `ToPhoneNumber`, `RequestUriHostname`, `CreateSipMediaApplicationCall`, `CallAndBridge`.
+    pub trigger: &'static str,
 }
 
 impl CdrSeed {
@@ -59,6 +70,7 @@ impl CdrSeed {
             answered_ms: None,
             carrier: None,
             attempts: Vec::new(),
+            sma: None,
         }
     }
 
@@ -108,6 +120,9 @@ impl CdrSeed {
             end_time_epoch_seconds: end / 1000,
             carrier: self.carrier.clone(),
             attempts: self.attempts.clone(),
+            sip_application_id: self.sma.as_ref().map(|s| s.sip_application_id.clone()),
+            sip_rule_id: self.sma.as_ref().and_then(|s| s.sip_rule_id.clone()),
+            call_leg_trigger_type: self.sma.as_ref().map(|s| s.trigger.to_string()),
         }
     }
 }
@@ -243,7 +258,7 @@ async fn store(repo: &Arc<dyn store::Repository>, job: Job) {
         return;
     };
     for attempt in 0..5u32 {
-        let (id, vc) = (&rec.transaction_id, &rec.voice_connector_id);
+        let (id, vc) = (&rec.record_id(), &rec.voice_connector_id);
         let stored = if open {
             repo.open_call_record(id, vc, start_ms, &doc).await
         } else {

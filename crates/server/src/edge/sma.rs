@@ -170,11 +170,23 @@ async fn start(
         member,
         sdp,
         delayed_offer,
-        media,
+        mut media,
     } = ready
     else {
         return Some(ready);
     };
+    // The leg's record is the application call's: its TransactionId and CallId.
+    media.cdr.transaction_id = transaction_id.clone();
+    media.cdr.call_id = call_id.clone();
+    media.cdr.direction = "Inbound";
+    media.cdr.sma = Some(crate::records::SmaSeed {
+        sip_application_id: app.sip_media_application_id.clone(),
+        sip_rule_id: Some(rule.sip_rule_id.clone()),
+        trigger: match rule.trigger_type {
+            domain::sma::SipRuleTriggerType::ToPhoneNumber => "ToPhoneNumber",
+            domain::sma::SipRuleTriggerType::RequestUriHostname => "RequestUriHostname",
+        },
+    });
     let flow = CallFlow::inbound(Instant::now(), context, leg_a);
     Some(JoinOutcome::Sma(Box::new(SmaSetup {
         member,

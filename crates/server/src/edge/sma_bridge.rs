@@ -109,6 +109,7 @@ async fn prepare(
     meeting_id: String,
     call_id: String,
     action: &CallAndBridge,
+    sma: Option<crate::records::SmaSeed>,
 ) -> Result<BridgeDial, NotDialled> {
     let (target, to) = target(ctx, action).await?;
     let from = action.caller_id_number.clone();
@@ -129,6 +130,10 @@ async fn prepare(
         answered_ms: None,
         carrier: Some(target.name.clone()),
         attempts: Vec::new(),
+        sma: sma.map(|s| crate::records::SmaSeed {
+            trigger: "CallAndBridge",
+            ..s
+        }),
     };
     let member = Member {
         meeting_id,
@@ -155,6 +160,8 @@ impl Edge {
     /// ([`Self::sma_bridge_place`] goes on).
     pub(super) fn sma_bridge(&mut self, a: LegId, call_id: String, action: CallAndBridge) {
         let meeting = self.legs.get(&a).map(|l| l.member.meeting_id.clone());
+        // LEG-B's record names LEG-A's application.
+        let sma = self.legs.get(&a).and_then(|l| l.cdr.sma.clone());
         let Some(meeting_id) = meeting.filter(|_| self.draining.is_none()) else {
             let why = "LEG-A has no media to bridge to".to_string();
             self.tell(a, SmaMsg::Dialling(call_id, Err(("SystemException", why))));
@@ -162,7 +169,7 @@ impl Edge {
         };
         let (ctx, tx) = (self.ctx.clone(), self.tx.clone());
         tokio::spawn(async move {
-            let dial = prepare(&ctx, meeting_id, call_id.clone(), &action)
+            let dial = prepare(&ctx, meeting_id, call_id.clone(), &action, sma)
                 .await
                 .map(Box::new);
             let _ = tx.send(Input::SmaBridge { a, call_id, dial }).await;

@@ -131,6 +131,11 @@ async fn prepare(ctx: &JoinContext, req: &SmaCallRequest) -> Result<Prepared, St
         answered_ms: None,
         carrier: Some(carrier.name.clone()),
         attempts: Vec::new(),
+        sma: Some(crate::records::SmaSeed {
+            sip_application_id: app_id.clone(),
+            sip_rule_id: None,
+            trigger: "CreateSipMediaApplicationCall",
+        }),
     };
     let member = Member {
         meeting_id: format!("{SMA_PREFIX}{transaction_id}"),
