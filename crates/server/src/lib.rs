@@ -18,6 +18,7 @@ pub mod admin;
 pub mod admin_functions;
 pub mod admission;
 pub mod browser;
+pub mod cdr_export;
 pub mod config;
 pub mod directory;
 pub mod edge;

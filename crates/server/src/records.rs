@@ -133,6 +133,8 @@ pub struct RecordWriter {
     tx: mpsc::Sender<Job>,
     /// Records queued or being stored, so a shutdown can wait for them.
     pending: Arc<Pending>,
+    /// Where final records are shipped too (the CDR bucket), once set.
+    export: Arc<std::sync::OnceLock<crate::cdr_export::CdrExport>>,
 }
 
 struct Job {
@@ -171,19 +173,30 @@ impl RecordWriter {
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
         let pending = Arc::new(Pending::default());
         let p = pending.clone();
+        let export = Arc::new(std::sync::OnceLock::new());
+        let e = export.clone();
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
                 let repo = repo.clone();
-                let p = p.clone();
+                let (p, e) = (p.clone(), e.clone());
                 // The store groups concurrent records into one transaction: keep many in
                 // flight.
                 tokio::spawn(async move {
-                    store(&repo, job).await;
+                    store(&repo, job, e.get()).await;
                     p.done();
                 });
             }
         });
-        RecordWriter { tx, pending }
+        RecordWriter {
+            tx,
+            pending,
+            export,
+        }
+    }
+
+    /// Ships every final record to the CDR bucket too (`cdr_export`).
+    pub fn export_to(&self, export: crate::cdr_export::CdrExport) {
+        let _ = self.export.set(export);
     }
 
     /// Queues a call's final record; waits while the queue is full (a record is never
@@ -248,7 +261,11 @@ impl RecordWriter {
 }
 
 /// Writes a call record, retrying a few times: a record is never dropped silently.
-async fn store(repo: &Arc<dyn store::Repository>, job: Job) {
+async fn store(
+    repo: &Arc<dyn store::Repository>,
+    job: Job,
+    export: Option<&crate::cdr_export::CdrExport>,
+) {
     let Job {
         rec,
         start_ms,
@@ -265,7 +282,12 @@ async fn store(repo: &Arc<dyn store::Repository>, job: Job) {
             repo.insert_call_record(id, vc, start_ms, &doc).await
         };
         match stored {
-            Ok(()) => return,
+            Ok(()) => {
+                if let (false, Some(export)) = (open, export) {
+                    export.ship(&rec).await;
+                }
+                return;
+            }
             Err(e) => {
                 tracing::warn!(transaction = %rec.transaction_id, attempt, error = %e, "storing the call record failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;

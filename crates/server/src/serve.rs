@@ -137,6 +137,11 @@ impl Server {
             Arc::new(MeetingMetrics(metrics.clone())),
         );
         let records = crate::records::RecordWriter::start(repo.clone());
+        records.export_to(crate::cdr_export::CdrExport::new(
+            repo.clone(),
+            cfg.s3.clone(),
+            cfg.data_dir.clone(),
+        ));
         let ctx = crate::edge::JoinContext {
             admission: Arc::new(admission),
             meetings: meetings.clone(),
