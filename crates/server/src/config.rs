@@ -58,6 +58,10 @@ pub enum AdminCommand {
     /// ARN (add, list, remove).
     #[command(subcommand)]
     Functions(Box<crate::admin_functions::FunctionCommand>),
+    /// Where calls' audio is streamed: a WebSocket per voice connector or a default (set,
+    /// get, clear).
+    #[command(subcommand)]
+    Streaming(Box<crate::streaming::admin::StreamingCommand>),
 }
 
 #[derive(Debug, Args)]

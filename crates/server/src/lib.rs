@@ -33,5 +33,6 @@ pub mod serve;
 pub mod signaling;
 pub mod siplog;
 pub mod sma;
+pub mod streaming;
 pub mod sweeps;
 pub mod webrtc_port;

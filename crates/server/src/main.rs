@@ -1,7 +1,7 @@
 //! `voice-connector`: parses the command line and runs the chosen command.
 
 use clap::Parser;
-use voice_connector::{admin, admin_functions, config, serve};
+use voice_connector::{admin, admin_functions, config, serve, streaming};
 
 fn main() -> anyhow::Result<()> {
     let cli = config::Cli::parse();
@@ -32,6 +32,9 @@ fn main() -> anyhow::Result<()> {
             }
             config::Command::Admin(config::AdminCommand::Functions(cmd)) => {
                 exit_2_on_bad_input(admin_functions::functions(*cmd).await)
+            }
+            config::Command::Admin(config::AdminCommand::Streaming(cmd)) => {
+                exit_2_on_bad_input(streaming::admin::streaming(*cmd).await)
             }
         }
     })

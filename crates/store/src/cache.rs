@@ -28,6 +28,7 @@ use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreE
 mod numbers;
 mod pstn;
 mod sma;
+mod streaming;
 mod tags;
 
 /// Entries kept at most; past this the cache starts over (a flood of lookups for hosts

@@ -24,4 +24,5 @@ pub use pstn::{CarrierRepository, GroupRepository};
 pub use repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};
 pub use sma::{SmaCallRequest, SmaRepository, SmaSettingKind};
 pub use sql::SqlRepository;
+pub use sql::streaming::{DEFAULT_TARGET, StreamTarget, StreamingRepository};
 pub use tags::{MAX_TAGS_PER_RESOURCE, TagRepository};

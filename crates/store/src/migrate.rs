@@ -50,6 +50,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 10,
         sql: include_str!("../migrations/sqlite/0010_number_orders.sql"),
     },
+    Migration {
+        version: 11,
+        sql: include_str!("../migrations/sqlite/0011_streaming_targets.sql"),
+    },
 ];
 pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
@@ -91,6 +95,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 10,
         sql: include_str!("../migrations/postgres/0010_number_orders.sql"),
+    },
+    Migration {
+        version: 11,
+        sql: include_str!("../migrations/postgres/0011_streaming_targets.sql"),
     },
 ];
 

@@ -8,6 +8,7 @@ use domain::voice_connector::{PhoneNumber, StoredCredential, VoiceConnector};
 use crate::numbers::NumberOrderRepository;
 use crate::pstn::{CarrierRepository, GroupRepository};
 use crate::sma::SmaRepository;
+use crate::sql::streaming::StreamingRepository;
 use crate::tags::TagRepository;
 
 /// Why a store operation failed.
@@ -89,6 +90,7 @@ pub trait Repository:
     + SmaRepository
     + TagRepository
     + NumberOrderRepository
+    + StreamingRepository
     + Send
     + Sync
     + 'static

@@ -22,6 +22,7 @@ mod groups;
 mod numbers;
 mod records;
 mod sma;
+pub(crate) mod streaming;
 mod tags;
 mod writer;
 

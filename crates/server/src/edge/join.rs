@@ -461,6 +461,15 @@ async fn join_as(
         media.negotiated = Some(negotiated);
         body
     };
+    crate::streaming::start(
+        ctx.admission.repo().clone(),
+        ctx.metrics.clone(),
+        media.meeting.clone(),
+        leg,
+        &media.cdr,
+        req,
+        crate::streaming::OtherSide::Meeting,
+    );
     let (codec, suite) = media
         .negotiated
         .as_ref()

@@ -1,0 +1,247 @@
+//! One call's stream: the WebSocket to the consumer, the leg's tap, and (bidirectional)
+//! the consumer's audio back to the caller.
+//!
+//! The tap's frames go into a bounded queue that a writer task empties onto the socket,
+//! so a consumer that reads slowly or not at all only loses frames (counted, and reported
+//! in the stop message); the meeting's mixer never waits for it. The connection is tried
+//! [`CONNECT_ATTEMPTS`] times with backoff; when it cannot be made, or breaks during the
+//! call, the stream is FAILED and the call goes on without it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::notify::{self, HttpUrl};
+use super::playback::Playback;
+use super::protocol::{self, CallFacts, Inbound, Status, StreamCounts, Track};
+use crate::meeting::{MeetingMsg, TapFrame, taps};
+
+/// Connection attempts before the stream is FAILED, and the first backoff (doubled each
+/// time).
+pub const CONNECT_ATTEMPTS: u32 = 3;
+const BACKOFF: Duration = Duration::from_millis(250);
+/// How long one connection attempt (TCP and the WebSocket handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one message may take to be written before the socket counts as dead.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Tap frames waiting for the stream task (1 s).
+const TAP_QUEUE: usize = 50;
+/// Messages waiting for the socket (2 s of both tracks).
+const WRITE_QUEUE: usize = 200;
+/// The largest message the consumer may send (a track byte and 10 s at 48 kHz).
+const MAX_INBOUND_BYTES: usize = 1 + protocol::MAX_RETURNED_SAMPLES * 2;
+
+/// What a stream needs beyond the call's facts.
+pub struct StreamSpec {
+    pub url: String,
+    pub bidirectional: bool,
+    pub notify: Option<HttpUrl>,
+    pub meeting: mpsc::Sender<MeetingMsg>,
+    pub leg: calls::LegId,
+    pub metrics: Arc<api::metrics::Metrics>,
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str) -> Result<Socket, String> {
+    let mut last = String::new();
+    for attempt in 0..CONNECT_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(BACKOFF * 2u32.pow(attempt - 1)).await;
+        }
+        let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+        config.max_message_size = Some(MAX_INBOUND_BYTES);
+        config.max_frame_size = Some(MAX_INBOUND_BYTES);
+        let attempt = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
+        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok((socket, _))) => return Ok(socket),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+        }
+    }
+    Err(format!(
+        "{CONNECT_ATTEMPTS} attempts to connect to the stream's WebSocket failed: {last}"
+    ))
+}
+
+/// Runs the stream until the leg leaves its meeting (or the socket fails).
+pub async fn run(spec: StreamSpec, facts: CallFacts) {
+    let now_iso = || domain::timestamp::iso8601(domain::timestamp::now_millis());
+    let event = |status: Status, failure: Option<&str>| {
+        if let Some(url) = &spec.notify {
+            let id = uuid::Uuid::new_v4().to_string();
+            let body = protocol::status_event(&facts, status, &id, &now_iso(), failure);
+            notify::post(url.clone(), body, spec.metrics.clone());
+        }
+    };
+    let socket = match connect(&spec.url).await {
+        Ok(s) => s,
+        Err(why) => {
+            tracing::warn!(call = %spec.leg, error = %why, "call stream failed");
+            spec.metrics
+                .counter_add("vc_streams_total", "status=\"failed\"", 1);
+            event(Status::Failed, Some(&why));
+            return;
+        }
+    };
+    let (tap_tx, mut tap_rx) = mpsc::channel::<TapFrame>(TAP_QUEUE);
+    let key = taps::next_key();
+    let tap = MeetingMsg::Tap {
+        leg: spec.leg,
+        key,
+        sink: Some((engine::TapTrack::Both, tap_tx)),
+    };
+    if spec.meeting.send(tap).await.is_err() {
+        return;
+    }
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Message>(WRITE_QUEUE);
+    let mut writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            match tokio::time::timeout(WRITE_TIMEOUT, sink.send(m)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("writing to the stream's WebSocket: {e}")),
+                Err(_) => {
+                    return Err(format!(
+                        "the stream's WebSocket took no data for {} s",
+                        WRITE_TIMEOUT.as_secs()
+                    ));
+                }
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+        Ok(())
+    });
+    let mut counts = StreamCounts::default();
+    let mut rate = None::<u32>;
+    let mut playback = None::<Playback>;
+    let mut failure = None::<String>;
+    let mut writer_done = false;
+    let mut started = false;
+    loop {
+        let due = playback.as_ref().and_then(Playback::deadline);
+        tokio::select! {
+            frame = tap_rx.recv() => {
+                let Some(f) = frame else { break };
+                let r = *rate.get_or_insert(f.rate);
+                if !started {
+                    let start = protocol::start_message(&facts, r, spec.bidirectional);
+                    if out_tx.send(Message::text(start)).await.is_err() {
+                        continue;
+                    }
+                    started = true;
+                    spec.metrics.counter_add("vc_streams_total", "status=\"started\"", 1);
+                    event(Status::Started, None);
+                    if spec.bidirectional {
+                        playback = Some(Playback::new(r));
+                    }
+                }
+                for (track, samples) in [(Track::Caller, &f.incoming), (Track::Callee, &f.outgoing)] {
+                    // A codec change mid-call that changes the rate: its frames are dropped.
+                    let frame = (f.rate == r).then(|| protocol::audio_frame(track, samples));
+                    match frame.map(|b| out_tx.try_send(Message::binary(b))) {
+                        Some(Ok(())) => counts.frames_sent += 1,
+                        _ => counts.frames_dropped += 1,
+                    }
+                }
+            }
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Binary(b))) => inbound(&spec, &mut playback, protocol::parse_binary(&b)).await,
+                Some(Ok(Message::Text(t))) => inbound(&spec, &mut playback, protocol::parse_text(&t)).await,
+                Some(Ok(Message::Close(_))) | None => {
+                    failure.get_or_insert_with(|| "the consumer closed the stream's WebSocket".into());
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    failure = Some(format!("reading the stream's WebSocket: {e}"));
+                    break;
+                }
+            },
+            () = sleep_until(due) => {
+                let now = Instant::now().into_std();
+                if let Some(chunk) = playback.as_mut().and_then(|p| p.poll(now)) {
+                    let prompt = engine::Prompt { rate: rate.unwrap_or(8000), samples: chunk.into() };
+                    let _ = spec.meeting.try_send(MeetingMsg::Play { leg: spec.leg, prompt, repeat: 1 });
+                }
+            }
+            done = &mut writer, if !writer_done => {
+                writer_done = true;
+                failure = Some(match done {
+                    Ok(Err(e)) => e,
+                    _ => "the stream's writer stopped".into(),
+                });
+                break;
+            }
+        }
+    }
+    let off = MeetingMsg::Tap {
+        leg: spec.leg,
+        key,
+        sink: None,
+    };
+    let _ = spec.meeting.try_send(off);
+    counts.frames_played = playback.as_ref().map_or(0, |p| p.frames_played);
+    spec.metrics
+        .counter_add("vc_stream_frames_sent_total", "", counts.frames_sent);
+    spec.metrics
+        .counter_add("vc_stream_frames_dropped_total", "", counts.frames_dropped);
+    if let Some(why) = failure {
+        tracing::warn!(call = %spec.leg, error = %why, dropped = counts.frames_dropped, "call stream failed");
+        spec.metrics
+            .counter_add("vc_streams_total", "status=\"failed\"", 1);
+        event(Status::Failed, Some(&why));
+        if !writer_done {
+            writer.abort();
+        }
+        return;
+    }
+    if !started {
+        // The leg left before its first frame (a CANCEL overtook the join): no stream.
+        drop(out_tx);
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+        writer.abort();
+        return;
+    }
+    let stop = protocol::stop_message(&facts, &now_iso(), counts);
+    let _ = tokio::time::timeout(Duration::from_secs(2), out_tx.send(Message::text(stop))).await;
+    drop(out_tx);
+    // The writer sends what is queued and closes, within its write deadline.
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, &mut writer).await;
+    writer.abort();
+    tracing::info!(call = %spec.leg, sent = counts.frames_sent, dropped = counts.frames_dropped, "call stream ended");
+    spec.metrics
+        .counter_add("vc_streams_total", "status=\"ended\"", 1);
+    event(Status::Ended, None);
+}
+
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Acts on one message from the consumer.
+async fn inbound(spec: &StreamSpec, playback: &mut Option<Playback>, msg: Inbound) {
+    let now = Instant::now().into_std();
+    match (msg, playback.as_mut()) {
+        (Inbound::Audio(samples), Some(p)) => p.push(now, &samples),
+        (Inbound::Clear, Some(p)) => {
+            if p.clear(now) {
+                let _ = spec
+                    .meeting
+                    .try_send(MeetingMsg::StopPlay { leg: spec.leg });
+            }
+        }
+        (Inbound::Ignored(why), _) => {
+            tracing::debug!(call = %spec.leg, %why, "stream message ignored");
+        }
+        (_, None) => {}
+    }
+}
