@@ -20,6 +20,7 @@ pub mod admission;
 pub mod browser;
 pub mod cdr_export;
 pub mod config;
+pub mod console;
 pub mod directory;
 pub mod edge;
 pub mod http;

@@ -240,7 +240,9 @@ impl Server {
                 metrics.clone(),
             ),
         }));
-        let app = signaling.merge(api::router(state.clone()));
+        let app = signaling
+            .merge(api::router(state.clone()))
+            .merge(crate::console::routes());
         let tls = match cfg.http_options.tls_on(cfg.http) {
             false => None,
             true => Some(http_tls(&cfg, &edge)?),
