@@ -426,7 +426,8 @@ class BrowserAttendee:
 
     def command(self, name: str) -> None:
         """Queues a command for the page ("mute", "unmute", "stop", "camera-on",
-        "camera-off", "send:<topic>:<text>"), carried out at its next report."""
+        "camera-off", "send:<topic>:<text>", "burst:<topic>:<n>", "unload": the page goes),
+        carried out at its next report."""
         with self._lock:
             self._commands.append(name)
 

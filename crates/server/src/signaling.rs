@@ -433,6 +433,10 @@ async fn client_events(
             .map_or(1, Vec::len);
         st.metrics
             .counter_add("vc_client_events_total", "", n as u64);
+        if header_token.is_none() {
+            // The sendBeacon form (a page's last events as it goes).
+            st.metrics.counter_add("vc_client_event_beacons_total", "", 1);
+        }
         tracing::debug!(meeting = %attendee.meeting_id, attendee = %attendee.attendee_id, events = n, "client events");
         Ok::<_, StatusCode>(StatusCode::OK)
     }

@@ -10,7 +10,7 @@
 //                   (default /join)
 //   report=<url>    where the reports are POSTed (default /report); a JSON answer
 //                   {"commands": ["mute"|"unmute"|"stop"|"camera-on"|"camera-off"|
-//                   "send:<topic>:<text>", ...]} is carried out
+//                   "send:<topic>:<text>"|"burst:<topic>:<n>"|"unload", ...]} is carried out
 //   tones=440,1000  frequencies (Hz) whose level in the received audio is measured
 //   interval=250    milliseconds between reports
 //   loglevel=INFO   the SDK's log level (DEBUG, INFO, WARN, ERROR)
@@ -177,12 +177,17 @@ function runCommand(command) {
     if (command === 'mute') av.realtimeMuteLocalAudio();
     else if (command === 'unmute') av.realtimeUnmuteLocalAudio();
     else if (command === 'stop') av.stop();
+    else if (command === 'unload') window.location.replace('about:blank'); // pagehide: the SDK beacons
     else if (command === 'camera-on') camera(true);
     else if (command === 'camera-off') camera(false);
     else if (command.startsWith('send:')) {
       // send:<topic>:<text> (the text may hold colons)
       const [, topic, ...text] = command.split(':');
       av.realtimeSendDataMessage(topic, text.join(':'), 0);
+    } else if (command.startsWith('burst:')) {
+      // burst:<topic>:<n> sends n messages "burst <i>" at once
+      const [, topic, n] = command.split(':');
+      for (let i = 0; i < Number(n); i++) av.realtimeSendDataMessage(topic, `burst ${i}`, 0);
     } else recordError('command', `unknown command ${command}`);
     state.muted = av.realtimeIsLocalAudioMuted();
   } catch (e) {
