@@ -8,6 +8,7 @@ answers badly or not at all.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -82,6 +83,9 @@ def test_pin_dial_in(pstn_lab, pstn_tools, tmp_path):
         voice = server.client("chime-sdk-voice")
         state["meetings"] = server.client("chime-sdk-meetings")
         app_id, rule_id = rule_for_number(voice, DIAL_IN)
+        voice.put_sip_media_application_logging_configuration(
+            SipMediaApplicationId=app_id,
+            SipMediaApplicationLoggingConfiguration={"EnableSipMediaApplicationMessageLogs": True})
         _, host = lab.connector(False)
         meeting_id = server.create_meeting()
         state["pbx_attendee"], token = server.add_attendee(meeting_id)
@@ -145,6 +149,15 @@ def test_pin_dial_in(pstn_lab, pstn_tools, tmp_path):
     # Its attendee is the one the function created; the call's record names it.
     rec = server.call_ended(joined[0]["ActionData"]["Parameters"]["MeetingId"], state["phone_attendee"])
     assert rec["Status"] == "Completed", rec
+
+    # Message logs are on: each event and answer is logged, the join token never.
+    messages = [line for line in server.log().splitlines() if "sma_messages" in line]
+    events = [line for line in messages if re.search(r'kind="?event', line)]
+    answers = [line for line in messages if re.search(r'kind="?answer', line)]
+    assert len(events) == len(hook.events) and len(answers) >= 3, messages
+    assert '"InvocationEventType":"NEW_INBOUND_CALL"' in events[0], events[0]
+    assert any('"JoinToken":"<redacted>"' in line for line in answers), answers
+    assert token not in server.log(), "a join token was logged"
 
 
 def test_request_uri_hostname_rule(pstn_lab, pstn_tools, tmp_path):

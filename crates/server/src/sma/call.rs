@@ -16,6 +16,7 @@ use domain::sma::flow::{Audio, CallFlow, FlowCommand, FlowLeg};
 use tokio::sync::mpsc;
 
 use super::invoke::{InvokeError, Invoker};
+use super::message_log::MessageLog;
 use super::objects::ObjectStore;
 use super::prompts::Prompts;
 use super::record::Recorder;
@@ -186,6 +187,7 @@ pub fn spawn(
         tap: mpsc::channel(1).0,
         call_recordings: CallRecordings::default(),
         bridging: None,
+        log: None,
     };
     tokio::spawn(task.run(rx));
     tx
@@ -205,6 +207,8 @@ struct CallTask {
     /// StartCallRecording's recordings.
     call_recordings: CallRecordings,
     bridging: Option<Bridging>,
+    /// The application's message log, when its logging configuration asks for one.
+    log: Option<MessageLog>,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -222,6 +226,9 @@ impl CallTask {
         self.tap = tap_tx;
         let (call_tap_tx, mut call_tap_rx) = mpsc::channel::<TapFrame>(256);
         self.call_recordings.tap = call_tap_tx;
+        let ctx = self.flow.context();
+        let (app, tx) = (&ctx.sip_media_application_id, &ctx.transaction_id);
+        self.log = MessageLog::for_call(self.services.repo.as_ref(), app, tx).await;
         let mut edge_gone = false;
         loop {
             while let Some(c) = self.flow.poll_command() {
@@ -328,6 +335,9 @@ impl CallTask {
         let now = Instant::now();
         match c {
             FlowCommand::Invoke(event) => {
+                if let Some(log) = &self.log {
+                    log.event(&event);
+                }
                 let (invoker, f) = (self.services.invoker.clone(), self.function.clone());
                 let done = done.clone();
                 tokio::spawn(async move {
@@ -458,11 +468,22 @@ impl CallTask {
 
     fn finished(&mut self, now: Instant, d: Done) {
         match d {
-            Done::Invoked(Ok(answer)) => self.flow.on_function_answer(now, Ok(answer)),
+            Done::Invoked(Ok(answer)) => {
+                if let Some(log) = &self.log {
+                    log.answer(&answer);
+                }
+                self.flow.on_function_answer(now, Ok(answer))
+            }
             Done::Invoked(Err(InvokeError::Invalid(why))) => {
+                if let Some(log) = &self.log {
+                    log.failed(&why.to_string());
+                }
                 self.flow.on_function_answer(now, Err(why))
             }
             Done::Invoked(Err(e)) => {
+                if let Some(log) = &self.log {
+                    log.failed(&e.to_string());
+                }
                 tracing::warn!(transaction = %self.flow.context().transaction_id, function = %self.function.lambda_arn, error = %e, "the function could not be invoked; the call is ended (480)");
                 self.flow.on_function_unreachable(now);
             }

@@ -6,6 +6,8 @@
 //!   driven: invocations, prompts loaded, join tokens looked up, legs asked of the SIP edge.
 //! - [`invoke`]: calls the function a Lambda ARN is registered to (`admin functions`), as a
 //!   webhook or through the Lambda Invoke API, with a deadline and one retry.
+//! - [`message_log`]: the events and answers of an application whose logging
+//!   configuration asks for message logs.
 //! - [`objects`]: prompts read and recordings written, in an S3-compatible server or the
 //!   data directory; [`s3`]: its endpoint, names and SigV4 signing, without I/O.
 //! - [`prompts`]: WAV prompts read through `objects`, decoded once, in a bounded cache.
@@ -14,6 +16,7 @@
 
 pub mod call;
 pub mod invoke;
+pub mod message_log;
 pub mod objects;
 pub mod prompts;
 pub mod record;
