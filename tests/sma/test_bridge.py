@@ -54,14 +54,14 @@ def setup(lab, tools, app):
     return server, hook
 
 
-def app_that_bridges(endpoint: dict, state: dict, ringback: dict | None = None):
-    """Bridges on NEW_INBOUND_CALL; hangs LEG-A up when LEG-B has hung up or the bridge
-    failed."""
+def app_that_bridges(endpoint: dict, state: dict, ringback: dict | None = None, timeout: int = 20):
+    """Bridges on NEW_INBOUND_CALL (CallTimeoutSeconds `timeout`); hangs LEG-A up when LEG-B
+    has hung up or the bridge failed."""
     def app(event: dict):
         kind = event["InvocationEventType"]
         data = event.get("ActionData") or {}
         if kind == "NEW_INBOUND_CALL":
-            return bridge(endpoint, ringback)
+            return bridge(endpoint, ringback, timeout)
         if kind == "ACTION_SUCCESSFUL" and data.get("Type") == "CallAndBridge":
             state["bridged_at"] = time.time()
         if kind == "ACTION_FAILED":
@@ -192,5 +192,30 @@ def test_bridge_to_a_busy_number(pstn_lab, pstn_tools):
     assert data["Type"] == "CallAndBridge" and data["ErrorType"] == "CallNotAnswered", data
     assert "486" in data["ErrorMessage"], data
     assert leg(hook.events[1], "LEG-B") is None, hook.events[1]
+    assert phone_run["confirmed"] and phone_run.get("remote_bye", "").startswith("BYE"), phone_run
+    assert "bridged_at" not in state
+
+
+def test_bridge_to_a_number_that_rings_too_long(pstn_lab, pstn_tools):
+    """CallTimeoutSeconds 2 and a callee that only rings: LEG-B is CANCELled, the function
+    gets ACTION_FAILED CallNotAnswered naming the timeout, and its Hangup ends the call."""
+    lab, tools = pstn_lab, pstn_tools
+    state: dict = {}
+    c1 = lab.callee("ringing", "127.0.0.2", never_answer=True, timeout=30.0)
+    lab.add_carrier("ringing", c1.address, 1, "PCMU")
+    endpoint = {"BridgeEndpointType": "PSTN", "Uri": TO}
+    server, hook = setup(lab, tools, app_that_bridges(endpoint, state, timeout=2))
+    try:
+        phone_run = phone(lab, DIAL_IN, duration=30.0).result()
+        callee_run = c1.result()
+    finally:
+        hook.close()
+    assert not hook.errors, hook.errors
+    kinds = hook.kinds()
+    assert kinds[:2] == ["NEW_INBOUND_CALL", "ACTION_FAILED"], (kinds, server.log()[-3000:])
+    data = hook.events[1]["ActionData"]
+    assert data["Type"] == "CallAndBridge" and data["ErrorType"] == "CallNotAnswered", data
+    assert "CallTimeoutSeconds" in data["ErrorMessage"], data
+    assert callee_run["ended"] == "cancelled" and callee_run["cancel"].startswith("CANCEL"), callee_run
     assert phone_run["confirmed"] and phone_run.get("remote_bye", "").startswith("BYE"), phone_run
     assert "bridged_at" not in state
