@@ -2,7 +2,7 @@
 SearchAvailablePhoneNumbers finds numbers by area code, state and city, toll-free prefix,
 country and type (paginated), CreatePhoneNumberOrder moves them into the inventory with AWS's
 order and per-number statuses (a number not in the pool fails alone), GetPhoneNumberOrder,
-ListPhoneNumberOrders (paginated) and ListSupportedPhoneNumberCountries; AWS's rules for
+ListPhoneNumberOrders (paginated), ListSupportedPhoneNumberCountries and BatchDeletePhoneNumber; AWS's rules for
 search filters and product types are answered BadRequest naming the field. Runs on SQLite and
 PostgreSQL."""
 
@@ -172,4 +172,26 @@ def test_order_errors_name_the_field(server):
     with pytest.raises(subprocess.CalledProcessError) as bad:
         server.admin("add-numbers", "--pool", "--state", "Washington", "+12065550198")
     assert "--state" in bad.value.stderr, bad.value.stderr
+    server.assert_healthy()
+
+
+def test_batch_delete_moves_numbers_to_the_deletion_queue(server):
+    voice = server.voice
+    load_pool(server)
+    voice.create_phone_number_order(ProductType="VoiceConnector", E164PhoneNumbers=SEATTLE)
+    vc = voice.create_voice_connector(Name="pbx", RequireEncryption=True)["VoiceConnector"]
+    voice.associate_phone_numbers_with_voice_connector(
+        VoiceConnectorId=vc["VoiceConnectorId"], E164PhoneNumbers=[SEATTLE[2]])
+    out = voice.batch_delete_phone_number(PhoneNumberIds=[SEATTLE[0], SEATTLE[1], SEATTLE[2], "+12065559999"])
+    errors = {e["PhoneNumberId"]: e for e in out["PhoneNumberErrors"]}
+    assert set(errors) == {SEATTLE[2], "+12065559999"}, errors
+    assert errors[SEATTLE[2]]["ErrorCode"] == "BadRequest" and "disassociate" in errors[SEATTLE[2]]["ErrorMessage"]
+    assert errors["+12065559999"]["ErrorCode"] == "NotFound"
+    for n in SEATTLE[:2]:
+        assert voice.get_phone_number(PhoneNumberId=n)["PhoneNumber"]["Status"] == "DeleteInProgress"
+    assert voice.get_phone_number(PhoneNumberId=SEATTLE[2])["PhoneNumber"]["Status"] == "Assigned"
+    with pytest.raises(ClientError) as e:
+        voice.batch_delete_phone_number(PhoneNumberIds=[f"+1206555{i:04d}" for i in range(101)])
+    code, message = error_of(e)
+    assert code == "BadRequestException" and "at most 100" in message, message
     server.assert_healthy()

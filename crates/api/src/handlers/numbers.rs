@@ -239,10 +239,41 @@ pub(super) async fn batch_update(ctx: &Ctx<'_>, input: Value) -> Result<Value, A
 }
 
 pub(super) async fn delete(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiError> {
-    let id = string(&input, "PhoneNumberId");
+    delete_one(ctx, &string(&input, "PhoneNumberId")).await?;
+    Ok(json!({}))
+}
+
+/// Most numbers in one BatchDeletePhoneNumber.
+const MAX_BATCH_DELETE: usize = 100;
+
+pub(super) async fn batch_delete(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiError> {
+    let ids: Vec<String> = member(&input, "PhoneNumberIds")?;
+    if ids.len() > MAX_BATCH_DELETE {
+        return Err(ApiError::bad_request(format!(
+            "PhoneNumberIds: at most {MAX_BATCH_DELETE} numbers at once (got {})",
+            ids.len()
+        )));
+    }
+    let mut errors = Vec::new();
+    for id in &ids {
+        if let Err(e) = delete_one(ctx, id).await {
+            let code = match &e {
+                ApiError::NotFound(_) => "NotFound",
+                ApiError::BadRequest(_) => "BadRequest",
+                _ => return Err(e),
+            };
+            errors.push(number_error(id, code, e.to_string()));
+        }
+    }
+    Ok(json!({ "PhoneNumberErrors": errors }))
+}
+
+/// Moves a number into the deletion queue (already there: nothing to do).
+async fn delete_one(ctx: &Ctx<'_>, id: &str) -> Result<(), ApiError> {
+    let id = id.to_string();
     let mut pn = load(ctx, &id).await?;
     if pn.is_deleted() {
-        return Ok(json!({}));
+        return Ok(());
     }
     if let Some(a) = pn.associations.first() {
         return Err(ApiError::bad_request(format!(
@@ -256,7 +287,7 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiErro
     pn.updated_timestamp = now;
     ctx.state.repo.update_phone_number(&pn).await?;
     tracing::info!(number = %id, "phone number moved to the deletion queue");
-    Ok(json!({}))
+    Ok(())
 }
 
 pub(super) async fn restore(ctx: &Ctx<'_>, input: Value) -> Result<Value, ApiError> {
