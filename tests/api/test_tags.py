@@ -163,6 +163,14 @@ def test_tags_go_with_their_resource_and_arns_are_in_every_answer(server):
             voice.list_sip_media_applications()["SipMediaApplications"]] == [sma["SipMediaApplicationArn"]]
     assert meetings.get_meeting(MeetingId=meeting["MeetingId"])["Meeting"]["MeetingArn"] == \
         meeting["MeetingArn"]
+    assert voice.update_voice_connector(VoiceConnectorId=vc["VoiceConnectorId"], Name="pbx2",
+                                        RequireEncryption=True)["VoiceConnector"]["VoiceConnectorArn"] == \
+        vc["VoiceConnectorArn"]
+    assert voice.update_voice_connector_group(VoiceConnectorGroupId=group["VoiceConnectorGroupId"], Name="g2",
+                                              VoiceConnectorItems=[])["VoiceConnectorGroup"][
+        "VoiceConnectorGroupArn"] == group["VoiceConnectorGroupArn"]
+    assert voice.update_sip_media_application(SipMediaApplicationId=sma["SipMediaApplicationId"], Name="ivr2")[
+        "SipMediaApplication"]["SipMediaApplicationArn"] == sma["SipMediaApplicationArn"]
     assert stored_tag_arns(server) == arns
 
     voice.delete_voice_connector(VoiceConnectorId=vc["VoiceConnectorId"])
