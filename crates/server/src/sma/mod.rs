@@ -23,3 +23,4 @@ pub mod record;
 pub mod requests;
 pub mod s3;
 pub mod speech;
+pub mod tls;
