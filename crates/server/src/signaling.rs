@@ -70,6 +70,8 @@ enum JoinRefusal {
     NoSessionProtocol,
     #[error("no valid join token for this meeting")]
     BadToken,
+    #[error("the attendee's Content capability does not allow sending content")]
+    NoContent,
     #[error("store unavailable")]
     Store(#[from] store::StoreError),
 }
@@ -78,7 +80,7 @@ impl JoinRefusal {
     fn status(&self) -> StatusCode {
         match self {
             Self::NoSessionProtocol => StatusCode::BAD_REQUEST,
-            Self::BadToken => StatusCode::FORBIDDEN,
+            Self::BadToken | Self::NoContent => StatusCode::FORBIDDEN,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -97,8 +99,17 @@ fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
+/// The suffix of a content share's join token and attendee id (the SDK's
+/// `ContentShareConstants.Modality`).
+pub const CONTENT_MODALITY: &str = "#content";
+
 /// The attendee whose join token the client offered, if it belongs to `meeting_id`.
 /// Looked up by hash, then compared in constant time; the token is never logged.
+///
+/// A token with the `#content` suffix is an attendee's content share (the SDK's second
+/// session, `startContentShare`): it is answered as the attendee `<AttendeeId>#content`
+/// with the attendee's ExternalUserId, as Amazon Chime lists it, unless the attendee's
+/// Content capability forbids sending.
 async fn attendee_for(
     repo: &Arc<dyn Repository>,
     meeting_id: &str,
@@ -107,10 +118,31 @@ async fn attendee_for(
     if !protocols.iter().any(|p| p == chime_signal::SUBPROTOCOL) {
         return Err(JoinRefusal::NoSessionProtocol);
     }
-    let token = protocols
+    let (token, content) = protocols
         .iter()
-        .find(|p| domain::token::well_formed(p))
+        .find_map(|p| {
+            let (token, content) = match p.strip_suffix(CONTENT_MODALITY) {
+                Some(t) => (t, true),
+                None => (p.as_str(), false),
+            };
+            domain::token::well_formed(token).then_some((token, content))
+        })
         .ok_or(JoinRefusal::BadToken)?;
+    let mut attendee = attendee_by_token(repo, meeting_id, token).await?;
+    if content {
+        if !attendee.capabilities.content.sends() {
+            return Err(JoinRefusal::NoContent);
+        }
+        attendee.attendee_id.push_str(CONTENT_MODALITY);
+    }
+    Ok(attendee)
+}
+
+async fn attendee_by_token(
+    repo: &Arc<dyn Repository>,
+    meeting_id: &str,
+    token: &str,
+) -> Result<domain::meeting::AttendeeRecord, JoinRefusal> {
     let hash = domain::token::token_hash(token);
     let attendee = repo
         .find_attendee_by_token_hash(&hash)
@@ -194,7 +226,12 @@ async fn run_session(
             &meeting_id,
             &attendee.attendee_id,
             &attendee.external_user_id,
-            attendee.capabilities.audio,
+            // A content share's audio follows the attendee's Content capability.
+            if attendee.attendee_id.ends_with(CONTENT_MODALITY) {
+                attendee.capabilities.content
+            } else {
+                attendee.capabilities.audio
+            },
         )
         .await
     {
@@ -410,9 +447,11 @@ async fn client_events(
             .as_ref()
             .and_then(|d| d.get("authorization"))
             .and_then(|a| a.as_str());
+        // A content share's session sends its own token, `<JoinToken>#content`.
         let token = header_token
             .or(body_token)
             .map(str::trim)
+            .map(|t| t.strip_suffix(CONTENT_MODALITY).unwrap_or(t))
             .filter(|t| domain::token::well_formed(t))
             .ok_or(StatusCode::UNAUTHORIZED)?;
         let hash = domain::token::token_hash(token);

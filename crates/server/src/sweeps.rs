@@ -31,7 +31,12 @@ pub async fn reconcile(repo: &dyn Repository, controller: &crate::edge::Controll
         if is_bridge(&m.meeting_id) || gone_meetings.contains(&m.meeting_id) {
             continue;
         }
-        if let Ok(None) = repo.get_attendee(&m.meeting_id, &m.attendee_id).await {
+        // A content share (`<AttendeeId>#content`) lives as long as its attendee.
+        let attendee_id = m
+            .attendee_id
+            .strip_suffix("#content")
+            .unwrap_or(&m.attendee_id);
+        if let Ok(None) = repo.get_attendee(&m.meeting_id, attendee_id).await {
             tracing::info!(attendee = %m.attendee_id, "attendee no longer in the store: ending its calls");
             controller.delete_attendee(&m.attendee_id).await;
         }
@@ -101,7 +106,10 @@ pub async fn forward_control_events(
                 controller.delete_meeting(&meeting_id).await
             }
             Ok(api::ControlEvent::AttendeeDeleted { attendee_id, .. }) => {
-                controller.delete_attendee(&attendee_id).await
+                controller.delete_attendee(&attendee_id).await;
+                // Its content share goes with it.
+                let content = format!("{attendee_id}#content");
+                controller.delete_attendee(&content).await
             }
             Ok(api::ControlEvent::AttendeeCapabilities {
                 meeting_id,

@@ -10,7 +10,8 @@
 //                   (default /join)
 //   report=<url>    where the reports are POSTed (default /report); a JSON answer
 //                   {"commands": ["mute"|"unmute"|"stop"|"camera-on"|"camera-off"|
-//                   "send:<topic>:<text>"|"burst:<topic>:<n>"|"unload", ...]} is carried out
+//                   "send:<topic>:<text>"|"burst:<topic>:<n>"|"unload"|
+//                   "content-share:<hz>"|"content-stop", ...]} is carried out
 //   tones=440,1000  frequencies (Hz) whose level in the received audio is measured
 //   interval=250    milliseconds between reports
 //   loglevel=INFO   the SDK's log level (DEBUG, INFO, WARN, ERROR)
@@ -74,6 +75,7 @@ const state = {
   },
   stats: null, // {inbound: {...}, outbound: {...}, video: {...}, pair: {...}, at}
   camera: { on: false, changes: 0, errors: 0 }, // the local video tile
+  content: { started: 0, stopped: 0 }, // content share observer counts
   dataMessages: [], // received: [{topic, text, senderAttendeeId, senderExternalUserId, timestampMs, throttled, at}]
   dataTopics: [], // topics subscribed to (URL parameter topics=a,b)
   errors: [],
@@ -178,6 +180,8 @@ function runCommand(command) {
     else if (command === 'unmute') av.realtimeUnmuteLocalAudio();
     else if (command === 'stop') av.stop();
     else if (command === 'unload') window.location.replace('about:blank'); // pagehide: the SDK beacons
+    else if (command.startsWith('content-share:')) contentShare(Number(command.split(':')[1]));
+    else if (command === 'content-stop') av.stopContentShare();
     else if (command === 'camera-on') camera(true);
     else if (command === 'camera-off') camera(false);
     else if (command.startsWith('send:')) {
@@ -215,6 +219,35 @@ async function camera(on) {
   } catch (e) {
     state.camera.errors += 1;
     recordError(`camera ${on ? 'on' : 'off'}`, e);
+  }
+}
+
+/** Shares content: a generated stream of a steady `hz` tone (WebAudio oscillator) and a
+ * canvas that changes every frame, as the SDK's second (`#content`) session. */
+function contentShare(hz) {
+  try {
+    const ctx = new AudioContext();
+    const osc = ctx.createOscillator();
+    osc.frequency.value = hz;
+    const gain = ctx.createGain();
+    gain.gain.value = 0.5;
+    const dest = ctx.createMediaStreamDestination();
+    osc.connect(gain).connect(dest);
+    osc.start();
+    const canvas = document.createElement('canvas');
+    canvas.width = 320;
+    canvas.height = 180;
+    const g = canvas.getContext('2d');
+    let frame = 0;
+    setInterval(() => {
+      g.fillStyle = `hsl(${(frame += 7) % 360}, 80%, 50%)`;
+      g.fillRect(0, 0, canvas.width, canvas.height);
+    }, 100);
+    const stream = new MediaStream([...canvas.captureStream(10).getVideoTracks(), ...dest.stream.getAudioTracks()]);
+    session.audioVideo.startContentShare(stream).catch((e) => recordError('startContentShare', e));
+    logLine('PAGE', `content share of ${hz} Hz started`);
+  } catch (e) {
+    recordError('contentShare', e);
   }
 }
 
@@ -386,6 +419,17 @@ async function join(audioElement) {
         at: since(),
       };
       logLine('PAGE', `audioVideoDidStop ${statusName(code)} (${code})`);
+      report();
+    },
+  });
+
+  av.addContentShareObserver({
+    contentShareDidStart() {
+      state.content.started += 1;
+      report();
+    },
+    contentShareDidStop() {
+      state.content.stopped += 1;
       report();
     },
   });
