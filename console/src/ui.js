@@ -17,6 +17,13 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Appends `children` to `el`, skipping null, undefined and false (so `cond && child`
+ * works), text for anything that is not a node. */
+export function add(el, ...children) {
+  append(el, children);
+  return el;
+}
+
 function append(el, children) {
   for (const c of children.flat()) {
     if (c === undefined || c === null || c === false) continue;
@@ -159,10 +166,10 @@ export async function copy(text, input) {
 }
 
 /** A read-only text box holding `value`, with a Copy button. */
-export function copyBox(label, value) {
+export function copyBox(label, value, buttonText) {
   const f = field({ label, name: label.replace(/\W+/g, ""), value, readonly: true });
   const note = h("span", { class: "note", role: "status" });
-  const b = h("button", { type: "button" }, `Copy ${label.toLowerCase()}`);
+  const b = h("button", { type: "button", class: "copy" }, buttonText);
   b.addEventListener("click", async () => {
     note.textContent = (await copy(value, f.input)) ? "Copied." : "Selected: press Ctrl+C.";
   });

@@ -1,11 +1,11 @@
 // Carriers (GET /admin/carriers): their addresses, routing and up/down state.
 
 import { adminGet } from "../api.js";
-import { h, table } from "../ui.js";
+import { add, h, table } from "../ui.js";
 
 export async function carriersPage(root) {
   const { Carriers = [] } = await adminGet("/admin/carriers");
-  root.append(
+  add(root,
     h("h2", {}, "Carriers"),
     table(
       [

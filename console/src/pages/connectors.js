@@ -22,7 +22,7 @@ import {
   PutVoiceConnectorLoggingConfigurationCommand,
 } from "@aws-sdk/client-chime-sdk-voice";
 import { sdk, allPages } from "../api.js";
-import { h, field, form, table, errorBox, actionButton, lines } from "../ui.js";
+import { add, h, field, form, table, errorBox, actionButton, lines } from "../ui.js";
 
 const REGIONS = ["us-east-1", "us-west-2", "ca-central-1", "eu-central-1", "eu-west-1", "eu-west-2", "ap-northeast-1", "ap-southeast-1", "ap-southeast-2"];
 
@@ -46,7 +46,7 @@ export async function listPage(root, _params, go) {
       go(`#/connectors/${out.VoiceConnector.VoiceConnectorId}`);
     },
   });
-  root.append(
+  add(root,
     h("h2", {}, "Voice connectors"),
     table(
       [
@@ -67,7 +67,7 @@ export async function detailPage(root, { id }, go) {
   const { voice } = sdk();
   const VoiceConnectorId = id;
   const { VoiceConnector: vc } = await voice.send(new GetVoiceConnectorCommand({ VoiceConnectorId }));
-  root.append(
+  add(root,
     h("p", {}, h("a", { href: "#/connectors" }, "← Voice connectors")),
     h("h2", {}, `Voice connector ${vc.Name}`),
     h("dl", { class: "facts" },
@@ -77,7 +77,7 @@ export async function detailPage(root, { id }, go) {
     ),
   );
   const reload = () => go(`#/connectors/${id}`, true);
-  root.append(
+  add(root,
     form({
       title: "General",
       submit: "Save general settings",
@@ -94,14 +94,14 @@ export async function detailPage(root, { id }, go) {
   const sections = [termination, credentials, origination, logging];
   for (const section of sections) {
     const box = h("section", { class: "section" });
-    root.append(box);
+    add(root, box);
     try {
       await section(box, voice, VoiceConnectorId, reload);
     } catch (e) {
-      box.append(errorBox(e));
+      add(box, errorBox(e));
     }
   }
-  root.append(
+  add(root,
     h("section", { class: "section danger" },
       h("h3", {}, "Delete"),
       actionButton("Delete this voice connector", async () => {
@@ -126,7 +126,7 @@ async function getOr(voice, command, key, fallback) {
 async function termination(box, voice, VoiceConnectorId, reload) {
   const t = await getOr(voice, new GetVoiceConnectorTerminationCommand({ VoiceConnectorId }), "Termination", null);
   const cur = t || {};
-  box.append(
+  add(box,
     form({
       title: "Termination",
       submit: t ? "Save termination" : "Enable termination",
@@ -151,12 +151,12 @@ async function termination(box, voice, VoiceConnectorId, reload) {
     }),
   );
   if (!t) return;
-  box.append(actionButton("Delete termination", async () => {
+  add(box, actionButton("Delete termination", async () => {
     await voice.send(new DeleteVoiceConnectorTerminationCommand({ VoiceConnectorId }));
     reload();
   }));
   const health = await getOr(voice, new GetVoiceConnectorTerminationHealthCommand({ VoiceConnectorId }), "TerminationHealth", null);
-  box.append(
+  add(box,
     h("h4", {}, "Termination health"),
     health && health.Timestamp
       ? h("p", { class: "health" }, `Last OPTIONS from ${health.Source} at ${new Date(health.Timestamp).toLocaleString()}`)
@@ -166,7 +166,7 @@ async function termination(box, voice, VoiceConnectorId, reload) {
 
 async function credentials(box, voice, VoiceConnectorId, reload) {
   const { Usernames = [] } = await voice.send(new ListVoiceConnectorTerminationCredentialsCommand({ VoiceConnectorId }));
-  box.append(
+  add(box,
     h("h3", {}, "Termination credentials"),
     table(
       [
@@ -199,7 +199,7 @@ async function origination(box, voice, VoiceConnectorId, reload) {
   const routes = o?.Routes || [];
   const save = (Routes, Disabled = o?.Disabled ?? false) =>
     voice.send(new PutVoiceConnectorOriginationCommand({ VoiceConnectorId, Origination: { Routes, Disabled } }));
-  box.append(
+  add(box,
     h("h3", {}, "Origination"),
     o && h("p", {}, o.Disabled ? "Origination is disabled." : "Origination is enabled."),
     table(
@@ -244,7 +244,7 @@ async function origination(box, voice, VoiceConnectorId, reload) {
 
 async function logging(box, voice, VoiceConnectorId, reload) {
   const l = await getOr(voice, new GetVoiceConnectorLoggingConfigurationCommand({ VoiceConnectorId }), "LoggingConfiguration", {});
-  box.append(
+  add(box,
     form({
       title: "Logging",
       submit: "Save logging",

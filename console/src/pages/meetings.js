@@ -11,7 +11,7 @@ import {
 } from "@aws-sdk/client-chime-sdk-meetings";
 import { ListVoiceConnectorsCommand } from "@aws-sdk/client-chime-sdk-voice";
 import { sdk, adminGet, allPages } from "../api.js";
-import { h, field, form, table, actionButton, copyBox } from "../ui.js";
+import { add, h, field, form, table, actionButton, copyBox } from "../ui.js";
 
 /** The number dialled in the README's example; any E.164 number reaches the meeting. */
 const DIALLED = "+17035550122";
@@ -19,7 +19,7 @@ const DIALLED = "+17035550122";
 export async function meetingsPage(root, _params, go) {
   const { meetings } = sdk();
   const { Meetings = [], Truncated } = await adminGet("/admin/meetings");
-  root.append(
+  add(root,
     h("h2", {}, "Meetings"),
     table(
       [
@@ -73,15 +73,15 @@ export async function meetingPage(root, { id }, go) {
       const { Attendee: a } = await meetings.send(new CreateAttendeeCommand({ MeetingId, ExternalUserId: v.ExternalUserId }));
       joined.replaceChildren(
         h("h4", {}, `Attendee ${a.ExternalUserId} created`),
-        copyBox("Join token", a.JoinToken),
+        copyBox("Join token", a.JoinToken, "Copy the join token"),
         v.Connector
-          ? copyBox("SIP URI", `sip:${DIALLED}@${v.Connector};transport=tls;X-chime-join-token=${a.JoinToken}`)
+          ? copyBox("SIP URI", `sip:${DIALLED}@${v.Connector};transport=tls;X-chime-join-token=${a.JoinToken}`, "Copy the SIP URI")
           : h("p", {}, "Create a voice connector to get a SIP URI to dial."),
         h("button", { type: "button", onclick: reload }, "Refresh attendees"),
       );
     },
   });
-  root.append(
+  add(root,
     h("p", {}, h("a", { href: "#/meetings" }, "← Meetings")),
     h("h2", {}, `Meeting ${m.ExternalMeetingId || m.MeetingId}`),
     h("dl", { class: "facts" },

@@ -10,7 +10,7 @@ import {
   DisassociatePhoneNumbersFromVoiceConnectorGroupCommand,
 } from "@aws-sdk/client-chime-sdk-voice";
 import { sdk, allPages } from "../api.js";
-import { h, field, form, table, actionButton } from "../ui.js";
+import { add, h, field, form, table, actionButton } from "../ui.js";
 
 export async function numbersPage(root, _params, go) {
   const { voice } = sdk();
@@ -37,7 +37,7 @@ export async function numbersPage(root, _params, go) {
     ...connectors.map((c) => [`vc:${c.VoiceConnectorId}`, `Voice connector ${c.Name}`]),
     ...groups.map((g) => [`group:${g.VoiceConnectorGroupId}`, `Group ${g.Name}`]),
   ];
-  root.append(
+  add(root,
     h("h2", {}, "Phone numbers"),
     table(
       [
