@@ -16,6 +16,7 @@ import re
 import socket
 import subprocess
 import time
+import urllib.error
 import uuid
 from pathlib import Path
 
@@ -267,3 +268,34 @@ def test_operator_session(console_server, tmp_path):
     }
     assert set(provoked) <= allowed and ("PUT", f"/voice-connectors/{vc_id}/termination", 400) in provoked, provoked
     assert len(seen["consoleErrors"]) == len(seen["httpErrors"]), seen
+
+
+def test_admin_reads_are_signed_and_keep_secrets(console_server):
+    """The console's admin reads: unsigned is refused, signed lists meetings newest first
+    (as CreateMeeting answers them) and carriers without credentials; a query parameter is
+    a 400 naming the path."""
+    server = console_server
+    unsigned = requests.get(server.api_url + "/admin/meetings", timeout=10)
+    assert unsigned.status_code == 403 and unsigned.json()["Code"], unsigned.text
+    meetings = server.client("chime-sdk-meetings")
+    made = [
+        meetings.create_meeting(ClientRequestToken=uuid.uuid4().hex, MediaRegion="us-east-1", ExternalMeetingId=f"m{i}")
+        ["Meeting"] for i in range(2)
+    ]
+    listed = server.signed_get("/admin/meetings", {})
+    ids = [m["MeetingId"] for m in listed["Meetings"]]
+    assert ids.index(made[1]["MeetingId"]) < ids.index(made[0]["MeetingId"]), ids
+    [first] = [m for m in listed["Meetings"] if m["MeetingId"] == made[0]["MeetingId"]]
+    assert {k: v for k, v in first.items() if k != "CreatedTimestamp"} == made[0], (first, made[0])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", first["CreatedTimestamp"]), first
+    assert listed["Truncated"] is False
+
+    [telco] = server.signed_get("/admin/carriers", {})["Carriers"]
+    assert telco["Name"] == "telco" and telco["Transport"] == "tcp" and telco["Prefixes"] == ["+44"], telco
+    assert telco["Status"] in ("up", "down", "unknown"), telco
+    assert not any("assword" in k or "sername" in k for k in telco), telco
+
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        server.signed_get("/admin/carriers", {"max-results": "5"})
+    body = bad.value.read().decode()
+    assert bad.value.code == 400 and "/admin/carriers takes no query parameters" in body, body
