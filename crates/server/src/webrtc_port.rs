@@ -292,6 +292,47 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn after_an_ice_restart_the_new_ufrag_routes_to_the_same_leg() {
+        let port = WebRtcPort::bind("127.0.0.1:0".parse().expect("addr"), None)
+            .await
+            .expect("bind");
+        let server = port.local_addr().expect("addr");
+        tokio::spawn(port.clone().run());
+        let mut media = MeetingMedia::new(
+            std::time::Instant::now(),
+            std::time::Duration::from_secs(1_800_000_000),
+            engine::EngineConfig::default(),
+            8,
+        );
+        let leg = media
+            .add_leg(std::time::Instant::now(), test_leg())
+            .expect("leg");
+        let (tx, mut rx) = mpsc::channel(16);
+        let key = port.add("before", tx, leg);
+        port.set_ufrag(key, "after");
+        // A browser on a new address (its restart found another path).
+        let browser = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let from = browser.local_addr().expect("addr");
+        browser
+            .send_to(&binding_request("before:browser"), server)
+            .await
+            .expect("send");
+        assert_eq!(
+            next_packet(&mut rx).await,
+            None,
+            "the old ufrag routes no more"
+        );
+        browser
+            .send_to(&binding_request("after:browser"), server)
+            .await
+            .expect("send");
+        assert_eq!(next_packet(&mut rx).await, Some((leg, from)));
+        assert_eq!(port.routed_legs(), 1);
+        port.remove(key);
+        assert_eq!(port.routed_legs(), 0);
+    }
+
     fn test_leg() -> engine::LegConfig {
         engine::LegConfig {
             codec: codec::Codec::Pcmu,
