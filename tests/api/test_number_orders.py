@@ -169,6 +169,13 @@ def test_order_errors_name_the_field(server):
     out = server.admin("add-numbers", "--pool", "+12065550199").stdout
     assert "already" in out, out
     assert search(voice, AreaCode="206") == SEATTLE
+    # Pooled first, then put straight into the inventory: an order for it fails that number.
+    server.admin("add-numbers", SEATTLE[0])
+    order = voice.create_phone_number_order(ProductType="VoiceConnector",
+                                            E164PhoneNumbers=[SEATTLE[0], SEATTLE[1]])["PhoneNumberOrder"]
+    assert order["Status"] == "Partial", order
+    assert order["OrderedPhoneNumbers"][0] == {"E164PhoneNumber": SEATTLE[0], "Status": "Failed"}
+    assert search(voice, AreaCode="206") == SEATTLE[2:]
     with pytest.raises(subprocess.CalledProcessError) as bad:
         server.admin("add-numbers", "--pool", "--state", "Washington", "+12065550198")
     assert "--state" in bad.value.stderr, bad.value.stderr

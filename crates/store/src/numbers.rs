@@ -52,8 +52,8 @@ pub trait NumberOrderRepository: Send + Sync {
     /// The (country, number type) pairs the pool has numbers of, sorted.
     async fn pool_countries(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Moves each number out of the pool into the inventory as the given entry, all in one
-    /// transaction. For each entry, whether it was in the pool (one that was not is left
-    /// alone).
+    /// transaction. For each entry, whether it moved: one not in the pool, or already in the
+    /// inventory, did not.
     async fn take_from_pool(&self, numbers: &[PhoneNumber]) -> Result<Vec<bool>, StoreError>;
     /// Stores an order document (shape `PhoneNumberOrder`), replacing one with the same id.
     async fn put_order(

@@ -82,14 +82,19 @@ impl NumberOrderRepository for SqlRepository {
                 .bind(&n.phone_number_id)
                 .execute(&mut *tx)
                 .await?;
-            let moved = r.rows_affected() > 0;
-            if moved {
-                sqlx::query("INSERT INTO phone_numbers (id, vc_id, body) VALUES ($1, NULL, $2)")
-                    .bind(&n.phone_number_id)
-                    .bind(to_json(n))
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            // A number the inventory already holds (added there after it was pooled) leaves
+            // the pool but is not this order's.
+            let moved = r.rows_affected() > 0
+                && sqlx::query(
+                    "INSERT INTO phone_numbers (id, vc_id, body) VALUES ($1, NULL, $2) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&n.phone_number_id)
+                .bind(to_json(n))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0;
             taken.push(moved);
         }
         tx.commit().await?;
