@@ -231,24 +231,8 @@ mod tests {
 
     #[tokio::test]
     async fn datagrams_are_routed_by_ufrag_then_by_source_address() {
-        let port = WebRtcPort::bind("127.0.0.1:0".parse().expect("addr"), None)
-            .await
-            .expect("bind");
-        let server = port.local_addr().expect("addr");
-        tokio::spawn(port.clone().run());
-        let mut media = MeetingMedia::new(
-            std::time::Instant::now(),
-            std::time::Duration::from_secs(1_800_000_000),
-            engine::EngineConfig::default(),
-            7,
-        );
-        // Two real legs of one meeting, for their ids.
-        let leg_a = media
-            .add_leg(std::time::Instant::now(), test_leg())
-            .expect("leg");
-        let leg_b = media
-            .add_leg(std::time::Instant::now(), test_leg())
-            .expect("leg");
+        let (port, server, legs) = running_port(2).await;
+        let (leg_a, leg_b) = (legs[0], legs[1]);
         let (tx, mut rx) = mpsc::channel(16);
         let key_a = port.add("ufragA", tx.clone(), leg_a);
         port.add("ufragB", tx, leg_b);
@@ -294,20 +278,8 @@ mod tests {
 
     #[tokio::test]
     async fn after_an_ice_restart_the_new_ufrag_routes_to_the_same_leg() {
-        let port = WebRtcPort::bind("127.0.0.1:0".parse().expect("addr"), None)
-            .await
-            .expect("bind");
-        let server = port.local_addr().expect("addr");
-        tokio::spawn(port.clone().run());
-        let mut media = MeetingMedia::new(
-            std::time::Instant::now(),
-            std::time::Duration::from_secs(1_800_000_000),
-            engine::EngineConfig::default(),
-            8,
-        );
-        let leg = media
-            .add_leg(std::time::Instant::now(), test_leg())
-            .expect("leg");
+        let (port, server, legs) = running_port(1).await;
+        let leg = legs[0];
         let (tx, mut rx) = mpsc::channel(16);
         let key = port.add("before", tx, leg);
         port.set_ufrag(key, "after");
@@ -331,6 +303,27 @@ mod tests {
         assert_eq!(port.routed_legs(), 1);
         port.remove(key);
         assert_eq!(port.routed_legs(), 0);
+    }
+
+    /// A port with its reader running, its address, and `n` real legs of one meeting
+    /// (for their ids).
+    async fn running_port(n: usize) -> (Arc<WebRtcPort>, SocketAddr, Vec<LegId>) {
+        let port = WebRtcPort::bind("127.0.0.1:0".parse().expect("addr"), None)
+            .await
+            .expect("bind");
+        let server = port.local_addr().expect("addr");
+        tokio::spawn(port.clone().run());
+        let now = std::time::Instant::now();
+        let mut media = MeetingMedia::new(
+            now,
+            std::time::Duration::from_secs(1_800_000_000),
+            engine::EngineConfig::default(),
+            7,
+        );
+        let legs = (0..n)
+            .map(|_| media.add_leg(now, test_leg()).expect("leg"))
+            .collect();
+        (port, server, legs)
     }
 
     fn test_leg() -> engine::LegConfig {
