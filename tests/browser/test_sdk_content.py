@@ -2,7 +2,8 @@
 `<JoinToken>#content` as the attendee `<AttendeeId>#content`; the server accepts it for an
 existing attendee, lists it in the roster with the attendee's ExternalUserId, and mixes its
 audio: a SIP phone (pjsua2) hears the shared 700 Hz tone beside the browser's 1 kHz
-microphone. Stopping the share takes the content attendee out of the roster.
+microphone. Stopping the share takes the content attendee out of the roster, and
+DeleteAttendee ends the content share with the attendee's own session.
 """
 
 from __future__ import annotations
@@ -56,6 +57,18 @@ def test_content_share_is_accepted_and_its_audio_reaches_the_phone(browser_env, 
             res = caller_result(caller, timeout=CALL_SECONDS + 30)
         finally:
             stop(caller)
+
+        # DeleteAttendee ends the attendee's content share with its own session.
+        browser.command(f"content-share:{CONTENT_TONE_HZ}")
+        browser.wait(lambda s: s["content"]["started"] >= 2, 25, "the second contentShareDidStart")
+        browser.wait(lambda s: content_id in harness.roster_external_ids(s), 15, "the content attendee back")
+        server.meetings.delete_attendee(MeetingId=meeting["MeetingId"], AttendeeId=att["AttendeeId"])
+        ended = browser.wait(
+            lambda s: s["content"]["stopped"] >= 2 and s.get("stopStatus") is not None,
+            20,
+            "the content share and the session stopped after DeleteAttendee",
+        )
+        assert ended["stopStatus"]["name"] == "AudioAttendeeRemoved", ended["stopStatus"]
     assert res.get("confirmed"), res
     heard = harness.tone_presence(recording, (BROWSER_TONE_HZ, CONTENT_TONE_HZ))["tones"]
     assert heard[CONTENT_TONE_HZ]["present_blocks"] >= CONTENT_BLOCKS, f"the phone did not hear the content: {heard}"
