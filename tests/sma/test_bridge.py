@@ -219,3 +219,32 @@ def test_bridge_to_a_number_that_rings_too_long(pstn_lab, pstn_tools):
     assert callee_run["ended"] == "cancelled" and callee_run["cancel"].startswith("CANCEL"), callee_run
     assert phone_run["confirmed"] and phone_run.get("remote_bye", "").startswith("BYE"), phone_run
     assert "bridged_at" not in state
+
+
+def test_bridge_respects_the_carriers_max_calls(pstn_lab, pstn_tools):
+    """The carrier takes one call at a time (`--max-calls 1`): while the first phone's LEG-B
+    rings there, the second phone's CallAndBridge fails with ACTION_FAILED naming the
+    limit, and the carrier sees one INVITE."""
+    lab, tools = pstn_lab, pstn_tools
+    state: dict = {}
+    c1 = lab.callee("one-line", "127.0.0.2", never_answer=True, timeout=30.0)
+    lab.add_carrier("one-line", c1.address, 1, "PCMU", "--max-calls", "1")
+    endpoint = {"BridgeEndpointType": "PSTN", "Uri": TO}
+    server, hook = setup(lab, tools, app_that_bridges(endpoint, state, timeout=8))
+    try:
+        first = phone(lab, DIAL_IN, name="first", duration=20.0)
+        first.wait_media()
+        hook.wait_for("NEW_INBOUND_CALL")
+        time.sleep(1.0)
+        second = phone(lab, DIAL_IN, name="second", duration=20.0)
+        failed = hook.wait_for("ACTION_FAILED", timeout=20)
+        second_run, first_run = second.result(), first.result()
+        callee_run = c1.result()
+    finally:
+        hook.close()
+    assert not hook.errors, hook.errors
+    data = failed["ActionData"]
+    assert data["Type"] == "CallAndBridge" and "max calls (1)" in data["ErrorMessage"], data
+    assert first_run["confirmed"] and second_run["confirmed"], (first_run, second_run)
+    # The carrier's one INVITE was the first phone's, cancelled at its CallTimeoutSeconds.
+    assert callee_run["ended"] == "cancelled", callee_run

@@ -83,6 +83,24 @@ impl<K: Copy + Eq + Hash> CarrierLimits<K> {
     /// place on a previous carrier is given back), or says why not.
     pub fn admit(&mut self, now: Instant, a: K, carrier: &str, limits: Limits) -> Result<(), Skip> {
         self.give_back(a);
+        match self.admit_unnamed(now, carrier, limits) {
+            Ok(()) => {
+                self.places.insert(a, carrier.to_string());
+                Ok(())
+            }
+            Err(why) => Err(self.skip(a, carrier, why)),
+        }
+    }
+
+    /// Admits an attempt whose call has no name yet (an application's outbound leg, named
+    /// by the INVITE it is about to send): [`Self::name`] gives it its name once it has one,
+    /// [`Self::unnamed_gone`] gives its place back when the INVITE is not sent.
+    pub fn admit_unnamed(
+        &mut self,
+        now: Instant,
+        carrier: &str,
+        limits: Limits,
+    ) -> Result<(), Skip> {
         let u = self.usage.entry(carrier.to_string()).or_insert(Usage {
             active: 0,
             tokens: f64::from(limits.cps.unwrap_or(0)),
@@ -91,7 +109,7 @@ impl<K: Copy + Eq + Hash> CarrierLimits<K> {
         if let Some(max) = limits.max_calls
             && u.active >= max
         {
-            return Err(self.skip(a, carrier, Skip::MaxCalls(max)));
+            return Err(Skip::MaxCalls(max));
         }
         if let Some(cps) = limits.cps {
             let rate = f64::from(cps);
@@ -99,13 +117,24 @@ impl<K: Copy + Eq + Hash> CarrierLimits<K> {
             u.tokens = (u.tokens + elapsed * rate).min(rate);
             u.at = now;
             if u.tokens < 1.0 {
-                return Err(self.skip(a, carrier, Skip::Cps(cps)));
+                return Err(Skip::Cps(cps));
             }
             u.tokens -= 1.0;
         }
         u.active += 1;
-        self.places.insert(a, carrier.to_string());
         Ok(())
+    }
+
+    /// The attempt admitted by [`Self::admit_unnamed`] is call `a`'s (released with it).
+    pub fn name(&mut self, a: K, carrier: &str) {
+        self.places.insert(a, carrier.to_string());
+    }
+
+    /// The attempt admitted by [`Self::admit_unnamed`] was not made.
+    pub fn unnamed_gone(&mut self, carrier: &str) {
+        if let Some(u) = self.usage.get_mut(carrier) {
+            u.active = u.active.saturating_sub(1);
+        }
     }
 
     fn skip(&mut self, a: K, carrier: &str, why: Skip) -> Skip {
@@ -223,5 +252,19 @@ mod tests {
             assert_eq!(l.admit(now, a, "c", Limits::default()), Ok(()));
         }
         assert_eq!(l.active("c"), 100);
+    }
+
+    #[test]
+    fn unnamed_attempts_count_once_named_or_given_back() {
+        let now = Instant::now();
+        let mut l = CarrierLimits::default();
+        assert_eq!(l.admit_unnamed(now, "c1", CALLS_1), Ok(()));
+        assert_eq!(l.admit_unnamed(now, "c1", CALLS_1), Err(Skip::MaxCalls(1)));
+        l.unnamed_gone("c1");
+        assert_eq!(l.admit_unnamed(now, "c1", CALLS_1), Ok(()));
+        l.name(7u64, "c1");
+        assert_eq!(l.admit(now, 8, "c1", CALLS_1), Err(Skip::MaxCalls(1)));
+        l.release(7);
+        assert_eq!(l.active("c1"), 0);
     }
 }

@@ -200,9 +200,12 @@ impl Edge {
             to,
             headers,
         } = *d;
-        let Some(b) = self.sma_invite(dial, &from, &to, headers) else {
-            let why = format!("the INVITE to {to} could not be sent");
-            return self.tell(a, SmaMsg::Dialling(call_id, Err(("SystemException", why))));
+        let b = match self.sma_invite(dial, &from, &to, headers) {
+            Ok(b) => b,
+            Err(why) => {
+                let why = format!("LEG-B to {to} was not dialled: {why}");
+                return self.tell(a, SmaMsg::Dialling(call_id, Err(("SystemException", why))));
+            }
         };
         tracing::info!(leg_a = %a, leg_b = %b, %to, "CallAndBridge: LEG-B dialling");
         self.sma.insert(b, SmaLeg::dialled(flow));

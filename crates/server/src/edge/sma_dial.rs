@@ -10,7 +10,8 @@
 //! to the leg, its media goes into the call's own mixer (`sma-<TransactionId>`, as an
 //! inbound application call's), and then the flow hears CALL_ANSWERED. A final failure
 //! (486, 503, no answer within the ring timer) releases the leg, and the release tells the
-//! flow (HANGUP). One carrier is tried: the best for the number.
+//! flow (HANGUP). One carrier is tried: the best for the number, within its `--max-calls`
+//! and `--cps` (a dial-out over them is not placed, and says so in the log).
 //!
 //! UpdateSipMediaApplicationCall: the request reaches the flow of its TransactionId as
 //! CALL_UPDATE_REQUESTED. Only the node running the call can do that; with several nodes
@@ -257,9 +258,12 @@ impl Edge {
             tracing::warn!(transaction = %transaction_id, "shutting down: the SIP media application call is not placed");
             return;
         }
-        let Some(leg) = self.sma_invite(p.dial, &p.from, &p.to, p.headers) else {
-            tracing::warn!(transaction = %transaction_id, "the SIP media application call is not placed");
-            return;
+        let leg = match self.sma_invite(p.dial, &p.from, &p.to, p.headers) {
+            Ok(leg) => leg,
+            Err(why) => {
+                tracing::warn!(transaction = %transaction_id, reason = %why, "the SIP media application call is not placed");
+                return;
+            }
         };
         tracing::info!(%leg, transaction = %transaction_id, "SIP media application call dialling");
         let tx = crate::sma::call::spawn(
@@ -275,18 +279,26 @@ impl Edge {
     }
 
     /// Sends our INVITE to `to` through the dial's carrier or route (From `from` at our
-    /// SIP domain, with `headers` after the target's own) and keeps its leg; `None` (the
-    /// reason logged, the media released) when it cannot be sent. The caller registers the
-    /// leg with a flow ([`SmaLeg::dialled`]) and calls [`Self::sma_ringing`].
+    /// SIP domain, with `headers` after the target's own) and keeps its leg; `Err` (why, the
+    /// media released) when it cannot be sent, a carrier's `--max-calls` or `--cps` among
+    /// the reasons. The caller registers the leg with a flow ([`SmaLeg::dialled`]) and
+    /// calls [`Self::sma_ringing`].
     pub(super) fn sma_invite(
         &mut self,
         dial: Dial,
         from: &str,
         to: &str,
         headers: Vec<(HeaderName, String)>,
-    ) -> Option<LegId> {
+    ) -> Result<LegId, String> {
         let now = Instant::now();
         let (carrier, media, remote) = (dial.carrier, dial.media, dial.remote);
+        if let Err(why) = self
+            .limits
+            .admit_unnamed(now, &carrier.name, carrier.limits)
+        {
+            self.release.unused(*media);
+            return Err(format!("{}: {why}", carrier.name));
+        }
         let transport = pstn::transport_kind(carrier.transport);
         let local = super::transport_of(transport)
             .and_then(|t| self.transports.local_addr(t))
@@ -297,8 +309,8 @@ impl Edge {
         let uri = format!("{scheme}:{to}@{ip}:{port};transport={tp}");
         let Ok(target) = Uri::parse(&uri) else {
             self.release.unused(*media);
-            tracing::warn!(%uri, "INVITE not sent: bad target");
-            return None;
+            self.limits.unnamed_gone(&carrier.name);
+            return Err(format!("the target {uri} is not a SIP URI"));
         };
         let mut extra = carrier.headers.clone();
         extra.extend(headers);
@@ -319,18 +331,22 @@ impl Edge {
             Ok(k) => k,
             Err(e) => {
                 self.release.unused(*media);
-                tracing::warn!(carrier = %carrier.name, error = %e, "INVITE not sent");
-                return None;
+                self.limits.unnamed_gone(&carrier.name);
+                return Err(format!(
+                    "the INVITE to carrier {} was not sent: {e}",
+                    carrier.name
+                ));
             }
         };
         let leg = self.table.sip_dial(now, key, None);
+        self.limits.name(leg, &carrier.name);
         self.legs.insert(leg, *media);
         let label = format!("carrier=\"{}\"", carrier.name);
         self.ctx
             .metrics
             .counter_add("vc_carrier_attempts_total", &label, 1);
         tracing::info!(%leg, carrier = %carrier.name, %remote, %to, "application leg dialling");
-        Some(leg)
+        Ok(leg)
     }
 
     /// An application's dialled leg is to be told of its 18x and 200 ([`SmaMsg::Ringing`],
