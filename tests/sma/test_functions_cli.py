@@ -77,7 +77,7 @@ def test_add_list_replace_remove(cli):
 @pytest.mark.parametrize("args, names", [
     (("arn:aws:s3:::bucket", "http://127.0.0.1:9000"), "ARN"),
     (("arn:aws:lambda:us-east-1:1234:function:f", "http://127.0.0.1:9000"), "ARN"),
-    ((ARN, "https://127.0.0.1:9000"), "URL"),
+    ((ARN, "https://user:pw@127.0.0.1:9000"), "URL"),
     ((ARN, "ftp://127.0.0.1"), "URL"),
     ((ARN, "http://user:pw@127.0.0.1:9000"), "URL"),
     ((ARN, "http://127.0.0.1:99999"), "URL"),

@@ -1,8 +1,8 @@
 //! `voice-connector admin functions add|list|remove`: the function registry (issue 13).
 //! A SIP media application names its function by Lambda ARN, as on AWS; the registry says
-//! which HTTP endpoint runs that ARN here, and how to call it (`webhook`: POST the event
-//! JSON; `invoke`: the Lambda Invoke API, for a Lambda emulator). Kept in the database
-//! every node reads. Bad input is an [`admin::BadInput`](crate::admin::BadInput) error,
+//! which http:// or https:// endpoint runs that ARN here, and how to call it (`webhook`:
+//! POST the event JSON; `invoke`: the Lambda Invoke API, for a Lambda emulator). Kept in the
+//! database every node reads. Bad input is an [`admin::BadInput`](crate::admin::BadInput) error,
 //! which `main` turns into exit code 2, naming the argument.
 
 use std::fmt::Write as _;
@@ -24,7 +24,8 @@ pub enum FunctionCommand {
         settings: Settings,
         /// The function's ARN, as SIP media applications name it.
         arn: String,
-        /// `http://HOST[:PORT][/PATH]` of the endpoint.
+        /// `http://` or `https://HOST[:PORT][/PATH]` of the endpoint (https is verified
+        /// against the system's CAs and `serve --sma-ca-file`).
         url: String,
         /// webhook (POST the event, the body is the answer) or invoke (the Lambda Invoke
         /// API under URL) [default: webhook].

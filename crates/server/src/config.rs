@@ -173,7 +173,7 @@ pub struct Settings {
     /// Seconds the HTTP connections get to finish at shutdown before they are dropped [default: 5]
     #[arg(long, env = "VC_HTTP_SHUTDOWN_TIMEOUT")]
     pub http_shutdown_timeout: Option<u64>,
-    /// `http://HOST[:PORT]` of an S3-compatible server (MinIO, Ceph, moto) holding SIP
+    /// `http(s)://HOST[:PORT]` of an S3-compatible server (MinIO, Ceph, moto) holding SIP
     /// media applications' prompts and recordings, spoken to path-style with SigV4
     /// [default: none: prompts from <data-dir>/audio/BUCKET/KEY, recordings to
     /// <data-dir>/recordings/BUCKET/KEY]
@@ -188,6 +188,10 @@ pub struct Settings {
     /// Secret access key for --s3-endpoint [default: AWS_SECRET_ACCESS_KEY]
     #[arg(long, env = "VC_S3_SECRET_ACCESS_KEY", hide_env_values = true, value_parser = secret_arg)]
     pub s3_secret_access_key: Option<crate::sma::s3::Secret>,
+    /// PEM file of CA certificates trusted, besides the system's bundle, by the https
+    /// client of SIP media application functions and --s3-endpoint (a private CA)
+    #[arg(long, env = "VC_SMA_CA_FILE")]
+    pub sma_ca_file: Option<PathBuf>,
     /// Text-to-speech program for SIP media applications' Speak and SpeakAndGetDigits:
     /// espeak-ng or one that takes its arguments (`--stdout`, `-v LANGUAGE`, `-m` for SSML,
     /// the text last) and writes a WAV to stdout [default: none: Speak fails, saying so]
@@ -230,6 +234,7 @@ struct FileSettings {
     s3_region: Option<String>,
     s3_access_key_id: Option<String>,
     s3_secret_access_key: Option<crate::sma::s3::Secret>,
+    sma_ca_file: Option<PathBuf>,
     tts_command: Option<PathBuf>,
 }
 
@@ -267,6 +272,8 @@ pub struct Config {
     pub http_options: crate::http::HttpOptions,
     /// The S3-compatible server of prompts and recordings; `None`: the data directory.
     pub s3: Option<crate::sma::s3::S3Config>,
+    /// CA certificates the https client trusts besides the system's (`--sma-ca-file`).
+    pub sma_ca_file: Option<PathBuf>,
     /// The text-to-speech program (`--tts-command`).
     pub tts_command: Option<PathBuf>,
 }
@@ -391,6 +398,7 @@ impl Settings {
             tls_key,
             http_options,
             s3,
+            sma_ca_file: self.sma_ca_file.clone().or(file.sma_ca_file),
             tts_command: self.tts_command.clone().or(file.tts_command),
         })
     }
@@ -577,8 +585,9 @@ mod tests {
             "the secret is never printed"
         );
         s.s3_endpoint = Some("https://s3.amazonaws.com".into());
-        let e = s.resolve().unwrap_err().to_string();
-        assert!(e.contains("https is not supported"), "{e}");
+        let c = s.resolve().expect("https endpoint");
+        let tls_name = c.s3.and_then(|s3| s3.tls_name);
+        assert_eq!(tls_name.as_deref(), Some("s3.amazonaws.com"));
         s.s3_endpoint = None;
         assert!(
             s.resolve().is_err(),

@@ -87,6 +87,7 @@ impl Server {
     /// Opens the store and starts everything.
     pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         let repo = open_store(&cfg).await?;
+        crate::sma::tls::install(cfg.sma_ca_file.as_deref())?;
         let (creds, origin) = secrets::api_credentials(&cfg.data_dir)?;
         let token_key = secrets::token_key(&cfg.data_dir)?;
         // Every INVITE reads its connector's configuration: keep it for a second (this node's

@@ -121,6 +121,7 @@ fn invoker() -> Invoker {
     Invoker {
         timeout: Duration::from_millis(400),
         retries: 1,
+        tls: None,
     }
 }
 

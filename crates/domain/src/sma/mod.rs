@@ -327,15 +327,16 @@ pub struct FunctionEndpoint {
 }
 
 impl FunctionEndpoint {
-    /// Checks the ARN and the URL (`http://host[:port][/path]`; no credentials in it,
-    /// since the registry is listed in the clear).
+    /// Checks the ARN and the URL (`http://` or `https://host[:port][/path]`; no
+    /// credentials in it, since the registry is listed in the clear).
     pub fn validate(&self) -> Result<(), DomainError> {
         LambdaArn::parse("arn", &self.lambda_arn)?;
         let url = &self.url;
         let bad = |why: &str| DomainError::invalid("url", format!("{url:?}: {why}"));
         let rest = url
             .strip_prefix("http://")
-            .ok_or_else(|| bad("must start with http:// (https is not supported yet)"))?;
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| bad("must start with http:// or https://"))?;
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         if authority.contains('@') {
             // Said without the URL: it holds a password.

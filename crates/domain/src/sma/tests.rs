@@ -143,11 +143,13 @@ fn registry_entries_check_url_and_arn() {
         "http://127.0.0.1:9000",
         "http://localhost/hook?x=1",
         "http://[::1]:8080/",
+        "https://fn.example.com/ivr",
+        "https://127.0.0.1:8443",
     ] {
         f(ok).validate().unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
     for bad in [
-        "https://x",
+        "https://",
         "ftp://x",
         "http://user:pw@x/",
         "http://:80",

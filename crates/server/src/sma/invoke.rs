@@ -13,7 +13,12 @@
 //! or a 429 is tried once more ([`Invoker::retries`]); after that the call flow hangs up
 //! (480, [`InvokeError::hangs_up`]). An answer that arrived but is not a valid actions
 //! document is [`InvokeError::Invalid`]: not retried, the call flow sends the function an
-//! INVALID_LAMBDA_RESPONSE event. Plain HTTP/1.1 only (the registry refuses https URLs).
+//! INVALID_LAMBDA_RESPONSE event.
+//!
+//! HTTP/1.1 over TCP for `http://` URLs, over TLS for `https://` ones ([`super::tls`]: the
+//! system's roots and `--sma-ca-file`, the URL's host verified). A certificate the client
+//! refuses is [`InvokeError::Tls`], not retried; a handshake that fails otherwise is
+//! retried like a refused connection.
 
 use std::time::Duration;
 
@@ -24,7 +29,8 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+
+use super::tls::{ConnectError, Origin, TlsClient, TlsFailure};
 
 /// Largest answer read, in bytes (Lambda's own synchronous payload limit is 6 MB; an
 /// actions document is a few KB).
@@ -45,6 +51,10 @@ pub enum InvokeError {
     /// INVALID_LAMBDA_RESPONSE event.
     #[error("invalid function response: {0}")]
     Invalid(#[from] InvalidResponse),
+    /// The endpoint's TLS certificate was refused (not trusted, name mismatch, invalid).
+    /// Not retried; the call flow hangs up.
+    #[error("function endpoint refused: {0}")]
+    Tls(TlsFailure),
     /// The registry entry cannot be called (a URL or ARN the registry should have refused).
     #[error("function endpoint unusable: {0}")]
     BadEndpoint(String),
@@ -81,6 +91,8 @@ pub struct Invoker {
     pub timeout: Duration,
     /// Attempts after the first one.
     pub retries: u32,
+    /// The TLS client of https endpoints; `None`: the process's ([`super::tls::shared`]).
+    pub tls: Option<TlsClient>,
 }
 
 impl Default for Invoker {
@@ -88,6 +100,7 @@ impl Default for Invoker {
         Invoker {
             timeout: Duration::from_secs(5),
             retries: 1,
+            tls: None,
         }
     }
 }
@@ -95,10 +108,8 @@ impl Default for Invoker {
 /// Where one request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Target {
-    /// `host:port` to connect to, as `TcpStream::connect` takes it.
-    connect: String,
-    /// The `Host` header.
-    authority: String,
+    /// Where to connect, the `Host` header, TLS or not.
+    origin: Origin,
     /// Path and query.
     path: String,
 }
@@ -106,26 +117,13 @@ struct Target {
 impl Target {
     fn of(f: &FunctionEndpoint) -> Result<Target, InvokeError> {
         let bad = |why: &str| InvokeError::BadEndpoint(format!("{}: {why}", f.url));
-        let rest = f
-            .url
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("not an http:// URL"))?;
-        let (authority, base) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
+        let (origin, base) = Origin::parse(&f.url).map_err(bad)?;
+        let base = match base {
+            "" => "/".to_string(),
+            b if b.starts_with('/') => b.to_string(),
+            b => format!("/{b}"),
         };
-        if authority.is_empty() || authority.contains('@') {
-            return Err(bad("no host"));
-        }
-        let has_port = match authority.rfind(':') {
-            Some(i) => !authority[i..].contains(']'),
-            None => false,
-        };
-        let connect = if has_port {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
+        let base = base.as_str();
         let path = match f.style {
             domain::sma::FunctionStyle::Webhook => base.to_string(),
             domain::sma::FunctionStyle::Invoke => {
@@ -136,11 +134,7 @@ impl Target {
                 format!("{}/{tail}", base.trim_end_matches('/'))
             }
         };
-        Ok(Target {
-            connect,
-            authority: authority.to_string(),
-            path,
-        })
+        Ok(Target { origin, path })
     }
 }
 
@@ -163,11 +157,13 @@ impl Invoker {
         let target = Target::of(f)?;
         let body = Bytes::from(event.to_json());
         let invoke_api = f.style == domain::sma::FunctionStyle::Invoke;
+        let tls = self.tls.clone().unwrap_or_else(super::tls::shared);
         let mut last = String::new();
         let attempts = self.retries + 1;
         for attempt in 1..=attempts {
             let outcome =
-                tokio::time::timeout(self.timeout, once(&target, body.clone(), invoke_api)).await;
+                tokio::time::timeout(self.timeout, once(&tls, &target, body.clone(), invoke_api))
+                    .await;
             let failure = match outcome {
                 Ok(Ok(answer)) => return Ok(parse_response(&answer)?),
                 Ok(Err(Attempt::Final(e))) => return Err(e),
@@ -187,11 +183,17 @@ impl Invoker {
 }
 
 /// One attempt: connect, send, read the answer.
-async fn once(target: &Target, body: Bytes, invoke_api: bool) -> Result<Bytes, Attempt> {
+async fn once(
+    tls: &TlsClient,
+    target: &Target,
+    body: Bytes,
+    invoke_api: bool,
+) -> Result<Bytes, Attempt> {
     let retry = |what: &str, e: &dyn std::fmt::Display| Attempt::Retry(format!("{what}: {e}"));
-    let stream = TcpStream::connect(&target.connect)
-        .await
-        .map_err(|e| retry("connect", &e))?;
+    let stream = tls.open(&target.origin).await.map_err(|e| match e {
+        ConnectError::Tls(f) if f.is_certificate() => Attempt::Final(InvokeError::Tls(f)),
+        other => Attempt::Retry(other.to_string()),
+    })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| retry("handshake", &e))?;
@@ -199,7 +201,7 @@ async fn once(target: &Target, body: Bytes, invoke_api: bool) -> Result<Bytes, A
         let _ = conn.await;
     }));
     let mut req = Request::post(target.path.as_str())
-        .header(hyper::header::HOST, target.authority.as_str())
+        .header(hyper::header::HOST, target.origin.authority.as_str())
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header(hyper::header::ACCEPT, "application/json");
     if invoke_api {
@@ -271,8 +273,11 @@ mod tests {
         assert_eq!(
             t,
             Target {
-                connect: "127.0.0.1:9000".into(),
-                authority: "127.0.0.1:9000".into(),
+                origin: Origin {
+                    connect: "127.0.0.1:9000".into(),
+                    authority: "127.0.0.1:9000".into(),
+                    tls_name: None,
+                },
                 path: "/hooks/ivr?k=1".into(),
             }
         );
@@ -282,7 +287,7 @@ mod tests {
             FunctionStyle::Invoke,
         ))
         .unwrap();
-        assert_eq!(t.connect, "lambda.local:80");
+        assert_eq!(t.origin.connect, "lambda.local:80");
         assert_eq!(
             t.path,
             "/2015-03-31/functions/ivr/invocations?Qualifier=prod"
@@ -294,11 +299,22 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            (t.connect.as_str(), t.authority.as_str()),
+            (t.origin.connect.as_str(), t.origin.authority.as_str()),
             ("[::1]:9001", "[::1]:9001")
         );
         assert_eq!(t.path, "/base/2015-03-31/functions/f/invocations");
-        assert!(Target::of(&endpoint("https://x", "f", FunctionStyle::Webhook)).is_err());
+        let t = Target::of(&endpoint(
+            "https://fn.example/ivr",
+            "f",
+            FunctionStyle::Webhook,
+        ))
+        .unwrap();
+        assert_eq!(t.origin.connect, "fn.example:443");
+        assert_eq!(t.origin.tls_name.as_deref(), Some("fn.example"));
+        assert_eq!(t.path, "/ivr");
+        let t = Target::of(&endpoint("https://fn.example", "f", FunctionStyle::Webhook)).unwrap();
+        assert_eq!(t.path, "/");
+        assert!(Target::of(&endpoint("ftp://x", "f", FunctionStyle::Webhook)).is_err());
     }
 
     #[test]

@@ -21,12 +21,12 @@ use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt as _;
-use tokio::net::TcpStream;
 
 use super::s3::{
     EMPTY_SHA256, S3Config, ToSign, amz_date, authorization, check_bucket, check_key, object_path,
     payload_sha256,
 };
+use super::tls::{ConnectError, Origin, TlsClient, TlsFailure};
 
 /// Largest object read, in bytes (a 10-minute 16 kHz mono prompt is about 19 MB).
 pub const MAX_GET_BYTES: usize = 20 * 1024 * 1024;
@@ -47,6 +47,9 @@ pub enum ObjectError {
     /// may not be read or written.
     #[error("{uri}: access denied ({detail})")]
     AccessDenied { uri: String, detail: String },
+    /// The server's TLS certificate was refused, or the TLS handshake failed.
+    #[error("{uri}: {failure}")]
+    Tls { uri: String, failure: TlsFailure },
     /// No connection, or it broke before an answer.
     #[error("{uri}: endpoint unreachable: {detail}")]
     Unreachable { uri: String, detail: String },
@@ -68,6 +71,9 @@ pub struct ObjectStore {
     data_dir: PathBuf,
     /// Deadline of one request (10 s by default).
     pub timeout: Duration,
+    /// The TLS client of an https endpoint; `None`: the process's
+    /// ([`super::tls::shared`]).
+    pub tls: Option<TlsClient>,
 }
 
 /// What one S3 request brought back.
@@ -83,6 +89,7 @@ impl ObjectStore {
             s3: s3.map(std::sync::Arc::new),
             data_dir,
             timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 
@@ -93,7 +100,7 @@ impl ObjectStore {
             match &self.s3 {
                 Some(s3) => {
                     let path = object_path(bucket, key);
-                    let a = send(s3, "GET", &path, Bytes::new(), None, &uri).await?;
+                    let a = send(self.tls(), s3, "GET", &path, Bytes::new(), None, &uri).await?;
                     if a.status.is_success() {
                         Ok(a.body.to_vec())
                     } else {
@@ -124,7 +131,9 @@ impl ObjectStore {
             match &self.s3 {
                 Some(s3) => {
                     let path = object_path(bucket, key);
-                    let a = send(s3, "PUT", &path, body.into(), Some(content_type), &uri).await?;
+                    let tls = self.tls();
+                    let a =
+                        send(tls, s3, "PUT", &path, body.into(), Some(content_type), &uri).await?;
                     if a.status.is_success() {
                         Ok(())
                     } else {
@@ -138,6 +147,10 @@ impl ObjectStore {
             }
         };
         self.with_deadline(&uri, work).await
+    }
+
+    fn tls(&self) -> TlsClient {
+        self.tls.clone().unwrap_or_else(super::tls::shared)
     }
 
     async fn with_deadline<T>(
@@ -181,6 +194,7 @@ fn checked(bucket: &str, key: &str) -> Result<String, ObjectError> {
 /// One signed request on a fresh connection: the body is sent, the whole answer read (at
 /// most [`MAX_GET_BYTES`]).
 async fn send(
+    tls: TlsClient,
     s3: &S3Config,
     method: &str,
     path: &str,
@@ -226,9 +240,18 @@ async fn send(
         uri: uri.to_string(),
         detail: format!("cannot build the request: {e}"),
     })?;
-    let stream = TcpStream::connect(&s3.connect)
-        .await
-        .map_err(|e| unreachable("connect", &e))?;
+    let origin = Origin {
+        connect: s3.connect.clone(),
+        authority: s3.authority.clone(),
+        tls_name: s3.tls_name.clone(),
+    };
+    let stream = tls.open(&origin).await.map_err(|e| match e {
+        ConnectError::Tcp(_, e) => unreachable("connect", &e),
+        ConnectError::Tls(failure) => ObjectError::Tls {
+            uri: uri.to_string(),
+            failure,
+        },
+    })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| unreachable("handshake with", &e))?;

@@ -21,16 +21,16 @@ pub struct S3Config {
     pub connect: String,
     /// The `Host` header (and signed `host`): the endpoint's authority as given.
     pub authority: String,
+    /// For an `https://` endpoint, the name its certificate must be valid for.
+    pub tls_name: Option<String>,
     pub region: String,
     pub access_key_id: String,
     pub secret_access_key: Secret,
 }
 
 impl S3Config {
-    /// Checks an endpoint URL, `http://HOST[:PORT]` (a trailing `/` is allowed). https is
-    /// refused with a message saying so: this client speaks plain HTTP only, for an
-    /// S3-compatible server on the same host or network (MinIO, Ceph, moto) or a local TLS
-    /// proxy in front of another.
+    /// Checks an endpoint URL, `http://HOST[:PORT]` or `https://HOST[:PORT]` (a trailing `/`
+    /// is allowed); https is verified as [`super::tls`] says.
     pub fn new(
         endpoint: &str,
         region: &str,
@@ -38,33 +38,11 @@ impl S3Config {
         secret_access_key: Secret,
     ) -> Result<S3Config, String> {
         let bad = |why: &str| format!("--s3-endpoint {endpoint:?}: {why}");
-        if endpoint.starts_with("https://") {
+        let (origin, rest) = super::tls::Origin::parse(endpoint).map_err(bad)?;
+        if !matches!(rest, "" | "/") {
             return Err(bad(
-                "https is not supported; give the http:// address of an S3-compatible server \
-                 (or of a local TLS proxy in front of one)",
+                "must be http(s)://HOST[:PORT] without a path, query or user",
             ));
-        }
-        let rest = endpoint
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("must start with http://"))?;
-        let authority = rest.strip_suffix('/').unwrap_or(rest);
-        if authority.is_empty() {
-            return Err(bad("no host"));
-        }
-        if authority.contains(['/', '?', '#', '@']) || authority.contains(char::is_whitespace) {
-            return Err(bad(
-                "must be http://HOST[:PORT] without a path, query or user",
-            ));
-        }
-        let has_port = match authority.rfind(':') {
-            Some(i) => !authority[i..].contains(']'),
-            None => false,
-        };
-        if has_port {
-            let port = &authority[authority.rfind(':').unwrap_or(0) + 1..];
-            if port.parse::<u16>().map_or(true, |p| p == 0) {
-                return Err(bad("bad port"));
-            }
         }
         let region_ok = !region.is_empty()
             && region.len() <= 64
@@ -81,12 +59,9 @@ impl S3Config {
             return Err("--s3-secret-access-key is empty".into());
         }
         Ok(S3Config {
-            connect: if has_port {
-                authority.to_string()
-            } else {
-                format!("{authority}:80")
-            },
-            authority: authority.to_string(),
+            connect: origin.connect,
+            authority: origin.authority,
+            tls_name: origin.tls_name,
             region: region.to_string(),
             access_key_id: access_key_id.to_string(),
             secret_access_key,
@@ -306,8 +281,11 @@ mod tests {
         );
         assert_eq!(s("http://minio").expect("valid").connect, "minio:80");
         assert_eq!(s("http://[::1]:9000").expect("valid").connect, "[::1]:9000");
-        let https = s("https://s3.amazonaws.com").unwrap_err();
-        assert!(https.contains("https is not supported"), "{https}");
+        let https = s("https://s3.amazonaws.com").expect("valid");
+        assert_eq!(https.connect, "s3.amazonaws.com:443");
+        assert_eq!(https.tls_name.as_deref(), Some("s3.amazonaws.com"));
+        assert_eq!(s("http://minio/").expect("valid").tls_name, None);
+        assert!(s("https://h:9000/bucket").is_err());
         assert!(s("http://h:9000/bucket").is_err());
         assert!(s("http://u@h").is_err());
         assert!(s("http://h:0").is_err());

@@ -86,6 +86,7 @@ impl TestServer {
             tls_key: None,
             http_options: Default::default(),
             s3: None,
+            sma_ca_file: None,
             tts_command: None,
         };
         let server = Server::start(cfg).await.expect("server");
