@@ -150,3 +150,34 @@ def test_refusing_consumer_fails_the_stream_not_the_call(st_server, st_callers, 
     levels = st_tools.tone_levels(rec, (440, 1000))
     assert levels[1000] > -30, f"the caller no longer hears the meeting: {levels}"
     assert st_server.proc.poll() is None
+
+
+def test_a_cut_socket_is_connected_again(st_server, st_callers, st_tones, st_tools):
+    """The consumer's first connection is cut (TCP reset, no close) a second into the
+    call: the server connects again, sends a new start message for the same call and
+    streams on to the stop; the events are STARTED, UPDATED, ENDED."""
+    join = st_server.provision(require_encryption=False)
+    cuts = []
+
+    async def cut_first(ws, start):
+        if cuts:
+            return
+        cuts.append(start["callId"])
+        await asyncio.sleep(1.0)
+        ws.transport.abort()
+
+    with st_tools.Sink(cut_first) as sink, st_tools.Events() as events:
+        streaming_on(st_server, join.voice_connector_id, "--url", sink.url, "--notify-url", events.url)
+        res = st_callers.start(join.host, join.token, "udp", play=st_tones[440], duration=CALL_SECONDS,
+                               name="a").result()
+        joined(res)
+        stream = sink.wait_stop()
+        events.wait_for("ENDED")
+    assert len(sink.streams) == 2, [(s.start, s.stop) for s in sink.streams]
+    first, second = sink.streams
+    assert second is stream and first.stop is None
+    assert first.start["callId"] == second.start["callId"] == cuts[0]
+    assert events.statuses() == ["STARTED", "UPDATED", "ENDED"], events.events
+    rate = second.start["sampleRate"]
+    assert st_tools.level_db(second.tracks[0], rate, 440) > -30
+    assert second.stop["framesSent"] >= first.frames[0] + second.frames[0], (second.stop, first.frames)

@@ -157,6 +157,8 @@ pub fn parse_text(text: &str) -> Inbound {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Started,
+    /// Connected again after the socket broke (a new start message went out).
+    Updated,
     Ended,
     Failed,
 }
@@ -165,6 +167,7 @@ impl Status {
     fn as_str(self) -> &'static str {
         match self {
             Status::Started => "STARTED",
+            Status::Updated => "UPDATED",
             Status::Ended => "ENDED",
             Status::Failed => "FAILED",
         }

@@ -69,9 +69,33 @@ async fn connect(url: &str) -> Result<Socket, String> {
     ))
 }
 
-/// Runs the stream until the leg leaves its meeting (or the socket fails).
+/// How often a stream whose socket broke mid-call is connected again (each time with
+/// [`CONNECT_ATTEMPTS`] attempts) before it is FAILED.
+pub const MAX_RECONNECTS: u32 = 3;
+
+/// What outlives one connection of a stream.
+struct Stream {
+    tap: mpsc::Receiver<TapFrame>,
+    counts: StreamCounts,
+    /// The stream's sample rate: the first frame's.
+    rate: Option<u32>,
+    playback: Option<Playback>,
+    /// STARTED was reported.
+    announced: bool,
+}
+
+/// How one connection ended.
+enum Outcome {
+    /// The leg left its meeting: the stop message was sent (if a start was).
+    LegGone,
+    /// The consumer closed the socket.
+    Closed,
+    /// The socket broke: connect again.
+    Broken(String),
+}
+
+/// Runs the stream until the leg leaves its meeting (or the socket fails for good).
 pub async fn run(spec: StreamSpec, facts: CallFacts) {
-    let now_iso = || domain::timestamp::iso8601(domain::timestamp::now_millis());
     let event = |status: Status, failure: Option<&str>| {
         if let Some(url) = &spec.notify {
             let id = uuid::Uuid::new_v4().to_string();
@@ -79,17 +103,17 @@ pub async fn run(spec: StreamSpec, facts: CallFacts) {
             notify::post(url.clone(), body, spec.metrics.clone());
         }
     };
-    let socket = match connect(&spec.url).await {
-        Ok(s) => s,
-        Err(why) => {
-            tracing::warn!(call = %spec.leg, error = %why, "call stream failed");
-            spec.metrics
-                .counter_add("vc_streams_total", "status=\"failed\"", 1);
-            event(Status::Failed, Some(&why));
-            return;
-        }
+    let failed = |why: &str| {
+        tracing::warn!(call = %spec.leg, error = %why, "call stream failed");
+        spec.metrics
+            .counter_add("vc_streams_total", "status=\"failed\"", 1);
+        event(Status::Failed, Some(why));
     };
-    let (tap_tx, mut tap_rx) = mpsc::channel::<TapFrame>(TAP_QUEUE);
+    let mut socket = match connect(&spec.url).await {
+        Ok(s) => s,
+        Err(why) => return failed(&why),
+    };
+    let (tap_tx, tap_rx) = mpsc::channel::<TapFrame>(TAP_QUEUE);
     let key = taps::next_key();
     let tap = MeetingMsg::Tap {
         leg: spec.leg,
@@ -99,6 +123,91 @@ pub async fn run(spec: StreamSpec, facts: CallFacts) {
     if spec.meeting.send(tap).await.is_err() {
         return;
     }
+    let mut st = Stream {
+        tap: tap_rx,
+        counts: StreamCounts::default(),
+        rate: None,
+        playback: None,
+        announced: false,
+    };
+    let mut reconnects = 0;
+    let ended = loop {
+        let announce = || {
+            spec.metrics
+                .counter_add("vc_streams_total", "status=\"started\"", 1);
+            event(Status::Started, None);
+        };
+        let outcome = connection(&spec, &facts, &mut st, socket, &announce).await;
+        let why = match outcome {
+            Outcome::LegGone | Outcome::Closed => break true,
+            Outcome::Broken(why) if reconnects < MAX_RECONNECTS => why,
+            Outcome::Broken(why) => {
+                failed(&why);
+                break false;
+            }
+        };
+        reconnects += 1;
+        tracing::info!(call = %spec.leg, error = %why, reconnects, "call stream broken; connecting again");
+        match reconnect(&spec.url, &mut st).await {
+            Some(Ok(s)) => {
+                socket = s;
+                event(Status::Updated, None);
+            }
+            Some(Err(e)) => {
+                failed(&format!("{why}; then {e}"));
+                break false;
+            }
+            None => break st.announced,
+        }
+    };
+    let off = MeetingMsg::Tap {
+        leg: spec.leg,
+        key,
+        sink: None,
+    };
+    let _ = spec.meeting.try_send(off);
+    let counts = st.counts;
+    spec.metrics
+        .counter_add("vc_stream_frames_sent_total", "", counts.frames_sent);
+    spec.metrics
+        .counter_add("vc_stream_frames_dropped_total", "", counts.frames_dropped);
+    if ended && st.announced {
+        tracing::info!(call = %spec.leg, sent = counts.frames_sent, dropped = counts.frames_dropped, "call stream ended");
+        spec.metrics
+            .counter_add("vc_streams_total", "status=\"ended\"", 1);
+        event(Status::Ended, None);
+    }
+}
+
+fn now_iso() -> String {
+    domain::timestamp::iso8601(domain::timestamp::now_millis())
+}
+
+/// Connects again while the tap's frames are dropped (and counted); None when the leg
+/// left meanwhile.
+async fn reconnect(url: &str, st: &mut Stream) -> Option<Result<Socket, String>> {
+    let attempt = connect(url);
+    tokio::pin!(attempt);
+    loop {
+        tokio::select! {
+            r = &mut attempt => return Some(r),
+            f = st.tap.recv() => match f {
+                Some(_) => st.counts.frames_dropped += 2,
+                None => return None,
+            },
+        }
+    }
+}
+
+/// One socket's life: the start message, the frames, the consumer's messages, and the
+/// stop message when the leg leaves.
+async fn connection(
+    spec: &StreamSpec,
+    facts: &CallFacts,
+    st: &mut Stream,
+    socket: Socket,
+    announce: &(dyn Fn() + Sync),
+) -> Outcome {
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(WRITE_QUEUE);
     let mut writer = tokio::spawn(async move {
@@ -117,107 +226,74 @@ pub async fn run(spec: StreamSpec, facts: CallFacts) {
         let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
         Ok(())
     });
-    let mut counts = StreamCounts::default();
-    let mut rate = None::<u32>;
-    let mut playback = None::<Playback>;
-    let mut failure = None::<String>;
-    let mut writer_done = false;
     let mut started = false;
-    loop {
-        let due = playback.as_ref().and_then(Playback::deadline);
+    let outcome = loop {
+        let due = st.playback.as_ref().and_then(Playback::deadline);
         tokio::select! {
-            frame = tap_rx.recv() => {
-                let Some(f) = frame else { break };
-                let r = *rate.get_or_insert(f.rate);
+            frame = st.tap.recv() => {
+                let Some(f) = frame else { break Outcome::LegGone };
+                let r = *st.rate.get_or_insert(f.rate);
                 if !started {
-                    let start = protocol::start_message(&facts, r, spec.bidirectional);
+                    let start = protocol::start_message(facts, r, spec.bidirectional);
                     if out_tx.send(Message::text(start)).await.is_err() {
                         continue;
                     }
                     started = true;
-                    spec.metrics.counter_add("vc_streams_total", "status=\"started\"", 1);
-                    event(Status::Started, None);
-                    if spec.bidirectional {
-                        playback = Some(Playback::new(r));
+                    if !st.announced {
+                        st.announced = true;
+                        announce();
+                    }
+                    if spec.bidirectional && st.playback.is_none() {
+                        st.playback = Some(Playback::new(r));
                     }
                 }
                 for (track, samples) in [(Track::Caller, &f.incoming), (Track::Callee, &f.outgoing)] {
                     // A codec change mid-call that changes the rate: its frames are dropped.
                     let frame = (f.rate == r).then(|| protocol::audio_frame(track, samples));
                     match frame.map(|b| out_tx.try_send(Message::binary(b))) {
-                        Some(Ok(())) => counts.frames_sent += 1,
-                        _ => counts.frames_dropped += 1,
+                        Some(Ok(())) => st.counts.frames_sent += 1,
+                        _ => st.counts.frames_dropped += 1,
                     }
                 }
             }
             msg = stream.next() => match msg {
-                Some(Ok(Message::Binary(b))) => inbound(&spec, &mut playback, protocol::parse_binary(&b)).await,
-                Some(Ok(Message::Text(t))) => inbound(&spec, &mut playback, protocol::parse_text(&t)).await,
-                Some(Ok(Message::Close(_))) | None => {
-                    failure.get_or_insert_with(|| "the consumer closed the stream's WebSocket".into());
-                    break;
-                }
+                Some(Ok(Message::Binary(b))) => inbound(spec, &mut st.playback, protocol::parse_binary(&b)),
+                Some(Ok(Message::Text(t))) => inbound(spec, &mut st.playback, protocol::parse_text(&t)),
+                Some(Ok(Message::Close(_))) => break Outcome::Closed,
                 Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    failure = Some(format!("reading the stream's WebSocket: {e}"));
-                    break;
-                }
+                Some(Err(e)) => break Outcome::Broken(format!("reading the stream's WebSocket: {e}")),
+                None => break Outcome::Broken("the stream's WebSocket was cut".into()),
             },
             () = sleep_until(due) => {
                 let now = Instant::now().into_std();
-                if let Some(chunk) = playback.as_mut().and_then(|p| p.poll(now)) {
-                    let prompt = engine::Prompt { rate: rate.unwrap_or(8000), samples: chunk.into() };
+                if let Some(chunk) = st.playback.as_mut().and_then(|p| p.poll(now)) {
+                    let prompt = engine::Prompt { rate: st.rate.unwrap_or(8000), samples: chunk.into() };
                     let _ = spec.meeting.try_send(MeetingMsg::Play { leg: spec.leg, prompt, repeat: 1 });
                 }
             }
-            done = &mut writer, if !writer_done => {
-                writer_done = true;
-                failure = Some(match done {
+            done = &mut writer => {
+                break Outcome::Broken(match done {
                     Ok(Err(e)) => e,
                     _ => "the stream's writer stopped".into(),
                 });
-                break;
             }
         }
-    }
-    let off = MeetingMsg::Tap {
-        leg: spec.leg,
-        key,
-        sink: None,
     };
-    let _ = spec.meeting.try_send(off);
-    counts.frames_played = playback.as_ref().map_or(0, |p| p.frames_played);
-    spec.metrics
-        .counter_add("vc_stream_frames_sent_total", "", counts.frames_sent);
-    spec.metrics
-        .counter_add("vc_stream_frames_dropped_total", "", counts.frames_dropped);
-    if let Some(why) = failure {
-        tracing::warn!(call = %spec.leg, error = %why, dropped = counts.frames_dropped, "call stream failed");
-        spec.metrics
-            .counter_add("vc_streams_total", "status=\"failed\"", 1);
-        event(Status::Failed, Some(&why));
-        if !writer_done {
-            writer.abort();
-        }
-        return;
-    }
-    if !started {
-        // The leg left before its first frame (a CANCEL overtook the join): no stream.
-        drop(out_tx);
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+    if !matches!(outcome, Outcome::LegGone) {
         writer.abort();
-        return;
+        return outcome;
     }
-    let stop = protocol::stop_message(&facts, &now_iso(), counts);
-    let _ = tokio::time::timeout(Duration::from_secs(2), out_tx.send(Message::text(stop))).await;
+    st.counts.frames_played = st.playback.as_ref().map_or(0, |p| p.frames_played);
+    if started {
+        let stop = protocol::stop_message(facts, &now_iso(), st.counts);
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), out_tx.send(Message::text(stop))).await;
+    }
     drop(out_tx);
     // The writer sends what is queued and closes, within its write deadline.
     let _ = tokio::time::timeout(WRITE_TIMEOUT, &mut writer).await;
     writer.abort();
-    tracing::info!(call = %spec.leg, sent = counts.frames_sent, dropped = counts.frames_dropped, "call stream ended");
-    spec.metrics
-        .counter_add("vc_streams_total", "status=\"ended\"", 1);
-    event(Status::Ended, None);
+    outcome
 }
 
 async fn sleep_until(at: Option<std::time::Instant>) {
@@ -228,7 +304,7 @@ async fn sleep_until(at: Option<std::time::Instant>) {
 }
 
 /// Acts on one message from the consumer.
-async fn inbound(spec: &StreamSpec, playback: &mut Option<Playback>, msg: Inbound) {
+fn inbound(spec: &StreamSpec, playback: &mut Option<Playback>, msg: Inbound) {
     let now = Instant::now().into_std();
     match (msg, playback.as_mut()) {
         (Inbound::Audio(samples), Some(p)) => p.push(now, &samples),
