@@ -118,16 +118,7 @@ async fn attendee_for(
     if !protocols.iter().any(|p| p == chime_signal::SUBPROTOCOL) {
         return Err(JoinRefusal::NoSessionProtocol);
     }
-    let (token, content) = protocols
-        .iter()
-        .find_map(|p| {
-            let (token, content) = match p.strip_suffix(CONTENT_MODALITY) {
-                Some(t) => (t, true),
-                None => (p.as_str(), false),
-            };
-            domain::token::well_formed(token).then_some((token, content))
-        })
-        .ok_or(JoinRefusal::BadToken)?;
+    let (token, content) = offered_token(protocols).ok_or(JoinRefusal::BadToken)?;
     let mut attendee = attendee_by_token(repo, meeting_id, token).await?;
     if content {
         if !attendee.capabilities.content.sends() {
@@ -136,6 +127,18 @@ async fn attendee_for(
         attendee.attendee_id.push_str(CONTENT_MODALITY);
     }
     Ok(attendee)
+}
+
+/// The join token among the offered subprotocols, and whether it is a content share's
+/// (`<JoinToken>#content`, the suffix taken off).
+fn offered_token(protocols: &[String]) -> Option<(&str, bool)> {
+    protocols.iter().find_map(|p| {
+        let (token, content) = match p.strip_suffix(CONTENT_MODALITY) {
+            Some(t) => (t, true),
+            None => (p.as_str(), false),
+        };
+        domain::token::well_formed(token).then_some((token, content))
+    })
 }
 
 async fn attendee_by_token(
@@ -511,5 +514,22 @@ mod tests {
             HeaderValue::from_static(" def "),
         );
         assert_eq!(offered_protocols(&h), ["_aws_wt_session", "abc", "def"]);
+    }
+
+    #[test]
+    fn a_content_share_token_is_the_attendees_with_a_suffix() {
+        let token = "a".repeat(domain::token::TOKEN_LEN);
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let plain = p(&["_aws_wt_session", &token]);
+        assert_eq!(offered_token(&plain), Some((token.as_str(), false)));
+        let content = p(&["_aws_wt_session", &format!("{token}#content")]);
+        assert_eq!(offered_token(&content), Some((token.as_str(), true)));
+        for bad in [
+            format!("{token}#video"),
+            format!("{token}#content#content"),
+            "short#content".into(),
+        ] {
+            assert_eq!(offered_token(&p(&["_aws_wt_session", &bad])), None, "{bad}");
+        }
     }
 }
