@@ -184,7 +184,9 @@ class Moto:
 
     KEY, SECRET = "testing", "testing"
 
-    def __init__(self, log_file: Path):
+    def __init__(self, log_file: Path, tls: Certificate | None = None):
+        """`tls`: serve https with this certificate (moto_server -c/-k); the client trusts
+        its CA."""
         import shutil
         import socket
 
@@ -197,11 +199,14 @@ class Moto:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.log = open(log_file, "wb")
-        self.proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = ["moto_server", "-H", "127.0.0.1", "-p", str(self.port)]
+        if tls is not None:
+            cmd += ["-c", str(tls.cert), "-k", str(tls.key)]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.s3 = boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
-                               aws_access_key_id=self.KEY, aws_secret_access_key=self.SECRET)
+                               aws_access_key_id=self.KEY, aws_secret_access_key=self.SECRET,
+                               verify=str(tls.ca) if tls else None)
         end = time.time() + 30
         while True:
             try:
@@ -224,3 +229,52 @@ class Moto:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+class Certificate:
+    """A server certificate made with the openssl CLI: `ca` (PEM) signs `cert` (PEM, key in
+    `key`) for the subject alternative names `sans` (e.g. "IP:127.0.0.1,DNS:localhost").
+    `ca` may be another Certificate's CA to sign with, or None for a new CA."""
+
+    def __init__(self, folder: Path, name: str, sans: str, ca: "Certificate | None" = None):
+        folder.mkdir(parents=True, exist_ok=True)
+
+        def openssl(*args: str) -> None:
+            proc = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 0, f"openssl {' '.join(args)}: {proc.stderr}"
+
+        ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+        if ca is None:
+            self.ca, self.ca_key = folder / f"{name}-ca.pem", folder / f"{name}-ca.key"
+            openssl("req", "-x509", *ec, "-keyout", str(self.ca_key), "-out", str(self.ca),
+                    "-days", "2", "-subj", f"/CN={name} test CA",
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        else:
+            self.ca, self.ca_key = ca.ca, ca.ca_key
+        self.cert, self.key = folder / f"{name}.pem", folder / f"{name}.key"
+        csr, ext = folder / f"{name}.csr", folder / f"{name}.ext"
+        ext.write_text(f"subjectAltName={sans}\nbasicConstraints=CA:FALSE\n"
+                       "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+        openssl("req", *ec, "-keyout", str(self.key), "-out", str(csr), "-subj", f"/CN={name}")
+        openssl("x509", "-req", "-in", str(csr), "-CA", str(self.ca), "-CAkey", str(self.ca_key),
+                "-CAcreateserial", "-out", str(self.cert), "-days", "2", "-extfile", str(ext))
+
+
+class HttpsWebhook(Webhook):
+    """A Webhook served over https with `cert` (a Certificate); `url` is https://."""
+
+    def __init__(self, app: Callable[[dict], object], cert: Certificate):
+        import ssl
+
+        super().__init__(app)
+        handler = self.httpd.RequestHandlerClass
+        self.close()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert.cert), str(cert.key))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}/sma"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()

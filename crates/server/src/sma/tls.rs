@@ -170,7 +170,8 @@ impl TlsFailure {
                     presented: if presented.is_empty() {
                         "no names".into()
                     } else {
-                        presented.join(", ")
+                        let names: Vec<&str> = presented.iter().map(|n| plain_name(n)).collect();
+                        names.join(", ")
                     },
                 }
             }
@@ -187,6 +188,17 @@ impl TlsFailure {
             other => invalid(&format!("{other:?}")),
         }
     }
+}
+
+/// A name as rustls presents it (`DnsName("a.example")`, `IpAddress(192.0.2.1)`), bare.
+fn plain_name(n: &str) -> &str {
+    n.strip_prefix("DnsName(\"")
+        .and_then(|r| r.strip_suffix("\")"))
+        .or_else(|| {
+            n.strip_prefix("IpAddress(")
+                .and_then(|r| r.strip_suffix(')'))
+        })
+        .unwrap_or(n)
 }
 
 /// Why a connection could not be opened.
