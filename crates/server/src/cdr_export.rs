@@ -2,7 +2,10 @@
 //! when UpdateGlobalSettings has set `VoiceConnector.CdrBucket`, each call's final record
 //! becomes one JSON object at
 //! `Amazon-Chime-Voice-Connector-CDRs/json/<VoiceConnectorId>/<yyyy>/<mm>/<dd>/<HH.MM.SS.mmm>_<TransactionId>`
-//! (the call's start time, UTC). With `--s3-endpoint` the object goes to that bucket on the
+//! (the call's start time, UTC). A SIP media application's leg is an SMA record, in the
+//! folder AWS gives those, one per leg:
+//! `Amazon-Chime-SMADRs/json/<SipMediaApplicationId>/<yyyy>/<mm>/<dd>/<HH.MM.SS.mmm>_<TransactionId>_<CallId>`,
+//! with AWS's SMA fields (SipRuleId, SipApplicationId, CallLegTriggerType). With `--s3-endpoint` the object goes to that bucket on the
 //! S3-compatible server (`sma::objects`); without one it is written to
 //! `<data-dir>/cdr/<bucket>/<key>` (a temporary file renamed into place).
 //!
@@ -22,6 +25,8 @@ use crate::sma::s3::{S3Config, check_bucket, check_key};
 
 /// The folder of voice connector CDRs in the bucket.
 pub const CDR_PREFIX: &str = "Amazon-Chime-Voice-Connector-CDRs/json";
+/// The folder of SIP media application records.
+pub const SMADR_PREFIX: &str = "Amazon-Chime-SMADRs/json";
 /// The account-settings document UpdateGlobalSettings writes.
 const GLOBAL_SETTINGS: &str = "global-settings";
 /// How long the bucket setting is reused before it is read again.
@@ -139,9 +144,12 @@ pub fn object_key(rec: &CallRecord) -> String {
     .or_else(|_| time::OffsetDateTime::from_unix_timestamp(rec.start_time_epoch_seconds))
     .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     .to_offset(time::UtcOffset::UTC);
+    let (folder, owner, leg) = match &rec.sip_application_id {
+        Some(app) => (SMADR_PREFIX, app.as_str(), format!("_{}", rec.call_id)),
+        None => (CDR_PREFIX, rec.voice_connector_id.as_str(), String::new()),
+    };
     format!(
-        "{CDR_PREFIX}/{}/{:04}/{:02}/{:02}/{:02}.{:02}.{:02}.{:03}_{}",
-        rec.voice_connector_id,
+        "{folder}/{owner}/{:04}/{:02}/{:02}/{:02}.{:02}.{:02}.{:03}_{}{leg}",
         start.year(),
         u8::from(start.month()),
         start.day(),
@@ -172,7 +180,7 @@ pub fn document(rec: &CallRecord, region: &str, streaming: bool) -> Value {
     let src = rec.source_country.clone().unwrap_or_default();
     let dst = rec.destination_country.clone().unwrap_or_default();
     let minutes = (rec.billable_duration_seconds as f64 / 6.0).ceil() / 10.0;
-    json!({
+    let mut d = json!({
         "AwsAccountId": ACCOUNT_ID,
         "TransactionId": rec.transaction_id,
         "CallId": rec.call_id,
@@ -193,7 +201,15 @@ pub fn document(rec: &CallRecord, region: &str, streaming: bool) -> Value {
         "EndTimeEpochSeconds": rec.end_time_epoch_seconds,
         "Region": region,
         "Streaming": streaming,
-    })
+    });
+    if let Some(app) = &rec.sip_application_id {
+        d["SipApplicationId"] = json!(app);
+        d["SipRuleId"] = json!(rec.sip_rule_id.clone().unwrap_or_default());
+        d["CallLegTriggerType"] = json!(rec.call_leg_trigger_type.clone().unwrap_or_default());
+        d["TimeStampEpochSeconds"] = json!(rec.end_time_epoch_seconds);
+        d["BillableVoiceFocusSeconds"] = json!(0);
+    }
+    d
 }
 
 #[cfg(test)]
@@ -242,5 +258,31 @@ mod tests {
         assert_eq!(d["StartTimeEpochSeconds"], 1551460200);
         assert_eq!(region_code("eu-central-1"), "EUC1");
         assert_eq!(region_code("ap-southeast-2"), "APS2");
+    }
+
+    #[test]
+    fn application_legs_are_sma_records() {
+        let mut rec = record();
+        rec.sip_application_id = Some("sma-1".into());
+        rec.sip_rule_id = Some("rule-1".into());
+        rec.call_leg_trigger_type = Some("ToPhoneNumber".into());
+        assert_eq!(
+            object_key(&rec),
+            "Amazon-Chime-SMADRs/json/sma-1/2019/03/01/17.10.00.020_123abc4d-efa5-6789-b012-a3456789c012_a84b4c76e66710@pbx.example.com"
+        );
+        let d = document(&rec, "us-east-1", false);
+        assert_eq!(
+            (
+                &d["SipApplicationId"],
+                &d["SipRuleId"],
+                &d["CallLegTriggerType"]
+            ),
+            (&json!("sma-1"), &json!("rule-1"), &json!("ToPhoneNumber"))
+        );
+        assert!(
+            document(&record(), "us-east-1", false)
+                .get("SipRuleId")
+                .is_none()
+        );
     }
 }

@@ -377,12 +377,17 @@ impl Edge {
     }
 
     fn sma_media(&mut self, leg: LegId, msg: MeetingMsg) {
+        let play = matches!(msg, MeetingMsg::Play { .. });
         let sent = self
             .legs
             .get(&leg)
             .and_then(|l| l.meeting.as_ref())
             .map(|tx| tx.try_send(msg).is_ok());
-        if sent != Some(true) {
+        if sent != Some(true) && !play {
+            // Digits or a stop for a leg without media: nothing to do, and no prompt of
+            // its ends.
+            tracing::info!(call = %leg, "no media for the application's request; not sent");
+        } else if sent != Some(true) {
             // No media (yet, or any more): a prompt counts as played out.
             self.tell(
                 leg,
