@@ -446,7 +446,6 @@ impl CallTask {
                 Audio::S3(src) => prompts
                     .load(&src.bucket_name, &src.key)
                     .await
-                    .map(|pcm| engine::Prompt::new((*pcm).clone()))
                     .map_err(|e| e.to_string()),
                 Audio::Speech(p) => match &tts {
                     Some(program) => super::speech::speak(program, &p)

@@ -1,5 +1,7 @@
 //! Prompts: WAV objects read through the [`ObjectStore`] and decoded once
-//! (`codec::wav::decode`, at most [`MAX_PROMPT_SECONDS`]), kept in a bounded cache.
+//! (`codec::wav::decode`, at most [`MAX_PROMPT_SECONDS`]) into an `engine::Prompt` (at a
+//! rate the mixer plays, resampled once when the file's is another), kept in a bounded
+//! cache; every play shares its samples.
 //!
 //! The cache holds at most [`PromptLimits::max_entries`] prompts and
 //! [`PromptLimits::max_bytes`] of samples, the oldest going first; an entry older than
@@ -11,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use codec::wav::Pcm;
+use engine::Prompt;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -55,7 +57,7 @@ impl Default for PromptLimits {
 
 /// One prompt, being read or read: the first caller reads, the others wait for it.
 struct Slot {
-    cell: OnceCell<Result<Arc<Pcm>, PromptError>>,
+    cell: OnceCell<Result<Prompt, PromptError>>,
     born: Instant,
 }
 
@@ -99,7 +101,7 @@ impl Prompts {
     }
 
     /// The prompt `s3://bucket/key`, decoded: from the cache while it is fresh, else read.
-    pub async fn load(&self, bucket: &str, key: &str) -> Result<Arc<Pcm>, PromptError> {
+    pub async fn load(&self, bucket: &str, key: &str) -> Result<Prompt, PromptError> {
         let id: Key = (bucket.to_string(), key.to_string());
         let slot = {
             let mut slots = self.lock();
@@ -141,10 +143,10 @@ impl Prompts {
         self.len() == 0
     }
 
-    async fn read(&self, bucket: &str, key: &str) -> Result<Arc<Pcm>, PromptError> {
+    async fn read(&self, bucket: &str, key: &str) -> Result<Prompt, PromptError> {
         let bytes = self.store.get(bucket, key).await?;
         codec::wav::decode(&bytes, MAX_PROMPT_SECONDS)
-            .map(Arc::new)
+            .map(Prompt::new)
             .map_err(|e| PromptError::Wav {
                 uri: format!("s3://{bucket}/{key}"),
                 why: e.to_string(),
@@ -186,7 +188,7 @@ mod tests {
 
     fn tone(rate: u32, n: usize) -> Vec<u8> {
         let samples = (0..n).map(|i| ((i % 50) as i16 - 25) * 400).collect();
-        codec::wav::encode(&Pcm { rate, samples })
+        codec::wav::encode(&codec::wav::Pcm { rate, samples })
     }
 
     fn put(dir: &Path, bucket: &str, key: &str, bytes: &[u8]) {
@@ -210,12 +212,12 @@ mod tests {
         assert_eq!((first.rate, first.samples.len()), (8000, 800));
         assert!(
             all.iter()
-                .all(|r| Arc::ptr_eq(r.as_ref().expect("ok"), &first))
+                .all(|r| Arc::ptr_eq(&r.as_ref().expect("ok").samples, &first.samples))
         );
         // Served from the cache while fresh, even with the object gone.
         std::fs::remove_file(dir.path().join("audio/ivr/hello.wav")).expect("rm");
         let again = p.load("ivr", "hello.wav").await.expect("cached");
-        assert!(Arc::ptr_eq(&again, &first));
+        assert!(Arc::ptr_eq(&again.samples, &first.samples));
         assert_eq!(p.len(), 1);
     }
 
