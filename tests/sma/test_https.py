@@ -4,7 +4,8 @@ and signed by a CA the server trusts through `serve --sma-ca-file`; moto's S3 se
 serves https with a certificate of the same CA. A call reaches the function, which plays a
 prompt read from that S3 and hangs up; the same function registered `--style invoke`
 answers too. Functions whose certificate is not trusted, or names another host, fail their
-calls (480) with a log line that names the certificate problem.
+calls (480) with a log line that names the certificate problem; a prompt from an S3 server
+whose certificate is not trusted fails its action with an ErrorMessage that says so.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from vctest.server import find_binary
 
 DIAL_IN = "+12065550181"
 DIAL_IN_INVOKE = "+12065550182"
+DIAL_IN_S3 = "+12065550183"
 ARN_INVOKE = "arn:aws:lambda:us-east-1:123456789012:function:https-invoke"
 TONE_MIN_DB = -30.0
 
@@ -99,23 +101,39 @@ def test_untrusted_or_misnamed_certificate_fails_the_call(pstn_lab, pstn_tools, 
     trusted = Certificate(tmp_path / "certs", "trusted", "IP:127.0.0.1")
     stranger = Certificate(tmp_path / "certs", "stranger", "IP:127.0.0.1,DNS:localhost")
     misnamed = Certificate(tmp_path / "certs", "misnamed", "DNS:hook.elsewhere.example", ca=trusted)
+    stranger_s3 = Certificate(tmp_path / "certs", "stranger-s3", "IP:127.0.0.1", ca=stranger)
 
     def app(event: dict):
         return actions({"Type": "Hangup", "Parameters": {"SipResponseCode": "486"}})
 
+    def prompt_app(event: dict):
+        if event["InvocationEventType"] == "NEW_INBOUND_CALL":
+            return actions({"Type": "PlayAudio", "Parameters": {"AudioSource": s3("vc-prompts", "hi.wav")}})
+        if event["InvocationEventType"] == "ACTION_FAILED":
+            return actions({"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}})
+        return actions()
+
+    moto = Moto(tmp_path / "moto.log", tls=stranger_s3)
     hooks = [HttpsWebhook(app, stranger), HttpsWebhook(app, misnamed)]
+    prompt_hook = HttpsWebhook(prompt_app, trusted)
     arn_misnamed = "arn:aws:lambda:us-east-1:123456789012:function:misnamed"
-    numbers = (DIAL_IN, DIAL_IN_INVOKE)
+    arn_prompt = "arn:aws:lambda:us-east-1:123456789012:function:prompt"
+    numbers = (DIAL_IN, DIAL_IN_INVOKE, DIAL_IN_S3)
     try:
+        moto.s3.create_bucket(Bucket="vc-prompts")
+        moto.s3.put_object(Bucket="vc-prompts", Key="hi.wav",
+                           Body=tone_wav(tmp_path / "hi.wav", 600, 0.5).read_bytes())
         phone_carrier(lab, tools)
         binary = find_binary()
         add_function(binary, lab.data_dir, ARN, hooks[0].url)
         add_function(binary, lab.data_dir, arn_misnamed, hooks[1].url)
+        add_function(binary, lab.data_dir, arn_prompt, prompt_hook.url)
         add_numbers(binary, lab.data_dir, *numbers)
-        server = lab.start_server(extra=("--sma-ca-file", str(trusted.ca)))
+        server = lab.start_server(extra=(*moto.server_flags(), "--sma-ca-file", str(trusted.ca)))
         voice = server.client("chime-sdk-voice")
         rule_for_number(voice, DIAL_IN, ARN)
         rule_for_number(voice, DIAL_IN_INVOKE, arn_misnamed)
+        rule_for_number(voice, DIAL_IN_S3, arn_prompt)
 
         for number, hook, cause in [
             (DIAL_IN, hooks[0], "certificate not trusted"),
@@ -128,6 +146,15 @@ def test_untrusted_or_misnamed_certificate_fails_the_call(pstn_lab, pstn_tools, 
             assert lines, (cause, server.log()[-3000:])
         mismatch = [ln for ln in server.log().splitlines() if "certificate name mismatch" in ln][0]
         assert "hook.elsewhere.example" in mismatch and "127.0.0.1" in mismatch, mismatch
+
+        # The function is trusted, the S3 server is not: the prompt's action fails, saying why.
+        run = phone(lab, DIAL_IN_S3, name="s3call", duration=4.0).result()
+        prompt_hook.wait_for("HANGUP")
+        failed = prompt_hook.wait_for("ACTION_FAILED")
+        message = failed["ActionData"]["ErrorMessage"]
+        assert "s3://vc-prompts/hi.wav" in message and "certificate not trusted" in message, failed
+        assert run["confirmed"], run
     finally:
-        for h in hooks:
+        for h in (*hooks, prompt_hook):
             h.close()
+        moto.close()
