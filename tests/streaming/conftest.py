@@ -91,10 +91,13 @@ class Stream:
 
 class Sink:
     """A `websockets` server on 127.0.0.1 that records every stream and, when `talk_back`
-    is set, answers a start message with that coroutine (given the socket and the start)."""
+    is set, answers a start message with that coroutine (given the socket and the start).
+    With `stall` it reads nothing for that many seconds after the start message (a small
+    receive buffer and message queue, so the server's writes back up at once)."""
 
-    def __init__(self, talk_back=None):
+    def __init__(self, talk_back=None, stall: float = 0.0):
         self.talk_back = talk_back
+        self.stall = stall
         self.streams: list[Stream] = []
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -109,7 +112,12 @@ class Sink:
     async def _main(self) -> None:
         from websockets.asyncio.server import serve as ws_serve
         self._stop = self._loop.create_future()
-        async with ws_serve(self._handle, "127.0.0.1", 0, max_size=None) as server:
+        sock = socket.socket()
+        if self.stall:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.bind(("127.0.0.1", 0))
+        queue = 1 if self.stall else 16
+        async with ws_serve(self._handle, sock=sock, max_size=None, max_queue=queue) as server:
             self.port = server.sockets[0].getsockname()[1]
             self._ready.set()
             await self._stop
@@ -126,6 +134,8 @@ class Sink:
                         s.start = doc
                         if self.talk_back is not None:
                             tasks.append(asyncio.ensure_future(self.talk_back(ws, doc)))
+                        if self.stall:
+                            await asyncio.sleep(self.stall)
                     elif doc.get("event") == "stop":
                         s.stop = doc
                     else:

@@ -181,3 +181,30 @@ def test_a_cut_socket_is_connected_again(st_server, st_callers, st_tones, st_too
     rate = second.start["sampleRate"]
     assert st_tools.level_db(second.tracks[0], rate, 440) > -30
     assert second.stop["framesSent"] >= first.frames[0] + second.frames[0], (second.stop, first.frames)
+
+
+def test_a_consumer_that_reads_nothing_loses_frames_not_the_call(
+        st_server, st_callers, st_tones, st_tools, tmp_path):
+    """The consumer reads nothing for 8 s of a 10 s call: the server drops frames and
+    counts them (the stop message, /metrics), the stream survives, and the phones in the
+    meeting hear each other throughout."""
+    join = st_server.provision(require_encryption=False)
+    _, plain_host = st_server.create_connector(require_encryption=False)
+    _, other_token = st_server.add_attendee(join.meeting_id)
+    dropped_before = st_server.metrics().get("vc_stream_frames_dropped_total", 0.0)
+    rec = tmp_path / "b.wav"
+    with st_tools.Sink(stall=8.0) as sink:
+        streaming_on(st_server, join.voice_connector_id, "--url", sink.url)
+        a = st_callers.start(join.host, join.token, "udp", play=st_tones[440], duration=10.0, name="a")
+        b = st_callers.start(plain_host, other_token, "udp", play=st_tones[1000], record=rec,
+                             duration=10.0, name="b")
+        res_a, res_b = a.result(), b.result()
+        joined(res_a)
+        joined(res_b)
+        stream = sink.wait_stop(timeout=30)
+    assert stream.stop["framesDropped"] > 50, stream.stop
+    assert stream.stop["framesSent"] == stream.frames[0] + stream.frames[1], (stream.stop, stream.frames)
+    dropped = st_server.metrics().get("vc_stream_frames_dropped_total", 0.0) - dropped_before
+    assert dropped == stream.stop["framesDropped"], dropped
+    levels = st_tools.tone_levels(rec, (440, 1000))
+    assert levels["present"][440] > 0.9, f"the caller's audio suffered from the stalled consumer: {levels}"

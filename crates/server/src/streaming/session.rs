@@ -11,9 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::notify::{self, HttpUrl};
 use super::playback::Playback;
@@ -32,6 +35,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const TAP_QUEUE: usize = 50;
 /// Messages waiting for the socket (2 s of both tracks).
 const WRITE_QUEUE: usize = 200;
+/// The stream socket's send buffer (about 0.5 s of two 16 kHz tracks).
+const SEND_BUFFER: u32 = 32 * 1024;
 /// The largest message the consumer may send (a track byte and 10 s at 48 kHz).
 const MAX_INBOUND_BYTES: usize = 1 + protocol::MAX_RETURNED_SAMPLES * 2;
 
@@ -54,19 +59,57 @@ async fn connect(url: &str) -> Result<Socket, String> {
         if attempt > 0 {
             tokio::time::sleep(BACKOFF * 2u32.pow(attempt - 1)).await;
         }
-        let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
-        config.max_message_size = Some(MAX_INBOUND_BYTES);
-        config.max_frame_size = Some(MAX_INBOUND_BYTES);
-        let attempt = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
-        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-            Ok(Ok((socket, _))) => return Ok(socket),
-            Ok(Err(e)) => last = e.to_string(),
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect_once(url)).await {
+            Ok(Ok(socket)) => return Ok(socket),
+            Ok(Err(e)) => last = e,
             Err(_) => last = format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
         }
     }
     Err(format!(
         "{CONNECT_ATTEMPTS} attempts to connect to the stream's WebSocket failed: {last}"
     ))
+}
+
+/// One attempt, on a TCP socket whose send buffer holds at most [`SEND_BUFFER`] bytes, so
+/// that a consumer that stops reading backs up into our counted queue, not the kernel's.
+async fn connect_once(url: &str) -> Result<Socket, String> {
+    let request = url.into_client_request().map_err(|e| e.to_string())?;
+    let uri = request.uri();
+    if uri.scheme_str() != Some("ws") {
+        return Err(format!("{url}: only ws:// URLs are supported"));
+    }
+    let host = uri.host().ok_or("the URL has no host")?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("resolving {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    sock.set_send_buffer_size(SEND_BUFFER)
+        .map_err(|e| e.to_string())?;
+    let tcp = sock
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(MAX_INBOUND_BYTES);
+    config.max_frame_size = Some(MAX_INBOUND_BYTES);
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+    let (socket, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(socket)
 }
 
 /// How often a stream whose socket broke mid-call is connected again (each time with
