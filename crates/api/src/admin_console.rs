@@ -23,7 +23,7 @@ pub const MAX_LISTED_MEETINGS: usize = 500;
 /// Verifies the request's signature (a GET: no body), then answers `read(raw_query)` as
 /// JSON, or its error as an AWS error response. Every `GET /admin/...` read goes through
 /// here.
-pub(crate) async fn signed_read<F, Fut>(state: &AppState, req: Request<Body>, read: F) -> Response
+pub async fn signed_read<F, Fut>(state: &AppState, req: Request<Body>, read: F) -> Response
 where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<Value, ApiError>>,
