@@ -21,6 +21,7 @@ pub mod browser;
 pub mod cdr_export;
 pub mod config;
 pub mod console;
+pub mod console_sip;
 pub mod directory;
 pub mod edge;
 pub mod http;

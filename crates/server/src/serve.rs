@@ -243,7 +243,11 @@ impl Server {
         }));
         let app = signaling
             .merge(api::router(state.clone()))
-            .merge(crate::console::routes());
+            .merge(crate::console::routes())
+            .merge(crate::console_sip::routes(
+                state.clone(),
+                cfg.data_dir.join("logs"),
+            ));
         let tls = match cfg.http_options.tls_on(cfg.http) {
             false => None,
             true => Some(http_tls(&cfg, &edge)?),
