@@ -2,7 +2,8 @@
 // the server, by number, status and time here; exported as CSV.
 
 import { adminGet } from "../api.js";
-import { h, field, form, table } from "../ui.js";
+import { h, field, form, table, actionButton } from "../ui.js";
+import { ladder } from "./ladder.js";
 
 const COLUMNS = [
   "TransactionId", "StartTime", "EndTime", "Status", "StatusCode", "Reason", "VoiceConnectorId",
@@ -13,6 +14,7 @@ const MAX_PAGES = 20;
 
 export async function recordsPage(root) {
   const results = h("div", { class: "results", "aria-live": "polite" });
+  const sip = h("div", { class: "sip" });
   let shown = [];
   const exportButton = h("button", { type: "button", disabled: true }, "Export CSV");
   exportButton.addEventListener("click", () => download(shown));
@@ -56,6 +58,7 @@ export async function recordsPage(root) {
             ["Codec", (r) => r.Codec],
             ["Transport", (r) => r.Transport],
             ["Seconds", (r) => (r.StartTime && r.EndTime ? ((Date.parse(r.EndTime) - Date.parse(r.StartTime)) / 1000).toFixed(1) : "")],
+            ["", (r) => r.CallId && actionButton("SIP messages", async () => sip.replaceChildren(await ladder(r)))],
           ],
           shown,
           "No call records match.",
@@ -63,7 +66,7 @@ export async function recordsPage(root) {
       );
     },
   });
-  root.append(h("h2", {}, "Call records"), search, h("p", {}, exportButton), results);
+  root.append(h("h2", {}, "Call records"), search, h("p", {}, exportButton), results, sip);
   await search.run();
 }
 
