@@ -144,6 +144,12 @@ def test_operator_session(console_server, tmp_path):
         ui.call("press", text="Delete pbx")
         assert voice.list_voice_connector_termination_credentials(VoiceConnectorId=vc_id)["Usernames"] == []
 
+        # SIP message logs on, for the call's ladder below.
+        logs = ui.call("form", form="Logging", values={"EnableSIPLogs": True})
+        assert logs["errors"] is None, logs
+        got = voice.get_voice_connector_logging_configuration(VoiceConnectorId=vc_id)["LoggingConfiguration"]
+        assert got["EnableSIPLogs"] is True, got
+
         # The list shows it.
         listed = ui.call("open", hash="#/connectors")
         assert any(row[0] == name and row[1] == vc_id for row in listed["tables"][0]), listed
@@ -196,6 +202,13 @@ def test_operator_session(console_server, tmp_path):
         assert row["TransactionId"] == record["TransactionId"] and row["Status"] == "Completed", row
         assert row["AttendeeId"] == a["AttendeeId"] and row["Codec"] == record["Codec"], row
         assert int(row["Media.PacketsSent"]) == record["Media"]["PacketsSent"], row
+        # Its SIP messages as a ladder: the caller's INVITE and ACK and BYE, our answers.
+        sip_view = ui.call("ladder")
+        assert sip_view["error"] is None, sip_view
+        arrows = sip_view["arrows"]
+        assert arrows[0] == "INVITE" and "200 OK" in arrows and "ACK" in arrows and "BYE" in arrows, sip_view
+        assert arrows.index("200 OK") < arrows.index("ACK") < arrows.index("BYE"), sip_view
+        assert sip_view["ends"][1] == "voice-connector" and att["joinToken"] not in sip_view["text"], sip_view
         shot("call-records.png")
         none = ui.call("records", filter={"voice-connector-id": vc_id, "status": "Refused"})
         assert none["tables"] == [] and "0 call records" in none["text"], none

@@ -212,6 +212,19 @@ const ops = {
     }
     return result;
   },
+  /** Presses the first "SIP messages" button of the call records and reads the ladder. */
+  async ladder() {
+    const [button] = await page.$$("xpath/.//button[normalize-space()='SIP messages']");
+    await button.focus();
+    await page.keyboard.press("Enter");
+    await page.waitForFunction((b) => document.querySelector(".sip > *") || (b.nextElementSibling?.textContent && !b.disabled), {}, button);
+    return page.evaluate(() => ({
+      arrows: [...document.querySelectorAll(".ladder text.msg")].map((t) => t.textContent),
+      ends: [...document.querySelectorAll(".ladder text.end-label")].map((t) => t.textContent),
+      text: document.querySelector(".sip").innerText,
+      error: document.querySelector(".results .action .form-error")?.textContent || null,
+    }));
+  },
   async open({ hash }) {
     await open(hash);
     return view();
