@@ -202,7 +202,10 @@ async fn objects_in_moto() {
 
     let prompts = Prompts::new(store.clone(), PromptLimits::default());
     let loaded = prompts.load(BUCKET, key).await.expect("prompt");
-    assert_eq!((loaded.rate, &*loaded.samples), (pcm.rate, pcm.samples.as_slice()));
+    assert_eq!(
+        (loaded.rate, &*loaded.samples),
+        (pcm.rate, pcm.samples.as_slice())
+    );
 
     let missing = store.get(BUCKET, "ivr/missing.wav").await.unwrap_err();
     assert_eq!(
