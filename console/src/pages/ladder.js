@@ -35,7 +35,7 @@ export async function ladder(record) {
     const label = first.startsWith("SIP/2.0 ") ? first.slice(8) : first.split(" ")[0];
     svg.append(
       el("line", { x1, y1: y, x2, y2: y, class: inbound ? "arrow in" : "arrow out" }),
-      el("polygon", { points: head(x2, y, inbound ? -1 : 1), class: "arrowhead" }),
+      el("polygon", { points: head(x2, y, inbound ? 1 : -1), class: "arrowhead" }),
       text((left + right) / 2, y - 5, label, "msg"),
       text(4, y + 4, `+${((Date.parse(m.Timestamp) - t0) / 1000).toFixed(3)} s`, "time"),
     );
