@@ -317,6 +317,45 @@ mod tests {
         assert!(Target::of(&endpoint("ftp://x", "f", FunctionStyle::Webhook)).is_err());
     }
 
+    /// An https function whose certificate is not trusted: one connection, no retry, the
+    /// cause named, the call ended 480.
+    #[tokio::test]
+    async fn a_refused_certificate_is_named_and_not_retried() {
+        use domain::sma::event::{CallDetails, EventType};
+        let (ours, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let certs = super::super::tls::tests::dev_certs(ours.path());
+        let foreign = super::super::tls::tests::dev_certs(other.path());
+        let (port, accepted) = super::super::tls::tests::tls_server(&certs).await;
+        let invoker = Invoker {
+            timeout: Duration::from_secs(5),
+            retries: 1,
+            tls: Some(TlsClient::new(Some(&foreign.ca_cert)).unwrap()),
+        };
+        let details = CallDetails {
+            transaction_id: "t-1".into(),
+            aws_account_id: "000000000000".into(),
+            aws_region: "us-east-1".into(),
+            sip_rule_id: None,
+            sip_media_application_id: "sma-1".into(),
+            participants: vec![],
+            transaction_attributes: None,
+        };
+        let event = InvocationEvent::new(EventType::NewInboundCall, 1, details);
+        let f = endpoint(
+            &format!("https://127.0.0.1:{port}/hook"),
+            "f",
+            FunctionStyle::Webhook,
+        );
+        let e = invoker.invoke(&f, &event).await.unwrap_err();
+        assert!(
+            matches!(&e, InvokeError::Tls(TlsFailure::Untrusted { .. })),
+            "{e}"
+        );
+        assert!(e.to_string().contains("certificate not trusted"), "{e}");
+        assert_eq!(e.sip_status(), Some(HANGUP_STATUS));
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn only_an_invalid_answer_keeps_the_call() {
         let invalid = InvokeError::Invalid(parse_response(b"nope").unwrap_err());

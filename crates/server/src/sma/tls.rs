@@ -390,4 +390,4 @@ pub fn shared() -> TlsClient {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

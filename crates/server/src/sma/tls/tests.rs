@@ -88,7 +88,7 @@ fn failures_read_plainly() {
 }
 
 /// A development CA and a server certificate for localhost and 127.0.0.1 in `dir`.
-fn dev_certs(dir: &Path) -> sip_transport::DevCertificates {
+pub(crate) fn dev_certs(dir: &Path) -> sip_transport::DevCertificates {
     sip_transport::certs::ensure_dev_certificates(
         &sip_transport::DevCertSpec {
             data_dir: dir.to_path_buf(),
@@ -101,8 +101,11 @@ fn dev_certs(dir: &Path) -> sip_transport::DevCertificates {
     .expect("dev certificates")
 }
 
-/// A TLS server on 127.0.0.1 answering `hi` on each of up to 8 connections.
-async fn tls_server(certs: &sip_transport::DevCertificates) -> u16 {
+/// A TLS server on 127.0.0.1 answering `hi` on each of up to 8 connections; its port and
+/// the count of TCP connections it accepted.
+pub(crate) async fn tls_server(
+    certs: &sip_transport::DevCertificates,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
     let chain: Vec<CertificateDer<'static>> =
         sip_transport::certs::read_chain(&certs.server_cert).expect("chain");
     let key = PrivateKeyDer::from_pem_file(&certs.server_key).expect("key");
@@ -116,18 +119,21 @@ async fn tls_server(certs: &sip_transport::DevCertificates) -> u16 {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
     tokio::spawn(async move {
         for _ in 0..8 {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if let Ok(mut s) = acceptor.accept(tcp).await {
                 let _ = s.write_all(b"hi").await;
                 let _ = s.shutdown().await;
             }
         }
     });
-    port
+    (port, accepted)
 }
 
 fn origin(port: u16, name: &str) -> Origin {
@@ -144,7 +150,7 @@ async fn handshakes_verify_the_chain_and_the_name() {
     let other = tempfile::tempdir().expect("tempdir");
     let certs = dev_certs(ours.path());
     let foreign = dev_certs(other.path());
-    let port = tls_server(&certs).await;
+    let (port, _) = tls_server(&certs).await;
 
     let trusting = TlsClient::new(Some(&certs.ca_cert)).expect("client");
     assert!(trusting.trust.contains("ca.pem"), "{}", trusting.trust);
