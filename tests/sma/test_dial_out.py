@@ -156,3 +156,25 @@ def test_dial_out_busy(pstn_lab, pstn_tools):
     data = hangup["ActionData"]
     assert data["Type"] == "Hangup" and str(data["Parameters"]["SipResponseCode"]) == "486", hangup
     assert leg(hangup, "LEG-A")["Status"] == "Disconnected", hangup
+
+
+def test_dial_out_nobody_can_carry(pstn_lab, pstn_tools):
+    """No carrier serves the number: the call is not placed, and the function still hears
+    of it, NEW_OUTBOUND_CALL (with its ArgumentsMap) then HANGUP with 503."""
+    lab = pstn_lab
+    server, hook, sma_id = setup(lab, lambda event: actions())
+    try:
+        voice = server.client("chime-sdk-voice")
+        voice.create_sip_media_application_call(
+            FromPhoneNumber=FROM, ToPhoneNumber="+442079460000", SipMediaApplicationId=sma_id,
+            ArgumentsMap={"case": "no-route"})
+        hangup = hook.wait_for("HANGUP", timeout=15)
+    finally:
+        hook.close()
+    assert not hook.errors, hook.errors
+    assert hook.kinds() == ["NEW_OUTBOUND_CALL", "HANGUP"], hook.kinds()
+    assert hook.events[0]["CallDetails"].get("TransactionAttributes") == {"case": "no-route"}, hook.events[0]
+    data = hangup["ActionData"]
+    assert str(data["Parameters"]["SipResponseCode"]) == "503", hangup
+    assert leg(hangup, "LEG-A")["Status"] == "Disconnected", hangup
+    assert "no carrier serves +442079460000" in server.log(), server.log()[-2000:]

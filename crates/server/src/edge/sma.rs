@@ -205,7 +205,7 @@ impl Edge {
         self.legs.insert(leg, *s.media);
         let flow = crate::sma::call::spawn(
             s.flow,
-            (s.call_id, leg),
+            (s.call_id, Some(leg)),
             s.function,
             self.ctx.sma.clone(),
             self.sma_tx.clone(),

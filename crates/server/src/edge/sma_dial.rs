@@ -11,7 +11,9 @@
 //! inbound application call's), and then the flow hears CALL_ANSWERED. A final failure
 //! (486, 503, no answer within the ring timer) releases the leg, and the release tells the
 //! flow (HANGUP). One carrier is tried: the best for the number, within its `--max-calls`
-//! and `--cps` (a dial-out over them is not placed, and says so in the log).
+//! and `--cps`. A call that cannot be placed (no carrier serves the number, the carrier is
+//! at its limits, the INVITE cannot be sent) still runs its flow: the function hears
+//! NEW_OUTBOUND_CALL and then HANGUP with 503, and the log says why.
 //!
 //! UpdateSipMediaApplicationCall: the request reaches the flow of its TransactionId as
 //! CALL_UPDATE_REQUESTED. Only the node running the call can do that; with several nodes
@@ -43,7 +45,8 @@ const MAX_EXTRA_HEADERS: usize = 16;
 /// Largest early SDP kept for a 200 that comes without one.
 const MAX_EARLY_SDP: usize = 16 * 1024;
 
-/// An outbound call ready to dial.
+/// An outbound call ready to dial: its flow and function, and its leg or why there is none
+/// (the function then hears NEW_OUTBOUND_CALL and HANGUP with 503, never nothing).
 pub struct Prepared {
     transaction_id: String,
     from: String,
@@ -51,9 +54,12 @@ pub struct Prepared {
     call_id: String,
     flow: CallFlow,
     function: FunctionEndpoint,
-    dial: Dial,
+    dial: Result<Dial, String>,
     headers: Vec<(HeaderName, String)>,
 }
+
+/// The status a dial-out that could not be placed ends with, as the function hears it.
+const NOT_PLACED: u16 = 503;
 
 /// What the edge keeps of application calls for dialling and updates.
 #[derive(Default)]
@@ -110,44 +116,9 @@ async fn prepare(ctx: &JoinContext, req: &SmaCallRequest) -> Result<Prepared, St
             .to_string()
     };
     let (from, to) = (field("FromPhoneNumber"), field("ToPhoneNumber"));
-    let carrier = pstn::carriers_for(ctx, &to)
-        .await
-        .map_err(|r| r.warning)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("no carrier serves {to}"))?;
     let transaction_id = req.transaction_id.clone();
     let call_id = uuid::Uuid::new_v4().to_string();
     let now_ms = domain::timestamp::now_millis();
-    let cdr = CdrSeed {
-        transaction_id: transaction_id.clone(),
-        call_id: call_id.clone(),
-        voice_connector_id: String::new(),
-        source_phone_number: from.clone(),
-        destination_phone_number: to.clone(),
-        source_address: String::new(),
-        transport: carrier.transport.as_str().to_ascii_uppercase(),
-        start_ms: now_ms,
-        direction: "Outbound",
-        answered_ms: None,
-        carrier: Some(carrier.name.clone()),
-        attempts: Vec::new(),
-        sma: Some(crate::records::SmaSeed {
-            sip_application_id: app_id.clone(),
-            sip_rule_id: None,
-            trigger: "CreateSipMediaApplicationCall",
-        }),
-    };
-    let member = Member {
-        meeting_id: format!("{SMA_PREFIX}{transaction_id}"),
-        attendee_id: call_id.clone(),
-    };
-    let mut dial = pstn::make_dial(ctx, &cdr, &member, carrier).await?;
-    // The leg is the call itself here, not one attempt of another leg's call.
-    dial.media.member = member;
-    dial.media.caller = to.clone();
-    dial.media.record = true;
-    dial.media.cdr.source_address = dial.remote.to_string();
     let leg_a = FlowLeg {
         call_id: call_id.clone(),
         tag: ParticipantTag::LegA,
@@ -162,6 +133,15 @@ async fn prepare(ctx: &JoinContext, req: &SmaCallRequest) -> Result<Prepared, St
         sip_rule_id: None,
         sip_media_application_id: app.sip_media_application_id.clone(),
     };
+    let seed = DialSeed {
+        transaction_id: &transaction_id,
+        call_id: &call_id,
+        app_id,
+        from: &from,
+        to: &to,
+        now_ms,
+    };
+    let dial = dial_leg(ctx, seed).await;
     let arguments = requests::arguments(&req.body, "ArgumentsMap");
     Ok(Prepared {
         transaction_id,
@@ -173,6 +153,57 @@ async fn prepare(ctx: &JoinContext, req: &SmaCallRequest) -> Result<Prepared, St
         dial,
         headers: extra_headers(&req.body),
     })
+}
+
+/// What names a dial-out's leg.
+struct DialSeed<'a> {
+    transaction_id: &'a str,
+    call_id: &'a str,
+    app_id: &'a str,
+    from: &'a str,
+    to: &'a str,
+    now_ms: i64,
+}
+
+/// The dial-out's leg through the best carrier for its number, or why there is none.
+async fn dial_leg(ctx: &JoinContext, s: DialSeed<'_>) -> Result<Dial, String> {
+    let to = s.to.to_string();
+    let carrier = pstn::carriers_for(ctx, &to)
+        .await
+        .map_err(|r| r.warning)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("no carrier serves {to}"))?;
+    let cdr = CdrSeed {
+        transaction_id: s.transaction_id.to_string(),
+        call_id: s.call_id.to_string(),
+        voice_connector_id: String::new(),
+        source_phone_number: s.from.to_string(),
+        destination_phone_number: to.clone(),
+        source_address: String::new(),
+        transport: carrier.transport.as_str().to_ascii_uppercase(),
+        start_ms: s.now_ms,
+        direction: "Outbound",
+        answered_ms: None,
+        carrier: Some(carrier.name.clone()),
+        attempts: Vec::new(),
+        sma: Some(crate::records::SmaSeed {
+            sip_application_id: s.app_id.to_string(),
+            sip_rule_id: None,
+            trigger: "CreateSipMediaApplicationCall",
+        }),
+    };
+    let member = Member {
+        meeting_id: format!("{SMA_PREFIX}{}", s.transaction_id),
+        attendee_id: s.call_id.to_string(),
+    };
+    let mut dial = pstn::make_dial(ctx, &cdr, &member, carrier).await?;
+    // The leg is the call itself here, not one attempt of another leg's call.
+    dial.media.member = member;
+    dial.media.caller = to;
+    dial.media.record = true;
+    dial.media.cdr.source_address = dial.remote.to_string();
+    Ok(dial)
 }
 
 impl Edge {
@@ -252,24 +283,39 @@ impl Edge {
 
     /// Sends our INVITE for a prepared outbound call and starts its flow.
     pub(super) fn sma_place(&mut self, p: Prepared) {
-        let transaction_id = p.transaction_id;
-        if self.draining.is_some() {
-            self.release.unused(*p.dial.media);
-            tracing::warn!(transaction = %transaction_id, "shutting down: the SIP media application call is not placed");
-            return;
-        }
-        let leg = match self.sma_invite(p.dial, &p.from, &p.to, p.headers) {
+        let Prepared {
+            transaction_id,
+            from,
+            to,
+            call_id,
+            mut flow,
+            function,
+            dial,
+            headers,
+        } = p;
+        let placed = match dial {
+            Ok(dial) if self.draining.is_some() => {
+                self.release.unused(*dial.media);
+                Err("the server is shutting down".to_string())
+            }
+            Ok(dial) => self.sma_invite(dial, &from, &to, headers),
+            Err(why) => Err(why),
+        };
+        let leg = match placed {
             Ok(leg) => leg,
             Err(why) => {
-                tracing::warn!(transaction = %transaction_id, reason = %why, "the SIP media application call is not placed");
+                tracing::warn!(transaction = %transaction_id, reason = %why, "the SIP media application call is not placed; its function hears HANGUP {NOT_PLACED}");
+                flow.on_leg_ended(Instant::now(), &call_id, Some(NOT_PLACED));
+                let sma = self.ctx.sma.clone();
+                crate::sma::call::spawn(flow, (call_id, None), function, sma, self.sma_tx.clone());
                 return;
             }
         };
         tracing::info!(%leg, transaction = %transaction_id, "SIP media application call dialling");
         let tx = crate::sma::call::spawn(
-            p.flow,
-            (p.call_id, leg),
-            p.function,
+            flow,
+            (call_id, Some(leg)),
+            function,
             self.ctx.sma.clone(),
             self.sma_tx.clone(),
         );

@@ -165,17 +165,20 @@ enum Done {
     },
 }
 
-/// Starts a call's task; the returned sender is how the edge reaches it.
+/// Starts a call's task; the returned sender is how the edge reaches it. LEG-A's leg is
+/// None for a dial-out that could not be placed (its flow knows the leg is gone).
 pub fn spawn(
     flow: CallFlow,
-    leg_a: (String, LegId),
+    leg_a: (String, Option<LegId>),
     function: FunctionEndpoint,
     services: Arc<Services>,
     edge: mpsc::Sender<SmaRequest>,
 ) -> mpsc::Sender<SmaMsg> {
     let (tx, rx) = mpsc::channel(256);
     let mut legs = Legs::default();
-    legs.add(&leg_a.0, leg_a.1);
+    if let Some(leg) = leg_a.1 {
+        legs.add(&leg_a.0, leg);
+    }
     let task = CallTask {
         flow,
         legs,
