@@ -461,15 +461,7 @@ async fn join_as(
         media.negotiated = Some(negotiated);
         body
     };
-    crate::streaming::start(
-        ctx.admission.repo().clone(),
-        ctx.metrics.clone(),
-        media.meeting.clone(),
-        leg,
-        &media.cdr,
-        req,
-        crate::streaming::OtherSide::Meeting,
-    );
+    stream(ctx, leg, &media, req, crate::streaming::OtherSide::Meeting);
     let (codec, suite) = media
         .negotiated
         .as_ref()
@@ -585,4 +577,23 @@ mod tests {
         );
         assert!(s.sources.lock().unwrap().len() <= SAMPLED_SOURCES);
     }
+}
+
+/// Streams the call of `leg` (its media in its mixer) when its connector says so.
+pub(super) fn stream(
+    ctx: &JoinContext,
+    leg: LegId,
+    media: &SipLeg,
+    req: &Request,
+    other: crate::streaming::OtherSide,
+) {
+    crate::streaming::start(
+        ctx.admission.repo().clone(),
+        ctx.metrics.clone(),
+        media.meeting.clone(),
+        leg,
+        &media.cdr,
+        req,
+        other,
+    );
 }

@@ -217,15 +217,7 @@ pub async fn prepare(
         Err(e) => return Err(give_back(e.refusal())),
     }
     media.negotiated = Some(negotiated);
-    crate::streaming::start(
-        ctx.admission.repo().clone(),
-        ctx.metrics.clone(),
-        media.meeting.clone(),
-        leg,
-        &media.cdr,
-        req,
-        crate::streaming::OtherSide::Callee,
-    );
+    join::stream(ctx, leg, &media, req, crate::streaming::OtherSide::Callee);
     let caller = media.caller.clone();
     tracing::info!(call = %leg, %number, routes = targets.len(), "routing onward");
     Ok(JoinOutcome::Pstn(Box::new(PstnSetup {
