@@ -537,6 +537,25 @@ pub async fn attach_as(
     Err(JoinError::MeetingUnavailable)
 }
 
+/// Streams the call of `leg` (its media in its mixer) when its connector says so.
+pub(super) fn stream(
+    ctx: &JoinContext,
+    leg: LegId,
+    media: &SipLeg,
+    req: &Request,
+    other: crate::streaming::OtherSide,
+) {
+    crate::streaming::start(
+        ctx.admission.repo().clone(),
+        ctx.metrics.clone(),
+        media.meeting.clone(),
+        leg,
+        &media.cdr,
+        req,
+        other,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,23 +596,4 @@ mod tests {
         );
         assert!(s.sources.lock().unwrap().len() <= SAMPLED_SOURCES);
     }
-}
-
-/// Streams the call of `leg` (its media in its mixer) when its connector says so.
-pub(super) fn stream(
-    ctx: &JoinContext,
-    leg: LegId,
-    media: &SipLeg,
-    req: &Request,
-    other: crate::streaming::OtherSide,
-) {
-    crate::streaming::start(
-        ctx.admission.repo().clone(),
-        ctx.metrics.clone(),
-        media.meeting.clone(),
-        leg,
-        &media.cdr,
-        req,
-        other,
-    );
 }
