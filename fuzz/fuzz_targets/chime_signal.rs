@@ -39,8 +39,16 @@ impl Harness {
                         .answer_subscribe(self.now, ANSWER.to_owned())
                         .expect("a SUBSCRIBE awaits its answer");
                 }
+                Output::DataMessage(m) => {
+                    // Only messages within AWS's limits are relayed.
+                    assert!(
+                        !m.topic.is_empty() && m.topic.len() <= chime_signal::data::MAX_TOPIC_LEN
+                    );
+                    assert!(m.data.len() <= chime_signal::data::MAX_DATA_LEN);
+                }
                 Output::Joined { .. }
                 | Output::MuteChanged { .. }
+                | Output::DataRefused { .. }
                 | Output::Leave
                 | Output::Close { .. } => {}
             }
