@@ -54,6 +54,19 @@ def setup(lab, tools, app):
     return server, hook
 
 
+def assert_not_bridged(server, hook, state: dict, phone_run: dict, why: str) -> None:
+    """The function's CallAndBridge failed CallNotAnswered with `why` in its message, and
+    its Hangup then ended the phone's call (our BYE)."""
+    assert not hook.errors, hook.errors
+    kinds = hook.kinds()
+    assert kinds[:2] == ["NEW_INBOUND_CALL", "ACTION_FAILED"], (kinds, server.log()[-3000:])
+    data = hook.events[1]["ActionData"]
+    assert data["Type"] == "CallAndBridge" and data["ErrorType"] == "CallNotAnswered", data
+    assert why in data["ErrorMessage"], data
+    assert phone_run["confirmed"] and phone_run.get("remote_bye", "").startswith("BYE"), phone_run
+    assert "bridged_at" not in state
+
+
 def app_that_bridges(endpoint: dict, state: dict, ringback: dict | None = None, timeout: int = 20):
     """Bridges on NEW_INBOUND_CALL (CallTimeoutSeconds `timeout`); hangs LEG-A up when LEG-B
     has hung up or the bridge failed."""
@@ -185,15 +198,8 @@ def test_bridge_to_a_busy_number(pstn_lab, pstn_tools):
         c1.stop()
     finally:
         hook.close()
-    assert not hook.errors, hook.errors
-    kinds = hook.kinds()
-    assert kinds[:2] == ["NEW_INBOUND_CALL", "ACTION_FAILED"], (kinds, server.log()[-3000:])
-    data = hook.events[1]["ActionData"]
-    assert data["Type"] == "CallAndBridge" and data["ErrorType"] == "CallNotAnswered", data
-    assert "486" in data["ErrorMessage"], data
+    assert_not_bridged(server, hook, state, phone_run, "486")
     assert leg(hook.events[1], "LEG-B") is None, hook.events[1]
-    assert phone_run["confirmed"] and phone_run.get("remote_bye", "").startswith("BYE"), phone_run
-    assert "bridged_at" not in state
 
 
 def test_bridge_to_a_number_that_rings_too_long(pstn_lab, pstn_tools):
@@ -210,21 +216,14 @@ def test_bridge_to_a_number_that_rings_too_long(pstn_lab, pstn_tools):
         callee_run = c1.result()
     finally:
         hook.close()
-    assert not hook.errors, hook.errors
-    kinds = hook.kinds()
-    assert kinds[:2] == ["NEW_INBOUND_CALL", "ACTION_FAILED"], (kinds, server.log()[-3000:])
-    data = hook.events[1]["ActionData"]
-    assert data["Type"] == "CallAndBridge" and data["ErrorType"] == "CallNotAnswered", data
-    assert "CallTimeoutSeconds" in data["ErrorMessage"], data
+    assert_not_bridged(server, hook, state, phone_run, "CallTimeoutSeconds")
     assert callee_run["ended"] == "cancelled" and callee_run["cancel"].startswith("CANCEL"), callee_run
-    assert phone_run["confirmed"] and phone_run.get("remote_bye", "").startswith("BYE"), phone_run
-    assert "bridged_at" not in state
 
 
 def test_bridge_respects_the_carriers_max_calls(pstn_lab, pstn_tools):
     """The carrier takes one call at a time (`--max-calls 1`): while the first phone's LEG-B
     rings there, the second phone's CallAndBridge fails with ACTION_FAILED naming the
-    limit, and the carrier sees one INVITE."""
+    limit; the first one's LEG-B is CANCELled at its CallTimeoutSeconds."""
     lab, tools = pstn_lab, pstn_tools
     state: dict = {}
     c1 = lab.callee("one-line", "127.0.0.2", never_answer=True, timeout=30.0)

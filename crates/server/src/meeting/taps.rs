@@ -80,21 +80,20 @@ impl<E: std::hash::Hash + Eq + Copy, L: Copy> LegTaps<E, L> {
         let Some(sinks) = self.by_leg.get(&leg) else {
             return;
         };
-        for (_, track, tx) in sinks {
-            let wants = |t: TapTrack| *track == TapTrack::Both || *track == t;
+        let (mut incoming, mut outgoing) = (Some(incoming), Some(outgoing));
+        let last = sinks.len() - 1;
+        for (i, (_, track, tx)) in sinks.iter().enumerate() {
+            // The last sink takes the tick's samples; the others get copies.
+            let part = |wanted: bool, samples: &mut Option<Vec<i16>>| match wanted {
+                false => Vec::new(),
+                true if i == last => samples.take().unwrap_or_default(),
+                true => samples.clone().unwrap_or_default(),
+            };
             let frame = TapFrame {
                 leg: id,
                 rate,
-                incoming: if wants(TapTrack::Incoming) {
-                    incoming.clone()
-                } else {
-                    Vec::new()
-                },
-                outgoing: if wants(TapTrack::Outgoing) {
-                    outgoing.clone()
-                } else {
-                    Vec::new()
-                },
+                incoming: part(*track != TapTrack::Outgoing, &mut incoming),
+                outgoing: part(*track != TapTrack::Incoming, &mut outgoing),
             };
             let _ = tx.try_send(frame);
         }
