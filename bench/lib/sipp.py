@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from vctest.ports import free_udp_port, free_udp_tcp_port  # noqa: E402
 
+from pcaprtt import Capture  # noqa: E402
 from procs import group_cpu_s, preexec_nice, stop  # noqa: E402,F401 (stop: re-exported)
 
 
@@ -86,7 +87,9 @@ class SippUas:
 
 class Kamailio:
     """Kamailio with `cfg` on its own port in front of `uas` (anything with start/stop and
-    address()); the Request-URI names the UAS, so the proxy relays there."""
+    address()); the Request-URI names the UAS, so the proxy relays there. Set up as operators
+    tune it for load (issue 17): the TLSF shared-memory allocator (`-x tlsf`), `shm_mb` of
+    shared memory (>= 1024 for the peer figures) and `children` UDP workers (= cores)."""
 
     name = "kamailio"
 
@@ -105,7 +108,7 @@ class Kamailio:
         run_dir = self.work / "run"
         run_dir.mkdir(parents=True, exist_ok=True)
         self.cmd = ["kamailio", "-f", str(self.cfg), "-DD", "-E", "-l", f"udp:127.0.0.1:{self.port}",
-                    "-n", str(self.children), "-m", str(self.shm_mb), "-Y", str(run_dir), "-P", str(run_dir / "kamailio.pid"),
+                    "-n", str(self.children), "-m", str(self.shm_mb), "-x", "tlsf", "-Y", str(run_dir), "-P", str(run_dir / "kamailio.pid"),
                     "-w", str(run_dir), *self.defines]
         self.proc = subprocess.Popen(self.cmd, cwd=self.work, stdout=subprocess.DEVNULL,
                                      stderr=open(self.work / "kamailio.log", "wb"),
@@ -163,14 +166,16 @@ def run_step(target, rate: int, args, work: Path, scenario: Path, keys: dict[str
              ips: list[str]) -> dict:
     """One rate for `args.step_seconds` (calls held `args.hold_ms`): one SIPp UAC running
     `scenario` (with `-key` `keys`) per address in `ips`, all at once, each at
-    rate/len(ips) calls/s."""
+    rate/len(ips) calls/s. At a rate in `args.pcap_rates` (if any) a packet capture between
+    the UACs and the target gives the INVITE->200 times from kernel timestamps
+    (bench/lib/pcaprtt.py) beside SIPp's own."""
     n = len(ips)
     calls = rate * args.step_seconds
     step = work / f"{target.name}-{rate}cps"
     step.mkdir(parents=True, exist_ok=True)
     lines = target.inf_lines(calls)
     timeout = args.step_seconds + args.hold_ms // 1000 + 30
-    cmds, procs = [], []
+    cmds, procs, ports = [], [], []
     per_rate = rate / n
     for k in range(n):
         part = step / f"src{k + 1}"
@@ -179,7 +184,8 @@ def run_step(target, rate: int, args, work: Path, scenario: Path, keys: dict[str
         inf = part / "joins.csv"
         inf.write_text("SEQUENTIAL\n" + "\n".join(mine) + "\n")
         ip = ips[k]
-        cmd = ["sipp", "-sf", str(scenario), "-t", "u1", "-i", ip, "-p", str(free_udp_tcp_port()),
+        ports.append(free_udp_tcp_port())
+        cmd = ["sipp", "-sf", str(scenario), "-t", "u1", "-i", ip, "-p", str(ports[-1]),
                "-mi", ip, "-mp", str(free_udp_port()), "-nostdin",
                "-inf", str(inf), *[a for k_, v in keys.items() for a in ("-key", k_, v)],
                "-m", str(len(mine)), "-r", f"{per_rate:g}",
@@ -189,6 +195,10 @@ def run_step(target, rate: int, args, work: Path, scenario: Path, keys: dict[str
                "-trace_rtt", "-rtt_freq", "1", "-trace_err", "-error_file", str(part / "errors.log"),
                target.sip_addr()]
         cmds.append(cmd)
+    capture = None
+    if rate in getattr(args, "pcap_rates", ()):
+        capture = Capture(step / "sip.pcap", int(target.sip_addr().rsplit(":", 1)[1]), ports)
+        capture.start()
     pgid = target.pgid()
     cpu0 = group_cpu_s(pgid) if pgid else 0.0
     t0 = time.monotonic()
@@ -208,9 +218,11 @@ def run_step(target, rate: int, args, work: Path, scenario: Path, keys: dict[str
                 stop(proc, "sipp uac")
                 rcs.append(-1)
                 errs.append("sipp did not stop by itself")
-    finally:  # interrupted (Ctrl-C): no UAC outlives the run
+    finally:  # interrupted (Ctrl-C): no UAC (nor the capture) outlives the run
         for proc in procs:
             stop(proc, "sipp uac")
+        if capture is not None:
+            capture.stop()
     wall = time.monotonic() - t0
     cpu = group_cpu_s(pgid) - cpu0 if pgid else 0.0
     ok = failed = retrans = 0
@@ -242,6 +254,12 @@ def run_step(target, rate: int, args, work: Path, scenario: Path, keys: dict[str
         "target_cpu_ms_per_call": round(1000 * cpu / ok, 3) if ok else None,
         "cmd": " ".join(cmds[0]),
     }
+    if capture is not None:
+        pts, missing = capture.response_times_ms()
+        result.update({"pcap_calls": len(pts), "pcap_unanswered": missing,
+                       "pcap_p50_ms": round(percentile(pts, 50), 3) if pts else None,
+                       "pcap_p99_ms": round(percentile(pts, 99), 3) if pts else None,
+                       "pcap_max_ms": round(max(pts), 3) if pts else None})
     # Sustained: every call completed, none failed, and SIPp really offered the rate.
     result["sustained"] = (rc == 0 and failed == 0 and ok == calls and achieved >= 0.9 * rate)
     if rc != 0:
@@ -249,20 +267,44 @@ def run_step(target, rate: int, args, work: Path, scenario: Path, keys: dict[str
     return result
 
 
+def rates_of(args):
+    """`args.rates` in order; then, with `args.climb` > 1, on past the last one by that factor
+    (rounded to 100) up to `args.max_rate`, so a ladder stops where the target fails rather
+    than at a fixed top. `args.budget_seconds` (if set) bounds the whole ladder in time."""
+    yield from args.rates
+    climb, top = getattr(args, "climb", 0) or 0, getattr(args, "max_rate", 0) or 0
+    rate = args.rates[-1] if args.rates else 0
+    while climb > 1 and rate:
+        rate = max(rate + 100, int(round(rate * climb / 100.0)) * 100)
+        if rate > top:
+            return
+        yield rate
+
+
 def ladder(target, args, step) -> list[dict]:
-    """`step(target, rate)` for each of `args.rates` in order, until one is not sustained."""
+    """`step(target, rate)` for each rate of rates_of(args) in order, until one is not
+    sustained (or the ladder's time budget is spent)."""
     print(f"== {target.name}", flush=True)
     results = []
+    budget = getattr(args, "budget_seconds", 0) or 0
     target.start()
+    t0 = time.monotonic()
     try:
-        for rate in args.rates:
+        for rate in rates_of(args):
+            if budget and results and time.monotonic() - t0 + args.step_seconds + 5 > budget:
+                print(f"  time budget ({budget} s) spent: the ladder stops at {results[-1]['rate']} cps",
+                      flush=True)
+                results[-1]["budget_stop"] = True
+                break
             r = step(target, rate)
             results.append(r)
             print(f"  {rate:>5} cps: ok={r['successful']}/{r['calls']} failed={r['failed']} "
                   f"retrans={r['retransmissions']} achieved={r['achieved_cps']} cps "
                   f"p50={r['rtt_p50_ms']} ms p99={r['rtt_p99_ms']} ms rc={r['sipp_rc']} "
                   f"cpu={r['target_cpu_ms_per_call']} ms/call "
-                  f"{'OK' if r['sustained'] else 'NOT SUSTAINED'}", flush=True)
+                  + (f"pcap p50={r.get('pcap_p50_ms')} p99={r.get('pcap_p99_ms')} ms "
+                     f"(n={r.get('pcap_calls')}, unanswered {r.get('pcap_unanswered')}) " if "pcap_calls" in r else "")
+                  + f"{'OK' if r['sustained'] else 'NOT SUSTAINED'}", flush=True)
             if not r["sustained"]:
                 break
             time.sleep(2)  # let the last BYEs and retransmission timers settle
