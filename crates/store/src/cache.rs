@@ -11,7 +11,10 @@
 //!   they return, so this node never answers from a value older than its own last write.
 //!   A read that raced with a write is not stored (a generation counter), so a stale value
 //!   cannot be put back after the invalidation.
-//! - Writes by other nodes sharing a PostgreSQL database are seen after at most the TTL.
+//! - Writes by other nodes sharing a PostgreSQL database are seen after at most the TTL,
+//!   or at once when the server wires the cluster bus: every invalidation here calls the
+//!   [`CachedRepository::on_invalidate`] hook (a NOTIFY), and a notification from another
+//!   node calls [`CachedRepository::invalidate_all`].
 //! - Meetings and attendees are never cached: a revoked join token stops working at once.
 
 use std::collections::HashMap;
@@ -65,6 +68,8 @@ pub struct CachedRepository {
     entries: Mutex<HashMap<Key, (Instant, Value)>>,
     /// Bumped by every write through the cache.
     generation: AtomicU64,
+    /// Told of every invalidation by a write through this cache (the cluster bus).
+    announce: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl CachedRepository {
@@ -75,6 +80,26 @@ impl CachedRepository {
             ttl,
             entries: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            announce: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets the hook every invalidation by a write through this cache calls (once; a second
+    /// hook is ignored).
+    pub fn on_invalidate(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.announce.set(hook);
+    }
+
+    /// Drops every entry: another node wrote, or its notifications may have been missed.
+    pub fn invalidate_all(&self) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
+    fn announce(&self) {
+        if let Some(hook) = self.announce.get() {
+            hook();
         }
     }
 
@@ -113,6 +138,8 @@ impl CachedRepository {
                 }
             }),
         }
+        drop(entries);
+        self.announce();
     }
 
     fn generation(&self) -> u64 {

@@ -10,6 +10,7 @@
 //! configuration that every INVITE reads.
 
 mod cache;
+pub mod cluster;
 mod migrate;
 mod numbers;
 mod pstn;
@@ -19,6 +20,7 @@ mod sql;
 mod tags;
 
 pub use cache::CachedRepository;
+pub use cluster::{BusEvent, BusListener, ClusterRepository, Node, NodeInfo, NodeState, Placement};
 pub use numbers::{NumberOrderRepository, PoolNumber, PoolSearch};
 pub use pstn::{CarrierRepository, GroupRepository};
 pub use repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreError};

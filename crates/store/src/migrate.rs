@@ -54,6 +54,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 11,
         sql: include_str!("../migrations/sqlite/0011_streaming_targets.sql"),
     },
+    Migration {
+        version: 12,
+        sql: include_str!("../migrations/sqlite/0012_nodes.sql"),
+    },
 ];
 pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
@@ -99,6 +103,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 11,
         sql: include_str!("../migrations/postgres/0011_streaming_targets.sql"),
+    },
+    Migration {
+        version: 12,
+        sql: include_str!("../migrations/postgres/0012_nodes.sql"),
     },
 ];
 

@@ -18,6 +18,7 @@ use crate::repo::{AttendeeInsert, MeetingInsert, Repository, SettingKind, StoreE
 mod attendees;
 use attendees::{AttendeeRow, attendee_from_row, encode_hex, meeting_from_row};
 mod carriers;
+mod cluster;
 mod groups;
 mod numbers;
 mod records;

@@ -17,6 +17,8 @@ impl CachedRepository {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         entries.retain(|k, _| !matches!(k, Key::SipRuleNumber(_) | Key::SipRuleHost(_)));
+        drop(entries);
+        self.announce();
     }
 
     async fn cached_rule<F>(&self, key: Key, read: F) -> Result<Option<SipRule>, StoreError>

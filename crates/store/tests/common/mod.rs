@@ -195,3 +195,24 @@ pub fn connector(id: &str, name: &str) -> VoiceConnector {
         network_type: None,
     }
 }
+
+/// A meeting as CreateMeeting would store it.
+pub fn meeting(id: &str) -> domain::meeting::MeetingRecord {
+    use domain::meeting::{MediaPlacement, Meeting, MeetingRecord};
+    MeetingRecord {
+        meeting: Meeting {
+            meeting_id: id.to_string(),
+            meeting_host_id: None,
+            external_meeting_id: format!("ext-{id}"),
+            media_region: "us-east-1".into(),
+            media_placement: MediaPlacement::for_host("127.0.0.1:8080", id),
+            meeting_features: None,
+            primary_meeting_id: None,
+            tenant_ids: None,
+            meeting_arn: format!("arn:aws:chime:us-east-1:000000000000:meeting/{id}"),
+        },
+        client_request_token: format!("crt-{id}"),
+        created_ms: 1_764_000_000_000,
+        last_audio_ms: 1_764_000_000_000,
+    }
+}
