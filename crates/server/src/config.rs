@@ -197,6 +197,21 @@ pub struct Settings {
     /// the text last) and writes a WAV to stdout [default: none: Speak fails, saying so]
     #[arg(long, env = "VC_TTS_COMMAND")]
     pub tts_command: Option<PathBuf>,
+    /// This node's name in the registry of nodes sharing one PostgreSQL database
+    /// [default: the host name]
+    #[arg(long, env = "VC_NODE_ID")]
+    pub node_id: Option<String>,
+    /// host:port other nodes send SIP for this node's meetings to [default: --sip when it
+    /// names an address]
+    #[arg(long, env = "VC_ADVERTISE_SIP")]
+    pub advertise_sip: Option<String>,
+    /// Base URL of this node's API and signaling [default: --public-url, else http(s)://--http]
+    #[arg(long, env = "VC_ADVERTISE_HTTP")]
+    pub advertise_http: Option<String>,
+    /// Seconds without a heartbeat after which a node is dead and its meetings are placed
+    /// again at their next join [default: 5]
+    #[arg(long, env = "VC_NODE_DEAD_AFTER", value_parser = clap::value_parser!(u32).range(2..))]
+    pub node_dead_after: Option<u32>,
 }
 
 /// The TOML file: the same names as the flags.
@@ -236,6 +251,10 @@ struct FileSettings {
     s3_secret_access_key: Option<crate::sma::s3::Secret>,
     sma_ca_file: Option<PathBuf>,
     tts_command: Option<PathBuf>,
+    node_id: Option<String>,
+    advertise_sip: Option<String>,
+    advertise_http: Option<String>,
+    node_dead_after: Option<u32>,
 }
 
 /// The resolved configuration every part of the server reads.
@@ -276,6 +295,8 @@ pub struct Config {
     pub sma_ca_file: Option<PathBuf>,
     /// The text-to-speech program (`--tts-command`).
     pub tts_command: Option<PathBuf>,
+    /// This node in the cluster (`--node-id`, `--advertise-*`, `--node-dead-after`).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 fn secret_arg(s: &str) -> Result<crate::sma::s3::Secret, std::convert::Infallible> {
@@ -400,6 +421,12 @@ impl Settings {
             s3,
             sma_ca_file: self.sma_ca_file.clone().or(file.sma_ca_file),
             tts_command: self.tts_command.clone().or(file.tts_command),
+            cluster: crate::cluster::ClusterConfig::resolve(
+                self.node_id.clone().or(file.node_id),
+                self.advertise_sip.clone().or(file.advertise_sip),
+                self.advertise_http.clone().or(file.advertise_http),
+                self.node_dead_after.or(file.node_dead_after),
+            )?,
         })
     }
 

@@ -36,6 +36,8 @@ pub struct JoinContext {
     pub refusals: RefusalSampler,
     /// What SIP media application calls use (invoker, prompts, store).
     pub sma: Arc<crate::sma::call::Services>,
+    /// This node among the nodes sharing the database: a meeting's first join places it.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// How often one source's unscreened refusals get an INFO line.
@@ -374,6 +376,9 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
                 require_encryption: connector.require_encryption,
             };
             let audio = attendee.capabilities.audio;
+            if let Some(c) = &ctx.cluster {
+                c.place_join(&member.meeting_id).await;
+            }
             match join_as(ctx, leg, req, peer, &owner, member, audio).await {
                 Ok(ready) => ready,
                 Err(e) => {

@@ -88,6 +88,7 @@ impl TestServer {
             s3: None,
             sma_ca_file: None,
             tts_command: None,
+            cluster: Default::default(),
         };
         let server = Server::start(cfg).await.expect("server");
         let (http, repo, webrtc) = (server.http, server.repo.clone(), server.webrtc.clone());
