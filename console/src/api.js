@@ -1,5 +1,5 @@
 // The console's access to this server: the AWS SDK's chime-sdk-voice and chime-sdk-meetings
-// clients pointed at the page's own origin, and SigV4-signed GETs for the admin endpoints.
+// clients pointed at the page's own origin, and SigV4-signed requests for the admin endpoints.
 // The keys live in sessionStorage only: gone when the tab closes.
 
 import { ChimeSDKVoiceClient } from "@aws-sdk/client-chime-sdk-voice";
@@ -59,7 +59,13 @@ export function describeError(e) {
 
 /** A SigV4-signed GET of an admin endpoint (`path` with `query` parameters) as JSON; an
  * error answer is thrown as {name, message} from its AWS error body. */
-export async function adminGet(path, query = {}, s = session()) {
+export function adminGet(path, query = {}, s = session()) {
+  return adminCall("GET", path, query, undefined, s);
+}
+
+/** A SigV4-signed `method` request of an admin endpoint, with `body` (an object, sent as
+ * JSON) if given; its JSON answer, or its AWS error thrown as {name, message}. */
+export async function adminCall(method, path, query = {}, body = undefined, s = session()) {
   const signer = new SignatureV4({
     service: "chime",
     region: s.region || "us-east-1",
@@ -68,34 +74,38 @@ export async function adminGet(path, query = {}, s = session()) {
   });
   const clean = {};
   for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== "") clean[k] = String(v);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers = { host: location.host };
+  if (payload !== undefined) headers["content-type"] = "application/json";
   const request = new HttpRequest({
-    method: "GET",
+    method,
     protocol: location.protocol,
     hostname: location.hostname,
     port: location.port ? Number(location.port) : undefined,
     path,
     query: clean,
-    headers: { host: location.host },
+    headers,
+    body: payload,
   });
   const signed = await signer.sign(request);
-  const headers = { ...signed.headers };
-  delete headers.host; // the browser sends it, with the same value
+  const sent = { ...signed.headers };
+  delete sent.host; // the browser sends it, with the same value
   const qs = new URLSearchParams(clean).toString();
-  const resp = await fetch(path + (qs ? `?${qs}` : ""), { headers });
+  const resp = await fetch(path + (qs ? `?${qs}` : ""), { method, headers: sent, body: payload });
   const text = await resp.text();
-  let body = null;
+  let answer = null;
   try {
-    body = text ? JSON.parse(text) : null;
+    answer = text ? JSON.parse(text) : null;
   } catch {
-    body = null;
+    answer = null;
   }
   if (!resp.ok) {
-    const err = new Error(body?.Message || body?.message || text || resp.statusText);
-    err.name = resp.headers.get("x-amzn-errortype")?.split(":")[0] || body?.Code || `HTTP ${resp.status}`;
+    const err = new Error(answer?.Message || answer?.message || text || resp.statusText);
+    err.name = resp.headers.get("x-amzn-errortype")?.split(":")[0] || answer?.Code || `HTTP ${resp.status}`;
     err.$metadata = { httpStatusCode: resp.status };
     throw err;
   }
-  return body;
+  return answer;
 }
 
 /** Every page of a paginated SDK list: `call(token)` returns one page, `items(page)` its

@@ -10,11 +10,13 @@ import { meetingsPage, meetingPage } from "./pages/meetings.js";
 import { recordsPage } from "./pages/records.js";
 import { carriersPage } from "./pages/carriers.js";
 import { chartsPage } from "./pages/charts.js";
+import { callsPage } from "./pages/calls.js";
 
 const PAGES = [
   ["Voice connectors", "#/connectors"],
   ["Phone numbers", "#/numbers"],
   ["Meetings", "#/meetings"],
+  ["Live calls", "#/calls"],
   ["Call records", "#/records"],
   ["Carriers", "#/carriers"],
   ["Charts", "#/charts"],
@@ -26,10 +28,14 @@ const ROUTES = [
   [/^#\/numbers$/, numbersPage],
   [/^#\/meetings\/([\w-]+)$/, meetingPage],
   [/^#\/meetings$/, meetingsPage],
+  [/^#\/calls$/, callsPage],
   [/^#\/records$/, recordsPage],
   [/^#\/carriers$/, carriersPage],
   [/^#\/charts$/, chartsPage],
 ];
+
+/** Pages that keep polling while open: drawn at once, not awaited. */
+const LIVE = new Set([chartsPage, callsPage]);
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -62,7 +68,7 @@ async function render() {
   const id = rx.exec(hash)[1];
   try {
     const done = fn(page, { id }, go, controller.signal);
-    if (fn !== chartsPage) await done;
+    if (!LIVE.has(fn)) await done;
   } catch (e) {
     if (controller.signal.aborted) return;
     if (!page.querySelector("h2")) page.prepend(h("h2", {}, PAGES.find(([, href]) => hash.startsWith(href))?.[0] || "Error"));

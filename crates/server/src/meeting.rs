@@ -64,6 +64,11 @@ pub enum MeetingMsg {
         leg: LegId,
         reply: oneshot::Sender<Option<LegStats>>,
     },
+    /// A leg's statistics and last level now (the console's live calls).
+    Live {
+        leg: LegId,
+        reply: oneshot::Sender<Option<(LegStats, Option<u8>)>>,
+    },
     /// A browser's signaling session joins the roster; the reply has its stream id and
     /// the roster, itself included.
     BrowserOpen {
@@ -173,6 +178,8 @@ struct Slot {
     sockets: Option<(Arc<UdpSocket>, Arc<UdpSocket>)>,
     readers: Vec<tokio::task::JoinHandle<()>>,
     browser: Option<mpsc::Sender<SessionMsg>>,
+    /// The last level the mixer gave (Chime-style attenuation, 0 loudest), for the console.
+    level: Option<u8>,
 }
 
 impl Slot {
@@ -377,6 +384,7 @@ impl Meeting {
                         sockets: Some((rtp, rtcp)),
                         readers,
                         browser: None,
+                        level: None,
                     };
                     self.join_roster(leg, slot);
                 }
@@ -420,6 +428,11 @@ impl Meeting {
                     .and_then(|e| self.media.leg_stats(e));
                 let _ = reply.send(stats);
             }
+            MeetingMsg::Live { leg, reply } => {
+                let slot = self.slots.get(&leg);
+                let stats = slot.and_then(|s| self.media.leg_stats(s.engine?));
+                let _ = reply.send(stats.map(|st| (st, slot.and_then(|s| s.level))));
+            }
             MeetingMsg::BrowserOpen {
                 leg,
                 attendee_id,
@@ -438,6 +451,7 @@ impl Meeting {
                     sockets: None,
                     readers: Vec::new(),
                     browser: Some(session),
+                    level: None,
                 };
                 let stream = self.join_roster(leg, slot);
                 let roster = self.slots.values().map(Slot::info).collect();
@@ -588,6 +602,12 @@ impl Meeting {
                 }
             }
             EngineEvent::Levels(levels) => {
+                for (leg, volume, _) in &levels {
+                    let l = self.by_engine.get(leg).map(|e| e.leg);
+                    if let Some(slot) = l.and_then(|l| self.slots.get_mut(&l)) {
+                        slot.level = Some(*volume);
+                    }
+                }
                 if !self.slots.values().any(|s| s.browser.is_some()) {
                     return;
                 }

@@ -51,7 +51,6 @@ pub struct Server {
     edge: crate::edge::SipEdge,
     records: crate::records::RecordWriter,
     drain_timeout: u32,
-    cluster: Arc<crate::cluster::Cluster>,
     http_server: crate::http::HttpServer,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -69,8 +68,6 @@ impl Server {
     /// Stops taking requests, lets the HTTP connections finish (until
     /// `--http-shutdown-timeout`, then drops them), and stops the rest.
     pub async fn stop(self) -> anyhow::Result<()> {
-        // The registry first: no new meeting is placed here from now on.
-        self.cluster.set_draining().await;
         // Calls first: no new ones, the live ones get their drain time, then BYE; their
         // records are stored before anything else stops.
         self.controller
@@ -95,12 +92,10 @@ impl Server {
         let token_key = secrets::token_key(&cfg.data_dir)?;
         // Every INVITE reads its connector's configuration: keep it for a second (this node's
         // API writes invalidate it at once; other nodes' writes are seen within the second).
-        let cluster = crate::cluster::Cluster::new(&cfg.cluster, repo.clone());
-        let cache = Arc::new(store::CachedRepository::new(
+        let repo: Arc<dyn Repository> = Arc::new(store::CachedRepository::new(
             Arc::new(repo),
             std::time::Duration::from_secs(1),
         ));
-        let repo: Arc<dyn Repository> = cache.clone();
         let state = api::AppState::new(
             repo.clone(),
             creds.clone(),
@@ -159,7 +154,6 @@ impl Server {
             records: records.clone(),
             metrics: metrics.clone(),
             refusals: Default::default(),
-            cluster: Some(cluster.clone()),
             sma: Arc::new(crate::sma::call::Services {
                 invoker: crate::sma::invoke::Invoker::default(),
                 prompts: crate::sma::prompts::Prompts::new(
@@ -199,28 +193,6 @@ impl Server {
             repo.clone(),
             meetings.clone(),
         ));
-        let cluster_started = crate::cluster::start(
-            &cluster,
-            crate::cluster::Addresses {
-                sip: edge.local_addr(sip_transport::Transport::Udp),
-                http: http_addr,
-                http_tls: cfg.http_options.tls_on(cfg.http),
-                public_url: cfg.http_options.public_url.clone(),
-                media_ip: cfg.media_ip,
-            },
-            &cfg.database_url,
-            cache,
-            &state.events,
-            controller.clone(),
-        )
-        .await;
-        let mut cluster_tasks = cluster_started.tasks;
-        cluster_tasks.push(tokio::spawn(crate::sweeps::forward_control_events(
-            cluster_started.remote_events,
-            controller.clone(),
-            repo.clone(),
-            meetings.clone(),
-        )));
         let reconcile_task = tokio::spawn(crate::sweeps::reconcile_every(
             repo.clone(),
             controller.clone(),
@@ -272,13 +244,13 @@ impl Server {
         let app = signaling
             .merge(api::router(state.clone()))
             .merge(crate::console::routes())
-            .merge(crate::cluster::admin::routes(
-                state.clone(),
-                cluster.clone(),
-            ))
             .merge(crate::console_sip::routes(
                 state.clone(),
                 cfg.data_dir.join("logs"),
+            ))
+            .merge(crate::console_calls::routes(
+                state.clone(),
+                edge.controller.clone(),
             ));
         let tls = match cfg.http_options.tls_on(cfg.http) {
             false => None,
@@ -300,7 +272,6 @@ impl Server {
             edge,
             records,
             drain_timeout: cfg.drain_timeout,
-            cluster,
             http_server,
             tasks: vec![
                 sweeper,
@@ -312,10 +283,7 @@ impl Server {
                 metrics_task,
                 retention,
                 sma_requests,
-            ]
-            .into_iter()
-            .chain(cluster_tasks)
-            .collect(),
+            ],
         })
     }
 }

@@ -241,6 +241,47 @@ const ops = {
     );
     return page.$$eval(".chart", (charts) => charts.map((c) => ({ title: c.querySelector("figcaption").textContent, legend: c.querySelector(".legend").textContent, points: c.querySelector("polyline")?.points.length || 0 })));
   },
+  /** Opens the live calls page (unless open) and waits until the call from `from` shows
+   * a codec and a speaking level above `minDb` dBov; every row's cells and level. */
+  async liveCall({ from, minDb }) {
+    if ((await page.evaluate(() => location.hash)) !== "#/calls") await open("#/calls");
+    const shows = (from, minDb) =>
+      [...document.querySelectorAll("table.calls tbody tr")].some(
+        (tr) => tr.children[2].textContent.startsWith(`${from} `) && tr.children[3].textContent !== "—" &&
+          tr.dataset.level !== "" && Number(tr.dataset.level) > minDb,
+      );
+    try {
+      await page.waitForFunction(shows, { timeout: 20000 }, from, minDb);
+    } catch (e) {
+      const shown = await page.$eval("#main", (m) => m.innerText).catch(() => "?");
+      throw new Error(`the call from ${from} did not show a codec and a level: ${shown.slice(0, 2000)}`);
+    }
+    return page.evaluate(() => ({
+      rows: [...document.querySelectorAll("table.calls tbody tr")].map((tr) => ({
+        cells: [...tr.children].map((c) => c.textContent.trim()),
+        level: tr.dataset.level,
+        callId: tr.dataset.callId,
+      })),
+      status: document.querySelector(".live-status")?.textContent || "",
+    }));
+  },
+  /** Presses Enter on "Hang up FROM" and waits until its row is gone (or an error shows
+   * beside the button). */
+  async hangUp({ from }) {
+    const text = `Hang up ${from}`;
+    const [button] = await page.$$(`xpath/.//button[normalize-space()='${text}']`);
+    if (!button) throw new Error(`no button ${text}`);
+    await button.focus();
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(
+      (b) => !b.isConnected || (b.nextElementSibling?.textContent && !b.disabled),
+      { timeout: 20000 },
+      button,
+    );
+    const error = await button.evaluate((b) => (b.isConnected ? b.nextElementSibling?.textContent || null : null));
+    const said = await page.$eval(".hung-up", (p) => p.textContent);
+    return { error, said, ...(await view()) };
+  },
   async screenshot({ file, width, height }) {
     await page.setViewport({ width: width || 1280, height: height || 800 });
     await page.screenshot({ path: file, fullPage: true });

@@ -82,6 +82,8 @@ pub enum Input {
     Probe(super::Probe),
     /// The carriers to register with (`edge::register`).
     Register(super::register::Tick),
+    /// The web console's live calls (`edge::live`).
+    Live(super::live::Query),
     /// A SIP message to this peer could not be sent (stream transports): its transactions
     /// end as transport failures.
     TransportError(sip::Peer),
@@ -108,7 +110,7 @@ pub struct Controller {
 }
 
 impl Controller {
-    async fn send(&self, input: Input) {
+    pub(super) async fn send(&self, input: Input) {
         if self.tx.send(input).await.is_err() {
             tracing::debug!("the SIP edge has stopped");
         }

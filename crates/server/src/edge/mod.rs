@@ -16,6 +16,7 @@ mod early;
 mod info;
 mod join;
 mod legs;
+mod live;
 mod options;
 mod origination;
 mod outbox;
@@ -46,6 +47,7 @@ pub use control::{Controller, Input, MetricsTarget};
 pub use join::JoinContext;
 use join::JoinOutcome;
 use legs::{Release, SipLeg};
+pub use live::{LiveLeg, operator_reason};
 pub use probes::{Probe, resolve_carriers};
 pub use pstn::is_bridge;
 pub use register::register_carriers;
@@ -369,6 +371,7 @@ impl Edge {
             Input::Probe(p) => self.probe(now, p),
             Input::Register(tick) => self.register_tick(now, tick),
             Input::TransportError(peer) => self.ua.handle_transport_error(now, peer),
+            Input::Live(q) => self.live(now, q),
             Input::MetricsTargets(reply) => {
                 let due = self
                     .legs
