@@ -19,6 +19,7 @@ pub mod admin_functions;
 pub mod admission;
 pub mod browser;
 pub mod cdr_export;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod console_calls;

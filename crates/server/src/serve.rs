@@ -51,6 +51,7 @@ pub struct Server {
     edge: crate::edge::SipEdge,
     records: crate::records::RecordWriter,
     drain_timeout: u32,
+    cluster: Arc<crate::cluster::Cluster>,
     http_server: crate::http::HttpServer,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -68,6 +69,8 @@ impl Server {
     /// Stops taking requests, lets the HTTP connections finish (until
     /// `--http-shutdown-timeout`, then drops them), and stops the rest.
     pub async fn stop(self) -> anyhow::Result<()> {
+        // The registry first: no new meeting is placed here from now on.
+        self.cluster.set_draining().await;
         // Calls first: no new ones, the live ones get their drain time, then BYE; their
         // records are stored before anything else stops.
         self.controller
@@ -92,10 +95,12 @@ impl Server {
         let token_key = secrets::token_key(&cfg.data_dir)?;
         // Every INVITE reads its connector's configuration: keep it for a second (this node's
         // API writes invalidate it at once; other nodes' writes are seen within the second).
-        let repo: Arc<dyn Repository> = Arc::new(store::CachedRepository::new(
+        let cluster = crate::cluster::Cluster::new(&cfg.cluster, repo.clone());
+        let cache = Arc::new(store::CachedRepository::new(
             Arc::new(repo),
             std::time::Duration::from_secs(1),
         ));
+        let repo: Arc<dyn Repository> = cache.clone();
         let state = api::AppState::new(
             repo.clone(),
             creds.clone(),
@@ -154,6 +159,7 @@ impl Server {
             records: records.clone(),
             metrics: metrics.clone(),
             refusals: Default::default(),
+            cluster: Some(cluster.clone()),
             sma: Arc::new(crate::sma::call::Services {
                 invoker: crate::sma::invoke::Invoker::default(),
                 prompts: crate::sma::prompts::Prompts::new(
@@ -193,6 +199,28 @@ impl Server {
             repo.clone(),
             meetings.clone(),
         ));
+        let cluster_started = crate::cluster::start(
+            &cluster,
+            crate::cluster::Addresses {
+                sip: edge.local_addr(sip_transport::Transport::Udp),
+                http: http_addr,
+                http_tls: cfg.http_options.tls_on(cfg.http),
+                public_url: cfg.http_options.public_url.clone(),
+                media_ip: cfg.media_ip,
+            },
+            &cfg.database_url,
+            cache,
+            &state.events,
+            node_load(controller.clone()),
+        )
+        .await;
+        let mut cluster_tasks = cluster_started.tasks;
+        cluster_tasks.push(tokio::spawn(crate::sweeps::forward_control_events(
+            cluster_started.remote_events,
+            controller.clone(),
+            repo.clone(),
+            meetings.clone(),
+        )));
         let reconcile_task = tokio::spawn(crate::sweeps::reconcile_every(
             repo.clone(),
             controller.clone(),
@@ -244,6 +272,10 @@ impl Server {
         let app = signaling
             .merge(api::router(state.clone()))
             .merge(crate::console::routes())
+            .merge(crate::cluster::admin::routes(
+                state.clone(),
+                cluster.clone(),
+            ))
             .merge(crate::console_sip::routes(
                 state.clone(),
                 cfg.data_dir.join("logs"),
@@ -272,6 +304,7 @@ impl Server {
             edge,
             records,
             drain_timeout: cfg.drain_timeout,
+            cluster,
             http_server,
             tasks: vec![
                 sweeper,
@@ -283,7 +316,10 @@ impl Server {
                 metrics_task,
                 retention,
                 sma_requests,
-            ],
+            ]
+            .into_iter()
+            .chain(cluster_tasks)
+            .collect(),
         })
     }
 }
@@ -335,6 +371,22 @@ fn print_first_start(creds: &api::sigv4::Credentials, http: std::net::SocketAddr
          \naws CLI:\n\
          \n  AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION=us-east-1 \\\n    aws chime-sdk-voice list-voice-connectors --endpoint-url {url}{ca_bundle}\n",
     );
+}
+
+/// This node's SIP and browser legs and its meetings (bridges are not meetings), for the
+/// cluster's heartbeat.
+fn node_load(controller: crate::edge::Controller) -> crate::cluster::LoadFn {
+    Box::new(move || {
+        let c = controller.clone();
+        Box::pin(async move {
+            let meetings = c.meetings().await;
+            let meetings = meetings
+                .iter()
+                .filter(|m| !crate::edge::is_bridge(m))
+                .count();
+            (c.members().await.len(), meetings)
+        })
+    })
 }
 
 /// Counts what meeting tasks see, for `/metrics`.

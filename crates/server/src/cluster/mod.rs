@@ -153,7 +153,7 @@ pub async fn start(
     database_url: &str,
     cache: Arc<store::CachedRepository>,
     events: &tokio::sync::broadcast::Sender<api::ControlEvent>,
-    controller: crate::edge::Controller,
+    load: LoadFn,
 ) -> Started {
     let scheme = if at.http_tls { "https" } else { "http" };
     let cfg = &cluster.cfg;
@@ -176,26 +176,28 @@ pub async fn start(
     cluster.beat(0, 0).await;
     let (remote_tx, remote_events) = tokio::sync::broadcast::channel(1024);
     let mut tasks = bus::start(cluster, database_url, cache, events, remote_tx);
-    tasks.push(tokio::spawn(heartbeat(cluster.clone(), controller)));
+    tasks.push(tokio::spawn(heartbeat(cluster.clone(), load)));
     Started {
         remote_events,
         tasks,
     }
 }
 
+/// This node's (legs, meetings), asked of the edge by `serve` (the cluster imports no
+/// driver: the edge's join imports it).
+pub type LoadFn = Box<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = (usize, usize)> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Writes the heartbeat every [`HEARTBEAT`] with this node's load.
-async fn heartbeat(cluster: Arc<Cluster>, controller: crate::edge::Controller) {
+async fn heartbeat(cluster: Arc<Cluster>, load: LoadFn) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let meetings = controller
-            .meetings()
-            .await
-            .iter()
-            .filter(|m| !crate::edge::is_bridge(m))
-            .count();
-        let legs = controller.members().await.len();
+        let (legs, meetings) = load().await;
         cluster.beat(legs as i64, meetings as i64).await;
     }
 }
