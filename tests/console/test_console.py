@@ -208,6 +208,8 @@ def test_operator_session(console_server, tmp_path):
         arrows = sip_view["arrows"]
         assert arrows[0] == "INVITE" and "200 OK" in arrows and "ACK" in arrows and "BYE" in arrows, sip_view
         assert arrows.index("200 OK") < arrows.index("ACK") < arrows.index("BYE"), sip_view
+        # The call ends with our 200 to its BYE (logged after the BYE ended the call).
+        assert arrows[arrows.index("BYE"):] == ["BYE", "200 OK"], sip_view
         assert sip_view["ends"][1] == "voice-connector" and att["joinToken"] not in sip_view["text"], sip_view
         shot("call-records.png")
         none = ui.call("records", filter={"voice-connector-id": vc_id, "status": "Refused"})

@@ -68,6 +68,10 @@ def signed(server, method: str, path: str):
 def test_live_call_shown_and_hung_up_from_the_console(live_server, tmp_path):
     server = live_server
     vc_id, host = server.create_connector(require_encryption=True)
+    voice = server.client("chime-sdk-voice")
+    voice.put_voice_connector_logging_configuration(
+        VoiceConnectorId=vc_id, LoggingConfiguration={"EnableSIPLogs": True},
+    )
     tone = tmp_path / "tone.wav"
     subprocess.run(
         ["sox", "-n", "-r", "16000", "-b", "16", "-c", "1", str(tone), "synth", "30", "sine", "440", "vol", "0.5"],
@@ -118,6 +122,19 @@ def test_live_call_shown_and_hung_up_from_the_console(live_server, tmp_path):
         assert f"hung up by operator {server.key_id}" in reason, reason
         end = [s for s in res["snapshots"] if s["label"] == "end"]
         assert end and end[0]["at"] < long_call - 5, res["snapshots"]
+
+        # The SIP log has our BYE with that Reason, then the caller's 200 to it (which
+        # comes after the call ended).
+        def ending():
+            got = server.signed_get("/admin/sip-messages", {"voice-connector-id": vc_id, "call-id": call["CallId"]})
+            first = [m["Message"].split("\r\n", 1)[0] for m in got["Messages"]]
+            ends = len(first) >= 2 and first[-2].startswith("BYE ") and first[-1].startswith("SIP/2.0 200")
+            return got["Messages"] if ends else None
+
+        messages = wait_for(ending, 10, "the BYE and its 200 in the SIP log")
+        assert [m["Direction"] for m in messages[-2:]] == ["Outbound", "Inbound"], messages[-2:]
+        assert f"hung up by operator {server.key_id}" in messages[-2]["Message"], messages[-2]
+        assert "CSeq:" in messages[-1]["Message"] and " BYE" in messages[-1]["Message"], messages[-1]
 
         # Its record, on the call records page.
         wait_for(lambda: [r for r in server.call_records(vc_id) if r["Status"] == "Completed"], 10, "the call's record")

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sip::log::{Direction, LoggedMessage};
 use tokio::sync::mpsc;
@@ -19,8 +20,39 @@ struct Line {
     json: String,
 }
 
+/// How long a call's messages are still logged after it ended: the UA answers a BYE (and
+/// its retransmissions, RFC 3261 Timer J = 64*T1) after the call is over, and the peer's
+/// 200 to our BYE comes after we ended it.
+pub const LINGER: Duration = Duration::from_secs(32);
+
+/// The calls being logged: Call-ID → (connector, when logging stops once it ended).
+#[derive(Default)]
+struct Calls(HashMap<String, (String, Option<Instant>)>);
+
+impl Calls {
+    /// Logs `call_id` for `vc_id`; calls whose linger is over are forgotten.
+    fn enable(&mut self, call_id: &str, vc_id: &str, now: Instant) {
+        self.0.retain(|_, (_, until)| until.is_none_or(|t| t > now));
+        self.0
+            .insert(call_id.to_string(), (vc_id.to_string(), None));
+    }
+
+    /// The call ended: its messages are logged for [`LINGER`] more.
+    fn ended(&mut self, call_id: &str, now: Instant) {
+        if let Some((_, until)) = self.0.get_mut(call_id) {
+            until.get_or_insert(now + LINGER);
+        }
+    }
+
+    /// The connector of a message of `call_id`, if it is logged at `now`.
+    fn connector(&self, call_id: &str, now: Instant) -> Option<&str> {
+        let (vc, until) = self.0.get(call_id)?;
+        until.is_none_or(|t| t > now).then_some(vc.as_str())
+    }
+}
+
 pub struct SipLogger {
-    calls: Mutex<HashMap<String, String>>,
+    calls: Mutex<Calls>,
     tx: mpsc::Sender<Line>,
     metrics: Arc<api::metrics::Metrics>,
 }
@@ -45,7 +77,7 @@ impl SipLogger {
         let (tx, rx) = mpsc::channel(8192);
         tokio::spawn(write_lines(dir, rx));
         Arc::new(SipLogger {
-            calls: Mutex::new(HashMap::new()),
+            calls: Mutex::new(Calls::default()),
             tx,
             metrics,
         })
@@ -54,23 +86,25 @@ impl SipLogger {
     /// Starts logging the call with this Call-ID for a connector.
     pub fn enable(&self, call_id: &str, vc_id: &str) {
         let mut c = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        c.insert(call_id.to_string(), vc_id.to_string());
+        c.enable(call_id, vc_id, Instant::now());
     }
 
+    /// The call ended: its last messages (the 200 to a BYE, retransmissions) are still
+    /// logged for [`LINGER`].
     pub fn disable(&self, call_id: &str) {
         let mut c = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        c.remove(call_id);
+        c.ended(call_id, Instant::now());
     }
 
     /// Logs `msg` if its call is being logged. Cheap when no call is.
     pub fn log(&self, msg: &LoggedMessage<'_>) {
         let vc_id = {
             let c = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-            if c.is_empty() {
+            if c.0.is_empty() {
                 return;
             }
-            match call_id(msg.bytes).and_then(|id| c.get(id)) {
-                Some(vc) => vc.clone(),
+            match call_id(msg.bytes).and_then(|id| c.connector(id, Instant::now())) {
+                Some(vc) => vc.to_string(),
                 None => return,
             }
         };
@@ -142,6 +176,32 @@ pub async fn append_line(dir: &std::path::Path, file: &str, line: String) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ended_call_is_logged_for_the_linger_then_forgotten() {
+        let t0 = Instant::now();
+        let mut c = Calls::default();
+        c.enable("a@h", "vc1", t0);
+        assert_eq!(c.connector("a@h", t0), Some("vc1"));
+        assert_eq!(c.connector("b@h", t0), None);
+        // The BYE ended the call; the UA's 200 to it goes out after that.
+        c.ended("a@h", t0);
+        let just_after = t0 + Duration::from_millis(1);
+        assert_eq!(c.connector("a@h", just_after), Some("vc1"));
+        // A retransmitted BYE's 200 within Timer J is still logged; a second end does not
+        // push the linger out.
+        c.ended("a@h", t0 + LINGER / 2);
+        assert_eq!(
+            c.connector("a@h", t0 + LINGER - Duration::from_millis(1)),
+            Some("vc1")
+        );
+        assert_eq!(c.connector("a@h", t0 + LINGER), None);
+        // The next call's start forgets it.
+        c.enable("b@h", "vc1", t0 + LINGER);
+        assert_eq!(c.0.len(), 1);
+    }
+
     #[test]
     fn finds_the_call_id_in_long_and_compact_form() {
         assert_eq!(
