@@ -81,32 +81,52 @@ def test_a_lost_listen_connection_comes_back(cluster, tmp_path):
     assert_a_change_on_one_governs_the_next_invite_on_other(n1, n2, tmp_path)
 
 
-def test_delete_attendee_through_a_third_node_ends_the_call_at_once(cluster, tmp_path):
-    n1 = cluster.start("n1")
-    cluster.start("n2")
-    n3 = cluster.start("n3")
-    _, host = n1.create_connector()
-    meeting_id, attendee_id, token = n3.create_attendee()
+def assert_deletion_ends_the_call(caller_node, deleting_node, host, attendee_id, token, delete, tmp_path, tag):
+    """A SIPp call through `caller_node` is ended (BYE with a Reason) once `delete()` runs
+    through `deleting_node`, by the cluster bus: the reconciler (every 5 s) would have logged
+    that it found the attendee or meeting gone from the store."""
     result = {}
     call = threading.Thread(
-        target=lambda: result.update(r=sipp(n1, "join_until_bye.xml", join_keys(host, token), tmp_path, "bye")),
+        target=lambda: result.update(r=sipp(caller_node, "join_until_bye.xml", join_keys(host, token), tmp_path, tag)),
         daemon=True,
     )
     call.start()
-    n1.wait_for_log(rf"joined meeting[^\n]*attendee={re.escape(attendee_id)}", timeout=20)
+    caller_node.wait_for_log(rf"joined meeting[^\n]*attendee={re.escape(attendee_id)}", timeout=20)
     t0 = time.monotonic()
-    n3.client("chime-sdk-meetings").delete_attendee(MeetingId=meeting_id, AttendeeId=attendee_id)
+    delete()
     call.join(timeout=30)
     elapsed = time.monotonic() - t0
     assert not call.is_alive(), "SIPp still in the call"
     bye = result["r"]
     assert_one_successful_call(bye)  # the BYE came, with a Reason, and was answered
     assert re.search(r"^reason=\s*SIP\s*;\s*cause=\d+", bye.log, re.M), bye.log
-    # It came from the bus: the reconciler (every 5 s) would have logged that it found the
-    # attendee gone from the store.
-    assert f"attendee no longer in the store" not in n1.log(), n1.log()[-3000:]
-    print(f"DeleteAttendee on n3 -> BYE from n1 in {elapsed * 1000:.0f} ms")
+    assert "no longer in the store" not in caller_node.log(), caller_node.log()[-3000:]
+    print(f"{tag}: deletion on {deleting_node.label} -> BYE from {caller_node.label} in {elapsed * 1000:.0f} ms")
+
+
+def test_delete_attendee_through_a_third_node_ends_the_call_at_once(cluster, tmp_path):
+    n1 = cluster.start("n1")
+    cluster.start("n2")
+    n3 = cluster.start("n3")
+    _, host = n1.create_connector()
+    meeting_id, attendee_id, token = n3.create_attendee()
+    meetings = n3.client("chime-sdk-meetings")
+    assert_deletion_ends_the_call(
+        n1, n3, host, attendee_id, token,
+        lambda: meetings.delete_attendee(MeetingId=meeting_id, AttendeeId=attendee_id), tmp_path, "attendee",
+    )
     assert placed_on(cluster, meeting_id) == "n1"
+
+
+def test_delete_meeting_through_another_node_ends_its_calls_at_once(cluster, tmp_path):
+    n1 = cluster.start("n1")
+    n2 = cluster.start("n2")
+    _, host = n1.create_connector()
+    meeting_id, attendee_id, token = n1.create_attendee()
+    meetings = n2.client("chime-sdk-meetings")
+    assert_deletion_ends_the_call(
+        n1, n2, host, attendee_id, token, lambda: meetings.delete_meeting(MeetingId=meeting_id), tmp_path, "meeting",
+    )
 
 
 def test_concurrent_first_joins_through_two_nodes_place_the_meeting_once(cluster, tmp_path):

@@ -252,6 +252,10 @@ impl Cluster {
     /// when another live node hosts it, the call is still served here (SIP forwarding to
     /// the host is not built yet), which the log says.
     pub async fn place_join(&self, meeting_id: &str) {
+        // SQLite is one node: nothing to place, and no store round trips to spend per join.
+        if !self.sql.is_postgres() {
+            return;
+        }
         if let Some(p) = self.place(meeting_id).await
             && p.node_id != self.node_id
         {
