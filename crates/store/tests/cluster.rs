@@ -172,3 +172,66 @@ async fn notify_reaches_another_node() {
         .await
         .unwrap();
 }
+
+/// The cache tells the bus of every invalidation by a write through it, and a notification
+/// from another node (`invalidate_all`) makes its next read go to the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_announces_its_writes_and_drops_everything_when_told() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use store::{CachedRepository, Repository};
+
+    let db = Db::sqlite().await;
+    let cache = CachedRepository::new(db.repo.clone(), std::time::Duration::from_secs(3600));
+    let told = Arc::new(AtomicUsize::new(0));
+    let t = told.clone();
+    cache.on_invalidate(Box::new(move || {
+        t.fetch_add(1, Ordering::SeqCst);
+    }));
+    let vc = common::connector("abcdefghijklmnopqrstuv", "pbx");
+    cache.insert_voice_connector(&vc, 1).await.unwrap();
+    assert_eq!(
+        told.load(Ordering::SeqCst),
+        1,
+        "a write through the cache is announced"
+    );
+    assert_eq!(
+        cache
+            .get_voice_connector(&vc.voice_connector_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "pbx"
+    );
+    // Another node renames it (straight in the database): this cache still has the old name.
+    let mut renamed = vc.clone();
+    renamed.name = "renamed".into();
+    assert!(db.repo.update_voice_connector(&renamed).await.unwrap());
+    assert_eq!(
+        cache
+            .get_voice_connector(&vc.voice_connector_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "pbx"
+    );
+    assert_eq!(told.load(Ordering::SeqCst), 1, "reads announce nothing");
+    // Its notification arrives.
+    cache.invalidate_all();
+    assert_eq!(
+        cache
+            .get_voice_connector(&vc.voice_connector_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "renamed"
+    );
+    assert_eq!(
+        told.load(Ordering::SeqCst),
+        1,
+        "invalidate_all is not announced back"
+    );
+}
