@@ -5,8 +5,8 @@
 //!   dead-after time is dead, one that drains says so ([`NodeState`]).
 //! - Meeting placement: the node that hosts a meeting's media is chosen at its first join
 //!   ([`choose_node`]) and stored with a compare-and-set on the meeting's row, so two nodes
-//!   racing to place one meeting agree on the winner; a meeting whose node died is placed
-//!   again at its next join ([`ClusterRepository::place_meeting`]).
+//!   racing to place one meeting agree on the winner; a meeting whose node died or drains is
+//!   placed again at its next join ([`ClusterRepository::place_meeting`]).
 //! - The bus: PostgreSQL LISTEN/NOTIFY carries cache invalidations and deletions to every
 //!   node ([`BusListener`], `SqlRepository::notify`). SQLite is one node: nothing to carry.
 //!
@@ -138,7 +138,8 @@ pub trait ClusterRepository: Send + Sync {
         node: &str,
     ) -> Result<bool, StoreError>;
 
-    /// The node hosting `meeting_id`, placing it first if it has none or its node is dead:
+    /// The node hosting `meeting_id`, placing it first if it has none or its node is dead
+    /// or draining:
     /// [`choose_node`] for `me`, written with [`Self::claim_meeting`]; when another node's
     /// claim lands first, its choice stands. `None`: no such meeting.
     async fn place_meeting(
@@ -158,11 +159,12 @@ pub trait ClusterRepository: Send + Sync {
             };
             if let Some(id) = &current {
                 let node = find(id);
-                let alive = node
+                // A draining node keeps its calls, not its meeting: the next join moves it.
+                let live = node
                     .as_ref()
-                    .is_some_and(|n| n.state(now_ms, dead_after_ms) != NodeState::Dead);
-                // `me` is alive while it runs this, even before its first heartbeat.
-                if alive || id == me {
+                    .is_some_and(|n| n.state(now_ms, dead_after_ms) == NodeState::Live);
+                // `me` is live while it runs this, even before its first heartbeat.
+                if live || id == me {
                     return Ok(Some(Placement {
                         node_id: id.clone(),
                         node,

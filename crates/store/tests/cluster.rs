@@ -138,6 +138,19 @@ async fn a_dead_nodes_meeting_moves(db: &Db) {
             .node_id,
         "a"
     );
+    // A draining host keeps its calls, not its meeting: the next join through b moves it.
+    let mut drain_a = info("a", 0);
+    drain_a.draining = true;
+    a.heartbeat(&drain_a, t0, later).await.unwrap();
+    b.heartbeat(&info("b", 0), t0, later).await.unwrap();
+    assert_eq!(
+        b.place_meeting("m", "b", later, DEAD_AFTER)
+            .await
+            .unwrap()
+            .unwrap()
+            .node_id,
+        "b"
+    );
 }
 
 /// NOTIFY on one node reaches LISTEN on another (PostgreSQL only: SQLite is one node).
