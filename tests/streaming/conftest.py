@@ -39,7 +39,9 @@ def st_server(tmp_path_factory):
         import websockets  # noqa: F401
     except ImportError as e:
         pytest.fail(f"{e.name} is not installed; run scripts/setup-deps")
-    yield from serve(tmp_path_factory.mktemp("vc-streaming"), label="st", rtp_size=60)
+    # Retained audio is swept every second (tests/streaming/test_retention.py).
+    yield from serve(tmp_path_factory.mktemp("vc-streaming"), ("--stream-retention-sweep-secs", "1"),
+                     label="st", rtp_size=60)
 
 
 @pytest.fixture(scope="session")

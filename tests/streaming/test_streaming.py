@@ -21,11 +21,11 @@ from vctest.server import CALLER, MEETING_NUMBER, find_binary
 CALL_SECONDS = 4.0
 
 
-def streaming_on(server, vc_id: str, *args: str) -> None:
+def streaming_on(server, vc_id: str, *args: str, retention_hours: int = 0) -> None:
     """Turns the connector's streaming configuration on and points it at a target."""
     server.client("chime-sdk-voice").put_voice_connector_streaming_configuration(
         VoiceConnectorId=vc_id,
-        StreamingConfiguration={"DataRetentionInHours": 0, "Disabled": False,
+        StreamingConfiguration={"DataRetentionInHours": retention_hours, "Disabled": False,
                                 "StreamingNotificationTargets": [{"NotificationTarget": "EventBridge"}]})
     subprocess.run([str(find_binary()), "admin", "streaming", "set", "--data-dir", str(server.data_dir),
                     vc_id, *args], check=True, capture_output=True, timeout=30)

@@ -133,6 +133,10 @@ pub struct Settings {
     /// forever [default: 90]
     #[arg(long, env = "VC_CALL_RECORD_RETENTION_DAYS")]
     pub call_record_retention_days: Option<u32>,
+    /// Seconds between sweeps of retained call audio (a streaming configuration's
+    /// DataRetentionInHours): audio past its period is deleted [default: 300]
+    #[arg(long, env = "VC_STREAM_RETENTION_SWEEP_SECS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub stream_retention_sweep_secs: Option<u32>,
     /// Seconds calls may go on after SIGTERM (new calls get 503 with Retry-After meanwhile)
     /// before they get BYE with a Reason [default: 20]
     #[arg(long, env = "VC_DRAIN_TIMEOUT")]
@@ -234,6 +238,7 @@ struct FileSettings {
     sip_max_transactions_per_source: Option<usize>,
     sip_drop_unallowed_sources: Option<bool>,
     call_record_retention_days: Option<u32>,
+    stream_retention_sweep_secs: Option<u32>,
     drain_timeout: Option<u32>,
     carrier_answer_timeout: Option<u32>,
     carrier_options_interval: Option<u32>,
@@ -279,6 +284,8 @@ pub struct Config {
     pub sip_drop_unallowed_sources: bool,
     /// 0: call records are kept forever.
     pub call_record_retention_days: u32,
+    /// Seconds between sweeps of retained call audio.
+    pub stream_retention_sweep_secs: u32,
     /// Seconds calls may go on after SIGTERM.
     pub drain_timeout: u32,
     /// Seconds an outgoing leg may ring before the next route is tried.
@@ -401,6 +408,11 @@ impl Settings {
                 .call_record_retention_days
                 .or(file.call_record_retention_days)
                 .unwrap_or(90),
+            stream_retention_sweep_secs: self
+                .stream_retention_sweep_secs
+                .or(file.stream_retention_sweep_secs)
+                .unwrap_or(300)
+                .max(1),
             drain_timeout: self.drain_timeout.or(file.drain_timeout).unwrap_or(20),
             carrier_answer_timeout: self
                 .carrier_answer_timeout

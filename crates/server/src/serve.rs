@@ -254,6 +254,10 @@ impl Server {
             repo.clone(),
             cfg.call_record_retention_days,
         ));
+        crate::streaming::retention::install(&cfg.data_dir, cfg.s3.clone());
+        let stream_audio = tokio::spawn(crate::sweeps::sweep_stream_audio(
+            cfg.stream_retention_sweep_secs,
+        ));
         let signaling = crate::signaling::routes(Arc::new(crate::signaling::SignalingState {
             repo: repo.clone(),
             browsers: crate::browser::Browsers {
@@ -316,6 +320,7 @@ impl Server {
                 metrics_task,
                 retention,
                 sma_requests,
+                stream_audio,
             ]
             .into_iter()
             .chain(cluster_tasks)

@@ -192,3 +192,16 @@ pub async fn sweep_call_records(repo: Arc<dyn Repository>, days: u32) {
         }
     }
 }
+
+/// Deletes retained call audio past its period (`streaming::retention`) every `secs`.
+pub async fn sweep_stream_audio(secs: u32) {
+    let mut tick = tokio::time::interval(Duration::from_secs(u64::from(secs.max(1))));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let n = crate::streaming::retention::sweep().await;
+        if n > 0 {
+            tracing::info!(calls = n, "retained call audio past its period deleted");
+        }
+    }
+}

@@ -212,6 +212,20 @@ async fn objects_in_moto() {
         missing.to_string(),
         "s3://vc-prompts/ivr/missing.wav: not found (404 NoSuchKey)"
     );
+    // DeleteObject (retained call audio past its period): gone after, and S3 answers a
+    // second delete with 204 as well.
+    let gone = "streams/gone.wav";
+    store
+        .put(BUCKET, gone, wav.clone(), "audio/wav")
+        .await
+        .expect("PutObject");
+    store.delete(BUCKET, gone).await.expect("DeleteObject");
+    let after = store.get(BUCKET, gone).await.unwrap_err();
+    assert!(matches!(after, ObjectError::NotFound { .. }), "{after}");
+    store
+        .delete(BUCKET, gone)
+        .await
+        .expect("DeleteObject of nothing");
     let no_bucket = store.get("vc-nothing-here", "a.wav").await.unwrap_err();
     assert_eq!(
         no_bucket.to_string(),

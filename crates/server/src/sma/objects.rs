@@ -100,12 +100,8 @@ impl ObjectStore {
             match &self.s3 {
                 Some(s3) => {
                     let path = object_path(bucket, key);
-                    let a = send(self.tls(), s3, "GET", &path, Bytes::new(), None, &uri).await?;
-                    if a.status.is_success() {
-                        Ok(a.body.to_vec())
-                    } else {
-                        Err(status_error(&uri, a.status, &a.body))
-                    }
+                    let body = self.request(s3, "GET", &path, None, &uri);
+                    body.await.map(|b| b.to_vec())
                 }
                 None => {
                     let file = self.data_dir.join("audio").join(bucket).join(key);
@@ -131,14 +127,9 @@ impl ObjectStore {
             match &self.s3 {
                 Some(s3) => {
                     let path = object_path(bucket, key);
-                    let tls = self.tls();
-                    let a =
-                        send(tls, s3, "PUT", &path, body.into(), Some(content_type), &uri).await?;
-                    if a.status.is_success() {
-                        Ok(())
-                    } else {
-                        Err(status_error(&uri, a.status, &a.body))
-                    }
+                    let payload = Some((body.into(), content_type));
+                    let answer = self.request(s3, "PUT", &path, payload, &uri);
+                    answer.await.map(drop)
                 }
                 None => {
                     let file = self.data_dir.join("recordings").join(bucket).join(key);
@@ -147,6 +138,47 @@ impl ObjectStore {
             }
         };
         self.with_deadline(&uri, work).await
+    }
+
+    /// Deletes an object: S3 DeleteObject, or the file `<data-dir>/recordings/<bucket>/<key>`.
+    /// An object that is not there is [`ObjectError::NotFound`] (S3 itself answers 204).
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        let uri = checked(bucket, key)?;
+        let work = async {
+            match &self.s3 {
+                Some(s3) => {
+                    let path = object_path(bucket, key);
+                    let answer = self.request(s3, "DELETE", &path, None, &uri);
+                    answer.await.map(drop)
+                }
+                None => {
+                    let file = self.data_dir.join("recordings").join(bucket).join(key);
+                    tokio::fs::remove_file(&file)
+                        .await
+                        .map_err(|e| io_error(&uri, &e))
+                }
+            }
+        };
+        self.with_deadline(&uri, work).await
+    }
+
+    /// One S3 request (with a body and its type for a PUT); the answer's body when it is a
+    /// success, else its error.
+    async fn request(
+        &self,
+        s3: &S3Config,
+        method: &str,
+        path: &str,
+        payload: Option<(Bytes, &str)>,
+        uri: &str,
+    ) -> Result<Bytes, ObjectError> {
+        let (body, content_type) = payload.map_or((Bytes::new(), None), |(b, c)| (b, Some(c)));
+        let a = send(self.tls(), s3, method, path, body, content_type, uri).await?;
+        if a.status.is_success() {
+            Ok(a.body)
+        } else {
+            Err(status_error(uri, a.status, &a.body))
+        }
     }
 
     fn tls(&self) -> TlsClient {
@@ -446,6 +478,24 @@ mod tests {
         );
         let folder = store.get("prompts", "en").await.unwrap_err();
         assert!(matches!(folder, ObjectError::NotFound { .. }), "{folder}");
+    }
+
+    #[tokio::test]
+    async fn deleted_files_are_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ObjectStore::new(None, dir.path().to_path_buf());
+        store
+            .put("calls", "a/b.wav", vec![1, 2], "audio/wav")
+            .await
+            .expect("put");
+        let file = dir.path().join("recordings/calls/a/b.wav");
+        assert!(file.exists());
+        store.delete("calls", "a/b.wav").await.expect("delete");
+        assert!(!file.exists());
+        let again = store.delete("calls", "a/b.wav").await.unwrap_err();
+        assert!(matches!(again, ObjectError::NotFound { .. }), "{again}");
+        let e = store.delete("calls", "../x").await.unwrap_err();
+        assert!(matches!(e, ObjectError::InvalidName { .. }), "{e}");
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
-//! The client side of https for SIP media application functions (`sma::invoke`) and the
-//! S3-compatible store (`sma::objects`): where an `http://` or `https://` URL's requests
+//! The client side of https for SIP media application functions (`sma::invoke`), the
+//! S3-compatible store (`sma::objects`) and call streams (`streaming`: wss:// sockets, https
+//! notify URLs): where an `http://` or `https://` URL's requests
 //! go ([`Origin`]), and one TLS connector for both ([`TlsClient`]).
 //!
 //! Trusted roots are the system's CA bundle, the first of `$SSL_CERT_FILE` and
@@ -343,9 +344,16 @@ impl TlsClient {
         let tcp = TcpStream::connect(&origin.connect)
             .await
             .map_err(|e| ConnectError::Tcp(origin.connect.clone(), e))?;
-        let Some(name) = &origin.tls_name else {
-            return Ok(Stream::Plain(tcp));
-        };
+        match &origin.tls_name {
+            Some(name) => self.wrap(tcp, name).await,
+            None => Ok(Stream::Plain(tcp)),
+        }
+    }
+
+    /// The TLS handshake over a connection already made (a call stream's socket, whose
+    /// buffers its owner sized), the certificate checked for `name`.
+    pub async fn wrap(&self, tcp: TcpStream, name: &str) -> Result<Stream, ConnectError> {
+        let name = name.to_string();
         let server_name = ServerName::try_from(name.clone()).map_err(|_| {
             ConnectError::Tls(TlsFailure::Handshake {
                 host: name.clone(),
@@ -357,7 +365,7 @@ impl TlsClient {
             .connector
             .connect(server_name, tcp)
             .await
-            .map_err(|e| ConnectError::Tls(TlsFailure::of(name, &e)))?;
+            .map_err(|e| ConnectError::Tls(TlsFailure::of(&name, &e)))?;
         Ok(Stream::Tls(Box::new(tls)))
     }
 }

@@ -37,7 +37,8 @@ pub enum StreamingCommand {
         /// Play the audio the consumer sends back to the caller.
         #[arg(long)]
         bidirectional: bool,
-        /// `http://HOST[:PORT][/PATH]` that streaming status events are POSTed to.
+        /// `http[s]://HOST[:PORT][/PATH]` that streaming status events are POSTed to (https
+        /// and wss:// trust the system's CAs and --sma-ca-file's).
         #[arg(long)]
         notify_url: Option<String>,
     },
@@ -66,11 +67,6 @@ pub fn check_ws_url(url: &str) -> Result<(), String> {
     let host = rest.split(['/', '?']).next().unwrap_or_default();
     if host.is_empty() || host.contains('@') || url.contains(char::is_whitespace) {
         return Err(format!("--url {url} has no usable host"));
-    }
-    if url.starts_with("wss://") {
-        return Err(format!(
-            "--url {url}: wss:// is not supported yet; use ws:// (on a trusted network or through a TLS proxy)"
-        ));
     }
     Ok(())
 }
@@ -153,10 +149,7 @@ mod tests {
         assert!(check_ws_url("ws://127.0.0.1:8765/calls").is_ok());
         assert!(check_ws_url("http://x").unwrap_err().contains("ws://"));
         assert!(check_ws_url("ws:///x").unwrap_err().contains("host"));
-        assert!(
-            check_ws_url("wss://x")
-                .unwrap_err()
-                .contains("not supported")
-        );
+        assert!(check_ws_url("wss://streams.example/calls").is_ok());
+        assert!(check_ws_url("wss://user@x").unwrap_err().contains("host"));
     }
 }

@@ -25,6 +25,7 @@ pub mod admin;
 mod notify;
 mod playback;
 pub mod protocol;
+pub mod retention;
 mod session;
 
 /// At most this many INVITE headers go into the start message, each at most
@@ -70,7 +71,9 @@ pub fn start(
         headers: invite_headers(invite),
     };
     tokio::spawn(async move {
-        let target = match target_for(repo.as_ref(), &facts.voice_connector_id).await {
+        let (target, retain_hours) = match target_for(repo.as_ref(), &facts.voice_connector_id)
+            .await
+        {
             Ok(Some(t)) => t,
             Ok(None) => return,
             Err(e) => {
@@ -89,23 +92,29 @@ pub fn start(
             meeting,
             leg,
             metrics,
+            retain_hours,
         };
         session::run(spec, facts).await;
     });
 }
 
-/// The target of a connector whose streaming configuration is on, if it has one.
+/// The target of a connector whose streaming configuration is on, if it has one, and the
+/// configuration's DataRetentionInHours.
 async fn target_for(
     repo: &dyn Repository,
     vc_id: &str,
-) -> Result<Option<StreamTarget>, store::StoreError> {
+) -> Result<Option<(StreamTarget, u32)>, store::StoreError> {
     let Some(config) = repo.get_setting(vc_id, SettingKind::Streaming).await? else {
         return Ok(None);
     };
     if config.get("Disabled").and_then(Value::as_bool) != Some(false) {
         return Ok(None);
     }
-    repo.stream_target_for(vc_id).await
+    let hours = config
+        .get("DataRetentionInHours")
+        .and_then(Value::as_u64)
+        .map_or(0, |h| u32::try_from(h).unwrap_or(u32::MAX));
+    Ok(repo.stream_target_for(vc_id).await?.map(|t| (t, hours)))
 }
 
 /// The INVITE's headers for the start message: credentials left out, join tokens

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use super::notify::{self, HttpUrl};
 use super::playback::Playback;
 use super::protocol::{self, CallFacts, Inbound, Status, StreamCounts, Track};
+use super::retention::Recorder;
 use crate::meeting::{MeetingMsg, TapFrame, taps};
 
 /// Connection attempts before the stream is FAILED, and the first backoff (doubled each
@@ -48,10 +49,11 @@ pub struct StreamSpec {
     pub meeting: mpsc::Sender<MeetingMsg>,
     pub leg: calls::LegId,
     pub metrics: Arc<api::metrics::Metrics>,
+    /// DataRetentionInHours: above zero, the call's audio is also retained.
+    pub retain_hours: u32,
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = tokio_tungstenite::WebSocketStream<crate::sma::tls::Stream>;
 
 async fn connect(url: &str) -> Result<Socket, String> {
     let mut last = String::new();
@@ -75,15 +77,17 @@ async fn connect(url: &str) -> Result<Socket, String> {
 async fn connect_once(url: &str) -> Result<Socket, String> {
     let request = url.into_client_request().map_err(|e| e.to_string())?;
     let uri = request.uri();
-    if uri.scheme_str() != Some("ws") {
-        return Err(format!("{url}: only ws:// URLs are supported"));
-    }
+    let tls = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => return Err(format!("{url}: only ws:// and wss:// URLs are supported")),
+    };
     let host = uri.host().ok_or("the URL has no host")?;
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let addr = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|e| format!("resolving {host}: {e}"))?
@@ -105,7 +109,15 @@ async fn connect_once(url: &str) -> Result<Socket, String> {
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(MAX_INBOUND_BYTES);
     config.max_frame_size = Some(MAX_INBOUND_BYTES);
-    let stream = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+    // wss://: the https client's roots (the system's and --sma-ca-file), the certificate
+    // checked for the URL's host.
+    let stream = match tls {
+        true => crate::sma::tls::shared()
+            .wrap(tcp, &host)
+            .await
+            .map_err(|e| e.to_string())?,
+        false => crate::sma::tls::Stream::Plain(tcp),
+    };
     let (socket, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
         .map_err(|e| e.to_string())?;
@@ -125,6 +137,8 @@ struct Stream {
     playback: Option<Playback>,
     /// STARTED was reported.
     announced: bool,
+    /// The call's audio as retained ([`super::retention`]).
+    recorder: Option<Recorder>,
 }
 
 /// How one connection ended.
@@ -172,6 +186,7 @@ pub async fn run(spec: StreamSpec, facts: CallFacts) {
         rate: None,
         playback: None,
         announced: false,
+        recorder: Recorder::new(spec.retain_hours, &facts),
     };
     let mut reconnects = 0;
     let ended = loop {
@@ -209,6 +224,9 @@ pub async fn run(spec: StreamSpec, facts: CallFacts) {
         sink: None,
     };
     let _ = spec.meeting.try_send(off);
+    if let Some(r) = st.recorder.take() {
+        r.save(&facts);
+    }
     let counts = st.counts;
     spec.metrics
         .counter_add("vc_stream_frames_sent_total", "", counts.frames_sent);
@@ -235,7 +253,12 @@ async fn reconnect(url: &str, st: &mut Stream) -> Option<Result<Socket, String>>
         tokio::select! {
             r = &mut attempt => return Some(r),
             f = st.tap.recv() => match f {
-                Some(_) => st.counts.frames_dropped += 2,
+                Some(f) => {
+                    st.counts.frames_dropped += 2;
+                    if let Some(r) = st.recorder.as_mut() {
+                        r.push(&f);
+                    }
+                }
                 None => return None,
             },
         }
@@ -275,6 +298,9 @@ async fn connection(
         tokio::select! {
             frame = st.tap.recv() => {
                 let Some(f) = frame else { break Outcome::LegGone };
+                if let Some(r) = st.recorder.as_mut() {
+                    r.push(&f);
+                }
                 let r = *st.rate.get_or_insert(f.rate);
                 if !started {
                     let start = protocol::start_message(facts, r, spec.bidirectional);

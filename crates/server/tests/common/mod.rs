@@ -79,6 +79,7 @@ impl TestServer {
             sip_max_transactions_per_source: 1000,
             sip_drop_unallowed_sources: false,
             call_record_retention_days: 90,
+            stream_retention_sweep_secs: 300,
             drain_timeout: 1,
             carrier_answer_timeout: 30,
             carrier_options_interval: 0,
