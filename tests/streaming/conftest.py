@@ -31,16 +31,31 @@ pj = importlib.util.module_from_spec(_spec)
 sys.modules["pjsua2_fixtures"] = pj
 _spec.loader.exec_module(pj)
 
+# The openssl-made test certificates of the SIP media application tests (tests/sma/flowlab.py).
+_spec = importlib.util.spec_from_file_location(
+    "flowlab_for_streaming", Path(__file__).resolve().parent.parent / "sma" / "flowlab.py")
+flowlab = importlib.util.module_from_spec(_spec)
+sys.modules["flowlab_for_streaming"] = flowlab
+_spec.loader.exec_module(flowlab)
+
 
 @pytest.fixture(scope="session")
-def st_server(tmp_path_factory):
+def st_cert(tmp_path_factory):
+    """A certificate for 127.0.0.1 from a test CA that the server trusts (--sma-ca-file):
+    the wss:// consumer's and the https notify endpoint's."""
+    return flowlab.Certificate(tmp_path_factory.mktemp("st-certs"), "stream", "IP:127.0.0.1,DNS:localhost")
+
+
+@pytest.fixture(scope="session")
+def st_server(tmp_path_factory, st_cert):
     try:
         import pjsua2  # noqa: F401
         import websockets  # noqa: F401
     except ImportError as e:
         pytest.fail(f"{e.name} is not installed; run scripts/setup-deps")
     # Retained audio is swept every second (tests/streaming/test_retention.py).
-    yield from serve(tmp_path_factory.mktemp("vc-streaming"), ("--stream-retention-sweep-secs", "1"),
+    yield from serve(tmp_path_factory.mktemp("vc-streaming"),
+                     ("--stream-retention-sweep-secs", "1", "--sma-ca-file", str(st_cert.ca)),
                      label="st", rtp_size=60)
 
 
@@ -95,11 +110,13 @@ class Sink:
     """A `websockets` server on 127.0.0.1 that records every stream and, when `talk_back`
     is set, answers a start message with that coroutine (given the socket and the start).
     With `stall` it reads nothing for that many seconds after the start message (a small
-    receive buffer and message queue, so the server's writes back up at once)."""
+    receive buffer and message queue, so the server's writes back up at once). With `tls`
+    (a flowlab Certificate) it serves wss://."""
 
-    def __init__(self, talk_back=None, stall: float = 0.0):
+    def __init__(self, talk_back=None, stall: float = 0.0, tls=None):
         self.talk_back = talk_back
         self.stall = stall
+        self.tls = tls
         self.streams: list[Stream] = []
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -119,7 +136,8 @@ class Sink:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.bind(("127.0.0.1", 0))
         queue = 1 if self.stall else 16
-        async with ws_serve(self._handle, sock=sock, max_size=None, max_queue=queue) as server:
+        async with ws_serve(self._handle, sock=sock, max_size=None, max_queue=queue,
+                            ssl=server_context(self.tls)) as server:
             self.port = server.sockets[0].getsockname()[1]
             self._ready.set()
             await self._stop
@@ -164,7 +182,7 @@ class Sink:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/calls"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/calls"
 
     def wait_stop(self, timeout: float = 15.0) -> Stream:
         deadline = time.monotonic() + timeout
@@ -177,9 +195,11 @@ class Sink:
 
 
 class Events:
-    """An HTTP endpoint on 127.0.0.1 that keeps every JSON body POSTed to it."""
+    """An HTTP endpoint on 127.0.0.1 that keeps every JSON body POSTed to it; https with
+    `tls` (a flowlab Certificate)."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.tls = tls
         events = self.events = []
 
         class Handler(BaseHTTPRequestHandler):
@@ -194,6 +214,8 @@ class Events:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.httpd.socket = server_context(tls).wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> "Events":
@@ -206,7 +228,7 @@ class Events:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/events"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}/events"
 
     def statuses(self) -> list[str]:
         return [e["detail"]["streamingStatus"] for e in self.events]
@@ -221,6 +243,16 @@ class Events:
         pytest.fail(f"no {status} event within {timeout} s: {self.events}")
 
 
+def server_context(cert):
+    """A TLS server context serving `cert` (a flowlab Certificate), or None."""
+    if cert is None:
+        return None
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert.cert), str(cert.key))
+    return context
+
+
 def refused_port() -> int:
     """A 127.0.0.1 port nothing listens on (bound, then closed)."""
     with socket.socket() as s:
@@ -233,5 +265,5 @@ def st_tools():
     return type("Tools", (), {
         "Sink": Sink, "Events": Events, "sine": staticmethod(sine), "level_db": staticmethod(level_db),
         "refused_port": staticmethod(refused_port), "tone_levels": staticmethod(pj.tone_levels),
-        "read_wav": staticmethod(pj.read_wav),
+        "read_wav": staticmethod(pj.read_wav), "Certificate": flowlab.Certificate,
     })
