@@ -128,6 +128,9 @@ pub trait ClusterRepository: Send + Sync {
     -> Result<(), StoreError>;
     /// Every node's row, by id.
     async fn list_nodes(&self) -> Result<Vec<Node>, StoreError>;
+    /// Deletes the rows of nodes silent since before `before_ms` (node ids that will not come
+    /// back: containers named at random); how many.
+    async fn forget_nodes(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// `None`: no such meeting; `Some(None)`: not placed yet.
     async fn meeting_node(&self, meeting_id: &str) -> Result<Option<Option<String>>, StoreError>;
     /// Sets the meeting's node to `node` if it is still `prev`; true when this write won.

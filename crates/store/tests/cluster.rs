@@ -49,6 +49,16 @@ async fn registry(db: &Db) {
     assert_eq!(nodes[0].state(12_000, DEAD_AFTER), NodeState::Draining);
     assert_eq!(nodes[1].state(12_000, DEAD_AFTER), NodeState::Live);
     assert_eq!(nodes[1].state(15_001, DEAD_AFTER), NodeState::Dead);
+    // Rows of nodes long gone are forgotten; the others stay.
+    assert_eq!(a.forget_nodes(10_500).await.unwrap(), 1);
+    let left: Vec<String> = a
+        .list_nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.info.id)
+        .collect();
+    assert_eq!(left, ["a"]);
 }
 
 async fn concurrent_first_joins_place_once(db: &Db) {

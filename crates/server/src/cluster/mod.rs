@@ -26,6 +26,10 @@ mod load;
 
 /// How often the heartbeat is written.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Heartbeats between two deletions of nodes silent for [`FORGET_AFTER_MS`].
+const FORGET_EVERY: u64 = 3600;
+/// A node silent this long (a day) leaves the registry.
+const FORGET_AFTER_MS: i64 = 24 * 3600 * 1000;
 
 /// `--node-id`, `--advertise-sip`, `--advertise-http`, `--node-dead-after` as given.
 #[derive(Debug, Clone)]
@@ -195,10 +199,18 @@ pub type LoadFn = Box<
 async fn heartbeat(cluster: Arc<Cluster>, load: LoadFn) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for n in 0u64.. {
         tick.tick().await;
         let (legs, meetings) = load().await;
         cluster.beat(legs as i64, meetings as i64).await;
+        if n % FORGET_EVERY == 0 {
+            let before = domain::timestamp::now_millis() - FORGET_AFTER_MS;
+            match cluster.sql.forget_nodes(before).await {
+                Ok(0) => {}
+                Ok(gone) => tracing::info!(gone, "nodes silent for a day left the registry"),
+                Err(e) => tracing::warn!(error = %e, "the registry's old nodes were not deleted"),
+            }
+        }
     }
 }
 

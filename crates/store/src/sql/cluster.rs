@@ -92,6 +92,14 @@ impl ClusterRepository for SqlRepository {
             .collect())
     }
 
+    async fn forget_nodes(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM nodes WHERE heartbeat_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     async fn meeting_node(&self, meeting_id: &str) -> Result<Option<Option<String>>, StoreError> {
         let row: Option<(Option<String>,)> =
             sqlx::query_as("SELECT node_id FROM meetings WHERE id = $1")
