@@ -81,6 +81,28 @@ impl PcmMeeting {
     }
 }
 
+/// `CYCLE` payloads per leg of `codec`: the first `talkers` legs a tone each, the others
+/// digital silence (a phone without DTX).
+fn payloads(n: usize, codec: Codec, talkers: usize) -> Vec<Vec<Vec<u8>>> {
+    (0..n)
+        .map(|i| {
+            let mut enc = codec.encoder().unwrap();
+            let mut frames = tone_frames(i, codec.sample_rate());
+            if i >= talkers {
+                frames.iter_mut().for_each(|f| f.fill(0));
+            }
+            frames
+                .iter()
+                .map(|f| {
+                    let mut p = Vec::new();
+                    enc.encode(f, &mut p).unwrap();
+                    p
+                })
+                .collect()
+        })
+        .collect()
+}
+
 struct RtpMeeting {
     mixer: Mixer,
     now: Instant,
@@ -93,7 +115,9 @@ struct RtpMeeting {
 }
 
 impl RtpMeeting {
-    fn new(n: usize, codec: Codec) -> Self {
+    /// `n` legs of `codec`; the first `talkers` send a tone, the others digital silence
+    /// (a phone without DTX).
+    fn new(n: usize, codec: Codec, talkers: usize) -> Self {
         let now = Instant::now();
         let config = MixerConfig {
             max_participants: n,
@@ -107,19 +131,7 @@ impl RtpMeeting {
                     .unwrap()
             })
             .collect();
-        let payloads = (0..n)
-            .map(|i| {
-                let mut enc = codec.encoder().unwrap();
-                tone_frames(i, codec.sample_rate())
-                    .iter()
-                    .map(|f| {
-                        let mut p = Vec::new();
-                        enc.encode(f, &mut p).unwrap();
-                        p
-                    })
-                    .collect()
-            })
-            .collect();
+        let payloads = payloads(n, codec, talkers);
         let mut m = RtpMeeting {
             mixer,
             now,
@@ -214,7 +226,7 @@ fn bench_g711(c: &mut Criterion) {
     for n in [5, 50, 250] {
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::new("ours_top3", n), &n, |b, &n| {
-            let mut m = RtpMeeting::new(n, Codec::Pcmu);
+            let mut m = RtpMeeting::new(n, Codec::Pcmu, n);
             b.iter(|| m.tick());
         });
         g.bench_with_input(BenchmarkId::new("naive_loop", n), &n, |b, &n| {
@@ -253,12 +265,92 @@ fn bench_mixed_codecs(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n as u64));
     for codec in [Codec::G722, Codec::Opus(codec::Channels::Mono)] {
         g.bench_with_input(BenchmarkId::new(codec.name(), n), &n, |b, &n| {
-            let mut m = RtpMeeting::new(n, codec);
+            let mut m = RtpMeeting::new(n, codec, n);
             b.iter(|| m.tick());
         });
     }
     g.finish();
 }
 
-criterion_group!(benches, bench_pcm, bench_g711, bench_mixed_codecs);
+/// Opus meetings (GitHub issue 17): a 50-party meeting with 2 talkers (48 listeners hear
+/// the same mix: one shared encode) and a 5-party meeting where all talk, per tick, beside
+/// the same meeting mixed the plain way with libopus: every sender decoded, an N−1 sum
+/// and a libopus encode (the codec crate's VoIP defaults) per listener. Legs per core =
+/// legs × 20 ms / time per tick.
+fn bench_opus_meeting(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mixer_opus_meeting");
+    let codec = Codec::Opus(codec::Channels::Mono);
+    for (n, talkers) in [(50, 2), (5, 5)] {
+        let id = format!("{n}x{talkers}");
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::new("ours_shared", &id), |b| {
+            let mut m = RtpMeeting::new(n, codec, talkers);
+            b.iter(|| m.tick());
+        });
+        g.bench_function(BenchmarkId::new("libopus_per_listener", &id), |b| {
+            let mut m = PlainOpusMeeting::new(n, talkers);
+            b.iter(|| m.tick());
+        });
+    }
+    g.finish();
+}
+
+/// The plain way: a decoder and an encoder per leg, everything decoded, each listener's
+/// N−1 sum encoded for it alone.
+struct PlainOpusMeeting {
+    payloads: Vec<Vec<Vec<u8>>>,
+    decoders: Vec<Box<dyn codec::Decoder>>,
+    encoders: Vec<Box<dyn codec::Encoder>>,
+    pcm: Vec<Vec<i16>>,
+    out: Vec<Vec<i16>>,
+    packet: Vec<u8>,
+    k: usize,
+}
+
+impl PlainOpusMeeting {
+    fn new(n: usize, talkers: usize) -> Self {
+        let codec = Codec::Opus(codec::Channels::Mono);
+        let payloads = payloads(n, codec, talkers);
+        PlainOpusMeeting {
+            payloads,
+            decoders: (0..n).map(|_| codec.decoder().unwrap()).collect(),
+            encoders: (0..n).map(|_| codec.encoder().unwrap()).collect(),
+            pcm: vec![Vec::with_capacity(960); n],
+            out: vec![vec![0; 960]; n],
+            packet: Vec::with_capacity(1500),
+            k: 0,
+        }
+    }
+
+    fn tick(&mut self) -> usize {
+        let k = self.k % CYCLE;
+        self.k += 1;
+        for ((d, p), pcm) in self
+            .decoders
+            .iter_mut()
+            .zip(&self.payloads)
+            .zip(&mut self.pcm)
+        {
+            pcm.clear();
+            d.decode(Some(&p[k]), pcm).unwrap();
+        }
+        let refs: Vec<&[i16]> = self.pcm.iter().map(Vec::as_slice).collect();
+        naive_n_minus_one(&refs, &mut self.out);
+        let mut bytes = 0;
+        for (e, o) in self.encoders.iter_mut().zip(&self.out) {
+            self.packet.clear();
+            e.encode(o, &mut self.packet).unwrap();
+            bytes += self.packet.len();
+        }
+        black_box(bytes)
+    }
+}
+
+criterion_group!(
+    benches,
+    bench_pcm,
+    bench_g711,
+    bench_mixed_codecs,
+    bench_opus_meeting
+);
 criterion_main!(benches);

@@ -404,6 +404,9 @@ pub struct Mixer {
     played: VecDeque<ParticipantId>,
     /// Tapped listeners' audio, oldest first.
     taps: VecDeque<TapFrame>,
+    /// A tick's private mix and its private frames: reused, not allocated per tick.
+    scratch: Vec<i16>,
+    private_out: Vec<(usize, Option<Media>)>,
 }
 
 impl Mixer {
@@ -424,6 +427,8 @@ impl Mixer {
             stats: MixerStats::default(),
             played: VecDeque::new(),
             taps: VecDeque::new(),
+            scratch: Vec::new(),
+            private_out: Vec::new(),
         }
     }
 
@@ -484,11 +489,16 @@ impl Mixer {
         let kind = match config.output {
             OutputFormat::Pcm => OutputKind::Pcm,
             OutputFormat::Encoded(codec) => {
-                let group = match self.shared.iter().position(|s| s.chain.codec == codec) {
+                let dtx = config.dtx && matches!(codec, Codec::Opus(_));
+                let group = match self
+                    .shared
+                    .iter()
+                    .position(|s| s.chain.codec == codec && s.chain.dtx == dtx)
+                {
                     Some(g) => g,
                     None => {
                         self.shared.push(Shared {
-                            chain: EncodeChain::new(codec)?,
+                            chain: EncodeChain::new(codec, dtx)?,
                             bus,
                             needed: false,
                             payload: None,
@@ -498,7 +508,10 @@ impl Mixer {
                 };
                 OutputKind::Encoded {
                     group,
-                    chain: Box::new(EncodeChain::new(codec)?),
+                    codec,
+                    dtx,
+                    chain: None,
+                    idle: 0,
                 }
             }
         };

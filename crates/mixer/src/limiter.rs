@@ -46,13 +46,38 @@ impl Limiter {
         let own = own.map(|o| &o[..n]);
         // The sums are of at most a few thousand i16 frames: no i32 overflow; wrapping
         // arithmetic keeps the loops branch-free so that they vectorise.
-        let peak = match own {
-            Some(o) => acc
-                .iter()
-                .zip(o)
-                .map(|(&a, &b)| a.wrapping_sub(i32::from(b)).unsigned_abs())
-                .fold(0, u32::max),
-            None => acc.iter().map(|a| a.unsigned_abs()).fold(0, u32::max),
+        // One pass writes the unlimited mix and tells whether any sample is above the
+        // threshold (signed compares, which vectorise on every x86-64): when none is and
+        // the gain stays at 1 (the usual case) that is the answer; otherwise the exact peak
+        // sets the gain and the ramp below rewrites the frame.
+        let t = THRESHOLD as i32;
+        let mut over = false;
+        match own {
+            Some(o) => {
+                for ((y, &a), &b) in out.iter_mut().zip(acc).zip(o) {
+                    let x = a.wrapping_sub(i32::from(b));
+                    *y = x as i16;
+                    over |= (x > t) | (x < -t);
+                }
+            }
+            None => {
+                for (y, &a) in out.iter_mut().zip(acc) {
+                    *y = a as i16;
+                    over |= (a > t) | (a < -t);
+                }
+            }
+        }
+        let peak = if !over {
+            0
+        } else {
+            match own {
+                Some(o) => acc
+                    .iter()
+                    .zip(o)
+                    .map(|(&a, &b)| a.wrapping_sub(i32::from(b)).unsigned_abs())
+                    .fold(0, u32::max),
+                None => acc.iter().map(|a| a.unsigned_abs()).fold(0, u32::max),
+            }
         };
         let target = if peak > THRESHOLD {
             THRESHOLD as f32 / peak as f32
@@ -65,19 +90,6 @@ impl Limiter {
             (self.gain * RELEASE).min(target).min(1.0)
         };
         if self.gain >= 1.0 && new_gain >= 1.0 {
-            // Peak below the threshold: every sample fits in i16.
-            match own {
-                Some(o) => {
-                    for ((y, &a), &b) in out.iter_mut().zip(acc).zip(o) {
-                        *y = a.wrapping_sub(i32::from(b)) as i16;
-                    }
-                }
-                None => {
-                    for (y, &a) in out.iter_mut().zip(acc) {
-                        *y = a as i16;
-                    }
-                }
-            }
             self.gain = 1.0;
             return;
         }

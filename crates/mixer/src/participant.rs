@@ -80,6 +80,10 @@ pub struct ParticipantConfig {
     /// Jitter buffer settings for RTP input; `None` for [`JitterConfig::new`] defaults.
     /// The clock rate is always taken from the codec.
     pub jitter: Option<JitterConfig>,
+    /// The listener's offer allows Opus DTX (`usedtx=1`, RFC 7587 §6.1): its mixes are
+    /// encoded with DTX, so silence costs the encoder (and the network) almost nothing.
+    /// Listeners with and without DTX do not share an encode. Ignored for other codecs.
+    pub dtx: bool,
 }
 
 impl ParticipantConfig {
@@ -90,6 +94,7 @@ impl ParticipantConfig {
             output: OutputFormat::Encoded(codec),
             muted: false,
             jitter: None,
+            dtx: false,
         }
     }
 
@@ -100,13 +105,18 @@ impl ParticipantConfig {
             output: OutputFormat::Pcm,
             muted: false,
             jitter: None,
+            dtx: false,
         }
     }
 }
 
 /// RTP input: jitter buffer and decoder.
 struct RtpInput {
-    decoder: Box<dyn Decoder>,
+    /// The format decoded (Opus always as mono).
+    codec: Codec,
+    /// Made when the first packet comes out of the jitter buffer: a participant who never
+    /// sends (a listener) holds no decoder state (an Opus decoder is ~18 KiB).
+    decoder: Option<Box<dyn Decoder>>,
     jitter: JitterBuffer<Vec<u8>>,
     /// Spent payload buffers, reused by the next pushes.
     pool: Vec<Vec<u8>>,
@@ -123,7 +133,7 @@ impl std::fmt::Debug for Input {
         match self {
             Input::Rtp(r) => f
                 .debug_struct("Rtp")
-                .field("codec", &r.decoder.codec())
+                .field("codec", &r.codec)
                 .finish_non_exhaustive(),
             Input::Pcm { queue, .. } => {
                 f.debug_struct("Pcm").field("queued", &queue.len()).finish()
@@ -136,6 +146,8 @@ impl std::fmt::Debug for Input {
 /// participant's private (N−1) output and by the shared encoders.
 pub(crate) struct EncodeChain {
     pub(crate) codec: Codec,
+    /// Opus DTX on.
+    pub(crate) dtx: bool,
     encoder: Box<dyn Encoder>,
     interleaved: Vec<i16>,
 }
@@ -149,10 +161,19 @@ impl std::fmt::Debug for EncodeChain {
 }
 
 impl EncodeChain {
-    pub(crate) fn new(codec: Codec) -> Result<Self, MixerError> {
+    /// An encoder for mixes: Opus with the server-mix settings
+    /// ([`codec::opus::OpusConfig::server_mix`]: lower complexity, DTX if `dtx`).
+    pub(crate) fn new(codec: Codec, dtx: bool) -> Result<Self, MixerError> {
+        let encoder: Box<dyn Encoder> = match codec {
+            Codec::Opus(c) => Box::new(codec::opus::OpusEncoder::new(
+                &codec::opus::OpusConfig::server_mix(c, dtx),
+            )?),
+            _ => codec.encoder()?,
+        };
         Ok(EncodeChain {
             codec,
-            encoder: codec.encoder()?,
+            dtx: dtx && matches!(codec, Codec::Opus(_)),
+            encoder,
             interleaved: Vec::new(),
         })
     }
@@ -181,12 +202,13 @@ fn payload_capacity(codec: Codec) -> usize {
     }
 }
 
-/// One participant's input converted to one mixing rate.
+/// One participant's input converted to another mixing rate (at the input's own rate the
+/// input frame is used as it is).
 #[derive(Debug)]
 struct Feed {
     rate: u32,
-    /// From the input rate; `None` when the rates are equal.
-    resampler: Option<Resampler>,
+    /// From the input rate.
+    resampler: Resampler,
     /// Tick whose frame `pcm` holds.
     last_tick: Option<u64>,
     pcm: Vec<i16>,
@@ -211,9 +233,55 @@ pub(crate) enum OutputKind {
     Encoded {
         /// Index of the shared encoder for this codec in the mixer.
         group: usize,
-        /// Private encoder for when this participant hears an N−1 mix of its own.
-        chain: Box<EncodeChain>,
+        /// The codec.
+        codec: Codec,
+        /// With DTX (Opus).
+        dtx: bool,
+        /// Private encoder for when this participant hears an N−1 mix of its own: made
+        /// when it first does, dropped after [`PRIVATE_KEEP_TICKS`] on the shared mix, so
+        /// only talkers hold encoder state (an Opus encoder is ~30 KiB).
+        chain: Option<Box<EncodeChain>>,
+        /// Ticks since the private encoder was last used.
+        idle: u32,
     },
+}
+
+/// How long a private encoder outlives its last private mix: 2 s, longer than the pauses
+/// within a talk spurt, so a talker keeps one encoder while it talks.
+pub(crate) const PRIVATE_KEEP_TICKS: u32 = 100;
+
+impl OutputKind {
+    /// The private encoder, made on first use (`None` if the codec library fails).
+    pub(crate) fn private_chain(&mut self) -> Option<&mut EncodeChain> {
+        match self {
+            OutputKind::Pcm => None,
+            OutputKind::Encoded {
+                codec,
+                dtx,
+                chain,
+                idle,
+                ..
+            } => {
+                *idle = 0;
+                if chain.is_none() {
+                    *chain = EncodeChain::new(*codec, *dtx).ok().map(Box::new);
+                }
+                chain.as_deref_mut()
+            }
+        }
+    }
+
+    /// A tick on the shared mix: the private encoder goes after a while.
+    pub(crate) fn shared_tick(&mut self) {
+        if let OutputKind::Encoded { chain, idle, .. } = self
+            && chain.is_some()
+        {
+            *idle += 1;
+            if *idle >= PRIVATE_KEEP_TICKS {
+                *chain = None;
+            }
+        }
+    }
 }
 
 /// One participant of a meeting.
@@ -278,8 +346,12 @@ impl Participant {
                     .unwrap_or_else(|| JitterConfig::new(codec.rtp_clock_rate()));
                 jc.clock_rate = codec.rtp_clock_rate();
                 jc.frame = FRAME;
+                // Setup errors surface here (on join), although the decoder the mixer uses
+                // is only made when the participant first sends.
+                drop(decode_as.decoder()?);
                 let input = RtpInput {
-                    decoder: decode_as.decoder()?,
+                    codec: decode_as,
+                    decoder: None,
                     jitter: JitterBuffer::new(jc),
                     pool: Vec::new(),
                     decoded: Vec::with_capacity(FRAME_SAMPLES),
@@ -362,18 +434,29 @@ impl Participant {
         match &mut self.input {
             Input::Rtp(rtp) => {
                 let RtpInput {
+                    codec,
                     decoder,
                     jitter,
                     pool,
                     decoded,
                 } = &mut **rtp;
                 decoded.clear();
-                let result = match jitter.pop(at) {
-                    Pop::Empty => {
+                let popped = jitter.pop(at);
+                if !matches!(popped, Pop::Empty) && decoder.is_none() {
+                    *decoder = codec.decoder().ok();
+                }
+                let result = match (popped, decoder.as_mut()) {
+                    (Pop::Empty, _) => {
                         have_audio = false;
                         Ok(0)
                     }
-                    Pop::Frame(payload) => {
+                    (_, None) => {
+                        // The codec library could not make a decoder: silence, counted.
+                        self.stats.decode_errors += 1;
+                        have_audio = false;
+                        Ok(0)
+                    }
+                    (Pop::Frame(payload), Some(decoder)) => {
                         let r = decoder.decode(Some(&payload), decoded);
                         if pool.len() < POOL {
                             pool.push(payload);
@@ -383,7 +466,7 @@ impl Participant {
                         }
                         r
                     }
-                    Pop::Lost => {
+                    (Pop::Lost, Some(decoder)) => {
                         self.stats.concealed += 1;
                         match jitter.peek_next() {
                             Some(next) => {
@@ -398,7 +481,9 @@ impl Participant {
                 if result.is_err() {
                     self.stats.decode_errors += 1;
                     decoded.clear();
-                    if decoder.decode(None, decoded).is_err() {
+                    if let Some(decoder) = decoder.as_mut()
+                        && decoder.decode(None, decoded).is_err()
+                    {
                         decoded.clear();
                     }
                 }
@@ -407,7 +492,8 @@ impl Participant {
                 }
                 self.native.clear();
                 if have_audio {
-                    self.native.extend(decoded.iter().take(len).copied());
+                    self.native
+                        .extend_from_slice(&decoded[..len.min(decoded.len())]);
                 }
                 self.native.resize(len, 0);
             }
@@ -439,15 +525,15 @@ impl Participant {
     /// A resampler that did not run on the previous tick is first primed with the previous
     /// frame, so that its history is the real signal and there is no seam when a talker
     /// enters the mix. `None` only if the codec library cannot convert between the rates.
+    /// At the input's own rate this is the input frame itself (no copy).
     pub(crate) fn feed(&mut self, rate: u32, tick: u64) -> Option<&[i16]> {
+        if rate == self.native_rate {
+            return Some(&self.native);
+        }
         let idx = match self.feeds.iter().position(|f| f.rate == rate) {
             Some(i) => i,
             None => {
-                let resampler = if rate == self.native_rate {
-                    None
-                } else {
-                    Some(Resampler::new(self.native_rate, rate).ok()?)
-                };
+                let resampler = Resampler::new(self.native_rate, rate).ok()?;
                 self.feeds.push(Feed {
                     rate,
                     resampler,
@@ -460,17 +546,13 @@ impl Participant {
         let f = self.feeds.get_mut(idx)?;
         if f.last_tick != Some(tick) {
             f.pcm.clear();
-            match &mut f.resampler {
-                None => f.pcm.extend_from_slice(&self.native),
-                Some(r) => {
-                    if f.last_tick.is_none_or(|t| t.wrapping_add(1) != tick) {
-                        r.reset();
-                        r.process(&self.prev_native, &mut f.pcm);
-                        f.pcm.clear();
-                    }
-                    r.process(&self.native, &mut f.pcm);
-                }
+            let r = &mut f.resampler;
+            if f.last_tick.is_none_or(|t| t.wrapping_add(1) != tick) {
+                r.reset();
+                r.process(&self.prev_native, &mut f.pcm);
+                f.pcm.clear();
             }
+            r.process(&self.native, &mut f.pcm);
             f.pcm.resize(frame_len(rate), 0);
             f.last_tick = Some(tick);
         }
@@ -489,10 +571,15 @@ impl Participant {
         if self.feed(rate, tick).is_none() {
             return false;
         }
-        let Some(f) = self.feeds.iter().find(|f| f.rate == rate) else {
-            return false;
+        let own = if rate == self.native_rate {
+            &self.native[..]
+        } else {
+            match self.feeds.iter().find(|f| f.rate == rate) {
+                Some(f) => &f.pcm[..],
+                None => return false,
+            }
         };
-        self.limiter.process(acc, Some(&f.pcm), out);
+        self.limiter.process(acc, Some(own), out);
         true
     }
 

@@ -45,19 +45,26 @@ impl Mixer {
                 let Some(x) = p.feed(b.rate, tick) else {
                     continue;
                 };
-                if !b.mixed {
-                    b.acc.fill(0);
+                // The first talker writes the bus, the others add to it (one pass each).
+                if b.mixed {
+                    for (a, &s) in b.acc.iter_mut().zip(x) {
+                        *a += i32::from(s);
+                    }
+                } else {
+                    for (a, &s) in b.acc.iter_mut().zip(x) {
+                        *a = i32::from(s);
+                    }
                     b.mixed = true;
-                }
-                for (a, &s) in b.acc.iter_mut().zip(x) {
-                    *a += i32::from(s);
                 }
             }
         }
 
         // 4. Private N−1 mixes, before the shared limiters advance (a listener entering
         //    its private mix continues from the shared limiter's gain).
-        let mut private_out: Vec<(usize, Option<Media>)> = Vec::new();
+        //    Scratch buffers live in the mixer: no allocation per tick beyond the output.
+        let mut private_vec = std::mem::take(&mut self.private_out);
+        private_vec.clear();
+        let mut mix = std::mem::take(&mut self.scratch);
         for i in 0..self.participants.capacity_slots() {
             let Some((id, p)) = self.participants.at_mut(i) else {
                 continue;
@@ -74,7 +81,8 @@ impl Mixer {
                 if !p.private_last {
                     p.limiter = b.limiter;
                 }
-                let mut mix = vec![0i16; b.acc.len()];
+                mix.clear();
+                mix.resize(b.acc.len(), 0);
                 let ok = match p.overlay.as_ref() {
                     Some(o) => {
                         let mut acc = if hears {
@@ -100,22 +108,21 @@ impl Mixer {
                 }
                 if ok {
                     let media = match &mut p.output.kind {
-                        OutputKind::Pcm => Some(Media::Pcm(Arc::from(mix))),
-                        OutputKind::Encoded { chain, .. } => {
+                        OutputKind::Pcm => Some(Media::Pcm(Arc::from(&mix[..]))),
+                        kind @ OutputKind::Encoded { .. } => {
                             self.stats.encodes += 1;
-                            match chain.encode(&mix) {
-                                Ok(payload) => Some(Media::Encoded {
-                                    codec: chain.codec,
-                                    payload,
-                                }),
-                                Err(_) => {
+                            match kind.private_chain().map(|c| (c.codec, c.encode(&mix))) {
+                                Some((codec, Ok(payload))) => {
+                                    Some(Media::Encoded { codec, payload })
+                                }
+                                _ => {
                                     p.stats.encode_errors += 1;
                                     None
                                 }
                             }
                         }
                     };
-                    private_out.push((i, media));
+                    private_vec.push((i, media));
                 }
                 ok
             };
@@ -154,8 +161,10 @@ impl Mixer {
             s.payload = s.chain.encode(&b.shared).ok();
         }
 
+        self.scratch = mix;
+
         // 6. One frame per listener.
-        let mut private_out = private_out.into_iter().peekable();
+        let mut private_out = private_vec.drain(..).peekable();
         for i in 0..self.participants.capacity_slots() {
             let Some((id, p)) = self.participants.at_mut(i) else {
                 continue;
@@ -165,17 +174,18 @@ impl Mixer {
                 private_out.next().and_then(|(_, m)| m)
             } else {
                 p.private_last = false;
+                p.output.kind.shared_tick();
                 match &p.output.kind {
                     OutputKind::Pcm => self.buses.get_mut(p.output.bus).map(|b| {
                         let pcm = b.shared_pcm.get_or_insert_with(|| Arc::from(&b.shared[..]));
                         Media::Pcm(pcm.clone())
                     }),
-                    OutputKind::Encoded { group, chain } => self
+                    OutputKind::Encoded { group, codec, .. } => self
                         .shared
                         .get(*group)
                         .and_then(|s| s.payload.clone())
                         .map(|payload| Media::Encoded {
-                            codec: chain.codec,
+                            codec: *codec,
                             payload,
                         }),
                 }
@@ -228,6 +238,8 @@ impl Mixer {
                 marker,
             });
         }
+        drop(private_out);
+        self.private_out = private_vec;
         let cap = self
             .participants
             .len()
