@@ -365,9 +365,10 @@ class PstnLab:
         answer_timeout: float = 8.0,
         name: str = "pbx",
         extra: tuple[str, ...] = (),
+        number: str = PSTN_NUMBER,
     ) -> CallerRun:
-        """Starts the PBX: caller.py dialling PSTN_NUMBER at the connector `host` through the
-        server (127.0.0.1) as outbound proxy, From CALLER."""
+        """Starts the PBX: caller.py dialling `number` (PSTN_NUMBER) at the connector `host`
+        through the server (127.0.0.1) as outbound proxy, From CALLER."""
         if transport == "tls":
             proxy = f"sip:127.0.0.1:{self.server.tls_port};transport=tls;lr"
         else:
@@ -376,7 +377,7 @@ class PstnLab:
         ready = self.tmp_path / f"{name}.media"
         cmd = [
             sys.executable, str(pj.CALLER_SCRIPT),
-            "--uri", f"sip:{PSTN_NUMBER}@{host}",
+            "--uri", f"sip:{number}@{host}",
             "--from-uri", f"sip:{CALLER}@127.0.0.1",
             "--proxy", proxy, "--transport", transport, "--ca", str(self.server.ca_pem),
             "--duration", str(duration), "--timeout", str(answer_timeout),

@@ -215,6 +215,10 @@ pub struct Carrier {
     pub max_calls: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cps: Option<u32>,
+    /// Takes emergency calls ([`crate::emergency`]): they go only to carriers marked so.
+    /// A marked carrier still carries ordinary calls.
+    #[serde(default)]
+    pub emergency: bool,
     pub enabled: bool,
 }
 
@@ -241,6 +245,7 @@ impl Carrier {
             codecs: Vec::new(),
             max_calls: None,
             cps: None,
+            emergency: false,
             enabled: true,
         }
     }
@@ -459,8 +464,26 @@ pub fn carriers_for<'a>(
     carriers: &'a [Carrier],
     pick: &mut impl FnMut(u32) -> u32,
 ) -> Vec<&'a Carrier> {
+    order_for(number, carriers.iter(), pick)
+}
+
+/// The carriers marked for emergency calls to try for `number` (the routing provider's
+/// DNIS), best first, chosen as [`carriers_for`] chooses among them. Empty when none is marked
+/// or none serves the number: the call is then refused, never sent to an ordinary trunk.
+pub fn emergency_carriers_for<'a>(
+    number: &str,
+    carriers: &'a [Carrier],
+    pick: &mut impl FnMut(u32) -> u32,
+) -> Vec<&'a Carrier> {
+    order_for(number, carriers.iter().filter(|c| c.emergency), pick)
+}
+
+fn order_for<'a>(
+    number: &str,
+    carriers: impl Iterator<Item = &'a Carrier>,
+    pick: &mut impl FnMut(u32) -> u32,
+) -> Vec<&'a Carrier> {
     let matches: Vec<(usize, &Carrier)> = carriers
-        .iter()
         .filter(|c| c.enabled)
         .filter_map(|c| c.prefix_match(number).map(|len| (len, c)))
         .collect();
@@ -534,6 +557,27 @@ mod tests {
         );
         let only_uk = vec![carrier("uk", &["+44"], 1, 1)];
         assert!(carriers_for("+12065550100", &only_uk, &mut zero).is_empty());
+    }
+
+    #[test]
+    fn emergency_calls_only_reach_carriers_marked_for_them() {
+        let mut marked = carrier("e911", &[], 9, 1);
+        marked.emergency = true;
+        let cs = vec![carrier("nanp", &["+1"], 1, 1), marked];
+        let mut zero = |_| 0;
+        // The marked carrier, though an ordinary call prefers the longer prefix.
+        assert_eq!(
+            names(&emergency_carriers_for("+12025550911", &cs, &mut zero)),
+            ["e911"]
+        );
+        assert_eq!(
+            names(&carriers_for("+12025550911", &cs, &mut zero)),
+            ["nanp"]
+        );
+        assert!(emergency_carriers_for("+12025550911", &cs[..1], &mut zero).is_empty());
+        let mut off = cs[1].clone();
+        off.enabled = false;
+        assert!(emergency_carriers_for("+12025550911", &[off], &mut zero).is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod call_record;
 pub mod carrier;
+pub mod emergency;
 pub mod error;
 pub mod group;
 pub mod ids;

@@ -55,6 +55,9 @@ pub enum Refusal {
     MeetingEnded(String),
     #[error("meeting {0} is full")]
     MeetingFull(String),
+    /// An emergency number dialled that this connector cannot route ([`crate::emergency`]).
+    #[error(transparent)]
+    Emergency(#[from] crate::emergency::EmergencyRefusal),
 }
 
 impl Refusal {
@@ -62,7 +65,8 @@ impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Refusal::UnknownHost { .. } | Refusal::MeetingEnded(_) | Refusal::NoPstnRoute(_) => 404,
-            Refusal::CpsExceeded { .. } => 503,
+            // 503 so that a PBX tries its next route for an emergency call at once.
+            Refusal::CpsExceeded { .. } | Refusal::Emergency(_) => 503,
             Refusal::MeetingFull(_) => 486,
             Refusal::DestinationNotE164(_) => 484,
             _ => 403,

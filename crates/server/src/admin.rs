@@ -98,6 +98,13 @@ pub struct CarrierFields {
     /// Most new calls per second to this carrier.
     #[arg(long)]
     pub cps: Option<u32>,
+    /// Send it emergency calls (routed to the connector's EmergencyCallingConfiguration
+    /// DNIS); emergency calls go only to carriers marked so.
+    #[arg(long, overrides_with = "no_emergency")]
+    pub emergency: bool,
+    /// Send it no emergency calls.
+    #[arg(long)]
+    pub no_emergency: bool,
     /// Keep the carrier but send it no calls.
     #[arg(long, overrides_with = "enable")]
     pub disable: bool,
@@ -133,7 +140,7 @@ fn store_err(e: StoreError) -> anyhow::Error {
 
 impl CarrierFields {
     /// Applies the given flags to `c` and validates the result.
-    fn apply(self, c: &mut Carrier) -> Result<(), DomainError> {
+    pub(crate) fn apply(self, c: &mut Carrier) -> Result<(), DomainError> {
         if let Some(t) = &self.transport {
             c.transport = t.parse::<CarrierTransport>()?;
         }
@@ -180,6 +187,12 @@ impl CarrierFields {
         }
         if let Some(n) = self.cps {
             c.cps = Some(n);
+        }
+        if self.emergency {
+            c.emergency = true;
+        }
+        if self.no_emergency {
+            c.emergency = false;
         }
         if self.disable {
             c.enabled = false;
@@ -359,6 +372,7 @@ fn table(rows: &[Row], now_ms: i64) -> String {
         let limits = [
             c.max_calls.map(|m| format!("calls {m}")),
             c.cps.map(|n| format!("cps {n}")),
+            c.emergency.then(|| "emergency".to_string()),
         ]
         .into_iter()
         .flatten()

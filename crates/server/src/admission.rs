@@ -13,6 +13,8 @@ use domain::voice_connector::{Termination, VoiceConnector};
 use sip::auth::{Algorithm, DigestConfig, DigestServer};
 use store::{Repository, SettingKind};
 
+mod emergency;
+
 /// What the edge learned from an INVITE.
 #[derive(Debug, Clone)]
 pub struct InviteFacts {
@@ -52,6 +54,9 @@ pub enum Decision {
         /// The caller ID to send instead of a From user that is not E.164 (the termination's
         /// DefaultPhoneNumber).
         caller_id: Option<String>,
+        /// An emergency call: `number` is the routing provider's, and only carriers marked
+        /// for emergency calls take it.
+        emergency: Option<domain::emergency::EmergencyRoute>,
     },
     /// A valid join: the caller becomes this attendee of this meeting.
     Join {
@@ -213,8 +218,38 @@ impl Admission {
         {
             return Ok(d);
         }
-        if let Err(r) = early {
+        let emergency = match &destination {
+            Destination::Pstn { number } => {
+                let from = &f.from_user;
+                let route = self
+                    .emergency_route(&vc.voice_connector_id, number, from, caller_id.as_deref())
+                    .await?;
+                match route {
+                    Ok(e) => e,
+                    Err(r) => return Ok(Decision::Refuse(r)),
+                }
+            }
+            Destination::MeetingJoin { .. } => None,
+        };
+        // An emergency number is no E.164 number and needs no CallingRegions entry; the
+        // checks before those two still hold.
+        if let Err(r) = early
+            && !(emergency.is_some()
+                && matches!(
+                    r,
+                    Refusal::DestinationNotE164(_) | Refusal::RegionNotAllowed { .. }
+                ))
+        {
             return Ok(Decision::Refuse(r));
+        }
+        if let Some(e) = emergency {
+            // Never held back by the CpsLimit.
+            return Ok(Decision::Pstn {
+                connector: Box::new(vc),
+                number: e.number.clone(),
+                caller_id,
+                emergency: Some(e),
+            });
         }
         let limit = term
             .as_ref()
@@ -231,6 +266,7 @@ impl Admission {
                 connector: Box::new(vc),
                 number,
                 caller_id,
+                emergency: None,
             }),
             Destination::MeetingJoin { token } => self.join(vc, &token).await,
         }

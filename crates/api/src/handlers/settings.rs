@@ -4,8 +4,8 @@
 
 use std::collections::HashSet;
 
+use domain::emergency::Dnis;
 use domain::voice_connector::{country_of, is_country_code};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::SettingKind;
 
@@ -123,15 +123,6 @@ pub(super) async fn delete_external_systems(
         "external systems",
     )
     .await
-}
-
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Dnis {
-    emergency_phone_number: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_phone_number: Option<String>,
-    calling_country: String,
 }
 
 /// The number in E.164 with its `+` (the model allows it without).

@@ -171,6 +171,7 @@ fn reason_label(r: &PolicyRefusal) -> &'static str {
         PolicyRefusal::InvalidJoinToken => "invalid_join_token",
         PolicyRefusal::MeetingEnded(_) => "meeting_ended",
         PolicyRefusal::MeetingFull(_) => "meeting_full",
+        PolicyRefusal::Emergency(_) => "emergency_not_routable",
     }
 }
 
@@ -325,6 +326,7 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
             connector,
             number,
             caller_id,
+            emergency,
         } => {
             ctx.admission
                 .start_sip_log(&connector.voice_connector_id, req, peer)
@@ -333,10 +335,16 @@ async fn decide(ctx: &JoinContext, leg: LegId, req: &Request, peer: &Peer) -> Jo
                 voice_connector_id: connector.voice_connector_id.clone(),
                 require_encryption: connector.require_encryption,
             };
-            if let Some(o) = super::sma::for_host(ctx, leg, req, peer, &host, owner).await {
+            if emergency.is_none()
+                && let Some(o) = super::sma::for_host(ctx, leg, req, peer, &host, owner).await
+            {
                 return o;
             }
-            let routed = match super::pstn::carriers_for(ctx, &number).await {
+            let targets = match &emergency {
+                Some(e) => super::pstn::emergency_carriers_for(ctx, e).await,
+                None => super::pstn::carriers_for(ctx, &number).await,
+            };
+            let routed = match targets {
                 Ok(targets) => {
                     let onward = super::pstn::Onward {
                         vc_id: connector.voice_connector_id.clone(),

@@ -126,10 +126,7 @@ pub struct PstnCall {
 
 /// Admission said PSTN: the carriers for the number.
 pub async fn carriers_for(ctx: &JoinContext, number: &str) -> Result<Vec<Target>, Refusal> {
-    let all = ctx.admission.repo().list_carriers().await.map_err(|e| {
-        tracing::error!(error = %e, "listing carriers failed");
-        Refusal::new(500, "internal error; see the server log")
-    })?;
+    let all = all_carriers(ctx).await?;
     let targets: Vec<Target> =
         domain::carrier::carriers_for(number, &all, &mut |n| rand::random::<u32>() % n.max(1))
             .into_iter()
@@ -144,6 +141,43 @@ pub async fn carriers_for(ctx: &JoinContext, number: &str) -> Result<Vec<Target>
         ));
     }
     Ok(targets)
+}
+
+/// Admission said emergency: the carriers marked for emergency calls that serve the routing
+/// provider's number, or 503 saying none does (the PBX then tries its next route).
+pub async fn emergency_carriers_for(
+    ctx: &JoinContext,
+    route: &domain::emergency::EmergencyRoute,
+) -> Result<Vec<Target>, Refusal> {
+    let all = all_carriers(ctx).await?;
+    let mut pick = |n: u32| rand::random::<u32>() % n.max(1);
+    let targets: Vec<Target> =
+        domain::carrier::emergency_carriers_for(&route.number, &all, &mut pick)
+            .into_iter()
+            .filter_map(Target::carrier)
+            .collect();
+    tracing::warn!(dialled = %route.dialled, country = %route.country, dnis = %route.number,
+        carriers = targets.len(), "{} call", route.kind.as_str());
+    if targets.is_empty() {
+        return Err(Refusal::new(
+            503,
+            format!(
+                "{} call to {} from {}: no carrier marked for emergency calls serves {}; mark one with `voice-connector admin carriers update NAME --emergency`",
+                route.kind.as_str(),
+                route.dialled,
+                route.country,
+                route.number
+            ),
+        ));
+    }
+    Ok(targets)
+}
+
+async fn all_carriers(ctx: &JoinContext) -> Result<Vec<domain::carrier::Carrier>, Refusal> {
+    ctx.admission.repo().list_carriers().await.map_err(|e| {
+        tracing::error!(error = %e, "listing carriers failed");
+        Refusal::new(500, "internal error; see the server log")
+    })
 }
 
 /// Where an admitted call goes on to.
