@@ -1,8 +1,8 @@
 """A webinar over SIP (issue 18, item 1): a pjsua2 presenter (audio SendReceive) and a pjsua2
 listener (audio Receive) in one meeting, each playing its own tone. The listener hears the
 presenter; the presenter does not hear the listener. UpdateAttendeeCapabilities then makes
-the listener SendReceive, and the presenter hears it within a second. (The browser
-listener of the issue's webinar is not part of this test.)"""
+the listener SendReceive, and the presenter hears it within a second. The issue's browser
+listener is tests/browser/test_sdk_webinar.py."""
 
 from __future__ import annotations
 
