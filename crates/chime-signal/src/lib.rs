@@ -118,7 +118,9 @@ pub mod data;
 mod frame;
 pub mod proto;
 mod session;
+pub mod turn;
 mod types;
+pub mod video;
 
 pub use data::{DataMessage, DataRate, DataRefusal};
 pub use frame::{
@@ -127,10 +129,12 @@ pub use frame::{
 };
 pub use proto::{FrameType, SdkSignalFrame};
 pub use session::Session;
+pub use turn::{DEFAULT_TURN_TTL_S, TurnConfig, TurnCredentials};
 pub use types::{
     AttendeeInfo, AttendeeVolume, AudioStatus, CLOSE_MEETING_ENDED, CloseReason, Output,
     SessionConfig, SessionError, State, UsageError,
 };
+pub use video::{SendVideo, SubscribeVideo, TrackMapping, VideoAnswer, VideoSource};
 
 /// The WebSocket subprotocol the server must select (echo) in its upgrade response.
 pub const SUBPROTOCOL: &str = "_aws_wt_session";

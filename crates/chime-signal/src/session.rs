@@ -28,6 +28,7 @@ use crate::types::{
     AttendeeInfo, AttendeeVolume, AudioStatus, CloseReason, Output, SessionConfig, SessionError,
     State, UsageError,
 };
+use crate::video::{SubscribeVideo, VideoAnswer, VideoSource};
 
 /// The signaling side of one browser attendee's connection. See the crate docs.
 #[derive(Debug)]
@@ -174,16 +175,16 @@ impl Session {
                 })?;
                 // An empty offer is what a client sends when it compresses SDP, which
                 // it does only when JOIN_ACK asks for it (we never do).
-                let sdp_offer =
-                    sub.sdp_offer
-                        .filter(|o| !o.is_empty())
-                        .ok_or(SessionError::MissingField {
-                            frame: kind,
-                            field: "sdp_offer",
-                        })?;
+                let sdp_offer = sub.sdp_offer.clone().filter(|o| !o.is_empty()).ok_or(
+                    SessionError::MissingField {
+                        frame: kind,
+                        field: "sdp_offer",
+                    },
+                )?;
                 self.pending_duplex = sub.duplex;
                 self.state = State::Subscribing;
                 self.out.push_back(Output::Subscribe {
+                    video: SubscribeVideo::from_frame(&sub),
                     sdp_offer,
                     audio_muted: sub.audio_muted,
                 });
@@ -214,7 +215,7 @@ impl Session {
                 self.on_data_messages(now, frame.messages);
                 Ok(())
             }
-            // Video, bandwidth and metrics: this server forwards no video.
+            // Pausing streams, bandwidth and metrics: every subscribed stream is sent.
             (
                 FrameType::Pause
                 | FrameType::Resume
@@ -329,10 +330,17 @@ impl Session {
 
     fn on_join(&mut self, now: Instant, frame: &SdkSignalFrame) {
         let join = frame.join.clone().unwrap_or_default();
-        // JOIN_ACK without TURN credentials: the server is reachable directly (ICE-lite
-        // with host candidates in the SDP answer).
+        // TURN credentials when a TURN server is configured (the client then relays all
+        // its media through it); none otherwise: the server is reachable directly
+        // (ICE-lite with host candidates in the SDP answer).
+        let unix_s = self.frame(now, FrameType::JoinAck).timestamp_ms / 1000;
+        let turn_credentials = self
+            .config
+            .turn
+            .as_ref()
+            .map(|t| t.credentials(unix_s, &self.identity.0).frame());
         let ack = SdkSignalFrame {
-            joinack: Some(SdkJoinAckFrame::default()),
+            joinack: Some(SdkJoinAckFrame { turn_credentials }),
             ..self.frame(now, FrameType::JoinAck)
         };
         self.send(&ack);
@@ -354,9 +362,50 @@ impl Session {
         });
     }
 
-    /// Sends SUBSCRIBE_ACK with the application's SDP answer to the pending SUBSCRIBE.
-    /// After the first one, the current roster goes out as one `AUDIO_STREAM_ID_INFO`.
+    /// Sends SUBSCRIBE_ACK with the application's SDP answer to the pending SUBSCRIBE,
+    /// with no video. See [`Self::answer_subscribe_video`].
     pub fn answer_subscribe(&mut self, now: Instant, sdp_answer: String) -> Result<(), UsageError> {
+        self.answer_subscribe_video(now, sdp_answer, &VideoAnswer::default())
+    }
+
+    /// Lists the meeting's video streams in an `INDEX` (the client subscribes to those
+    /// it wants with its next SUBSCRIBE). The client's own streams are left out. Returns
+    /// whether it was sent: not before JOIN nor after the end.
+    pub fn video_index(&mut self, now: Instant, sources: &[VideoSource]) -> bool {
+        if !matches!(
+            self.state,
+            State::Joined | State::Subscribing | State::Active
+        ) {
+            return false;
+        }
+        let sources = sources
+            .iter()
+            .filter(|s| s.attendee_id != self.identity.0)
+            .map(VideoSource::descriptor)
+            .collect();
+        let index = SdkSignalFrame {
+            index: Some(SdkIndexFrame {
+                at_capacity: Some(false),
+                sources,
+                paused_at_source_ids: Vec::new(),
+                num_participants: Some(u32::try_from(self.roster.len()).unwrap_or(u32::MAX)),
+            }),
+            ..self.frame(now, FrameType::Index)
+        };
+        self.send(&index);
+        true
+    }
+
+    /// Sends SUBSCRIBE_ACK with the application's SDP answer to the pending SUBSCRIBE,
+    /// the stream id given to the client's camera and the streams its receive sections
+    /// carry. After the first one, the current roster goes out as one
+    /// `AUDIO_STREAM_ID_INFO`.
+    pub fn answer_subscribe_video(
+        &mut self,
+        now: Instant,
+        sdp_answer: String,
+        video: &VideoAnswer,
+    ) -> Result<(), UsageError> {
         if self.state != State::Subscribing {
             return Err(UsageError::NoPendingSubscribe(self.state));
         }
@@ -367,9 +416,9 @@ impl Session {
         let ack = SdkSignalFrame {
             suback: Some(SdkSubscribeAckFrame {
                 duplex: Some(duplex),
-                allocations: Vec::new(),
+                allocations: video.allocations(),
                 sdp_answer: Some(sdp_answer),
-                tracks: Vec::new(),
+                tracks: video.track_mappings(),
             }),
             ..self.frame(now, FrameType::SubscribeAck)
         };

@@ -22,6 +22,8 @@ pub struct SessionConfig {
     pub max_attendees: usize,
     /// The client's rate of realtime data messages; those over it go back refused.
     pub data_rate: DataRate,
+    /// A TURN server for JOIN_ACK's credentials (none: the client connects directly).
+    pub turn: Option<crate::turn::TurnConfig>,
 }
 
 impl Default for SessionConfig {
@@ -32,6 +34,7 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(60),
             max_attendees: 250,
             data_rate: DataRate::default(),
+            turn: None,
         }
     }
 }
@@ -158,6 +161,8 @@ pub enum Output {
         sdp_offer: String,
         /// The client's mute state at subscribe time, if it said.
         audio_muted: Option<bool>,
+        /// The streams it asks for and whether it sends its camera.
+        video: crate::video::SubscribeVideo,
     },
     /// The client muted or unmuted itself (`AUDIO_CONTROL`); the application should
     /// apply it in the mixer and announce it with [`Session::attendee_muted`](crate::Session::attendee_muted).

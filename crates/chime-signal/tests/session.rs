@@ -95,7 +95,8 @@ fn scripted_session() {
         drain(&mut s),
         vec![Out::Event(Output::Subscribe {
             sdp_offer: OFFER.into(),
-            audio_muted: Some(false)
+            audio_muted: Some(false),
+            video: chime_signal::SubscribeVideo::default(),
         })]
     );
     assert_eq!(s.state(), State::Subscribing);

@@ -4,6 +4,7 @@ mod bridge;
 mod player;
 mod renegotiate;
 mod tap;
+mod video;
 
 pub use player::Prompt;
 pub use tap::{MAX_AUDIO, TapTrack};
@@ -162,6 +163,8 @@ pub struct MeetingMedia {
     /// Legs a prompt is playing to ([`MeetingMedia::play`]).
     prompts: BTreeSet<LegId>,
     taps: tap::Taps,
+    /// Video between browsers ([`MeetingMedia::set_video_routes`]).
+    video: video::VideoRoutes,
 }
 
 fn jitter_config(cfg: &EngineConfig, codec: Codec) -> JitterConfig {
@@ -203,6 +206,7 @@ impl MeetingMedia {
             bridge: None,
             prompts: BTreeSet::new(),
             taps: tap::Taps::default(),
+            video: video::VideoRoutes::default(),
         }
     }
 
@@ -332,6 +336,7 @@ impl MeetingMedia {
         let stats = self.take_leg(leg)?;
         self.prompts.remove(&leg);
         self.taps.forget(leg);
+        self.video.leg_removed(leg);
         self.bridge_leg_removed(leg);
         Some(stats)
     }
@@ -436,6 +441,7 @@ impl MeetingMedia {
                 &mut self.out,
                 &mut self.events,
             );
+            self.forward_video(now, leg);
             return;
         }
         let mut scratch = std::mem::take(&mut self.scratch);

@@ -5,8 +5,7 @@
 //! offer with `a=setup:passive` and waits for the browser's ClientHello). SRTP keys come
 //! from DTLS (RFC 5764 §4.2). Audio is Opus (RFC 7587) in one BUNDLE group over one 5-tuple
 //! with RTCP multiplexed (RFC 8843, RFC 5761). Video sections are answered with VP8 (an
-//! inactive one stays inactive); video that arrives is dropped, as the server forwards no
-//! video yet. Later offers of the same PeerConnection (a camera turned on, an ICE restart)
+//! inactive one stays inactive); video is forwarded between legs ([`video`]). Later offers of the same PeerConnection (a camera turned on, an ICE restart)
 //! are answered on the same `Rtc` ([`WebRtcLeg::renegotiate`]).
 //!
 //! [`WebRtcLeg`] wraps one `str0m::Rtc` and keeps str0m's contract: after every mutation
@@ -29,6 +28,10 @@
 //! certificate's key pair ([`generate_certificate`]), and the DTLS handshake's randoms,
 //! keys and retransmission jitter inside str0m's DTLS stack (and an SCTP association's
 //! verification tags, were a data channel ever negotiated); the SRTP keys come from DTLS.
+
+mod video;
+
+pub use video::VideoSection;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -98,6 +101,7 @@ pub struct WebRtcLeg {
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     audio: VecDeque<ReceivedAudio>,
     events: VecDeque<WebRtcEvent>,
+    video: video::VideoState,
     /// Datagrams str0m refused (not STUN/DTLS/RTP/RTCP, or failing to parse).
     pub refused: u64,
 }
@@ -233,10 +237,12 @@ impl WebRtcLeg {
             transmits: VecDeque::new(),
             audio: VecDeque::new(),
             events: VecDeque::new(),
+            video: video::VideoState::default(),
             refused: 0,
         };
         leg.drain();
         let answer = answer.to_sdp_string();
+        leg.video.sections = video::video_sections(&answer);
         // str0m reports media only once SRTP is ready; the answer names it now.
         leg.audio_mid = audio_mid(&answer).filter(|m| leg.rtc.media(*m).is_some());
         if leg.audio_mid.is_none() {
@@ -285,6 +291,7 @@ impl WebRtcLeg {
         let answer = answer
             .map_err(|e| WebRtcError::OfferRefused(e.to_string()))?
             .to_sdp_string();
+        self.video.sections = video::video_sections(&answer);
         let mid = audio_mid(&answer).filter(|m| self.rtc.media(*m).is_some());
         if mid != self.audio_mid {
             // The audio section went or moved: the mix has nowhere to go.
@@ -442,6 +449,8 @@ impl WebRtcLeg {
                     payload: d.data,
                 });
             }
+            Event::MediaData(d) if Some(d.mid) != self.audio_mid => self.video.on_frame(d),
+            Event::KeyframeRequest(r) => self.video.on_keyframe_request(r),
             _ => {}
         }
     }

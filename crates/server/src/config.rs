@@ -201,6 +201,16 @@ pub struct Settings {
     /// the text last) and writes a WAV to stdout [default: none: Speak fails, saying so]
     #[arg(long, env = "VC_TTS_COMMAND")]
     pub tts_command: Option<PathBuf>,
+    /// TURN server URIs given to browsers in JOIN_ACK, comma-separated (e.g.
+    /// `turn:turn.example.com:3478?transport=udp,turn:turn.example.com:443?transport=tcp`),
+    /// with --turn-secret-file; browsers then relay all their media through it
+    /// [default: none: browsers reach the WebRTC port directly]
+    #[arg(long, env = "VC_TURN_URIS", value_delimiter = ',')]
+    pub turn_uris: Vec<String>,
+    /// File holding the secret shared with the TURN server (coturn's `static-auth-secret`):
+    /// browsers get time-limited credentials made with it
+    #[arg(long, env = "VC_TURN_SECRET_FILE")]
+    pub turn_secret_file: Option<PathBuf>,
     /// This node's name in the registry of nodes sharing one PostgreSQL database
     /// [default: the host name]
     #[arg(long, env = "VC_NODE_ID")]
@@ -302,6 +312,8 @@ pub struct Config {
     pub sma_ca_file: Option<PathBuf>,
     /// The text-to-speech program (`--tts-command`).
     pub tts_command: Option<PathBuf>,
+    /// The TURN server browsers relay through (`--turn-uris`, `--turn-secret-file`).
+    pub turn: Option<chime_signal::TurnConfig>,
     /// This node in the cluster (`--node-id`, `--advertise-*`, `--node-dead-after`).
     pub cluster: crate::cluster::ClusterConfig,
 }
@@ -433,6 +445,7 @@ impl Settings {
             s3,
             sma_ca_file: self.sma_ca_file.clone().or(file.sma_ca_file),
             tts_command: self.tts_command.clone().or(file.tts_command),
+            turn: crate::browser::turn_config(&self.turn_uris, self.turn_secret_file.as_deref())?,
             cluster: crate::cluster::ClusterConfig::resolve(
                 self.node_id.clone().or(file.node_id),
                 self.advertise_sip.clone().or(file.advertise_sip),

@@ -19,8 +19,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 pub mod taps;
+mod video;
 use taps::LegTaps;
 pub use taps::{TapFrame, TapKey, TapSink};
+pub use video::SubscribeAnswer;
 
 /// Messages a meeting's task takes.
 pub enum MeetingMsg {
@@ -88,7 +90,9 @@ pub enum MeetingMsg {
         candidate: SocketAddr,
         muted: bool,
         socket: Arc<UdpSocket>,
-        reply: oneshot::Sender<Result<WebRtcAnswer, SubscribeError>>,
+        /// The streams it asks for and whether it sends video.
+        video: chime_signal::SubscribeVideo,
+        reply: oneshot::Sender<Result<SubscribeAnswer, SubscribeError>>,
     },
     /// A browser muted or unmuted itself.
     Mute { leg: LegId, muted: bool },
@@ -148,6 +152,8 @@ pub enum SessionMsg {
     /// The browser's media leg died (ICE consent lapsed): close the session so the client
     /// reconnects.
     MediaLost,
+    /// The meeting's video streams now (an INDEX).
+    VideoIndex(Vec<chime_signal::VideoSource>),
 }
 
 /// What a meeting's task reports to the call controller.
@@ -213,6 +219,7 @@ pub struct Meeting {
     observer: Arc<dyn MeetingObserver>,
     /// Where tapped legs' audio goes.
     taps: LegTaps,
+    video: video::VideoIndex,
     /// Attendees' audio capabilities other than `SendReceive` (at most
     /// [`domain::meeting::MAX_ATTENDEES`] of them, the meeting's attendees).
     audio: HashMap<String, Capability>,
@@ -241,6 +248,7 @@ impl Meeting {
             events,
             observer,
             taps: LegTaps::default(),
+            video: video::VideoIndex::default(),
             audio: HashMap::new(),
         }
     }
@@ -456,6 +464,7 @@ impl Meeting {
                 let stream = self.join_roster(leg, slot);
                 let roster = self.slots.values().map(Slot::info).collect();
                 let _ = reply.send((stream, roster));
+                self.video_index_for(leg);
             }
             MeetingMsg::Subscribe {
                 leg,
@@ -463,9 +472,15 @@ impl Meeting {
                 candidate,
                 muted,
                 socket,
+                video,
                 reply,
             } => {
-                let r = self.subscribe(now, leg, &offer, candidate, muted, socket);
+                let r = self
+                    .subscribe(now, leg, &offer, candidate, muted, socket)
+                    .map(|webrtc| SubscribeAnswer {
+                        video: self.subscribe_video(now, leg, webrtc.leg, &video),
+                        webrtc,
+                    });
                 let _ = reply.send(r);
             }
             MeetingMsg::Mute { leg, muted } => {
@@ -564,6 +579,7 @@ impl Meeting {
 
     fn remove(&mut self, leg: LegId, dropped: bool) -> Option<LegStats> {
         let slot = self.slots.remove(&leg)?;
+        self.video_left(leg);
         for r in &slot.readers {
             r.abort();
         }

@@ -265,6 +265,7 @@ impl Server {
                 meetings: meetings.clone(),
                 port: webrtc.clone(),
                 data: Default::default(),
+                turn: cfg.turn.clone(),
             },
             metrics: metrics.clone(),
             lookups: crate::http::LookupGate::new(

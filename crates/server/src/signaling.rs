@@ -221,7 +221,11 @@ async fn run_session(
 ) {
     let now = Instant::now();
     let unix_ms = u64::try_from(domain::timestamp::now_millis()).unwrap_or(0);
-    let mut session = Session::new(now, unix_ms, SessionConfig::default());
+    let config = SessionConfig {
+        turn: st.browsers.turn.clone(),
+        ..SessionConfig::default()
+    };
+    let mut session = Session::new(now, unix_ms, config);
     session.set_identity(&attendee.attendee_id, &attendee.external_user_id);
     let mut bs = match st
         .browsers
@@ -278,15 +282,18 @@ async fn run_session(
                 Output::Subscribe {
                     sdp_offer,
                     audio_muted,
+                    video,
                 } => {
                     let muted = audio_muted.unwrap_or(false);
                     match st
                         .browsers
-                        .subscribe(&mut bs, sdp_offer, muted, Some(browser_ip))
+                        .subscribe(&mut bs, sdp_offer, muted, video, Some(browser_ip))
                         .await
                     {
-                        Ok(answer) => {
-                            if let Err(e) = session.answer_subscribe(Instant::now(), answer) {
+                        Ok((answer, video)) => {
+                            if let Err(e) =
+                                session.answer_subscribe_video(Instant::now(), answer, &video)
+                            {
                                 tracing::warn!(meeting = %meeting_id, error = %e, "SDP answer not sent");
                             }
                             if muted {
@@ -362,6 +369,10 @@ async fn run_session(
                     SessionMsg::End(status) => {
                         tracing::info!(meeting = %meeting_id, attendee = %attendee.attendee_id, code = status.code(), "ending browser session");
                         session.audio_status(now, status);
+                        Ok(())
+                    }
+                    SessionMsg::VideoIndex(sources) => {
+                        session.video_index(now, &sources);
                         Ok(())
                     }
                     SessionMsg::MediaLost => {

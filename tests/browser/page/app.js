@@ -75,6 +75,9 @@ const state = {
   },
   stats: null, // {inbound: {...}, outbound: {...}, video: {...}, pair: {...}, at}
   camera: { on: false, changes: 0, errors: 0 }, // the local video tile
+  // Remote video tiles by tile id: {attendeeId, streamId, active, width, height, frames,
+  // decoded} (frames: requestVideoFrameCallback calls; decoded: getVideoPlaybackQuality)
+  tiles: {},
   content: { started: 0, stopped: 0 }, // content share observer counts
   dataMessages: [], // received: [{topic, text, senderAttendeeId, senderExternalUserId, timestampMs, throttled, at}]
   dataTopics: [], // topics subscribed to (URL parameter topics=a,b)
@@ -222,6 +225,41 @@ async function camera(on) {
   }
 }
 
+/** A remote video tile: bound to its own <video> element, whose decoded frames are
+ * counted (requestVideoFrameCallback) and whose size is reported. */
+function bindRemoteTile(av, tile) {
+  const id = tile.tileId;
+  let el = document.getElementById(`tile-${id}`);
+  if (!el) {
+    el = document.createElement('video');
+    el.id = `tile-${id}`;
+    el.muted = true;
+    el.autoplay = true;
+    el.playsInline = true;
+    document.body.appendChild(el);
+    const t = { attendeeId: null, streamId: null, active: false, width: 0, height: 0, frames: 0, decoded: 0 };
+    state.tiles[id] = t;
+    const onFrame = (_now, meta) => {
+      t.frames += 1;
+      t.width = meta.width;
+      t.height = meta.height;
+      const q = el.getVideoPlaybackQuality ? el.getVideoPlaybackQuality() : null;
+      if (q) t.decoded = q.totalVideoFrames;
+      el.requestVideoFrameCallback(onFrame);
+    };
+    el.requestVideoFrameCallback(onFrame);
+  }
+  const t = state.tiles[id];
+  t.attendeeId = tile.boundAttendeeId;
+  t.externalUserId = tile.boundExternalUserId;
+  t.streamId = tile.streamId ?? null;
+  t.active = !!tile.active;
+  t.isContent = !!tile.isContent;
+  av.bindVideoElement(id, el);
+  logLine('PAGE', `remote tile ${id} for ${tile.boundAttendeeId} (stream ${tile.streamId})`);
+  report();
+}
+
 /** Shares content: a generated stream of a steady `hz` tone (WebAudio oscillator) and a
  * canvas that changes every frame, as the SDK's second (`#content`) session. */
 function contentShare(hz) {
@@ -360,11 +398,25 @@ async function collectStats() {
     } else if (s.type === 'outbound-rtp' && s.kind === 'audio') {
       out.outbound = { packetsSent: s.packetsSent, bytesSent: s.bytesSent };
     } else if (s.type === 'outbound-rtp' && s.kind === 'video') {
-      const v = out.video || (out.video = { packetsSent: 0, framesEncoded: 0 });
+      const v = out.video || (out.video = { packetsSent: 0, framesEncoded: 0, keyFramesEncoded: 0, pliCount: 0, firCount: 0 });
       v.packetsSent += s.packetsSent || 0;
       v.framesEncoded += s.framesEncoded || 0;
+      v.keyFramesEncoded += s.keyFramesEncoded || 0;
+      v.pliCount += s.pliCount || 0; // keyframe requests that reached this sender
+      v.firCount += s.firCount || 0;
+    } else if (s.type === 'inbound-rtp' && s.kind === 'video') {
+      const v = out.videoIn || (out.videoIn = { packetsReceived: 0, framesDecoded: 0, pliCount: 0 });
+      v.packetsReceived += s.packetsReceived || 0;
+      v.framesDecoded += s.framesDecoded || 0;
+      v.pliCount += s.pliCount || 0; // keyframe requests this receiver sent
     } else if (s.type === 'candidate-pair' && s.nominated) {
       out.pair = { state: s.state, bytesSent: s.bytesSent, bytesReceived: s.bytesReceived };
+      // The browser's side of the pair: host, srflx, or relay (TURN, over relayProtocol).
+      const local = report.get(s.localCandidateId);
+      if (local) {
+        out.pair.localType = local.candidateType;
+        out.pair.relayProtocol = local.relayProtocol ?? null;
+      }
     } else if (s.type === 'transport') {
       out.transport = { dtlsState: s.dtlsState, iceState: s.iceState, srtpCipher: s.srtpCipher };
     }
@@ -405,6 +457,15 @@ async function join(audioElement) {
     audioVideoDidStart() {
       state.observer.started += 1;
       state.phase = 'started';
+      report();
+    },
+    videoTileDidUpdate(tile) {
+      if (tile.localTile || !tile.boundAttendeeId) return;
+      bindRemoteTile(av, tile);
+    },
+    videoTileWasRemoved(tileId) {
+      const t = state.tiles[tileId];
+      if (t) t.removed = true;
       report();
     },
     audioVideoDidStop(status) {

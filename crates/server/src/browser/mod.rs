@@ -29,6 +29,48 @@ pub struct Browsers {
     pub port: Arc<WebRtcPort>,
     /// The meetings' data-message rooms.
     pub data: data::DataRooms,
+    /// The TURN server browsers are told to relay through (JOIN_ACK).
+    pub turn: Option<chime_signal::TurnConfig>,
+}
+
+/// The TURN server of `--turn-uris` and `--turn-secret-file`: both or neither. The
+/// secret is the file's content less a trailing line end, at least 16 bytes.
+pub fn turn_config(
+    uris: &[String],
+    secret_file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<chime_signal::TurnConfig>> {
+    use anyhow::Context as _;
+    let uris: Vec<String> = uris
+        .iter()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    let Some(path) = secret_file else {
+        anyhow::ensure!(uris.is_empty(), "--turn-uris needs --turn-secret-file");
+        return Ok(None);
+    };
+    anyhow::ensure!(!uris.is_empty(), "--turn-secret-file needs --turn-uris");
+    for u in &uris {
+        anyhow::ensure!(
+            u.starts_with("turn:") || u.starts_with("turns:"),
+            "--turn-uris: {u:?} is not a turn: or turns: URI (RFC 7065)"
+        );
+    }
+    let mut secret = std::fs::read(path)
+        .with_context(|| format!("reading --turn-secret-file {}", path.display()))?;
+    while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        secret.pop();
+    }
+    anyhow::ensure!(
+        secret.len() >= 16,
+        "--turn-secret-file {}: the secret must be at least 16 bytes",
+        path.display()
+    );
+    Ok(Some(chime_signal::TurnConfig {
+        uris,
+        secret,
+        ttl_s: chime_signal::DEFAULT_TURN_TTL_S,
+    }))
 }
 
 /// One browser's leg.
@@ -111,14 +153,17 @@ impl Browsers {
 
     /// Answers the browser's SDP offer (SUBSCRIBE): the first with a WebRTC leg, later ones
     /// (a camera turned on or off, an ICE restart) on that same leg, which keeps its ICE,
-    /// DTLS and SRTP; after an ICE restart the leg's new ufrag routes to it.
+    /// DTLS and SRTP; after an ICE restart the leg's new ufrag routes to it. The answer's
+    /// video part names the stream id of the browser's camera and the streams its receive
+    /// sections carry.
     pub async fn subscribe(
         &self,
         b: &mut BrowserLeg,
         offer: String,
         muted: bool,
+        video: chime_signal::SubscribeVideo,
         browser_ip: Option<IpAddr>,
-    ) -> Result<String, SubscribeError> {
+    ) -> Result<(String, chime_signal::VideoAnswer), SubscribeError> {
         let candidate = self.port.candidate_for(browser_ip).await;
         let (reply, rx) = oneshot::channel();
         b.meeting
@@ -128,11 +173,15 @@ impl Browsers {
                 candidate,
                 muted,
                 socket: self.port.socket(),
+                video,
                 reply,
             })
             .await
             .map_err(|_| SubscribeError::MeetingGone)?;
-        let answer = rx.await.map_err(|_| SubscribeError::MeetingGone)??;
+        let crate::meeting::SubscribeAnswer {
+            webrtc: answer,
+            video,
+        } = rx.await.map_err(|_| SubscribeError::MeetingGone)??;
         match b.route {
             Some(route) => {
                 self.port.set_ufrag(route, &answer.ufrag);
@@ -143,7 +192,7 @@ impl Browsers {
                 tracing::info!(leg = %b.leg, engine_leg = %answer.leg, %candidate, "browser media leg added");
             }
         }
-        Ok(answer.sdp)
+        Ok((answer.sdp, video))
     }
 
     /// The browser muted or unmuted itself.

@@ -89,6 +89,7 @@ impl TestServer {
             s3: None,
             sma_ca_file: None,
             tts_command: None,
+            turn: None,
             cluster: Default::default(),
         };
         let server = Server::start(cfg).await.expect("server");
