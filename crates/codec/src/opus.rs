@@ -60,10 +60,9 @@ impl OpusConfig {
     }
 }
 
-/// Encoder complexity of [`OpusConfig::server_mix`]. libopus's speech quality is nearly
-/// flat from 5 up (its SILK layer's higher complexities mostly refine pitch analysis),
-/// while the encode costs less than two thirds of complexity 9's (the mixer's criterion
-/// bench, `mixer_opus_meeting`).
+/// Encoder complexity of [`OpusConfig::server_mix`]: the middle of libopus's 0..=10 range
+/// (`OPUS_SET_COMPLEXITY` trades encoder CPU for quality); a server's mixes are the many
+/// encodes, a client's own encoder is the one that shapes the talker's speech.
 pub const SERVER_MIX_COMPLEXITY: u8 = 5;
 
 fn lib_channels(c: Channels) -> opus::Channels {
