@@ -74,3 +74,26 @@ def test_camera_forwarded_between_browsers(browser_env, tmp_path):
         for br in (a, b):
             assert br.state["errors"] == [], br.state["errors"]
             assert br.state["observer"]["reconnecting"] == 0, br.state["observer"]
+
+
+def test_content_share_video_forwarded_like_a_camera(browser_env, tmp_path):
+    """A's content share (the SDK's `#content` session: a canvas changing every frame) is a
+    stream like a camera: B gets a content tile for `<A>#content` whose frames advance."""
+    server, _, _ = browser_env
+    meeting, (att_a, att_b) = harness.meeting_with(server.meetings, "content-video", "cv-a", "cv-b")
+    mic = harness.tone_wav(tmp_path / "mic.wav", 1000)
+    with (
+        harness.BrowserAttendee(tmp_path, {"Meeting": meeting, "Attendee": att_a}, fake_audio=mic, name="a") as a,
+        harness.BrowserAttendee(tmp_path, {"Meeting": meeting, "Attendee": att_b}, fake_audio=mic, name="b") as b,
+    ):
+        a.wait(lambda s: s["phase"] == "started", 25, "A's session started")
+        b.wait(lambda s: s["phase"] == "started", 25, "B's session started")
+        a.command("content-share:700")
+        a.wait(lambda s: s["content"]["started"] >= 1, 20, "A's content share started")
+        content = att_a["AttendeeId"] + "#content"
+        got = b.wait(lambda s: frames_of(s, content) >= 1, 25, "a content tile for A at B")
+        tile = remote_tiles(got, content)[0]
+        assert tile["isContent"] and tile["width"] > 0, tile
+        first = frames_of(got, content)
+        b.wait(lambda s: frames_of(s, content) >= first + 20, 15, "A's content frames advancing at B")
+        assert b.state["errors"] == [], b.state["errors"]
