@@ -474,7 +474,15 @@ async fn join_as(
         media.negotiated = Some(negotiated);
         body
     };
-    stream(ctx, leg, &media, req, crate::streaming::OtherSide::Meeting);
+    if delayed_offer {
+        // Streamed once the ACK's answer puts the leg in its mixer (`Input::Attached`).
+        let (repo, metrics) = (ctx.admission.repo().clone(), ctx.metrics.clone());
+        let other = crate::streaming::OtherSide::Meeting;
+        let later = crate::streaming::later(repo, metrics, leg, &media.cdr, req, other);
+        media.stream_later = Some(later);
+    } else {
+        stream(ctx, leg, &media, req, crate::streaming::OtherSide::Meeting);
+    }
     let (codec, suite) = media
         .negotiated
         .as_ref()

@@ -41,6 +41,8 @@ pub struct SipLeg {
     /// The attendee's audio capability when it joined (a delayed offer's leg enters the
     /// mixer with it).
     pub audio: domain::meeting::Capability,
+    /// A delayed offer's call stream, begun when the leg enters its mixer.
+    pub stream_later: Option<crate::streaming::Deferred>,
 }
 
 impl SipLeg {
@@ -67,6 +69,7 @@ impl SipLeg {
             started: Instant::now(),
             record: true,
             audio: domain::meeting::Capability::SendReceive,
+            stream_later: None,
         }
     }
 

@@ -313,6 +313,9 @@ impl Edge {
             },
             Input::Attached { leg, meeting } => match (self.legs.get_mut(&leg), meeting) {
                 (Some(l), Some(tx)) => {
+                    if let Some(stream) = l.stream_later.take() {
+                        stream.begin(tx.clone());
+                    }
                     l.meeting = Some(tx);
                     self.early_attached(leg);
                     self.sma_attached(leg);

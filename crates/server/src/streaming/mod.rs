@@ -53,9 +53,30 @@ pub fn start(
     invite: &Request,
     other: OtherSide,
 ) {
-    let Some(meeting) = meeting.filter(|_| !cdr.voice_connector_id.is_empty()) else {
-        return;
-    };
+    if let Some(meeting) = meeting {
+        later(repo, metrics, leg, cdr, invite, other).begin(meeting);
+    }
+}
+
+/// A call's stream to begin once its leg is in a mixer: a delayed offer's leg enters it
+/// when the ACK's answer comes, after the INVITE is gone. Holds what the start message
+/// needs from the INVITE.
+pub struct Deferred {
+    repo: Arc<dyn Repository>,
+    metrics: Arc<api::metrics::Metrics>,
+    leg: calls::LegId,
+    facts: protocol::CallFacts,
+}
+
+/// The stream of a call whose leg is not in its mixer yet ([`Deferred::begin`] when it is).
+pub fn later(
+    repo: Arc<dyn Repository>,
+    metrics: Arc<api::metrics::Metrics>,
+    leg: calls::LegId,
+    cdr: &CdrSeed,
+    invite: &Request,
+    other: OtherSide,
+) -> Deferred {
     let facts = protocol::CallFacts {
         call_id: cdr.call_id.clone(),
         transaction_id: cdr.transaction_id.clone(),
@@ -70,32 +91,54 @@ pub fn start(
         },
         headers: invite_headers(invite),
     };
-    tokio::spawn(async move {
-        let (target, retain_hours) = match target_for(repo.as_ref(), &facts.voice_connector_id)
-            .await
-        {
-            Ok(Some(t)) => t,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(call = %leg, error = %e, "streaming configuration not read; the call is not streamed");
-                return;
-            }
-        };
-        let notify = target
-            .notify_url
-            .as_deref()
-            .and_then(|u| notify::HttpUrl::parse(u).ok());
-        let spec = session::StreamSpec {
-            url: target.url,
-            bidirectional: target.bidirectional,
-            notify,
-            meeting,
-            leg,
+    Deferred {
+        repo,
+        metrics,
+        leg,
+        facts,
+    }
+}
+
+impl Deferred {
+    /// Streams the call, its leg now in the meeting task `meeting`, when its connector says
+    /// so (a call of no connector is never streamed).
+    pub fn begin(self, meeting: mpsc::Sender<MeetingMsg>) {
+        let Deferred {
+            repo,
             metrics,
-            retain_hours,
-        };
-        session::run(spec, facts).await;
-    });
+            leg,
+            facts,
+        } = self;
+        if facts.voice_connector_id.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            let (target, retain_hours) = match target_for(repo.as_ref(), &facts.voice_connector_id)
+                .await
+            {
+                Ok(Some(t)) => t,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(call = %leg, error = %e, "streaming configuration not read; the call is not streamed");
+                    return;
+                }
+            };
+            let notify = target
+                .notify_url
+                .as_deref()
+                .and_then(|u| notify::HttpUrl::parse(u).ok());
+            let spec = session::StreamSpec {
+                url: target.url,
+                bidirectional: target.bidirectional,
+                notify,
+                meeting,
+                leg,
+                metrics,
+                retain_hours,
+            };
+            session::run(spec, facts).await;
+        });
+    }
 }
 
 /// The target of a connector whose streaming configuration is on, if it has one, and the
