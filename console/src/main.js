@@ -8,7 +8,7 @@ import { listPage, detailPage } from "./pages/connectors.js";
 import { numbersPage } from "./pages/numbers.js";
 import { meetingsPage, meetingPage } from "./pages/meetings.js";
 import { recordsPage } from "./pages/records.js";
-import { carriersPage } from "./pages/carriers.js";
+import { carriersPage, carrierPage } from "./pages/carriers.js";
 import { chartsPage } from "./pages/charts.js";
 import { callsPage } from "./pages/calls.js";
 
@@ -30,6 +30,7 @@ const ROUTES = [
   [/^#\/meetings$/, meetingsPage],
   [/^#\/calls$/, callsPage],
   [/^#\/records$/, recordsPage],
+  [/^#\/carriers\/([^/]+)$/, carrierPage],
   [/^#\/carriers$/, carriersPage],
   [/^#\/charts$/, chartsPage],
 ];

@@ -9,12 +9,14 @@ unsigned is refused, an unknown call is a NotFound naming it."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -160,3 +162,69 @@ def test_live_calls_endpoints_are_signed_and_name_what_is_wrong(live_server):
         server.signed_get("/admin/calls", {"meetingId": "x"})
     text = bad.value.read().decode()
     assert bad.value.code == 400 and "meetingId" in text, text
+
+
+def carriers_cli(server) -> dict:
+    """`admin carriers list --json`: the carriers by name, as the admin CLI shows them."""
+    from vctest.server import find_binary
+
+    out = subprocess.run(
+        [str(find_binary()), "admin", "carriers", "list", "--json", "--data-dir", str(server.data_dir)],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    return {c["Name"]: c for c in (json.loads(l) for l in out.splitlines() if l.strip())}
+
+
+def test_carriers_added_changed_and_removed_from_the_console(live_server, tmp_path):
+    """Carrier editing in the page: what the admin CLI then lists; a bad prefix is shown
+    beside its field; the password is stored (HasPassword) and never shown."""
+    server = live_server
+    secret = "Tr-unk-p4ss-" + uuid.uuid4().hex[:6]
+    with ConsoleDriver(tmp_path, server.api_url + "/console") as ui:
+        assert ui.call("signin", keyId=server.key_id, secret=server.secret)["signedIn"]
+        ui.call("open", hash="#/carriers")
+        values = {"Name": "trunk-1", "Addresses": "127.0.0.1:5099\n127.0.0.2:5099", "Transport": "tcp",
+                  "Prefixes": "+44\n+33", "Priority": "2", "Weight": "5", "Username": "acct", "Password": secret}
+        added = ui.call("form", form="Add a carrier", values=values)
+        assert added["errors"] is None, added
+        c = carriers_cli(server)["trunk-1"]
+        assert [c["Transport"].lower(), sorted(c["Prefixes"]), c["Priority"], c["Weight"]] == ["tcp", ["+33", "+44"], 2, 5], c
+        assert c["Username"] == "acct" and c["HasPassword"] is True, c
+        assert any(row[0] == "trunk-1" and "127.0.0.2:5099" in row[3] for row in added["tables"][0]), added
+        assert secret not in added["text"], added
+
+        bad = ui.call("form", form="Add a carrier", values={**values, "Name": "trunk-2", "Prefixes": "44x"})
+        assert bad["errors"]["fields"]["Prefixes"].startswith("BadRequestException: Prefixes: "), bad
+        assert "trunk-2" not in carriers_cli(server)
+
+        edit = ui.call("open", hash="#/carriers/trunk-1")
+        assert edit["heading"] == "Carrier trunk-1" and secret not in edit["text"], edit
+        changed = ui.call("form", form="Update carrier trunk-1", values={"Weight": "9", "Prefixes": "+4420"})
+        assert changed["errors"] is None and changed["hash"] == "#/carriers", changed
+        c = carriers_cli(server)["trunk-1"]
+        assert c["Weight"] == 9 and c["Prefixes"] == ["+4420"] and c["HasPassword"] is True, c
+
+        gone = ui.call("press", text="Remove trunk-1")
+        assert gone["error"] is None and not any(r and r[0] == "trunk-1" for t in gone["tables"] for r in t), gone
+        assert "trunk-1" not in carriers_cli(server)
+        seen = ui.call("report")
+    assert seen["pageErrors"] == [] and seen["failedRequests"] == [], seen
+    assert {(e["method"], e["path"], e["status"]) for e in seen["httpErrors"]} == {("POST", "/admin/carriers", 400)}, seen
+
+
+def test_carrier_writes_are_signed_over_the_body(live_server):
+    import requests
+
+    server = live_server
+    refused = requests.post(server.api_url + "/admin/carriers", json={"Name": "x"}, timeout=10)
+    assert refused.status_code == 403, refused.text
+    # Signed for one body, sent with another: refused.
+    url = server.api_url + "/admin/carriers"
+    req = AWSRequest(method="POST", url=url, data=b'{"Name":"a","Addresses":["127.0.0.1:5060"]}',
+                     headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(server.key_id, server.secret), "chime", "us-east-1").add_auth(req)
+    tampered = requests.post(url, data=b'{"Name":"b","Addresses":["127.0.0.1:5060"]}', headers=dict(req.headers.items()), timeout=10)
+    assert tampered.status_code == 403, tampered.text
+    assert "a" not in carriers_cli(server) and "b" not in carriers_cli(server)
+    status, body = signed(server, "DELETE", "/admin/carriers/no-such-trunk")
+    assert status == 404 and "no-such-trunk" in body, body

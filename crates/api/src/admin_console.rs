@@ -101,20 +101,35 @@ pub(crate) async fn carriers(State(state): State<Arc<AppState>>, req: Request<Bo
             .iter()
             .map(|c| {
                 let s = status.iter().find(|s| s.carrier == c.name);
-                json!({
-                    "Name": c.name,
-                    "Addresses": c.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                    "Transport": c.transport.as_str(),
-                    "Prefixes": c.prefixes,
-                    "Priority": c.priority,
-                    "Weight": c.weight,
+                let mut v = carrier_json(c);
+                v.extend(json_map(json!({
                     "Status": CarrierStatus::label(s, now),
                     "LastOptions": s.and_then(|s| s.last_options_ms).map(iso8601),
                     "LastStatusCode": s.and_then(|s| s.last_status),
-                })
+                })));
+                Value::Object(v)
             })
             .collect();
         Ok(json!({ "Carriers": out }))
     })
     .await
+}
+
+/// A carrier's addresses and routing as the console shows them (never its credentials).
+pub fn carrier_json(c: &domain::carrier::Carrier) -> serde_json::Map<String, Value> {
+    json_map(json!({
+        "Name": c.name,
+        "Addresses": c.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "Transport": c.transport.as_str(),
+        "Prefixes": c.prefixes,
+        "Priority": c.priority,
+        "Weight": c.weight,
+    }))
+}
+
+fn json_map(v: Value) -> serde_json::Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
 }

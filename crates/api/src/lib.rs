@@ -29,7 +29,7 @@ use domain::token::TokenKey;
 use store::Repository;
 use tokio::sync::broadcast;
 
-pub use admin_console::signed_read;
+pub use admin_console::{carrier_json, signed_read};
 pub use error::ApiError;
 pub use handlers::ControlEvent;
 pub use handlers::meetings::end_meeting;

@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod console_calls;
+pub mod console_carriers;
 pub mod console_sip;
 pub mod directory;
 pub mod edge;

@@ -288,7 +288,8 @@ impl Server {
             .merge(crate::console_calls::routes(
                 state.clone(),
                 edge.controller.clone(),
-            ));
+            ))
+            .merge(crate::console_carriers::routes(state.clone()));
         let tls = match cfg.http_options.tls_on(cfg.http) {
             false => None,
             true => Some(http_tls(&cfg, &edge)?),
