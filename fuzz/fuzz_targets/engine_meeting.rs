@@ -149,6 +149,8 @@ fn peer_for(k: &SrtpKeys) -> Peer {
 }
 
 fn leg_config(codec: u8, srtp: Option<SrtpKeys>, port: u16) -> LegConfig {
+    // The high bit: the peer's Opus offer allows DTX (ignored for the other codecs).
+    let dtx = codec & 0x80 != 0;
     let (codec, payload_type) = CODECS[usize::from(codec) % CODECS.len()];
     LegConfig {
         codec,
@@ -165,6 +167,7 @@ fn leg_config(codec: u8, srtp: Option<SrtpKeys>, port: u16) -> LegConfig {
         rtcp_mux: false,
         direction: Direction::SENDRECV,
         muted: false,
+        dtx,
     }
 }
 

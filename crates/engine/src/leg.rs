@@ -97,6 +97,9 @@ pub struct LegConfig {
     pub rtcp_mux: bool,
     pub direction: Direction,
     pub muted: bool,
+    /// The peer's Opus offer allows DTX (`usedtx=1`, RFC 7587 §6.1): its mixes may be
+    /// encoded with DTX (see [`mixer::ParticipantConfig::dtx`]). Ignored for other codecs.
+    pub dtx: bool,
 }
 
 /// Bytes for the driver to send.

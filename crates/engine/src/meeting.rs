@@ -223,6 +223,7 @@ impl MeetingMedia {
         let contexts = Leg::srtp_contexts(&cfg.srtp)?;
         let mut pc = ParticipantConfig::rtp(cfg.codec);
         pc.muted = cfg.muted;
+        pc.dtx = cfg.dtx;
         pc.jitter = Some(self.jitter_config(cfg.codec));
         let participant = self.mixer.add_participant(pc)?;
         let id = LegId(self.next_id);
@@ -264,6 +265,7 @@ impl MeetingMedia {
             rtcp_mux: true,
             direction: Direction::SENDRECV,
             muted,
+            dtx: crate::webrtc::offer_asks_opus_dtx(sdp_offer),
         };
         let leg = self.add_leg(now, cfg)?;
         if let Some(l) = self.legs.get_mut(&leg) {
@@ -378,11 +380,14 @@ impl MeetingMedia {
             .legs
             .get_mut(&leg)
             .ok_or(EngineError::UnknownLeg(leg))?;
-        if cfg.codec != l.cfg.codec {
+        if cfg.codec != l.cfg.codec || cfg.dtx != l.cfg.dtx {
             let mut pc = ParticipantConfig::rtp(cfg.codec);
             pc.muted = self.mixer.is_muted(l.participant)?;
+            pc.dtx = cfg.dtx;
             pc.jitter = Some(jitter_config(&self.cfg, cfg.codec));
             self.mixer.reconfigure(l.participant, pc)?;
+        }
+        if cfg.codec != l.cfg.codec {
             l.sender = SenderStats::new(l.ssrc, cfg.codec.rtp_clock_rate());
             l.reception = None;
             l.ts_base = self.rng.random();

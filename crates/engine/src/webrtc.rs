@@ -494,6 +494,48 @@ fn audio_mid(sdp: &str) -> Option<Mid> {
     None
 }
 
+/// The browser's offer asks for Opus DTX: an `a=fmtp` of an Opus payload type (an
+/// `a=rtpmap:<pt> opus/48000...` of its first accepted audio section) has `usedtx=1`
+/// (RFC 7587 §6.1). Parameter names are case-insensitive (RFC 8866 §6.15).
+pub(crate) fn offer_asks_opus_dtx(sdp: &str) -> bool {
+    let mut sections = 0u32;
+    let mut in_audio = false;
+    let mut opus_pts: Vec<&str> = Vec::new();
+    let mut fmtps: Vec<(&str, &str)> = Vec::new();
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(m) = line.strip_prefix("m=") {
+            let mut f = m.split(' ');
+            let audio = f.next() == Some("audio") && f.next().is_some_and(|port| port != "0");
+            in_audio = audio && sections == 0;
+            sections += u32::from(audio);
+            continue;
+        }
+        if !in_audio {
+            continue;
+        }
+        if let Some(rtpmap) = line.strip_prefix("a=rtpmap:") {
+            if let Some((pt, enc)) = rtpmap.split_once(' ')
+                && enc.to_ascii_lowercase().starts_with("opus/")
+            {
+                opus_pts.push(pt);
+            }
+        } else if let Some(fmtp) = line.strip_prefix("a=fmtp:")
+            && let Some(pair) = fmtp.split_once(' ')
+        {
+            fmtps.push(pair);
+        }
+    }
+    fmtps.iter().any(|(pt, params)| {
+        opus_pts.contains(pt)
+            && params.split(';').any(|p| {
+                p.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("usedtx") && v.trim() == "1"
+                })
+            })
+    })
+}
+
 /// The receiver's ICE username fragment of a STUN Binding request (RFC 5389 §6, §15.3;
 /// RFC 8445 §7.2.2): the part of `USERNAME` before the colon. `None` for anything that
 /// is not a STUN request carrying a well-formed `USERNAME`. Never panics on input.
@@ -530,6 +572,30 @@ pub fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opus_dtx_is_read_from_the_audio_sections_opus_fmtp() {
+        let offer = |fmtp: &str| {
+            format!(
+                "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=mid:0\r\n\
+                 a=rtpmap:111 opus/48000/2\r\na=fmtp:111 {fmtp}\r\n\
+                 a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n\
+                 m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n\
+                 a=fmtp:96 usedtx=1\r\n"
+            )
+        };
+        assert!(offer_asks_opus_dtx(&offer(
+            "minptime=10;useinbandfec=1;usedtx=1"
+        )));
+        assert!(offer_asks_opus_dtx(&offer("minptime=10; UseDTX=1")));
+        // Chrome's default: no usedtx. The video section's fmtp does not count.
+        assert!(!offer_asks_opus_dtx(&offer("minptime=10;useinbandfec=1")));
+        assert!(!offer_asks_opus_dtx(&offer("usedtx=0")));
+        assert!(!offer_asks_opus_dtx(
+            "m=audio 9 RTP/AVP 0\r\na=fmtp:0 usedtx=1\r\n"
+        ));
+        assert!(!offer_asks_opus_dtx(""));
+    }
 
     fn binding_request(username: &[u8]) -> Vec<u8> {
         let mut attr = Vec::new();

@@ -41,6 +41,7 @@ fn leg(codec: Codec, pt: u8, event_pt: Option<u8>, seed: u8, port: u16) -> LegCo
         rtcp_mux: false,
         direction: Direction::SENDRECV,
         muted: false,
+        dtx: false,
     }
 }
 

@@ -36,6 +36,7 @@ fn plain_leg(remote: Option<SocketAddr>) -> LegConfig {
         rtcp_mux: false,
         direction: Direction::SENDRECV,
         muted: false,
+        dtx: false,
     }
 }
 

@@ -29,6 +29,7 @@ fn leg(seed: u8, addr: SocketAddr) -> LegConfig {
         rtcp_mux: false,
         direction: Direction::SENDRECV,
         muted: false,
+        dtx: false,
     }
 }
 

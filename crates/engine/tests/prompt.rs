@@ -44,6 +44,7 @@ fn leg(codec: Codec, pt: u8, seed: u8, port: u16) -> LegConfig {
         rtcp_mux: false,
         direction: Direction::SENDRECV,
         muted: false,
+        dtx: false,
     }
 }
 

@@ -30,6 +30,7 @@ fn plain_leg(codec: Codec, payload_type: u8, addr: &str) -> LegConfig {
         rtcp_mux: false,
         direction: Direction::SENDRECV,
         muted: false,
+        dtx: false,
     }
 }
 

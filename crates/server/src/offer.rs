@@ -64,6 +64,7 @@ fn leg_config(a: &NegotiatedAudio) -> LegConfig {
         rtcp_mux: a.rtcp_mux,
         direction: engine_direction(a.direction),
         muted: false,
+        dtx: a.opus.as_ref().is_some_and(|o| o.dtx),
     }
 }
 

@@ -339,6 +339,7 @@ mod tests {
             rtcp_mux: true,
             direction: engine::Direction::SENDRECV,
             muted: false,
+            dtx: false,
         }
     }
 

@@ -135,6 +135,7 @@ impl MeetingMedia {
             for l in self.legs.values() {
                 let mut pc = ParticipantConfig::rtp(l.cfg.codec);
                 pc.muted = self.mixer.is_muted(l.participant).unwrap_or(false);
+                pc.dtx = l.cfg.dtx;
                 pc.jitter = Some(jitter_config(&self.cfg, l.cfg.codec));
                 let _ = self.mixer.reconfigure(l.participant, pc);
             }
