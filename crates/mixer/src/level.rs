@@ -22,8 +22,9 @@ pub fn frame_power(frame: &[i16]) -> f32 {
     if frame.is_empty() {
         return 0.0;
     }
-    // Pairs of squares summed in 32 bits (at most 2 * 2^30 = 2^31: fits u32; the pattern
-    // of SSE2's pmaddwd), eight pairs at a time into 64-bit lanes: exact, and vectorised.
+    // Pairs of squares summed in 32 bits (at most 2 * 2^30 = 2^31: fits u32), sample j
+    // of a block of 16 with sample j + 8 (contiguous loads, no de-interleaving), into
+    // eight 64-bit lanes: exact, and vectorised.
     let pair = |a: i16, b: i16| {
         let (a, b) = (i32::from(a), i32::from(b));
         u64::from((a * a).wrapping_add(b * b) as u32)
@@ -32,8 +33,9 @@ pub fn frame_power(frame: &[i16]) -> f32 {
     let chunks = frame.chunks_exact(16);
     let rest = chunks.remainder();
     for c in chunks {
-        for (j, lane) in lanes.iter_mut().enumerate() {
-            *lane += pair(c[2 * j], c[2 * j + 1]);
+        let (lo, hi) = c.split_at(8);
+        for ((lane, &a), &b) in lanes.iter_mut().zip(lo).zip(hi) {
+            *lane += pair(a, b);
         }
     }
     let sum: u64 = lanes.iter().sum::<u64>() + rest.iter().map(|&s| pair(s, 0)).sum::<u64>();

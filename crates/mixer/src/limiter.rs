@@ -56,14 +56,14 @@ impl Limiter {
             Some(o) => {
                 for ((y, &a), &b) in out.iter_mut().zip(acc).zip(o) {
                     let x = a.wrapping_sub(i32::from(b));
-                    *y = x as i16;
-                    over |= (x > t) | (x < -t);
+                    *y = narrow(x);
+                    over |= outside(x, t);
                 }
             }
             None => {
                 for (y, &a) in out.iter_mut().zip(acc) {
-                    *y = a as i16;
-                    over |= (a > t) | (a < -t);
+                    *y = narrow(a);
+                    over |= outside(a, t);
                 }
             }
         }
@@ -115,6 +115,20 @@ impl Limiter {
     pub(crate) fn gain(&self) -> f32 {
         self.gain
     }
+}
+
+/// `x` narrowed with saturation (one `packssdw` per 8 samples). Below the threshold it is
+/// `x` itself; a frame with any sample above is rewritten by the ramp, so saturation never
+/// shows.
+#[inline(always)]
+fn narrow(x: i32) -> i16 {
+    x.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
+}
+
+/// `|x| > t` for `0 <= t < 2^31` as one unsigned compare: `x + t` leaves `0..=2t`.
+#[inline(always)]
+fn outside(x: i32, t: i32) -> bool {
+    x.wrapping_add(t) as u32 > (2 * t) as u32
 }
 
 /// Identity up to the knee, then a `tanh` curve approaching (never reaching) full scale.

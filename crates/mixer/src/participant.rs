@@ -417,7 +417,8 @@ impl Participant {
         let Input::Pcm { queue, max } = &mut self.input else {
             return Err(MixerError::NotPcmInput);
         };
-        queue.extend(pcm.iter().copied());
+        // From a slice: one or two `memcpy`s into the ring, not a sample at a time.
+        queue.extend(pcm);
         if queue.len() > *max {
             let excess = queue.len() - *max;
             queue.drain(..excess);
@@ -516,7 +517,12 @@ impl Participant {
         if !have_audio {
             self.stats.silent_ticks += 1;
         }
-        let power = frame_power(&self.native);
+        // A frame without audio is all zeros: its power is known.
+        let power = if have_audio {
+            frame_power(&self.native)
+        } else {
+            0.0
+        };
         self.silent = power == 0.0;
         self.meter.update(power);
     }
