@@ -22,23 +22,17 @@ pub fn frame_power(frame: &[i16]) -> f32 {
     if frame.is_empty() {
         return 0.0;
     }
-    // Pairs of squares summed in 32 bits (at most 2 * 2^30 = 2^31: fits u32), sample j
-    // of a block of 16 with sample j + 8 (contiguous loads, no de-interleaving), into
-    // eight 64-bit lanes: exact, and vectorised.
+    // Adjacent pairs of squares summed in 32 bits (at most 2 * 2^30 = 2^31: fits u32;
+    // the pattern of SSE2's pmaddwd, which wraps the same way), into 64 bits: exact, and
+    // vectorised.
     let pair = |a: i16, b: i16| {
         let (a, b) = (i32::from(a), i32::from(b));
         u64::from((a * a).wrapping_add(b * b) as u32)
     };
-    let mut lanes = [0u64; 8];
-    let chunks = frame.chunks_exact(16);
-    let rest = chunks.remainder();
-    for c in chunks {
-        let (lo, hi) = c.split_at(8);
-        for ((lane, &a), &b) in lanes.iter_mut().zip(lo).zip(hi) {
-            *lane += pair(a, b);
-        }
-    }
-    let sum: u64 = lanes.iter().sum::<u64>() + rest.iter().map(|&s| pair(s, 0)).sum::<u64>();
+    let pairs = frame.chunks_exact(2);
+    let rest = pairs.remainder();
+    let sum: u64 = pairs.map(|p| pair(p[0], p[1])).sum::<u64>()
+        + rest.iter().map(|&s| pair(s, 0)).sum::<u64>();
     (sum as f64 / frame.len() as f64 / FULL_SCALE_SINE_POWER) as f32
 }
 
@@ -126,6 +120,25 @@ mod tests {
         let db = power_to_dbov(p);
         assert!((db + 20.0).abs() < 0.1, "{db}");
         assert_eq!(dbov_to_volume(db), 20);
+    }
+
+    #[test]
+    fn power_is_the_exact_sum_of_squares() {
+        // Extremes (a pair of −32768 sums to 2^31 in 32 bits), odd lengths, one sample.
+        let frames: [Vec<i16>; 5] = [
+            vec![i16::MIN; 961],
+            vec![i16::MAX; 960],
+            (0..959)
+                .map(|i| if i % 3 == 0 { i16::MIN } else { 12_345 })
+                .collect(),
+            vec![1],
+            vec![-1, 0, 0],
+        ];
+        for f in &frames {
+            let exact: i64 = f.iter().map(|&s| i64::from(s) * i64::from(s)).sum();
+            let want = (exact as f64 / f.len() as f64 / FULL_SCALE_SINE_POWER) as f32;
+            assert_eq!(frame_power(f), want, "{} samples", f.len());
+        }
     }
 
     #[test]
