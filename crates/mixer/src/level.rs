@@ -36,6 +36,15 @@ pub fn frame_power(frame: &[i16]) -> f32 {
     (sum as f64 / frame.len() as f64 / FULL_SCALE_SINE_POWER) as f32
 }
 
+/// The largest magnitude in `frame` (0 for an empty frame): i16 minimum and maximum,
+/// which vectorise (`pminsw`/`pmaxsw`).
+pub(crate) fn frame_peak(frame: &[i16]) -> u32 {
+    let (lo, hi) = frame
+        .iter()
+        .fold((0i16, 0i16), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+    lo.unsigned_abs().max(hi.unsigned_abs()).into()
+}
+
 /// Converts a power relative to a full-scale sine to dBov, clamped to −127 ..= 0.
 pub fn power_to_dbov(power: f32) -> f32 {
     if power <= 0.0 || !power.is_finite() {
@@ -139,6 +148,14 @@ mod tests {
             let want = (exact as f64 / f.len() as f64 / FULL_SCALE_SINE_POWER) as f32;
             assert_eq!(frame_power(f), want, "{} samples", f.len());
         }
+    }
+
+    #[test]
+    fn peak_is_the_largest_magnitude() {
+        assert_eq!(frame_peak(&[]), 0);
+        assert_eq!(frame_peak(&[3, -7, 5]), 7);
+        assert_eq!(frame_peak(&[1, i16::MIN, 2]), 32_768);
+        assert_eq!(frame_peak(&vec![i16::MAX; 961]), 32_767);
     }
 
     #[test]

@@ -360,6 +360,8 @@ struct Bus {
     /// The limited full mix.
     shared: Vec<i16>,
     limiter: Limiter,
+    /// No `|acc[i]|` exceeds it: the talkers' peaks summed (`u32::MAX`: unknown).
+    peak_bound: u32,
     /// `shared` as PCM output, made at most once per tick.
     shared_pcm: Option<Arc<[i16]>>,
 }
@@ -375,6 +377,7 @@ impl Bus {
             shared_needed: false,
             shared: vec![0; n],
             limiter: Limiter::default(),
+            peak_bound: 0,
             shared_pcm: None,
         }
     }

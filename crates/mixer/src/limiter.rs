@@ -36,14 +36,39 @@ impl Default for Limiter {
 
 impl Limiter {
     /// Writes `limit(acc[i] − own[i])` (or `limit(acc[i])` without `own`) to `out`.
-    /// Processes the shortest of the given lengths.
-    pub(crate) fn process(&mut self, acc: &[i32], own: Option<&[i16]>, out: &mut [i16]) {
+    /// Processes the shortest of the given lengths. `bound` is what the caller knows of
+    /// the mix: no `|acc[i] − own[i]|` exceeds it (`u32::MAX`: nothing known). A mix known
+    /// to stay below the threshold at unity gain is written without the test.
+    pub(crate) fn process(
+        &mut self,
+        acc: &[i32],
+        own: Option<&[i16]>,
+        out: &mut [i16],
+        bound: u32,
+    ) {
         let n = acc
             .len()
             .min(out.len())
             .min(own.map_or(usize::MAX, <[i16]>::len));
         let (acc, out) = (&acc[..n], &mut out[..n]);
         let own = own.map(|o| &o[..n]);
+        if bound <= THRESHOLD && self.gain >= 1.0 {
+            // What the pass below would find: nothing over, the gain stays 1.
+            match own {
+                Some(o) => {
+                    for ((y, &a), &b) in out.iter_mut().zip(acc).zip(o) {
+                        *y = narrow(a.wrapping_sub(i32::from(b)));
+                    }
+                }
+                None => {
+                    for (y, &a) in out.iter_mut().zip(acc) {
+                        *y = narrow(a);
+                    }
+                }
+            }
+            self.gain = 1.0;
+            return;
+        }
         // The sums are of at most a few thousand i16 frames: no i32 overflow; wrapping
         // arithmetic keeps the loops branch-free so that they vectorise.
         // One pass writes the unlimited mix and tells whether any sample is above the
@@ -153,7 +178,7 @@ mod tests {
         let own: Vec<i16> = (0..960).map(|i| (i % 7) as i16).collect();
         let mut out = vec![0i16; 960];
         let mut l = Limiter::default();
-        l.process(&acc, Some(&own), &mut out);
+        l.process(&acc, Some(&own), &mut out, u32::MAX);
         for i in 0..960 {
             assert_eq!(i32::from(out[i]), acc[i] - i32::from(own[i]));
         }
@@ -174,7 +199,7 @@ mod tests {
             .collect();
         let mut out = vec![0i16; 960];
         let mut l = Limiter::default();
-        l.process(&acc, None, &mut out);
+        l.process(&acc, None, &mut out, u32::MAX);
         for (i, &o) in out.iter().enumerate() {
             assert_eq!(o.signum() as i32, acc[i].signum(), "sign flipped at {i}");
         }
@@ -187,11 +212,11 @@ mod tests {
         assert!(l.gain() < 0.3);
         // Gain recovers slowly once the overload is gone.
         let quiet = vec![1000i32; 960];
-        l.process(&quiet, None, &mut out);
+        l.process(&quiet, None, &mut out, u32::MAX);
         assert!(l.gain() < 0.35);
         assert!(out[500] < 400);
         for _ in 0..200 {
-            l.process(&quiet, None, &mut out);
+            l.process(&quiet, None, &mut out, u32::MAX);
         }
         assert_eq!(l.gain(), 1.0);
         assert_eq!(out[500], 1000);

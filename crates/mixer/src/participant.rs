@@ -9,7 +9,7 @@ use codec::resample::Resampler;
 use codec::{Channels, Codec, Decoder, EncodeError, Encoder};
 use rtp::jitter::{JitterBuffer, JitterConfig, JitterStats, Pop};
 
-use crate::level::{LevelMeter, frame_power};
+use crate::level::{LevelMeter, frame_peak, frame_power};
 use crate::limiter::Limiter;
 use crate::{FRAME, FRAME_SAMPLES, MixerError, SAMPLE_RATE};
 
@@ -302,6 +302,8 @@ pub(crate) struct Participant {
     prev_native: Vec<i16>,
     /// This tick's input is digital silence.
     pub(crate) silent: bool,
+    /// The largest magnitude of this tick's input frame (at `native_rate`).
+    peak: u32,
     /// Rate of `native`.
     native_rate: u32,
     /// This tick's input converted to each mixing rate in use (valid while `contributes`).
@@ -378,6 +380,7 @@ impl Participant {
             native: vec![0; native_len],
             prev_native: vec![0; native_len],
             silent: true,
+            peak: 0,
             native_rate: rate,
             feeds: Vec::new(),
             selected: false,
@@ -524,6 +527,11 @@ impl Participant {
             0.0
         };
         self.silent = power == 0.0;
+        self.peak = if self.silent {
+            0
+        } else {
+            frame_peak(&self.native)
+        };
         self.meter.update(power);
     }
 
@@ -565,11 +573,19 @@ impl Participant {
         Some(&f.pcm)
     }
 
+    /// The largest magnitude of this tick's input at `rate`; `None` if resampled (a
+    /// resampler may overshoot its input).
+    pub(crate) fn peak_at(&self, rate: u32) -> Option<u32> {
+        (rate == self.native_rate).then_some(self.peak)
+    }
+
     /// Writes this listener's private mix, `limit(acc − own input)`, at `rate` into `out`.
-    /// False if its input is not available at that rate.
+    /// False if its input is not available at that rate. `acc_bound`: the sum of the
+    /// peaks of the talkers in `acc` (this one's included), `u32::MAX` if unknown.
     pub(crate) fn private_mix(
         &mut self,
         acc: &[i32],
+        acc_bound: u32,
         rate: u32,
         tick: u64,
         out: &mut [i16],
@@ -585,7 +601,12 @@ impl Participant {
                 None => return false,
             }
         };
-        self.limiter.process(acc, Some(own), out);
+        // The others' sum is bounded by the sum of their peaks.
+        let bound = match self.peak_at(rate) {
+            Some(peak) if acc_bound != u32::MAX => acc_bound.saturating_sub(peak),
+            _ => u32::MAX,
+        };
+        self.limiter.process(acc, Some(own), out, bound);
         true
     }
 

@@ -24,6 +24,7 @@ impl Mixer {
         for b in &mut self.buses {
             b.listeners = 0;
             b.mixed = false;
+            b.peak_bound = 0;
             b.shared_needed = false;
             b.shared_pcm = None;
         }
@@ -42,6 +43,10 @@ impl Mixer {
                 continue;
             }
             for b in self.buses.iter_mut().filter(|b| b.listeners > 0) {
+                b.peak_bound = match p.peak_at(b.rate) {
+                    Some(peak) if b.peak_bound != u32::MAX => b.peak_bound.saturating_add(peak),
+                    _ => u32::MAX,
+                };
                 let Some(x) = p.feed(b.rate, tick) else {
                     continue;
                 };
@@ -94,13 +99,16 @@ impl Mixer {
                             *a += i32::from(s);
                         }
                         // Own audio is in the sum only if it contributes.
-                        (p.contributes && hears && p.private_mix(&acc, b.rate, tick, &mut mix)) || {
-                            p.limiter.process(&acc, None, &mut mix);
-                            true
-                        }
+                        (p.contributes
+                            && hears
+                            && p.private_mix(&acc, u32::MAX, b.rate, tick, &mut mix))
+                            || {
+                                p.limiter.process(&acc, None, &mut mix, u32::MAX);
+                                true
+                            }
                     }
                     None if !hears => true,
-                    None => p.private_mix(&b.acc, b.rate, tick, &mut mix),
+                    None => p.private_mix(&b.acc, b.peak_bound, b.rate, tick, &mut mix),
                 };
                 if ok && p.tapped {
                     p.tap_out.clear();
@@ -146,7 +154,7 @@ impl Mixer {
         // 5. The shared mix of each bus, limited once and encoded once per codec in use.
         for b in self.buses.iter_mut().filter(|b| b.shared_needed) {
             if b.mixed {
-                b.limiter.process(&b.acc, None, &mut b.shared);
+                b.limiter.process(&b.acc, None, &mut b.shared, b.peak_bound);
             } else {
                 b.shared.fill(0);
                 b.limiter = Limiter::default();

@@ -453,3 +453,57 @@ fn speaker_hysteresis_keeps_the_current_talker() {
     }
     assert_eq!(mixer.active_speakers(), &[b]);
 }
+
+/// Loud PCM talkers in phase: every N−1 mix (two of them summed, ~60,000) and the quiet
+/// listener's full mix are limited, never narrowed by wrapping or flat saturation; quiet
+/// talkers pass untouched (the mix known below the threshold takes the short path).
+#[test]
+fn loud_mixes_are_limited_and_quiet_ones_exact() {
+    let t0 = Instant::now();
+    let mut mixer = Mixer::new(MixerConfig::default(), t0);
+    let ids: Vec<_> = (0..3)
+        .map(|_| mixer.add_participant(ParticipantConfig::pcm()).unwrap())
+        .collect();
+    let quiet = mixer.add_participant(ParticipantConfig::pcm()).unwrap();
+    let square = |amp: i16| -> Vec<i16> {
+        (0..960)
+            .map(|i| if (i / 24) % 2 == 0 { amp } else { -amp })
+            .collect()
+    };
+    let mut now = t0;
+    for tick in 0..40 {
+        // Loud for 10 ticks, then 1,000 each: a sum of 3,000 at most, exact once the
+        // gain is back at 1 (+0.5 dB a frame).
+        let amp = if tick < 10 { 30_000 } else { 1_000 };
+        for id in &ids {
+            mixer.push_pcm(*id, &square(amp)).unwrap();
+        }
+        now += std::time::Duration::from_millis(20);
+        mixer.handle_timeout(now);
+        let mut heard = 0;
+        while let Some(f) = mixer.poll_output() {
+            let Media::Pcm(pcm) = &f.media else {
+                panic!("PCM out");
+            };
+            heard += 1;
+            let peak = pcm.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+            let sign_ok = pcm
+                .iter()
+                .zip(square(1))
+                .all(|(&s, q)| s == 0 || (s > 0) == (q > 0));
+            assert!(sign_ok, "tick {tick}: a mix wrapped");
+            if tick < 10 {
+                // The first loud frame ramps the gain down over 1 ms, soft-clipped meanwhile.
+                if tick > 0 {
+                    assert!(peak < 32_000, "tick {tick}: peak {peak} not limited");
+                }
+                assert!(peak > 10_000, "tick {tick}: peak {peak}");
+            } else if tick >= 30 {
+                // Once the gain has recovered: the exact sum of the others.
+                let others = if f.participant == quiet { 3 } else { 2 };
+                assert_eq!(peak, 1_000 * others, "tick {tick}");
+            }
+        }
+        assert_eq!(heard, 4, "tick {tick}");
+    }
+}
