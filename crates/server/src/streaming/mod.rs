@@ -27,6 +27,7 @@ mod playback;
 pub mod protocol;
 pub mod retention;
 mod session;
+pub mod siprec;
 
 /// At most this many INVITE headers go into the start message, each at most
 /// [`MAX_HEADER_VALUE`] bytes.
