@@ -2,33 +2,12 @@
 //! on SQLite, SQLite behind the cache, and PostgreSQL when `VC_TEST_DATABASE_URL` is set.
 
 mod common;
-use common::Db;
+use common::{Db, meeting};
 
-use domain::meeting::{
-    AttendeeCapabilities, AttendeeRecord, Capability, MediaPlacement, Meeting, MeetingRecord,
-};
+use domain::meeting::{AttendeeCapabilities, AttendeeRecord, Capability};
 use store::AttendeeInsert;
 
 suite!(one_and_all_but_some);
-
-fn meeting(id: &str) -> MeetingRecord {
-    MeetingRecord {
-        meeting: Meeting {
-            meeting_id: id.to_string(),
-            meeting_host_id: None,
-            external_meeting_id: format!("ext-{id}"),
-            media_region: "us-east-1".into(),
-            media_placement: MediaPlacement::for_host("127.0.0.1:8080", id),
-            meeting_features: None,
-            primary_meeting_id: None,
-            tenant_ids: None,
-            meeting_arn: format!("arn:aws:chime:us-east-1:000000000000:meeting/{id}"),
-        },
-        client_request_token: format!("crt-{id}"),
-        created_ms: 1_764_000_000_000,
-        last_audio_ms: 1_764_000_000_000,
-    }
-}
 
 fn attendee(meeting_id: &str, n: u32) -> AttendeeRecord {
     AttendeeRecord {
